@@ -1,0 +1,1 @@
+"""CLI command groups; every module here defines ``register(app: typer.Typer) -> None``."""

@@ -1,0 +1,199 @@
+"""The landing contract: SNDS-shaped sources, their folders, columns and types.
+
+This is the single description of what an extraction looks like on disk. The generator writes it,
+the raw quality gate checks it, and the dbt sources read it; a real SNDS extract delivered in the
+same shape lands in the same place.
+
+Layout: ``<landing>/<source>/extraction=<YYYY-MM-DD>/part-<NNNNN>.parquet`` (or ``.csv`` with ``;`` as
+separator, UTF-8, ISO dates ``YYYY-MM-DD``, empty field for null).
+
+Delivery mode per source:
+- ``snapshot``: each extraction holds the whole table as of the extraction date (referentials,
+  beneficiaries, registry, causes of death). The latest accepted extraction is authoritative.
+- ``delta``: each extraction holds only the lines whose flux/exit date falls after the previous
+  extraction date (DCIR pharmacy flux, PMSI stays). The union of all accepted extractions is the history;
+  a line re-sent in a later flux (late reimbursement) supersedes its earlier version.
+
+Column names are those of the SNDS data dictionary (schema-snds); the registry and causes-of-death
+tables follow the French registries' (FRANCIM) and CepiDc variable names in the same style.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ColumnType = Literal["string", "int", "float", "date"]
+Delivery = Literal["snapshot", "delta"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    description: str
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str           # landing folder name and dbt source table name
+    snds_table: str     # the SNDS (or registry) table it mirrors
+    delivery: Delivery
+    key: tuple[str, ...]  # unique key of a line within one extraction
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(name: str, type_: ColumnType, description: str, nullable: bool = False) -> Column:
+    return Column(name, type_, description, nullable)
+
+
+SOURCES: tuple[Source, ...] = (
+    Source(
+        "ir_ben_r", "IR_BEN_R", "snapshot", ("BEN_NIR_PSA", "BEN_RNG_GEM"),
+        "Beneficiary referential: one line per beneficiary (pseudonymised NIR + twin rank).",
+        (
+            _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier (17 characters)."),
+            _c("BEN_RNG_GEM", "int", "Twin rank (1 for almost everyone)."),
+            _c("BEN_SEX_COD", "int", "Sex: 1 male, 2 female (0/9 unknown)."),
+            _c("BEN_NAI_ANN", "string", "Year of birth, YYYY."),
+            _c("BEN_NAI_MOI", "string", "Month of birth, MM."),
+            _c("BEN_RES_DPT", "string", "Department of residence, 3 characters (075, 02A, 971)."),
+            _c("BEN_RES_COM", "string", "Commune of residence within the department, 3 characters."),
+            _c("BEN_DCD_DTE", "date", "Date of death; null when alive or not yet known.", True),
+            _c("BEN_DTE_INS", "date", "Date the beneficiary entered the referential."),
+            _c("BEN_DTE_MAJ", "date", "Date of the last update of the line."),
+        ),
+    ),
+    Source(
+        "ir_pha_r", "IR_PHA_R", "snapshot", ("PHA_CIP_C13",),
+        "Drug referential (subset): one line per CIP13 presentation.",
+        (
+            _c("PHA_CIP_C13", "string", "CIP13 code of the presentation (13 digits, starts 34009)."),
+            _c("PHA_ATC_C07", "string", "ATC code, level 5 (7 characters, e.g. L02BA01)."),
+            _c("PHA_ATC_L07", "string", "ATC label."),
+            _c("PHA_UNT_NBR_DSP", "int", "Number of dispensing units (tablets) per box."),
+            _c("PHA_NOM_PA", "string", "Product label (brand or generic name, strength, pack)."),
+        ),
+    ),
+    Source(
+        "er_pha_f", "ER_PRS_F x ER_PHA_F", "delta",
+        ("FLX_DIS_DTD", "ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"),
+        "DCIR pharmacy dispensings: ER_PRS_F (claims) joined with ER_PHA_F (drug lines).",
+        (
+            _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier."),
+            _c("BEN_RNG_GEM", "int", "Twin rank."),
+            _c("FLX_DIS_DTD", "date", "Date the flux was made available (first day of a month)."),
+            _c("FLX_TRT_DTD", "date", "Date the flux was processed."),
+            _c("ORG_CLE_NUM", "string", "Paying fund (organisme) key."),
+            _c("DCT_ORD_NUM", "int", "Claim (decompte) order number; with PRS_ORD_NUM identifies the line."),
+            _c("PRS_ORD_NUM", "int", "Line order number within the claim."),
+            _c("EXE_SOI_DTD", "date", "Date of dispensing (start of care)."),
+            _c("PRS_NAT_REF", "int", "Nature of the service (3317 = pharmacy dispensing)."),
+            _c("PHA_PRS_C13", "string", "CIP13 code of the dispensed presentation."),
+            _c("PHA_ACT_QSN", "int", "Number of boxes (negative on a regularisation line)."),
+            _c("PHA_ACT_PRU", "float", "Unit price of a box, euros."),
+            _c("DPN_QLF", "int", "Line qualifier: 0 reimbursed, 71 information only (to be dropped)."),
+            _c("PSE_SPE_COD", "int", "Specialty of the prescriber (1 GP, 2 anaesthesia, 6 oncology...)."),
+        ),
+    ),
+    Source(
+        "t_mco_b", "T_MCOaaB", "delta", ("ETA_NUM", "RSA_NUM"),
+        "PMSI MCO stay summary: one line per stay (RSA).",
+        (
+            _c("ETA_NUM", "string", "FINESS number of the hospital (9 characters)."),
+            _c("RSA_NUM", "string", "Stay number within the hospital (10 characters)."),
+            _c("DGN_PAL", "string", "Principal diagnosis, ICD-10 without dot (e.g. C509)."),
+            _c("DGN_REL", "string", "Related diagnosis, ICD-10 without dot.", True),
+            _c("GRG_GHM", "string", "Diagnosis-related group (GHM, 6 characters)."),
+            _c("SEJ_NBJ", "int", "Length of stay in days (0 for a day case)."),
+            _c("ENT_MOD", "string", "Mode of entry (8 home, 7 transfer)."),
+            _c("SOR_MOD", "string", "Mode of exit (8 home, 7 transfer, 9 death)."),
+            _c("SOR_ANN", "string", "Year of exit, YYYY."),
+        ),
+    ),
+    Source(
+        "t_mco_c", "T_MCOaaC", "delta", ("ETA_NUM", "RSA_NUM"),
+        "PMSI MCO linkage: the patient and the dates of each stay.",
+        (
+            _c("ETA_NUM", "string", "FINESS number of the hospital."),
+            _c("RSA_NUM", "string", "Stay number within the hospital."),
+            _c("NIR_ANO_17", "string", "Pseudonymised patient identifier (same pseudonym as BEN_NIR_PSA)."),
+            _c("EXE_SOI_DTD", "date", "Date of entry."),
+            _c("EXE_SOI_DTF", "date", "Date of exit."),
+            _c("NIR_RET", "string", "Linkage return code on the NIR ('0' = OK)."),
+        ),
+    ),
+    Source(
+        "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "ASS_NUM"),
+        "PMSI MCO associated diagnoses.",
+        (
+            _c("ETA_NUM", "string", "FINESS number of the hospital."),
+            _c("RSA_NUM", "string", "Stay number within the hospital."),
+            _c("ASS_NUM", "int", "Order of the associated diagnosis within the stay."),
+            _c("ASS_DGN", "string", "Associated diagnosis, ICD-10 without dot."),
+        ),
+    ),
+    Source(
+        "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "ACT_NUM"),
+        "PMSI MCO CCAM medical acts performed during a stay.",
+        (
+            _c("ETA_NUM", "string", "FINESS number of the hospital."),
+            _c("RSA_NUM", "string", "Stay number within the hospital."),
+            _c("ACT_NUM", "int", "Order of the act within the stay."),
+            _c("CDC_ACT", "string", "CCAM act code (4 letters + 3 digits, e.g. QEFA003)."),
+            _c("ENT_DAT_DEL", "int", "Days between entry and the act."),
+            _c("ACV_ACT", "int", "Activity code (1 = main act)."),
+        ),
+    ),
+    Source(
+        "registry_cases", "FRANCIM registry records", "snapshot", ("REG_ID", "REG_CAS_ID"),
+        "Cancer registry records: one line per incident tumour, from the registries covering the residence.",
+        (
+            _c("REG_ID", "string", "Registry code (one of the French general or specialised registries)."),
+            _c("REG_CAS_ID", "string", "Case identifier within the registry."),
+            _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier (linked)."),
+            _c("DAT_DIAG", "date", "Date of diagnosis (registry incidence date)."),
+            _c("TOP_ICDO3", "string", "ICD-O-3 topography (C50.9)."),
+            _c("MOR_ICDO3", "string", "ICD-O-3 morphology with behaviour (8500/3)."),
+            _c("CIM10", "string", "ICD-10 code derived from topography, without dot (C509)."),
+            _c("STADE", "string", "Stage at diagnosis: I, II, III, IV or X (unknown)."),
+            _c("BASE_DIAG", "int", "Basis of diagnosis (7 = histology of the primary)."),
+        ),
+    ),
+    Source(
+        "ki_cci_r", "KI_CCI_R (CepiDc)", "snapshot", ("BEN_NIR_PSA",),
+        "Causes of death (CepiDc) linked to beneficiaries.",
+        (
+            _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier."),
+            _c("DCD_DTE", "date", "Date of death from the death certificate."),
+            _c("DCD_CIM_COD", "string", "Underlying cause of death, ICD-10 without dot."),
+            _c("DCD_DPT", "string", "Department of death, 3 characters."),
+        ),
+    ),
+    Source(
+        "ir_geo_fdep", "FDep (commune deprivation index)", "snapshot", ("DPT_COD", "COM_COD"),
+        "French deprivation index (FDep) by commune, with its national quintile (1 least deprived).",
+        (
+            _c("DPT_COD", "string", "Department, 3 characters."),
+            _c("COM_COD", "string", "Commune within the department, 3 characters."),
+            _c("FDEP_IDX", "float", "FDep index value."),
+            _c("FDEP_QUINT", "int", "National population-weighted quintile of FDep, 1..5."),
+        ),
+    ),
+)
+
+SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+
+
+def source(name: str) -> Source:
+    """Return the landing source called ``name`` or raise ``KeyError`` listing the known ones."""
+    try:
+        return SOURCES_BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown landing source {name!r}; known: {', '.join(SOURCES_BY_NAME)}") from None
