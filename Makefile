@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test bench lint venv clean-var
+.PHONY: demo test bench lint venv system-deps clean-var
 
 venv: $(STAMP)
 
@@ -21,8 +21,19 @@ $(STAMP): pyproject.toml uv.lock
 demo: $(STAMP)
 	$(BIN)/oncopipe demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
+
+# What the browser and compose tests need from Debian: headless Chromium (driven by Playwright) and
+# docker-compose (validates docker-compose.yml; no Docker engine is needed for that).
+SYSTEM_PACKAGES := chromium chromium-driver docker-compose
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
