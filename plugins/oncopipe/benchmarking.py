@@ -3,7 +3,9 @@
 Used by ``benchmarks/run.py`` and the per-area benchmark scripts, so every figure in the README is
 measured the same way. Peak memory is the peak of the summed RSS of this process and all its children,
 sampled every ``interval`` seconds by a background thread (children such as dbt or DuckDB helpers are
-included). The kernel's ``ru_maxrss`` is not used: it is a lifetime high-water mark, not a stage's.
+included). The sampler can miss a spike of this process that happens while the GIL is held, so on Linux
+the kernel's own high-water mark of this process (VmHWM) is reset at the start of the stage
+(``/proc/self/clear_refs``) and read at the end as a floor. ``ru_maxrss`` is not used: it never resets.
 """
 
 from __future__ import annotations
@@ -53,6 +55,21 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def _reset_own_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _own_peak() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _tree_cpu(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     # children_* hold the CPU of children that have already exited and been waited for.
@@ -72,12 +89,15 @@ def measure(stage: str, interval: float = 0.05) -> Iterator[StageMeasure]:
     proc = psutil.Process()
     result = StageMeasure(stage)
     peak = _tree_rss(proc)
+    own_peak_known = _reset_own_peak()
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not stop.wait(interval):
             peak = max(peak, _tree_rss(proc))
+        if own_peak_known:
+            peak = max(peak, _own_peak() + _tree_rss(proc) - proc.memory_info().rss)
 
     sampler = threading.Thread(target=sample, daemon=True)
     cpu0, wall0 = _tree_cpu(proc), time.perf_counter()
@@ -90,6 +110,8 @@ def measure(stage: str, interval: float = 0.05) -> Iterator[StageMeasure]:
         result.wall_s = time.perf_counter() - wall0
         result.cpu_s = _tree_cpu(proc) - cpu0
         peak = max(peak, _tree_rss(proc))
+        if own_peak_known:
+            peak = max(peak, _own_peak() + _tree_rss(proc) - proc.memory_info().rss)
         result.peak_rss_mb = peak / 2**20
 
 
