@@ -1,0 +1,632 @@
+"""Statistical disclosure control: what may leave the platform, and what must be masked first.
+
+Every result table goes through :func:`control` before it is written anywhere a researcher can read it.
+The rules (the SNDS small-cell rule, invariant 3 of DESIGN.md):
+
+1. **Refused outright** (:class:`DisclosureViolation`, nothing is exported): a column named like a patient
+   identifier (``person_id``, ``BEN_NIR_PSA``, ``NIR_ANO_17``, ``case_id``, ...); a date of birth or death
+   (a date-typed column named for birth or death); a column whose values look like identifiers (more than
+   90 % distinct, id-shaped); a patient-level table (every count is 1); counts that are negative or not
+   whole numbers; metadata naming columns the table does not have.
+2. **Primary suppression**: a count (``count_columns``) from 1 to 9 is masked (rule ``small_count``); a
+   statistic (``statistic_columns``) computed on fewer than 10 people is masked (``small_denominator``).
+3. **Curves**: a row whose ``at_risk_column`` is below 10 is dropped (``at_risk_below_10``). Its cells stay
+   unknown to the reader, so they take part in complementary suppression like masked cells.
+4. **Across runs**: a count published by an earlier run of the same study (the history kept in the audit
+   store) that now differs from it by 1 to 9 is masked (``cross_run_difference``), since the difference of
+   the two exports would be the count of a small group (the people who entered or left that cell).
+   The comparison is against *every* value published for that cell by an earlier run, not only the last.
+5. **Complementary suppression** (``complementary``): the reader knows every visible cell, that a margin
+   (``group_columns`` + ``total_value``) is the sum of its cells, that the total of a dimension computed
+   from one table equals the matching total printed in another table, and that a count printed at the
+   same coordinates elsewhere is the same count. These form a linear system over the masked cells. A
+   masked cell is *recoverable* when that system determines it (its unit vector lies in the row space of
+   the constraint matrix); a line (one margin equation) whose masked cells are all on the same side and
+   sum to 1..9 reveals a small group even if no single cell is recoverable. Either way one more cell of
+   that line is masked (the smallest non-zero one, cells before margins) and the check repeats until no
+   masked cell is recoverable and no line reveals a small sum.
+6. **Statistics next to masked counts** (``statistic_on_masked_row``): once counts are settled, every
+   statistic in a row with a masked count is masked, since a percentage and its denominator give back the
+   numerator.
+
+How cells are matched across tables: a count cell is identified by its column name, its non-dimension
+label columns (e.g. ``time``) and its coordinates over every dimension used anywhere in the result, a
+dimension the table does not have counting as its total. Declare every dimension that partitions people
+as a group column, or margins across tables are not seen.
+
+Masked cells are ``NaN`` in the controlled frames handed to figure ``draw`` functions. In exported files:
+CSV shows :data:`MASK_MARKER` (``masked``; the same marker for every rule, so a reader cannot tell the small
+cells from their complements); Parquet keeps a null plus a boolean companion column ``<column>__masked``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import null_space
+
+from oncopipe.results import ResultTable, StudyResult
+
+THRESHOLD = 10
+MASK_MARKER = "masked"
+MASK_SUFFIX = "__masked"
+
+SMALL_COUNT = "small_count"
+SMALL_DENOMINATOR = "small_denominator"
+AT_RISK_BELOW_10 = "at_risk_below_10"
+CROSS_RUN_DIFFERENCE = "cross_run_difference"
+COMPLEMENTARY = "complementary"
+STATISTIC_ON_MASKED_ROW = "statistic_on_masked_row"
+
+RULE_TEXT = {
+    SMALL_COUNT: "count of 1 to 9 people",
+    SMALL_DENOMINATOR: "statistic computed on fewer than 10 people",
+    AT_RISK_BELOW_10: "curve row with fewer than 10 people at risk (row dropped)",
+    CROSS_RUN_DIFFERENCE: "differs by 1 to 9 from a value published by an earlier run",
+    COMPLEMENTARY: "masked so that another masked cell cannot be recomputed from totals",
+    STATISTIC_ON_MASKED_ROW: "statistic in a row whose counts are masked",
+}
+
+_IDENTIFIER_NAME = re.compile(
+    r"^(?:"
+    r"\w*nir\w*|num_enq|ben_idt_ano|ben_rng_gem|rsa_num|nir_ano_17|"
+    r"(?:person|patient|case|subject|individual|beneficiary|ben|pat|pers)_?(?:id|key|num|nir|code|ident\w*)|"
+    r"id_?(?:person|patient|case|subject|individual|beneficiary|ben|pat|pers)\w*"
+    r")$",
+    re.IGNORECASE,
+)
+_BIRTH_DEATH_NAME = re.compile(
+    r"(?:^|_)(?:dob|dod|birth\w*|naissance|nai|death\w*|deces|dcd|died|deceased)(?:_|$)", re.IGNORECASE
+)
+_DATE_NAME = re.compile(r"(?:^|_)(?:date|dte|dt|day|jour)(?:_|$)|^(?:dob|dod)$", re.IGNORECASE)
+_ID_SUFFIX = re.compile(r"(?:^|_)(?:id|ident|key|num|nir)$", re.IGNORECASE)
+_ID_SHAPED = re.compile(r"^(?=(?:\D*\d){4})[A-Za-z0-9_\-]{8,}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_TOTAL = "\x00TOTAL"
+
+
+class DisclosureViolation(ValueError):
+    """A table cannot be made safe; nothing of the result may leave.
+
+    Attributes:
+        table: result table name.
+        row: 0-based row position in the table as the analysis returned it (``None`` for a whole column).
+        column: the offending column (``None`` for a whole table).
+        rule: the rule that refused it.
+    """
+
+    def __init__(self, table: str, row: int | None, column: str | None, rule: str, detail: str) -> None:
+        self.table, self.row, self.column, self.rule, self.detail = table, row, column, rule, detail
+        where = f"table {table!r}"
+        if row is not None:
+            where += f", row {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"disclosure violation in {where}: rule {rule}: {detail}")
+
+
+@dataclass(frozen=True)
+class MaskedCell:
+    """One masked cell (or dropped row) and why; never holds the hidden value."""
+
+    table: str
+    row: int
+    labels: tuple[tuple[str, str], ...]
+    column: str
+    rule: str
+    detail: str
+
+    def to_record(self) -> dict[str, Any]:
+        return {"table": self.table, "row": self.row, "labels": dict(self.labels), "column": self.column,
+                "rule": self.rule, "detail": self.detail}
+
+
+@dataclass
+class DisclosureReport:
+    """What disclosure control did to a result: masked cells, dropped rows, counts by rule."""
+
+    masked: list[MaskedCell] = field(default_factory=list)
+
+    def counts_by_rule(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for cell in self.masked:
+            counts[cell.rule] += 1
+        return dict(sorted(counts.items()))
+
+    def dropped_rows(self) -> list[MaskedCell]:
+        return [c for c in self.masked if c.rule == AT_RISK_BELOW_10]
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [c.to_record() for c in self.masked]
+
+
+@dataclass
+class ControlledResult:
+    """A disclosure-controlled result.
+
+    Attributes:
+        result: the study result whose tables hold only what may be shown (masked cells ``NaN``, rows
+            dropped); figures still refer to tables by name and must be drawn from these frames.
+        masks: table name -> boolean frame (same index as the controlled frame) over the count and
+            statistic columns; ``True`` marks a masked cell.
+        report: every masked cell and dropped row, with the rule.
+        published_cells: cell key -> value of every visible count, for the cross-run history.
+    """
+
+    result: StudyResult
+    masks: dict[str, pd.DataFrame]
+    report: DisclosureReport
+    published_cells: dict[str, float]
+
+    def csv_frame(self, name: str) -> pd.DataFrame:
+        """The table as written to CSV: masked cells show :data:`MASK_MARKER`, counts as integers."""
+        table = self.result.table(name)
+        out = table.frame.copy()
+        mask = self.masks[name]
+        for col in mask.columns:
+            values = out[col]
+            if col in table.count_columns or col == table.at_risk_column:
+                text = values.map(lambda v: "" if _is_missing(v) else str(int(round(float(v)))))
+            else:
+                text = values.map(lambda v: "" if _is_missing(v) else _norm(v))
+            out[col] = text.where(~mask[col], MASK_MARKER)
+        return out
+
+    def parquet_frame(self, name: str) -> pd.DataFrame:
+        """The table as written to Parquet: masked cells null, plus a ``<column>__masked`` boolean column."""
+        table = self.result.table(name)
+        out = table.frame.copy()
+        mask = self.masks[name]
+        for col in mask.columns:
+            if col in table.count_columns or col == table.at_risk_column:
+                out[col] = pd.array([pd.NA if _is_missing(v) else int(round(float(v))) for v in out[col]],
+                                    dtype="Int64")
+            out[col + MASK_SUFFIX] = mask[col].astype(bool).to_numpy()
+        return out
+
+
+# --- checks that refuse a table ----------------------------------------------------------------------------
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _refuse_unsafe_columns(table: ResultTable) -> None:
+    frame = table.frame
+    declared = set(table.count_columns) | set(table.statistic_columns) | set(table.statistic_columns.values())
+    declared |= set(table.group_columns) | ({table.at_risk_column} if table.at_risk_column else set())
+    for col in sorted(declared - set(map(str, frame.columns))):
+        raise DisclosureViolation(table.name, None, col, "metadata",
+                                  "the table metadata names a column the table does not have")
+    if table.total_value is not None and not table.group_columns:
+        raise DisclosureViolation(table.name, None, None, "metadata", "total_value is set but no group_columns")
+    for col in map(str, frame.columns):
+        if _IDENTIFIER_NAME.match(col):
+            raise DisclosureViolation(table.name, None, col, "patient_identifier",
+                                      "column is named like a patient identifier; identifiers never leave")
+        series = frame[col]
+        if _BIRTH_DEATH_NAME.search(col) and col not in table.count_columns and _looks_like_dates(col, series):
+            raise DisclosureViolation(table.name, None, col, "date_of_birth_or_death",
+                                      "dates of birth or death never leave, even aggregated to a day")
+        if col in declared - set(table.group_columns):
+            continue
+        _refuse_identifier_values(table.name, col, series)
+
+
+def _looks_like_dates(name: str, series: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(series) or _DATE_NAME.search(name):
+        return True
+    sample = list(series.dropna().head(50))
+    if not sample:
+        return False
+    return all(hasattr(v, "isoformat") or (isinstance(v, str) and bool(_ISO_DATE.match(v))) for v in sample)
+
+
+def _refuse_identifier_values(table: str, col: str, series: pd.Series) -> None:
+    values = series.dropna()
+    if len(values) < 20 or values.nunique() <= 0.9 * len(values):
+        return
+    if pd.api.types.is_float_dtype(values):
+        return
+    if pd.api.types.is_integer_dtype(values):
+        looks_like_id = bool(_ID_SUFFIX.search(col))
+    else:
+        text = values.astype(str)
+        looks_like_id = text.map(lambda s: bool(_ID_SHAPED.match(s))).mean() > 0.9
+    if looks_like_id:
+        row = int(np.flatnonzero(series.notna().to_numpy())[0])
+        raise DisclosureViolation(table, row, col, "identifier_like_values",
+                                  f"{values.nunique()} distinct id-shaped values in {len(values)} rows: "
+                                  "the table looks patient level")
+
+
+def _count_values(table: ResultTable, col: str) -> np.ndarray:
+    values = pd.to_numeric(table.frame[col], errors="coerce").to_numpy(dtype=float)
+    for i, v in enumerate(values):
+        raw = table.frame[col].iloc[i]
+        if _is_missing(raw):
+            continue
+        if math.isnan(v) or v < 0 or abs(v - round(v)) > 1e-9:
+            raise DisclosureViolation(table.name, i, col, "count_not_whole",
+                                      f"a count must be a whole number >= 0, got {raw!r}")
+    return values
+
+
+def _refuse_patient_level(table: ResultTable, counts: Mapping[str, np.ndarray]) -> None:
+    if len(table.frame) < THRESHOLD or not counts:
+        return
+    if all(np.all(v[~np.isnan(v)] == 1) and np.sum(~np.isnan(v)) == len(v) for v in counts.values()):
+        raise DisclosureViolation(table.name, 0, next(iter(counts)), "patient_level",
+                                  "every row counts exactly one person: the table is patient level")
+
+
+# --- the cell model ----------------------------------------------------------------------------------------
+
+
+def _norm(value: Any) -> str:
+    if _is_missing(value):
+        return "<NA>"
+    if isinstance(value, float | np.floating):
+        return repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass
+class _Cell:
+    table: int
+    row: int
+    column: str
+    value: float
+    key: tuple
+
+
+@dataclass
+class _Line:
+    """One margin equation: total - sum(parts) = 0 (variable ids)."""
+
+    total: int
+    parts: list[int]
+    dimension: str
+
+
+class _Model:
+    """Count cells of the whole result, linked across tables, and the margin equations between them."""
+
+    def __init__(self, tables: list[ResultTable], counts: list[dict[str, np.ndarray]]) -> None:
+        dims: list[str] = []
+        for t in tables:
+            dims += [g for g in t.group_columns if g not in dims]
+        self.dims = dims
+        self.cells: list[_Cell] = []
+        for ti, t in enumerate(tables):
+            frame = t.frame
+            measured = set(t.count_columns) | set(t.statistic_columns) | {t.at_risk_column} | set(t.group_columns)
+            labels = [str(c) for c in frame.columns if c not in measured]
+            for col, values in counts[ti].items():
+                for r in range(len(frame)):
+                    if math.isnan(values[r]):
+                        continue
+                    row = frame.iloc[r]
+                    coords = tuple(
+                        _TOTAL if g not in t.group_columns or (t.total_value is not None
+                                                              and _norm(row[g]) == _norm(t.total_value))
+                        else _norm(row[g])
+                        for g in dims)
+                    lab = tuple((c, _norm(row[c])) for c in labels)
+                    self.cells.append(_Cell(ti, r, col, float(values[r]), (col, lab, coords)))
+        self._link()
+        self._equations()
+
+    def _link(self) -> None:
+        """Variables: cells with the same key and value, or same coordinates and value in two tables."""
+        parent = list(range(len(self.cells)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        by_key: dict[tuple, int] = {}
+        by_coords: dict[tuple, list[int]] = defaultdict(list)
+        for i, c in enumerate(self.cells):
+            k = (c.key, c.value)
+            if k in by_key:
+                parent[find(i)] = find(by_key[k])
+            else:
+                by_key[k] = i
+            by_coords[(c.key[1], c.key[2], c.value)].append(i)
+        for members in by_coords.values():
+            for i in members[1:]:
+                if self.cells[i].table != self.cells[members[0]].table:
+                    parent[find(i)] = find(members[0])
+        roots: dict[int, int] = {}
+        self.var_of: list[int] = []
+        for i in range(len(self.cells)):
+            self.var_of.append(roots.setdefault(find(i), len(roots)))
+        self.members: list[list[int]] = [[] for _ in roots]
+        for i, v in enumerate(self.var_of):
+            self.members[v].append(i)
+        self.value = [self.cells[m[0]].value for m in self.members]
+
+    def _equations(self) -> None:
+        """One equation per (measure, labels, other coordinates, dimension) whose total is known somewhere."""
+        by_key: dict[tuple, set[int]] = defaultdict(set)
+        for i, c in enumerate(self.cells):
+            by_key[c.key].add(self.var_of[i])
+        unique = {k: next(iter(v)) for k, v in by_key.items() if len(v) == 1}
+        slices: dict[tuple, dict[str, set[int]]] = defaultdict(lambda: {"total": set(), "parts": set()})
+        for (col, lab, coords), var in unique.items():
+            for d in range(len(self.dims)):
+                rest = coords[:d] + coords[d + 1:]
+                slot = "total" if coords[d] == _TOTAL else "parts"
+                slices[(col, lab, d, rest)][slot].add(var)
+        self.lines: list[_Line] = []
+        seen: set[tuple] = set()
+        for (_, _, d, _), s in sorted(slices.items(), key=lambda kv: repr(kv[0])):
+            if len(s["total"]) == 1 and s["parts"]:
+                total = next(iter(s["total"]))
+                parts = sorted(s["parts"] - {total})
+                sig = (total, tuple(parts))
+                if parts and sig not in seen:
+                    seen.add(sig)
+                    self.lines.append(_Line(total, parts, self.dims[d]))
+        self.lines_of: list[list[int]] = [[] for _ in self.members]
+        for li, line in enumerate(self.lines):
+            for v in [line.total, *line.parts]:
+                self.lines_of[v].append(li)
+
+    def cell_key(self, var: int) -> str:
+        col, lab, coords = self.cells[self.members[var][0]].key
+        named = [[d, "Total" if c == _TOTAL else c] for d, c in zip(self.dims, coords, strict=True)]
+        return json.dumps([col, [list(x) for x in lab], named], ensure_ascii=False)
+
+
+def recoverable(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int]) -> set[int]:
+    """Masked variables that a system of margin equations determines.
+
+    Args:
+        lines: ``(total, parts)`` pairs meaning ``total = sum(parts)``, over variable ids.
+        masked: the unknown variables; every other variable is known.
+
+    Returns:
+        The masked variables whose value follows from the equations and the known variables.
+    """
+    masked = set(masked)
+    rows: list[dict[int, float]] = []
+    for total, parts in lines:
+        coefs: dict[int, float] = defaultdict(float)
+        coefs[total] += 1.0
+        for p in parts:
+            coefs[p] -= 1.0
+        row = {v: c for v, c in coefs.items() if v in masked and c != 0}
+        if row:
+            rows.append(row)
+    # Solve each connected group of unknowns separately: the matrices stay small.
+    parent = {v: v for v in masked}
+
+    def find(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for row in rows:
+        first, *rest = row
+        for v in rest:
+            parent[find(v)] = find(first)
+    groups: dict[int, list[dict[int, float]]] = defaultdict(list)
+    for row in rows:
+        groups[find(next(iter(row)))].append(row)
+    found: set[int] = set()
+    for group_rows in groups.values():
+        variables = sorted({v for row in group_rows for v in row})
+        index = {v: i for i, v in enumerate(variables)}
+        matrix = np.zeros((len(group_rows), len(variables)))
+        for r, row in enumerate(group_rows):
+            for v, c in row.items():
+                matrix[r, index[v]] = c
+        basis = null_space(matrix)
+        norms = np.linalg.norm(basis, axis=1) if basis.size else np.zeros(len(variables))
+        found |= {v for v in variables if norms[index[v]] < 1e-9}
+    return found
+
+
+# --- control -----------------------------------------------------------------------------------------------
+
+
+def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ()) -> ControlledResult:
+    """Apply disclosure control to a study result.
+
+    Args:
+        result: what the analysis returned.
+        history: for each earlier published run of the same study, the visible counts it published
+            (``ControlledResult.published_cells`` of that run, kept by the audit store).
+
+    Returns:
+        The controlled result, its masks and the report of what was masked and why.
+
+    Raises:
+        DisclosureViolation: a table can never be made safe (identifier, date of birth/death, patient level,
+            inconsistent metadata, non-whole counts). The message names the table, row, column and rule.
+    """
+    tables = [replace(t, frame=t.frame.reset_index(drop=True)) for t in result.tables]
+    names = [t.name for t in tables]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise DisclosureViolation(dup, None, None, "metadata", "two result tables share this name")
+    counts: list[dict[str, np.ndarray]] = []
+    for t in tables:
+        _refuse_unsafe_columns(t)
+        columns = list(t.count_columns)
+        if t.at_risk_column and t.at_risk_column not in columns:
+            columns.append(t.at_risk_column)
+        table_counts = {c: _count_values(t, c) for c in columns}
+        _refuse_patient_level(t, {c: v for c, v in table_counts.items() if c in t.count_columns})
+        counts.append(table_counts)
+
+    reasons: dict[tuple[int, int, str], tuple[str, str]] = {}
+
+    def mask(ti: int, row: int, col: str, rule: str, detail: str) -> None:
+        reasons.setdefault((ti, row, col), (rule, detail))
+
+    for ti, t in enumerate(tables):
+        for col in t.count_columns:
+            for r, v in enumerate(counts[ti][col]):
+                if 1 <= v <= THRESHOLD - 1:
+                    mask(ti, r, col, SMALL_COUNT, RULE_TEXT[SMALL_COUNT])
+        if t.at_risk_column:
+            for r, v in enumerate(counts[ti][t.at_risk_column]):
+                if not math.isnan(v) and v < THRESHOLD:
+                    for col in [*counts[ti], *t.statistic_columns]:
+                        mask(ti, r, col, AT_RISK_BELOW_10, f"{t.at_risk_column} = {int(v)} < {THRESHOLD}")
+
+    model = _Model(tables, counts)
+    masked_vars: set[int] = set()
+
+    def mask_var(var: int, rule: str, detail: str) -> None:
+        masked_vars.add(var)
+        for m in model.members[var]:
+            c = model.cells[m]
+            mask(c.table, c.row, c.column, rule, detail)
+
+    for var, members in enumerate(model.members):
+        if any((model.cells[m].table, model.cells[m].row, model.cells[m].column) in reasons for m in members):
+            first = next(reasons[k] for m in members
+                         if (k := (model.cells[m].table, model.cells[m].row, model.cells[m].column)) in reasons)
+            mask_var(var, *first)
+    prior = list(history)
+    for var in range(len(model.members)):
+        if var in masked_vars:
+            continue
+        key, value = model.cell_key(var), model.value[var]
+        for p in prior:
+            if key in p and 1 <= abs(value - float(p[key])) <= THRESHOLD - 1:
+                mask_var(var, CROSS_RUN_DIFFERENCE,
+                         f"{RULE_TEXT[CROSS_RUN_DIFFERENCE]} (difference {int(abs(value - float(p[key])))})")
+                break
+
+    _complementary(model, tables, masked_vars, mask_var, reasons)
+
+    return _assemble(result, tables, counts, reasons, model, masked_vars)
+
+
+def _describe(model: _Model, tables: list[ResultTable], var: int) -> str:
+    c = model.cells[model.members[var][0]]
+    return f"{tables[c.table].name}[{c.row}].{c.column}"
+
+
+def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[int], mask_var, reasons) -> None:
+    """Mask more cells until no masked cell is recoverable and no margin line reveals a small sum."""
+
+    def candidates(line: _Line) -> list[int]:
+        free = [v for v in line.parts if v not in masked_vars]
+        ordered = sorted((v for v in free if model.value[v] > 0), key=lambda v: (model.value[v], v))
+        ordered += sorted(v for v in free if model.value[v] == 0)
+        if line.total not in masked_vars:
+            ordered.append(line.total)
+        return ordered
+
+    def protect(var: int, why: str) -> None:
+        for li in sorted(model.lines_of[var], key=lambda li: (_unknowns(model.lines[li]), li)):
+            options = candidates(model.lines[li])
+            if options:
+                mask_var(options[0], COMPLEMENTARY,
+                         f"{RULE_TEXT[COMPLEMENTARY]}: protects {why} (margin over {model.lines[li].dimension!r})")
+                return
+        c = model.cells[model.members[var][0]]
+        raise DisclosureViolation(tables[c.table].name, c.row, c.column, "unprotectable",
+                                  f"{why} stays recoverable even with every cell of its margins masked")
+
+    def _unknowns(line: _Line) -> int:
+        return sum(v in masked_vars for v in [line.total, *line.parts])
+
+    while True:
+        leak = None
+        for line in model.lines:
+            unknown = [v for v in [line.total, *line.parts] if v in masked_vars]
+            if len(unknown) == 1:
+                leak = (unknown[0], line)
+                break
+            if unknown and line.total not in masked_vars:
+                hidden = model.value[line.total] - sum(model.value[v] for v in line.parts if v not in masked_vars)
+                if 1 <= hidden <= THRESHOLD - 1:
+                    leak = (unknown[0], line)
+                    break
+        if leak is not None:
+            var, line = leak
+            options = candidates(line)
+            what = _describe(model, tables, var)
+            if not options:
+                protect(var, what)
+            else:
+                mask_var(options[0], COMPLEMENTARY,
+                         f"{RULE_TEXT[COMPLEMENTARY]}: protects {what} (margin over {line.dimension!r})")
+            continue
+        exposed = sorted(recoverable(((ln.total, ln.parts) for ln in model.lines), masked_vars))
+        if not exposed:
+            return
+        protect(exposed[0], _describe(model, tables, exposed[0]))
+
+
+def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, model: _Model,
+              masked_vars: set[int]) -> ControlledResult:
+    report = DisclosureReport()
+    out_tables: list[ResultTable] = []
+    masks: dict[str, pd.DataFrame] = {}
+    for ti, t in enumerate(tables):
+        frame = t.frame.copy()
+        mask_cols = list(counts[ti]) + [c for c in t.statistic_columns if c not in counts[ti]]
+        mask_frame = pd.DataFrame(False, index=frame.index, columns=mask_cols)
+        for col in mask_cols:
+            for r in range(len(frame)):
+                if (ti, r, col) in reasons:
+                    mask_frame.loc[r, col] = True
+        for r in range(len(frame)):
+            if mask_frame.loc[r, list(counts[ti])].any() if counts[ti] else False:
+                for col in t.statistic_columns:
+                    if not mask_frame.loc[r, col]:
+                        mask_frame.loc[r, col] = True
+                        reasons[(ti, r, col)] = (STATISTIC_ON_MASKED_ROW, RULE_TEXT[STATISTIC_ON_MASKED_ROW])
+        for stat, denominator in t.statistic_columns.items():
+            n = pd.to_numeric(frame[denominator], errors="coerce")
+            for r in np.flatnonzero((n < THRESHOLD).to_numpy()):
+                if not mask_frame.loc[r, stat]:
+                    mask_frame.loc[r, stat] = True
+                    reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{denominator} = {int(n.iloc[r])} < {THRESHOLD}")
+        dropped = set()
+        if t.at_risk_column:
+            for (tj, r, _), (rule, _) in reasons.items():
+                if tj == ti and rule == AT_RISK_BELOW_10:
+                    dropped.add(r)
+        label_cols = [str(c) for c in frame.columns if c not in mask_cols]
+        for (tj, r, col), (rule, detail) in sorted(reasons.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            if tj != ti or (rule == AT_RISK_BELOW_10 and col != t.at_risk_column):
+                continue
+            labels = tuple((c, _norm(frame.iloc[r][c])) for c in label_cols)
+            report.masked.append(MaskedCell(t.name, r, labels, col, rule, detail))
+        for col in mask_cols:
+            if mask_frame[col].any():
+                frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float).mask(mask_frame[col])
+        keep = [r for r in range(len(frame)) if r not in dropped]
+        frame = frame.iloc[keep].reset_index(drop=True)
+        mask_frame = mask_frame.iloc[keep].reset_index(drop=True)
+        out_tables.append(replace(t, frame=frame))
+        masks[t.name] = mask_frame
+    published = {model.cell_key(v): model.value[v] for v in range(len(model.members)) if v not in masked_vars}
+    controlled = StudyResult(result.study_id, result.analysis, dict(result.parameters), out_tables,
+                             list(result.figures), result.methods, list(result.notes))
+    return ControlledResult(controlled, masks, report, dict(sorted(published.items())))
