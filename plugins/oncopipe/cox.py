@@ -78,18 +78,24 @@ class _CoxData:
         ell = np.arange(self.row_time.size) - np.repeat(starts, self.d)
         self.phi = ell / np.repeat(self.d, self.d) if ties == "efron" else np.zeros(self.row_time.size)
 
-    def _group_sum(self, values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-        out = np.zeros((n_groups,) + values.shape[1:])
-        np.add.at(out, groups, values)
+    @staticmethod
+    def _group_sum(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """Sums over runs of a non-decreasing group index where every group 0..n_groups-1 occurs."""
+        starts = np.flatnonzero(np.concatenate([[True], groups[1:] != groups[:-1]]))
+        out = np.add.reduceat(values, starts, axis=0)
+        assert out.shape[0] == n_groups
         return out
 
-    def _outer_group_sum(self, x: np.ndarray, w: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    @staticmethod
+    def _outer_group_sum(x: np.ndarray, w: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """Per-group sums of w x x' (groups non-decreasing), in chunks to bound memory."""
         p = x.shape[1]
         out = np.zeros((n_groups, p, p))
         chunk = max(1, 4_000_000 // max(p * p, 1))
         for s in range(0, x.shape[0], chunk):
             xs, ws, gs = x[s:s + chunk], w[s:s + chunk], groups[s:s + chunk]
-            np.add.at(out, gs, np.einsum("ni,nj->nij", xs * ws[:, None], xs))
+            starts = np.flatnonzero(np.concatenate([[True], gs[1:] != gs[:-1]]))
+            out[gs[starts]] += np.add.reduceat(np.einsum("ni,nj->nij", xs * ws[:, None], xs), starts, axis=0)
         return out
 
     def pieces(self, beta: np.ndarray) -> _Pieces:

@@ -254,12 +254,12 @@ def logrank_test(
     return LogRank(chisq=chisq, df=df, p_value=p, table=table)
 
 
-AGE_BINS = (0, 50, 60, 70, 80, 200)
-AGE_LABELS = ("<50", "50-59", "60-69", "70-79", "80+")
+AGE_BINS = (0, 50, 65, 75, 200)
+AGE_LABELS = ("<50", "50-64", "65-74", "75+")
 
 
 def age_group(age: pd.Series) -> pd.Series:
-    """Age groups used in the survival tables: <50, 50-59, 60-69, 70-79, 80+."""
+    """Age groups used in the survival tables and models: <50, 50-64, 65-74, 75+."""
     return pd.cut(age, bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False).astype(str)
 
 
