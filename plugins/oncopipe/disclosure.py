@@ -305,7 +305,12 @@ class _Line:
 class _Model:
     """Count cells of the whole result, linked across tables, and the margin equations between them."""
 
-    def __init__(self, tables: list[ResultTable], counts: list[dict[str, np.ndarray]]) -> None:
+    def __init__(self, tables: list[ResultTable], counts: list[dict[str, np.ndarray]],
+                 unknown: set[tuple[int, int, str]] | None = None) -> None:
+        # unknown: verification of a published export, whose masked cells have no value. Cells are then
+        # linked by key alone (the reader assumes a count printed at the same coordinates is the same count).
+        self.verifying = unknown is not None
+        unknown = unknown or set()
         dims: list[str] = []
         for t in tables:
             dims += [g for g in t.group_columns if g not in dims]
@@ -317,7 +322,7 @@ class _Model:
             labels = [str(c) for c in frame.columns if c not in measured]
             for col, values in counts[ti].items():
                 for r in range(len(frame)):
-                    if math.isnan(values[r]):
+                    if math.isnan(values[r]) and (ti, r, col) not in unknown:
                         continue
                     row = frame.iloc[r]
                     coords = tuple(
@@ -343,13 +348,13 @@ class _Model:
         by_key: dict[tuple, int] = {}
         by_coords: dict[tuple, list[int]] = defaultdict(list)
         for i, c in enumerate(self.cells):
-            k = (c.key, c.value)
+            k = c.key if self.verifying else (c.key, c.value)
             if k in by_key:
                 parent[find(i)] = find(by_key[k])
             else:
                 by_key[k] = i
             by_coords[(c.key[1], c.key[2], c.value)].append(i)
-        for members in by_coords.values():
+        for members in [] if self.verifying else by_coords.values():
             for i in members[1:]:
                 if self.cells[i].table != self.cells[members[0]].table:
                     parent[find(i)] = find(members[0])
@@ -390,8 +395,9 @@ class _Model:
                 self.lines_of[v].append(li)
 
     def cell_key(self, var: int) -> str:
+        """A stable name for a count cell across runs: measure, labels and non-total coordinates."""
         col, lab, coords = self.cells[self.members[var][0]].key
-        named = [[d, "Total" if c == _TOTAL else c] for d, c in zip(self.dims, coords, strict=True)]
+        named = [[d, c] for d, c in zip(self.dims, coords, strict=True) if c != _TOTAL]
         return json.dumps([col, [list(x) for x in lab], named], ensure_ascii=False)
 
 
@@ -555,19 +561,9 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
         return sum(v in masked_vars for v in [line.total, *line.parts])
 
     while True:
-        leak = None
-        for line in model.lines:
-            unknown = [v for v in [line.total, *line.parts] if v in masked_vars]
-            if len(unknown) == 1:
-                leak = (unknown[0], line)
-                break
-            if unknown and line.total not in masked_vars:
-                hidden = model.value[line.total] - sum(model.value[v] for v in line.parts if v not in masked_vars)
-                if 1 <= hidden <= THRESHOLD - 1:
-                    leak = (unknown[0], line)
-                    break
-        if leak is not None:
-            var, line = leak
+        leaks = _line_leaks(model, masked_vars, first_only=True)
+        if leaks:
+            var, line = leaks[0]
             options = candidates(line)
             what = _describe(model, tables, var)
             if not options:
@@ -580,6 +576,22 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
         if not exposed:
             return
         protect(exposed[0], _describe(model, tables, exposed[0]))
+
+
+def _line_leaks(model: _Model, masked_vars: set[int], *, first_only: bool = False) -> list[tuple[int, _Line]]:
+    """Margin lines that give a masked cell away (one unknown) or reveal a small sum of masked cells."""
+    leaks = []
+    for line in model.lines:
+        unknown = [v for v in [line.total, *line.parts] if v in masked_vars]
+        leaking = len(unknown) == 1
+        if not leaking and unknown and line.total not in masked_vars:
+            hidden = model.value[line.total] - sum(model.value[v] for v in line.parts if v not in masked_vars)
+            leaking = 1 <= hidden <= THRESHOLD - 1
+        if leaking:
+            leaks.append((unknown[0], line))
+            if first_only:
+                break
+    return leaks
 
 
 def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, model: _Model,
@@ -630,3 +642,89 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
     controlled = StudyResult(result.study_id, result.analysis, dict(result.parameters), out_tables,
                              list(result.figures), result.methods, list(result.notes))
     return ControlledResult(controlled, masks, report, dict(sorted(published.items())))
+
+
+def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame], *,
+                    history: Iterable[Mapping[str, float]] = ()) -> list[str]:
+    """Re-check tables as published (masked cells ``NaN`` and flagged in ``masks``) against every rule.
+
+    Used by ``oncopipe exports verify``: it trusts nothing the export step did and reads only what the
+    researcher received.
+
+    Args:
+        tables: the published tables with their disclosure metadata.
+        masks: table name -> boolean frame of masked cells (missing columns: nothing masked there).
+        history: visible counts of earlier runs of the study, as in :func:`control`.
+
+    Returns:
+        One message per problem (table, row, column, rule); empty when the export is safe.
+    """
+    problems: list[str] = []
+    counts: list[dict[str, np.ndarray]] = []
+    unknown: set[tuple[int, int, str]] = set()
+    for ti, t in enumerate(tables):
+        frame = t.frame.reset_index(drop=True)
+        mask = masks.get(t.name, pd.DataFrame(index=frame.index))
+
+        def masked(r: int, col: str, mask: pd.DataFrame = mask) -> bool:
+            return col in mask.columns and bool(mask[col].iloc[r])
+
+        try:
+            _refuse_unsafe_columns(t)
+        except DisclosureViolation as error:
+            problems.append(str(error))
+            counts.append({})
+            continue
+        columns = list(dict.fromkeys([*t.count_columns, *([t.at_risk_column] if t.at_risk_column else [])]))
+        table_counts: dict[str, np.ndarray] = {}
+        for col in columns:
+            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            for r, v in enumerate(values):
+                if masked(r, col):
+                    unknown.add((ti, r, col))
+                    values[r] = math.nan
+                elif col in t.count_columns and 1 <= v <= THRESHOLD - 1:
+                    problems.append(f"table {t.name!r}, row {r}, column {col!r}: rule {SMALL_COUNT}: "
+                                    f"visible count {int(v)}")
+                elif col == t.at_risk_column and v < THRESHOLD:
+                    problems.append(f"table {t.name!r}, row {r}, column {col!r}: rule {AT_RISK_BELOW_10}: "
+                                    f"row with {int(v)} at risk was not dropped")
+            table_counts[col] = values
+        counts.append(table_counts)
+        for stat, denominator in t.statistic_columns.items():
+            n = pd.to_numeric(frame[denominator], errors="coerce")
+            for r in range(len(frame)):
+                if masked(r, stat) or _is_missing(frame[stat].iloc[r]):
+                    continue
+                if any(masked(r, c) for c in columns):
+                    problems.append(f"table {t.name!r}, row {r}, column {stat!r}: rule {STATISTIC_ON_MASKED_ROW}: "
+                                    "visible statistic next to a masked count")
+                elif not masked(r, denominator) and n.iloc[r] < THRESHOLD:
+                    problems.append(f"table {t.name!r}, row {r}, column {stat!r}: rule {SMALL_DENOMINATOR}: "
+                                    f"statistic on {denominator} = {int(n.iloc[r])}")
+    model = _Model([replace(t, frame=t.frame.reset_index(drop=True)) for t in tables], counts, unknown)
+    masked_vars = set()
+    for var, members in enumerate(model.members):
+        hidden = [m for m in members if (model.cells[m].table, model.cells[m].row, model.cells[m].column) in unknown]
+        if hidden:
+            masked_vars.add(var)
+            if len(hidden) < len(members):
+                shown = next(m for m in members if m not in hidden)
+                problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: masked here but shown in "
+                                f"{tables[model.cells[shown].table].name}[{model.cells[shown].row}]")
+    for var, line in _line_leaks(model, masked_vars):
+        problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: recoverable or small sum from "
+                        f"the margin over {line.dimension!r}")
+    for var in sorted(recoverable(((ln.total, ln.parts) for ln in model.lines), masked_vars)):
+        problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: determined by the margins")
+    prior = list(history)
+    for var in range(len(model.members)):
+        if var in masked_vars:
+            continue
+        key = model.cell_key(var)
+        for p in prior:
+            if key in p and 1 <= abs(model.value[var] - float(p[key])) <= THRESHOLD - 1:
+                problems.append(f"{_describe(model, tables, var)}: rule {CROSS_RUN_DIFFERENCE}: differs by "
+                                f"{int(abs(model.value[var] - float(p[key])))} from an earlier run")
+                break
+    return list(dict.fromkeys(problems))
