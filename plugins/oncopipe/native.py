@@ -1,0 +1,413 @@
+"""Native harness: the production topology as processes on this machine.
+
+It starts exactly the processes of :mod:`oncopipe.topology` (api-server, scheduler, dag-processor,
+triggerer, Celery worker) with the environment of a native :class:`~oncopipe.topology.Target`, against a
+PostgreSQL and a Redis the machine reaches (127.0.0.1 by default). Each process runs in its own session, so
+stopping it signals its whole process group (uvicorn workers, Celery forks, task supervisors) and nothing
+else; every PID it started is written to ``<state>/pids.json`` so ``oncopipe topology down`` can stop a
+detached topology. Logs go to ``<state>/logs/<process>.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from oncopipe import topology
+from oncopipe.topology import HEALTH_PATH, MIGRATE_COMMANDS, Process, Target
+
+#: Variables a process must not inherit from the caller: the topology sets the ones it needs.
+_INHERITED_PREFIXES = ("AIRFLOW", "ONCOPIPE_", "_AIRFLOW")
+
+
+class TopologyError(RuntimeError):
+    """A process of the topology failed to start, exited, or did not become healthy in time."""
+
+
+def default_airflow_bin() -> Path:
+    """The ``airflow`` executable next to the running interpreter (the project's venv)."""
+    return Path(sys.executable).parent / "airflow"
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file, for error messages."""
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Started:
+    """A process the harness started."""
+
+    process: Process
+    popen: subprocess.Popen
+    log: Path
+
+
+@dataclass
+class NativeTopology:
+    """Start, watch and stop the topology's processes.
+
+    Use it as a context manager: leaving the block stops every process it started.
+
+    Attributes:
+        target: the native target (see :func:`oncopipe.topology.native_target`).
+        state_dir: where logs and ``pids.json`` go.
+        admin_password: password of the UI's admin user (written to the auth manager's passwords file).
+        celery: start the Celery worker too.
+        airflow_bin: the ``airflow`` executable.
+        stop_timeout: seconds a process gets to exit after SIGTERM before SIGKILL.
+    """
+
+    target: Target
+    state_dir: Path
+    admin_password: str
+    celery: bool = True
+    airflow_bin: Path = field(default_factory=default_airflow_bin)
+    stop_timeout: float = 30.0
+    started: dict[str, Started] = field(default_factory=dict)
+    forced: list[str] = field(default_factory=list)
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The topology's environment (what every process gets on top of PATH, HOME, ...)."""
+        return self.target.environment()
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the api-server."""
+        return self.target.values["api_url"]
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    def process_environment(self) -> dict[str, str]:
+        """The full environment of a process: the caller's, minus Airflow/oncopipe settings, plus the topology's."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
+        return {**inherited, **self.environment}
+
+    def processes(self) -> tuple[Process, ...]:
+        return topology.processes(celery=self.celery)
+
+    def prepare(self) -> None:
+        """Create the data folders and the passwords file (the compose ``init`` service)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        topology.prepare(self.environment, self.admin_password)
+
+    def migrate(self) -> None:
+        """Migrate the metadata database and create the pools (the compose ``migrate`` service).
+
+        Raises:
+            TopologyError: a command failed; the message holds the end of its log.
+        """
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / "migrate.log"
+        with log.open("a", encoding="utf-8") as out:
+            for args in MIGRATE_COMMANDS:
+                out.write(f"$ airflow {' '.join(args)}\n")
+                out.flush()
+                done = subprocess.run([str(self.airflow_bin), *args], env=self.process_environment(),
+                                      stdout=out, stderr=subprocess.STDOUT, check=False)
+                if done.returncode != 0:
+                    raise TopologyError(f"`airflow {' '.join(args)}` exited {done.returncode}:\n{log_tail(log)}")
+
+    def start(self, name: str) -> Started:
+        """Start one process by name (see :data:`oncopipe.topology.PROCESSES`)."""
+        process = next((p for p in self.processes() if p.name == name), None)
+        if process is None:
+            raise KeyError(f"no process {name!r} in the topology (celery={self.celery})")
+        if name in self.started and self.started[name].popen.poll() is None:
+            raise TopologyError(f"{name} is already running (pid {self.started[name].popen.pid})")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        with log.open("a", encoding="utf-8") as out:
+            out.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(process.args)}\n")
+            out.flush()
+            popen = subprocess.Popen(process.native_command(self.airflow_bin), env=self.process_environment(),
+                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self.started[name] = Started(process, popen, log)
+        self._write_pids()
+        return self.started[name]
+
+    def start_all(self) -> None:
+        """Start every process of the topology."""
+        for process in self.processes():
+            self.start(process.name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and its group at once (the fault tests' crash)."""
+        started = self.started[name]
+        _signal_group(started.popen.pid, signal.SIGKILL)
+        started.popen.wait()
+
+    def stop(self, name: str) -> int:
+        """Stop a process: SIGTERM to its group, SIGKILL after :attr:`stop_timeout`.
+
+        Returns:
+            The process's exit code.
+        """
+        started = self.started[name]
+        popen = started.popen
+        if popen.poll() is None:
+            _signal_group(popen.pid, signal.SIGTERM)
+            try:
+                popen.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.forced.append(name)
+                _signal_group(popen.pid, signal.SIGKILL)
+                popen.wait()
+        # Children that outlived their leader (a task supervisor, a Celery fork) are in the same group.
+        _signal_group(popen.pid, signal.SIGKILL)
+        return popen.returncode
+
+    def stop_all(self) -> dict[str, int]:
+        """Stop every process started, in reverse start order (workers before the api-server they call)."""
+        codes = {name: self.stop(name) for name in reversed(list(self.started))}
+        self._write_pids()
+        return codes
+
+    def alive(self) -> dict[str, bool]:
+        """Whether each started process is still running."""
+        return {name: s.popen.poll() is None for name, s in self.started.items()}
+
+    def health(self) -> dict | None:
+        """The api-server's health report, or None while it does not answer."""
+        try:
+            with urllib.request.urlopen(self.api_url + HEALTH_PATH, timeout=5) as response:
+                return json.load(response)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
+
+    def unhealthy(self) -> list[str]:
+        """Names of the started processes that are not (yet) healthy."""
+        report = self.health()
+        waiting = []
+        for name, started in self.started.items():
+            process = started.process
+            if started.popen.poll() is not None:
+                raise TopologyError(f"{name} exited with code {started.popen.returncode}:\n{log_tail(started.log)}")
+            if process.health_component:
+                status = (report or {}).get(process.health_component, {}).get("status")
+                if status != "healthy":
+                    waiting.append(name)
+            elif process.ready_log and process.ready_log not in started.log.read_text(errors="replace"):
+                waiting.append(name)
+        return waiting
+
+    def wait_healthy(self, timeout: float = 180.0, interval: float = 1.0) -> float:
+        """Wait until every started process reports healthy.
+
+        Returns:
+            Seconds waited.
+
+        Raises:
+            TopologyError: a process exited, or one was still unhealthy after ``timeout`` seconds.
+        """
+        began = time.monotonic()
+        while True:
+            waiting = self.unhealthy()
+            if not waiting:
+                return time.monotonic() - began
+            if time.monotonic() - began > timeout:
+                tails = "\n".join(f"--- {n}:\n{log_tail(self.started[n].log, 15)}" for n in waiting)
+                raise TopologyError(f"not healthy after {timeout:.0f} s: {', '.join(waiting)}\n{tails}")
+            time.sleep(interval)
+
+    def up(self, timeout: float = 180.0) -> float:
+        """Prepare, migrate, start everything and wait for health; returns the seconds it took."""
+        began = time.monotonic()
+        self.prepare()
+        self.migrate()
+        self.start_all()
+        self.wait_healthy(timeout)
+        return time.monotonic() - began
+
+    def _write_pids(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        pids = {name: s.popen.pid for name, s in self.started.items() if s.popen.poll() is None}
+        (self.state_dir / "pids.json").write_text(json.dumps(pids, indent=2) + "\n", encoding="utf-8")
+
+    def __enter__(self) -> NativeTopology:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop_all()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_recorded(state_dir: Path, timeout: float = 30.0) -> dict[str, str]:
+    """Stop the processes a detached ``oncopipe topology up`` recorded in ``<state>/pids.json``.
+
+    Only a recorded PID whose command line is still an ``airflow`` command is signalled, so a PID the
+    system reused for something else is left alone.
+
+    Returns:
+        What happened to each recorded process.
+    """
+    pids_file = state_dir / "pids.json"
+    if not pids_file.exists():
+        return {}
+    outcome: dict[str, str] = {}
+    recorded: Mapping[str, int] = json.loads(pids_file.read_text(encoding="utf-8"))
+    for name, pid in reversed(list(recorded.items())):
+        if not _is_airflow(pid):
+            outcome[name] = f"pid {pid} not running (or not airflow): left alone"
+            continue
+        _signal_group(pid, signal.SIGTERM)
+        outcome[name] = "stopped" if _wait_gone(pid, timeout) else "killed"
+        _signal_group(pid, signal.SIGKILL)
+    pids_file.unlink()
+    return outcome
+
+
+def _is_airflow(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(part.endswith(b"airflow") for part in cmdline)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def create_database(name: str, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres",
+                    password: str | None = None, *, recreate: bool = False) -> None:
+    """Create a PostgreSQL database for the metadata (dropping it first with ``recreate``)."""
+    _admin_sql(host, port, user, password,
+               ([f'drop database if exists "{name}" with (force)'] if recreate else [])
+               + [f'create database "{name}"'], skip_if_exists=name if not recreate else None)
+
+
+def drop_database(name: str, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres",
+                  password: str | None = None) -> None:
+    """Drop a PostgreSQL database, closing its connections first."""
+    _admin_sql(host, port, user, password, [f'drop database if exists "{name}" with (force)'])
+
+
+def _admin_sql(host: str, port: int, user: str, password: str | None, statements: Iterable[str],
+               skip_if_exists: str | None = None) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(host=host, port=port, user=user, password=password, dbname="postgres")
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            if skip_if_exists:
+                cursor.execute("select 1 from pg_database where datname = %s", (skip_if_exists,))
+                if cursor.fetchone():
+                    return
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+class AirflowApi:
+    """A small client of the REST API v2, authenticated with a JWT token from ``/auth/token``.
+
+    Args:
+        base_url: the api-server's base URL.
+        username: the user to log in as.
+        password: its password.
+    """
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        token = self._call("POST", "/auth/token", {"username": username, "password": password}, token=None)
+        self.token: str = token["access_token"]
+
+    def _call(self, method: str, path: str, body: Mapping | None = None, *, token: str | None | bool = True) -> dict:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        bearer = self.token if token is True else token
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            raise TopologyError(f"{method} {path}: HTTP {error.code}: {detail}") from None
+
+    def get(self, path: str) -> dict:
+        """GET an API path (``/api/v2/...``)."""
+        return self._call("GET", path)
+
+    def dags(self) -> dict[str, dict]:
+        """Every DAG the api-server knows, by id."""
+        return {d["dag_id"]: d for d in self.get("/api/v2/dags?limit=1000")["dags"]}
+
+    def import_errors(self) -> list[dict]:
+        """The DAG import errors (file and stack trace)."""
+        return self.get("/api/v2/importErrors?limit=1000")["import_errors"]
+
+    def unpause(self, dag_id: str) -> None:
+        """Unpause a DAG."""
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: Mapping | None = None) -> str:
+        """Trigger a run now; returns its run id."""
+        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": dict(conf or {})})
+        return run["dag_run_id"]
+
+    def runs(self, dag_id: str) -> list[dict]:
+        """Runs of a DAG, newest first."""
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=100")["dag_runs"]
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        """State of one run (queued, running, success, failed)."""
+        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """State of each task instance of a run."""
+        tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in tis}
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 1.0) -> str:
+        """Wait until a run finishes; returns its final state (success or failed).
+
+        Raises:
+            TimeoutError: still unfinished after ``timeout`` seconds (the message lists the task states).
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in ("success", "failed"):
+                return state
+            time.sleep(interval)
+        raise TimeoutError(f"{dag_id} {run_id} unfinished after {timeout:.0f} s: {self.task_states(dag_id, run_id)}")
