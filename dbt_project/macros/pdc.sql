@@ -1,0 +1,29 @@
+{#- Helpers of the PDC rule (see the description of endocrine_adherence_monthly). -#}
+
+{% macro hospital_days_paused() -%}
+    {#- True for hospital_days = covered_paused, false for ignore; any other value is an error. -#}
+    {%- set option = var('hospital_days') -%}
+    {%- if option not in ('covered_paused', 'ignore') -%}
+        {{ exceptions.raise_compiler_error(
+            "var hospital_days must be 'covered_paused' or 'ignore', got '" ~ option ~ "'") }}
+    {%- endif -%}
+    {{- return(option == 'covered_paused') -}}
+{%- endmacro %}
+
+
+{% macro day_number(date_expr) -%}
+    cast(({{ date_expr }}) - date '1970-01-01' as integer)
+{%- endmacro %}
+
+
+{% macro hospital_days_before(run, date_expr) -%}
+    {#- Hospital days strictly before date_expr, given `run` = the person's last merged hospital run that
+        starts before date_expr (an ASOF join on start_date < date_expr), or null when there is none. -#}
+    coalesce({{ run }}.days_before + (least({{ run }}.end_date, ({{ date_expr }}) - 1) - {{ run }}.start_date + 1), 0)
+{%- endmacro %}
+
+
+{% macro add_months(date_expr, months_expr) -%}
+    {#- Calendar months, clamped to the month end (Jan 31 + 1 month = Feb 28/29). -#}
+    cast(({{ date_expr }}) + to_months(cast({{ months_expr }} as integer)) as date)
+{%- endmacro %}

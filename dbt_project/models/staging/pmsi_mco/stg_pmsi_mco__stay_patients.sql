@@ -1,0 +1,44 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='stay_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+-- Steps
+-- 1. Read the PMSI linkage extractions not loaded yet (all of them on a full refresh).
+-- 2. Rename, cast; is_linked when the NIR linkage return code is '0' (OK).
+-- 3. One line per stay, from the latest extraction that sent it (delete+insert on stay_id).
+with
+
+source as (
+
+    select * from {{ source('pmsi_mco', 't_mco_c') }}
+    {{ incremental_extraction_filter(source('pmsi_mco', 't_mco_c')) }}
+
+),
+
+renamed as (
+
+    select
+        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
+        cast(ETA_NUM as varchar) as hospital_id,
+        cast(NIR_ANO_17 as varchar) as person_id,
+        cast(EXE_SOI_DTD as date) as entry_date,
+        cast(EXE_SOI_DTF as date) as exit_date,
+        cast(NIR_RET as varchar) as linkage_return_code,
+        cast(NIR_RET as varchar) = '0' as is_linked,
+        cast(extraction as date) as extraction_date,
+    from source
+
+),
+
+final as (
+
+    select * from renamed
+    qualify row_number() over (partition by stay_id order by extraction_date desc, exit_date desc) = 1
+
+)
+
+select * from final

@@ -1,0 +1,51 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='stay_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+-- Steps
+-- 1. Read the PMSI extractions not loaded yet (all of them on a full refresh).
+-- 2. Rename, cast, flag diagnoses that are not ICD-10 shaped.
+-- 3. One line per stay (hospital FINESS + RSA number = stay_id), from the latest extraction that sent it:
+--    a re-sent stay replaces the loaded one (delete+insert on stay_id).
+with
+
+source as (
+
+    select * from {{ source('pmsi_mco', 't_mco_b') }}
+    {{ incremental_extraction_filter(source('pmsi_mco', 't_mco_b')) }}
+
+),
+
+renamed as (
+
+    select
+        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
+        cast(ETA_NUM as varchar) as hospital_id,
+        cast(RSA_NUM as varchar) as rsa_number,
+        upper(trim(cast(DGN_PAL as varchar))) as principal_diagnosis_code,
+        nullif(upper(trim(cast(DGN_REL as varchar))), '') as related_diagnosis_code,
+        cast(GRG_GHM as varchar) as ghm_code,
+        cast(SEJ_NBJ as integer) as length_of_stay_days,
+        cast(ENT_MOD as varchar) as entry_mode,
+        cast(SOR_MOD as varchar) as exit_mode,
+        try_cast(SOR_ANN as integer) as exit_year,
+        cast(extraction as date) as extraction_date,
+    from source
+
+),
+
+final as (
+
+    select
+        *,
+        {{ is_icd10('principal_diagnosis_code') }} as is_valid_principal_diagnosis,
+    from renamed
+    qualify row_number() over (partition by stay_id order by extraction_date desc, ghm_code) = 1
+
+)
+
+select * from final

@@ -1,0 +1,69 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='line_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
+-- Steps
+-- 1. Read the flux extractions not loaded yet (all of them on a full refresh).
+-- 2. Rename and cast; a dispensing line is identified by (fund, claim, line) = line_id.
+-- 3. Drop information-only lines (DPN_QLF = 71).
+-- 4. Keep one version of each line: the one of the latest extraction (then latest flux). A line re-sent
+--    in a later flux (late reimbursement) replaces the loaded one: delete+insert on line_id, so an
+--    incremental run and a full refresh give the same table.
+with
+
+source as (
+
+    select * from {{ source('snds', 'er_pha_f') }}
+    {{ incremental_extraction_filter(source('snds', 'er_pha_f')) }}
+
+),
+
+renamed as (
+
+    select
+        cast(ORG_CLE_NUM as varchar) || '-' || cast(DCT_ORD_NUM as varchar) || '-' || cast(PRS_ORD_NUM as varchar)
+            as line_id,
+        cast(BEN_NIR_PSA as varchar) as person_id,
+        cast(BEN_RNG_GEM as integer) as twin_rank,
+        cast(FLX_DIS_DTD as date) as flux_date,
+        cast(FLX_TRT_DTD as date) as flux_processed_date,
+        cast(ORG_CLE_NUM as varchar) as fund_key,
+        cast(DCT_ORD_NUM as bigint) as claim_number,
+        cast(PRS_ORD_NUM as bigint) as claim_line_number,
+        cast(EXE_SOI_DTD as date) as dispensing_date,
+        cast(PRS_NAT_REF as integer) as service_nature_code,
+        cast(PHA_PRS_C13 as varchar) as cip13,
+        cast(PHA_ACT_QSN as integer) as boxes,
+        cast(PHA_ACT_PRU as double) as box_unit_price,
+        cast(DPN_QLF as integer) as line_qualifier,
+        cast(PSE_SPE_COD as integer) as prescriber_specialty_code,
+        cast(extraction as date) as extraction_date,
+    from source
+
+),
+
+filtered as (
+
+    select * from renamed
+    where line_qualifier is distinct from 71
+
+),
+
+final as (
+
+    select
+        *,
+        {{ is_cip13('cip13') }} as is_valid_cip13,
+    from filtered
+    qualify row_number() over (
+        partition by line_id
+        order by extraction_date desc, flux_date desc, flux_processed_date desc nulls last, boxes desc
+    ) = 1
+
+)
+
+select * from final
