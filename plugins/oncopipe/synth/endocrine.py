@@ -1,0 +1,126 @@
+"""Adjuvant hormone therapy of breast-cancer women: trajectory groups and refill timing.
+
+Each treated woman belongs to one of the planted trajectory groups (``parameters.TRAJECTORY_GROUPS``) and
+has a personal version of its monthly PDC profile (a time shift of +-1.5 months for the declining groups and
+a small level offset). Refills are generated one after the other: after a box of ``s`` days dispensed when the
+woman's target PDC is ``p``, the next refill comes ``s (1 - p) / p`` days after the supply ends, plus a
+timing jitter (early refills overlap and are carried over by the PDC rule). When the target falls below 0.12
+she stops (discontinuation). Treatment stops at 5 years, at death, or at the end of the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from oncopipe.synth import parameters as P
+from oncopipe.synth.dates import NEVER
+from oncopipe.synth.drugs import HORMONE_CLASS, catalogue
+from oncopipe.synth.hospital_care import CarePlan
+from oncopipe.synth.population import People
+from oncopipe.synth.streams import stream
+
+HORMONE_ATCS = ("L02BA01", "L02BG03", "L02BG04", "L02BG06")
+STOP_BELOW = 0.12
+FOLLOW_UP_DAYS = 1826
+
+
+@dataclass
+class HormoneTherapy:
+    """Treated women (local person index), their group and index date, and their dispensings."""
+
+    person: np.ndarray
+    group: np.ndarray
+    index_day: np.ndarray
+    first_atc: np.ndarray
+    switch_day: np.ndarray     # NEVER when no switch
+    disp_person: np.ndarray    # local person index of each dispensing
+    disp_day: np.ndarray
+    disp_presentation: np.ndarray
+    disp_boxes: np.ndarray
+
+
+def _presentation_choice(atc_idx: np.ndarray, big: np.ndarray, brand: np.ndarray) -> np.ndarray:
+    cat = catalogue()
+    out = np.empty(len(atc_idx), dtype=np.int64)
+    for a, atc in enumerate(HORMONE_ATCS):
+        options = cat.hormone_by_atc[atc]
+        small = options[cat.units[options] < 60]
+        large = options[cat.units[options] >= 60]
+        m = atc_idx == a
+        pick_small = small[brand[m] % len(small)]
+        pick_large = large[brand[m] % len(large)] if len(large) else pick_small
+        out[m] = np.where(big[m], pick_large, pick_small)
+    return out
+
+
+def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePlan) -> HormoneTherapy:
+    """Draw who is treated, her trajectory group and every dispensing over the history."""
+    rng = stream(seed, chunk, "hormone-therapy")
+    n = len(people)
+    breast = (people.site == P.SITE_INDEX["breast"]) & (people.stage != P.STAGES.index("IV"))
+    treated = breast & (rng.random(n) < P.HORMONE_THERAPY_SHARE)
+    start_after = np.where(care.breast_adjuvant_end != NEVER, care.breast_adjuvant_end, people.diag_day)
+    index_day = start_after + rng.integers(14, 60, n)
+    treated &= (index_day < people.death_day) & (index_day <= P.HISTORY_END)
+    who = np.flatnonzero(treated)
+    k = len(who)
+    shares = np.array([s for _, s in P.TRAJECTORY_GROUPS])
+    group = rng.choice(len(shares), size=k, p=shares / shares.sum()).astype(np.int8)
+    index_day = index_day[who]
+    age = (index_day - people.birth_day[who]) / 365.25
+    tam_p = np.select([age < lim for lim, _ in P.TAMOXIFEN_SHARE_BY_AGE], [p for _, p in P.TAMOXIFEN_SHARE_BY_AGE])
+    ai = np.array([P.AI_SPLIT[a] for a in HORMONE_ATCS[1:]])
+    ai_pick = 1 + rng.choice(3, size=k, p=ai / ai.sum())
+    first = np.where(rng.random(k) < tam_p, 0, ai_pick)
+    switch = (first == 0) & (rng.random(k) < P.SWITCH_SHARE)
+    switch_day = np.where(switch, index_day + rng.integers(730, 1095, k), NEVER)
+    switch_to = 1 + rng.choice(3, size=k, p=ai / ai.sum())
+    big = rng.random(k) < P.BIG_BOX_SHARE
+    brand = rng.integers(0, 1000, k)
+    shift = np.where(group >= 2, rng.normal(0, 1.5, k), 0.0)
+    level = rng.normal(0, 0.025, k)
+    stop_day = np.minimum.reduce([people.death_day[who], index_day + FOLLOW_UP_DAYS,
+                                  np.full(k, P.HISTORY_END)])
+
+    cat = catalogue()
+    t = index_day.astype(np.int64).copy()
+    active = np.ones(k, dtype=bool)
+    out_p, out_t, out_pres, out_q = [], [], [], []
+    profiles = [lambda m, g=g: P.trajectory_profile(g, m) for g in range(len(shares))]
+    while active.any():
+        a = np.flatnonzero(active)
+        month = (t[a] - index_day[a]) / 30.44 - shift[a]
+        target = np.empty(len(a))
+        for g, prof in enumerate(profiles):
+            m = group[a] == g
+            target[m] = prof(np.maximum(month[m], 0))
+        target = np.clip(target + level[a], 0.0, 0.99)
+        go = (target >= STOP_BELOW) & (t[a] < stop_day[a])
+        # The first dispensing always happens (it defines the index date).
+        go |= t[a] == index_day[a]
+        active[a[~go]] = False
+        a = a[go]
+        target = np.maximum(target[go], STOP_BELOW)
+        if not len(a):
+            break
+        atc_idx = np.where(t[a] >= switch_day[a], switch_to[a], first[a])
+        pres = _presentation_choice(atc_idx, big[a], brand[a])
+        boxes = np.where(rng.random(len(a)) < 0.03, 2, 1)
+        out_p.append(who[a])
+        out_t.append(t[a].copy())
+        out_pres.append(pres)
+        out_q.append(boxes)
+        supply = cat.units[pres] * boxes
+        gap = supply * (1 - target) / target + rng.normal(0, 2.0 + 0.04 * supply, len(a))
+        t[a] = t[a] + np.maximum(np.round(supply + gap), 7).astype(np.int64)
+    def joined(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.array([], dtype=np.int64)
+
+    return HormoneTherapy(who, group, index_day, np.array(HORMONE_ATCS)[first], switch_day,
+                          joined(out_p), joined(out_t), joined(out_pres), joined(out_q))
+
+
+def hormone_class(atc: str) -> str:
+    """SERM or aromatase_inhibitor."""
+    return HORMONE_CLASS[atc]
