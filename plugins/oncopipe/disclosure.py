@@ -88,8 +88,14 @@ _BIRTH_DEATH_NAME = re.compile(
 )
 _DATE_NAME = re.compile(r"(?:^|_)(?:date|dte|dt|day|jour)(?:_|$)|^(?:dob|dod)$", re.IGNORECASE)
 _ID_SUFFIX = re.compile(r"(?:^|_)(?:id|ident|key|num|nir)$", re.IGNORECASE)
-_ID_SHAPED = re.compile(r"^(?=(?:\D*\d){4})[A-Za-z0-9_\-]{8,}$")
+_ID_SHAPED = re.compile(r"^(?=(?:\D*\d){4})[A-Za-z0-9_\-]{6,}$")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_PERIOD = re.compile(r"^\d{4}(?:-\d{2}){0,2}(?:T[\d:.+-]*)?$")
+# Codes of places, hospitals and code lists are distinct per row in tables by hospital or by code, and are
+# not about people: the identifier-value heuristic leaves these columns alone (their names are still checked).
+_NOT_PEOPLE = re.compile(r"finess|eta_num|hospital|hopital|etab|establishment|provider|dep(?:artmen)?t|commune|"
+                         r"region|site|atc|cip|ccam|icd|cim|code|month|year|period|time|age|quintile|group|term",
+                         re.IGNORECASE)
 _TOTAL = "\x00TOTAL"
 
 
@@ -233,7 +239,7 @@ def _looks_like_dates(name: str, series: pd.Series) -> bool:
 
 def _refuse_identifier_values(table: str, col: str, series: pd.Series) -> None:
     values = series.dropna()
-    if len(values) < 20 or values.nunique() <= 0.9 * len(values):
+    if len(values) < 20 or values.nunique() <= 0.9 * len(values) or _NOT_PEOPLE.search(col):
         return
     if pd.api.types.is_float_dtype(values):
         return
@@ -241,7 +247,7 @@ def _refuse_identifier_values(table: str, col: str, series: pd.Series) -> None:
         looks_like_id = bool(_ID_SUFFIX.search(col))
     else:
         text = values.astype(str)
-        looks_like_id = text.map(lambda s: bool(_ID_SHAPED.match(s))).mean() > 0.9
+        looks_like_id = text.map(lambda s: bool(_ID_SHAPED.match(s)) and not _PERIOD.match(s)).mean() > 0.9
     if looks_like_id:
         row = int(np.flatnonzero(series.notna().to_numpy())[0])
         raise DisclosureViolation(table, row, col, "identifier_like_values",
@@ -615,7 +621,7 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
                         reasons[(ti, r, col)] = (STATISTIC_ON_MASKED_ROW, RULE_TEXT[STATISTIC_ON_MASKED_ROW])
         for stat, denominator in t.statistic_columns.items():
             n = pd.to_numeric(frame[denominator], errors="coerce")
-            for r in np.flatnonzero((n < THRESHOLD).to_numpy()):
+            for r in map(int, np.flatnonzero((n < THRESHOLD).to_numpy())):
                 if not mask_frame.loc[r, stat]:
                     mask_frame.loc[r, stat] = True
                     reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{denominator} = {int(n.iloc[r])} < {THRESHOLD}")
@@ -678,7 +684,7 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
         columns = list(dict.fromkeys([*t.count_columns, *([t.at_risk_column] if t.at_risk_column else [])]))
         table_counts: dict[str, np.ndarray] = {}
         for col in columns:
-            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, copy=True)
             for r, v in enumerate(values):
                 if masked(r, col):
                     unknown.add((ti, r, col))
