@@ -356,7 +356,9 @@ def design_matrix(
         cols[c] = frame[c].to_numpy(dtype=float)
         terms[c] = [c]
     for c, ref in (categorical or {}).items():
-        values = frame[c].astype(str)
+        if frame[c].isna().any():
+            raise ValueError(f"covariate {c} has missing values")
+        values = frame[c].map(str)
         levels = sorted(set(values) - {str(ref)})
         terms[c] = []
         for lev in levels:

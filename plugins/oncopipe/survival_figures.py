@@ -107,13 +107,13 @@ def delay_boxplots(tables: Mapping[str, pd.DataFrame], *, summary: str = "delay_
                    comparison: str = "hospital_comparison") -> Figure:
     """Delay distributions by hospital as box plots drawn from summary quantiles (P10, Q1, median, Q3, P90).
 
-    Hospitals flagged significantly faster after case-mix adjustment are drawn in green.
+    Hospitals flagged as fast-track candidates after case-mix adjustment are drawn in green.
     """
     s = tables[summary].dropna(subset=["median_days", "q1_days", "q3_days"]).sort_values("median_days")
     comp = tables.get(comparison)
     fast = set()
-    if comp is not None and "significantly_faster" in comp:
-        fast = set(comp.loc[comp["significantly_faster"].fillna(False).astype(bool), "hospital_id"].astype(str))
+    if comp is not None and "fast_track_candidate" in comp:
+        fast = set(comp.loc[comp["fast_track_candidate"].fillna(False).astype(bool), "hospital_id"].astype(str))
     stats_ = [{"med": r.median_days, "q1": r.q1_days, "q3": r.q3_days, "whislo": r.p10_days, "whishi": r.p90_days,
                "label": str(r.hospital_id), "fliers": []} for r in s.itertuples()]
     fig, ax = plt.subplots(figsize=(max(8, 0.22 * len(stats_) + 2), 5))
@@ -123,7 +123,7 @@ def delay_boxplots(tables: Mapping[str, pd.DataFrame], *, summary: str = "delay_
             patch.set_facecolor("tab:green" if str(r.hospital_id) in fast else "lightgrey")
     ax.axhline(30, color="red", linewidth=0.8, linestyle="--")
     ax.set_ylabel("Days from diagnosis to first treatment")
-    ax.set_xlabel("Diagnosing hospital (green: significantly faster after case-mix adjustment)")
+    ax.set_xlabel("Diagnosing hospital (green: fast-track candidate after case-mix adjustment)")
     ax.tick_params(axis="x", labelrotation=90, labelsize=6)
     ax.set_title("Whiskers: 10th-90th percentiles; box: IQR; line: median", fontsize=9)
     fig.tight_layout()

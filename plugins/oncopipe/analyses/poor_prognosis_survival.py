@@ -1,0 +1,200 @@
+"""Survival of poor-prognosis cancers: Kaplan-Meier, log-rank, Pohar-Perme net survival, Cox and excess-hazard
+models by site. Assembles :mod:`oncopipe.survival`, :mod:`oncopipe.net_survival` and :mod:`oncopipe.cox`.
+
+Parameters (all optional): ``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_step_days`` (14),
+``min_site_cases_model`` (50: smaller sites get KM and net survival but no regression model),
+``ph_alpha`` (0.05).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import pandas as pd
+
+from oncopipe import survival_figures
+from oncopipe.analyses import register
+from oncopipe.cases import prepare_cases, require_columns
+from oncopipe.cox import ConvergenceError, concordance, cox_zph, design_matrix, fit_cox
+from oncopipe.net_survival import LifeTableError, excess_hazard_regression, pohar_perme
+from oncopipe.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
+from oncopipe.survival import km_tables, logrank_table
+
+FACTORS = {"stage": "stage", "sex": "sex", "age_group": "age_group", "deprivation": "deprivation",
+           "region": "region"}
+REFERENCES = {"stage": "I", "age_group": "50-64", "sex": "female", "deprivation": "Q1"}
+
+METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
+(R survival conventions); median survival with the Brookmeyer-Crowley interval read on the same bands.
+Log-rank (Mantel-Haenszel) tests between groups within each site. Net survival: Pohar-Perme estimator against
+the French general-population life table (expected hazard by sex, attained age and calendar year), CIs on
+the log scale from the Pohar-Perme variance. Cox proportional hazards per site (Efron ties; stage, age
+group, sex, deprivation quintile, region), Wald CIs, Harrell's concordance, and R cox.zph score tests
+(km time transform) with a flag at p < {ph_alpha}. Excess-hazard ratios from a relative-survival Poisson
+model (piecewise-constant baseline, expected deaths from the life table) per site, the same covariates
+without region. Counts below 10 are masked by disclosure control."""
+
+
+def _stamp(frame: pd.DataFrame, **cols: Any) -> pd.DataFrame:
+    for name, value in reversed(cols.items()):
+        frame.insert(0, name, value)
+    return frame
+
+
+def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    categorical: dict[str, object] = {}
+    for col in ("stage", "age_group", "sex", "deprivation") + (("region",) if with_region else ()):
+        levels = part[col].value_counts()
+        if levels.size < 2:
+            continue
+        ref = REFERENCES.get(col)
+        categorical[col] = ref if ref in levels.index else levels.index[0]
+    design, terms = design_matrix(part, categorical=categorical)
+    keep = design.columns[(design.sum() > 0).to_numpy()]
+    return design[keep], {t: [c for c in cs if c in keep] for t, cs in terms.items()}
+
+
+def _models(cases: pd.DataFrame, life_table: pd.DataFrame, min_cases: int, ph_alpha: float,
+            notes: list[str]) -> dict[str, pd.DataFrame]:
+    hr_rows, ehr_rows, zph_rows, model_rows = [], [], [], []
+    for site, part in cases.groupby("site", sort=True):
+        if len(part) < min_cases:
+            notes.append(f"site {site}: fewer than {min_cases} cases, no regression model")
+            continue
+        design, terms = _site_design(part, with_region=True)
+        n, events = int(len(part)), int(part["event"].sum())
+        try:
+            fit = fit_cox(design, part["follow_up_days"], part["event"])
+        except ConvergenceError as exc:
+            notes.append(f"site {site}: Cox model not estimable ({exc})")
+            continue
+        summ = fit.summary()
+        hr_rows.append(_stamp(summ, site=site).assign(n=n, events=events))
+        zph = cox_zph(fit, terms, alpha=ph_alpha)
+        zph_rows.append(_stamp(zph, site=site).assign(n=n))
+        conc = concordance(part["follow_up_days"].to_numpy(), part["event"].to_numpy(), fit.linear_predictor)
+        glob = zph.iloc[-1]
+        model_rows.append({"site": site, "n": n, "events": events, "concordance": conc["concordance"],
+                           "lr_chisq": fit.lr_chisq, "lr_df": len(fit.names),
+                           "ph_global_p": float(glob["p_value"]), "ph_violated": bool(glob["ph_violated"]),
+                           "ph_violated_terms": ", ".join(zph.loc[zph["ph_violated"] & (zph["term"] != "GLOBAL"),
+                                                                  "term"])})
+        if bool(glob["ph_violated"]):
+            notes.append(f"site {site}: proportional-hazards assumption rejected (cox.zph global p = "
+                         f"{glob['p_value']:.3g}); read the Cox HRs as averages over follow-up")
+        edesign, _ = _site_design(part, with_region=False)
+        ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"], part["year_exact"],
+                                       part["sex"], edesign, life_table)
+        ehr_rows.append(_stamp(ehr, site=site).assign(n=n, events=events))
+    if not hr_rows:
+        raise NotEnoughData("?", "no site has enough cases for a regression model")
+    return {"cox": pd.concat(hr_rows, ignore_index=True), "excess": pd.concat(ehr_rows, ignore_index=True),
+            "zph": pd.concat(zph_rows, ignore_index=True), "models": pd.DataFrame(model_rows)}
+
+
+def _net(cases: pd.DataFrame, life_table: pd.DataFrame, years: list[int]) -> dict[str, pd.DataFrame]:
+    by_site, by_sex = [], []
+    for site, part in cases.groupby("site", sort=True):
+        args = (part["age_exact"], part["year_exact"], part["sex"], life_table)
+        by_site.append(_stamp(pohar_perme(part["follow_up_days"], part["event"], *args, times_years=years),
+                              site=site))
+        for sex, sp in part.groupby("sex", sort=True):
+            res = pohar_perme(sp["follow_up_days"], sp["event"], sp["age_exact"], sp["year_exact"], sp["sex"],
+                              life_table, times_years=years)
+            by_sex.append(_stamp(res, site=site, sex=sex))
+    cols = ["std_err"]
+    return {"site": pd.concat(by_site, ignore_index=True).drop(columns=cols),
+            "sex": pd.concat(by_sex, ignore_index=True).drop(columns=cols)}
+
+
+@register("poor_prognosis_survival")
+def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
+    """Survival tables and figures of the poor-prognosis study (see the module docstring)."""
+    for name in ("poor_prognosis_cases", "french_life_tables"):
+        if name not in inputs:
+            raise InputValidationError(study_id, f"input {name} is missing")
+    conf_type = str(params.get("conf_type", "log-log"))
+    years = [int(y) for y in params.get("years", [1, 3, 5])]
+    step = int(params.get("curve_step_days", 14))
+    min_cases = int(params.get("min_site_cases_model", 50))
+    ph_alpha = float(params.get("ph_alpha", 0.05))
+    cases = prepare_cases(inputs["poor_prognosis_cases"], study_id=study_id)
+    life_table = inputs["french_life_tables"]
+    require_columns(life_table, ("sex", "age", "year"), table="french_life_tables", study_id=study_id)
+    unknown_sex = set(cases["sex"]) - set(life_table["sex"].astype(str))
+    if unknown_sex:
+        raise InputValidationError(study_id, f"sex value(s) {sorted(unknown_sex)} absent from french_life_tables")
+    notes: list[str] = []
+    marks = list(range(0, max(years) + 1))
+    tables: list[ResultTable] = []
+    km_stats = {"surv": "n_risk", "lower": "n_risk", "upper": "n_risk"}
+    med_stats = {c: "n" for c in ("median_days", "median_lower_days", "median_upper_days", "median_years",
+                                  "median_lower_years", "median_upper_years")}
+    for label, factor in [("site", None), *FACTORS.items()]:
+        by = ["site"] if factor is None else ["site", factor]
+        res = km_tables(cases, by, years=marks, curve_step_days=step, max_years=max(years), conf_type=conf_type)
+        suffix = "site" if factor is None else f"site_{label}"
+        tables.append(ResultTable(
+            f"km_{suffix}", res["estimates"],
+            f"Kaplan-Meier survival with 95% CI and numbers at risk at yearly marks, by {' and '.join(by)}.",
+            count_columns=("n_risk", "n_event"), statistic_columns=km_stats, group_columns=tuple(by)))
+        tables.append(ResultTable(
+            f"median_{suffix}", res["medians"], f"Median survival with 95% CI, by {' and '.join(by)}.",
+            count_columns=("n", "events"), statistic_columns=med_stats, group_columns=tuple(by)))
+        if factor in (None, "stage"):
+            tables.append(ResultTable(
+                f"km_curves_{suffix}", res["curves"],
+                f"Kaplan-Meier curve every {step} days with 95% CI and number at risk, by {' and '.join(by)}.",
+                statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk"))
+    lr = logrank_table(cases, "site", list(FACTORS))
+    tables.append(ResultTable("logrank", lr, "Log-rank tests within each site (k-group chi-square).",
+                              count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
+                              group_columns=("site",)))
+    try:
+        net = _net(cases, life_table, years)
+    except LifeTableError as exc:
+        raise InputValidationError(study_id, f"french_life_tables: {exc}") from exc
+    ns_stats = {"net_survival": "n_risk", "lower": "n_risk", "upper": "n_risk"}
+    tables.append(ResultTable("net_survival_site", net["site"], "Pohar-Perme net survival with 95% CI, by site.",
+                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site",)))
+    tables.append(ResultTable("net_survival_site_sex", net["sex"],
+                              "Pohar-Perme net survival with 95% CI, by site and sex.",
+                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex")))
+    try:
+        models = _models(cases, life_table, min_cases, ph_alpha, notes)
+    except NotEnoughData as exc:
+        raise NotEnoughData(study_id, exc.reason) from exc
+    hr_stats = {c: "n" for c in ("coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper")}
+    tables.append(ResultTable("cox_hazard_ratios", models["cox"],
+                              "Cox hazard ratios (Efron ties) with 95% CI and Wald p-values, per site.",
+                              count_columns=("n", "events"), statistic_columns=hr_stats, group_columns=("site",)))
+    ehr_stats = {c: "n" for c in ("coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value")}
+    tables.append(ResultTable("excess_hazard_ratios", models["excess"],
+                              "Excess-hazard ratios (relative-survival Poisson model) with 95% CI, per site.",
+                              count_columns=("n", "events"), statistic_columns=ehr_stats, group_columns=("site",)))
+    tables.append(ResultTable("ph_test", models["zph"],
+                              "Proportional-hazards score tests (R cox.zph, km transform) per term and global.",
+                              count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
+                              group_columns=("site",)))
+    tables.append(ResultTable("cox_models", models["models"],
+                              "Cox model per site: concordance, likelihood-ratio chi-square, PH global test.",
+                              count_columns=("n", "events"),
+                              statistic_columns={"concordance": "n", "lr_chisq": "n", "ph_global_p": "n"},
+                              group_columns=("site",)))
+    figures = [
+        ResultFigure("km_curves", "Overall survival by site (Kaplan-Meier, 95% CI) with numbers at risk",
+                     ("km_curves_site", "km_site"), survival_figures.km_curves),
+        ResultFigure("net_survival", "Net survival at 1, 3 and 5 years by site and sex (Pohar-Perme)",
+                     ("net_survival_site_sex",), survival_figures.net_survival_plot),
+        ResultFigure("cox_forest", "Hazard ratios by site (Cox, Efron ties)", ("cox_hazard_ratios",),
+                     partial(survival_figures.forest_plot, table="cox_hazard_ratios")),
+    ]
+    return StudyResult(
+        study_id=study_id, analysis="poor_prognosis_survival",
+        parameters={"conf_type": conf_type, "years": years, "curve_step_days": step,
+                    "min_site_cases_model": min_cases, "ph_alpha": ph_alpha},
+        tables=tables, figures=figures, methods=METHODS.format(conf_type=conf_type, ph_alpha=ph_alpha),
+        notes=notes,
+    )
