@@ -282,10 +282,11 @@ def stop_recorded(state_dir: Path, timeout: float = 30.0) -> dict[str, str]:
 
 def _is_airflow(pid: int) -> bool:
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return any(part.endswith(b"airflow") for part in cmdline)
+    # Airflow retitles its processes ("airflow api_server -- host:..."), so look for the word, not the path.
+    return b"airflow" in cmdline and not _is_zombie(pid)
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
