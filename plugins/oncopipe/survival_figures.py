@@ -78,27 +78,36 @@ def net_survival_plot(tables: Mapping[str, pd.DataFrame], *, table: str = "net_s
 
 
 def forest_plot(tables: Mapping[str, pd.DataFrame], *, table: str = "cox_hazard_ratios") -> Figure:
-    """Forest plot of hazard ratios (log scale) with 95% CIs, one panel per site."""
+    """Forest plot of hazard ratios (log scale) with 95% CIs, one panel per site (region terms not drawn)."""
     hr = tables[table].dropna(subset=["hazard_ratio"])
+    hr = hr[~hr["term"].str.startswith("region=")]
     sites = sorted(hr["site"].unique())
-    height = max(3.0, 0.22 * len(hr) + 1.0)
-    fig, axes = plt.subplots(1, max(len(sites), 1), figsize=(3.2 * max(len(sites), 1), height), sharey=True,
-                             squeeze=False)
+    ncols = min(3, max(len(sites), 1))
+    nrows = max(1, -(-len(sites) // ncols))
     terms = list(dict.fromkeys(hr["term"]))
     ypos = {t: i for i, t in enumerate(terms)}
-    for ax, site in zip(axes[0], sites, strict=False):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 0.28 * len(terms) * nrows + 1.5), sharey=True,
+                             squeeze=False)
+    ticks = [0.25, 0.5, 1, 2, 4, 8]
+    for ax, site in zip(axes.flat, sites, strict=False):
         s = hr[hr["site"] == site]
         y = s["term"].map(ypos)
         ax.errorbar(s["hazard_ratio"], y, xerr=[s["hazard_ratio"] - s["hr_lower"], s["hr_upper"] - s["hazard_ratio"]],
                     fmt="s", color="black", ecolor="grey", capsize=2, markersize=3)
         ax.axvline(1.0, color="red", linewidth=0.8)
         ax.set_xscale("log")
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_title(site)
         ax.grid(alpha=0.3, axis="x")
-    axes[0][0].set_yticks(range(len(terms)))
-    axes[0][0].set_yticklabels(terms, fontsize=7)
-    axes[0][0].invert_yaxis()
-    fig.supxlabel("Hazard ratio (95% CI, log scale)")
+    for ax in axes.flat[len(sites):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_yticks(range(len(terms)))
+        row[0].set_yticklabels(terms, fontsize=7)
+    axes[0][0].set_ylim(len(terms) - 0.5, -0.5)
+    fig.supxlabel("Hazard ratio (95% CI, log scale); models also adjusted for region")
     fig.tight_layout()
     return fig
 
