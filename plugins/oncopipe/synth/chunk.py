@@ -109,9 +109,8 @@ def _pharmacy_lines(seed: int, number: int, people: People, hormone: HormoneTher
         cancel["flux"] = add_months(cancel["flux"], 1)
         cancel["processed"] = cancel["flux"] - 3
         parts += [info, dup, late, spurious, cancel]
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in base}
-    order = np.lexsort((merged["line"], merged["claim"], merged["flux"]))
-    return PharmacyLines(**{k: v[order] for k, v in merged.items()})
+    # Row order: clean lines by person and date, then each kind of dirt (fixed, so files are reproducible).
+    return PharmacyLines(**{k: np.concatenate([p[k] for p in parts]) for k in base})
 
 
 def simulate_chunk(seed: int, number: int, start: int, n: int, hospitals: Hospitals, dirt_rate: float,

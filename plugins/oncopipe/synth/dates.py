@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,8 +28,21 @@ def year_of(days: np.ndarray) -> np.ndarray:
     return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
 
 
+@lru_cache(maxsize=1)
+def _next_month_table() -> tuple[int, np.ndarray]:
+    first = day("2000-01-01")
+    days = np.arange(first, day("2040-01-01"), dtype=np.int64)
+    months = days.astype("datetime64[D]").astype("datetime64[M]") + 1
+    return first, months.astype("datetime64[D]").astype(np.int64)
+
+
 def month_start_after(days: np.ndarray) -> np.ndarray:
-    """First day of the month following each day number."""
+    """First day of the month following each day number (table lookup for 2000..2039)."""
+    days = np.asarray(days, dtype=np.int64)
+    first, table = _next_month_table()
+    inside = (days >= first) & (days < first + len(table))
+    if inside.all():
+        return table[days - first]
     months = days.astype("datetime64[D]").astype("datetime64[M]") + 1
     return months.astype("datetime64[D]").astype(np.int64)
 

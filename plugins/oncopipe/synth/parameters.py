@@ -107,7 +107,7 @@ def trajectory_profile(group: int, month: np.ndarray) -> np.ndarray:
 
 
 # Background care.
-CHRONIC_DRUGS_PER_PERSON = {"intercept": -0.5, "per_decade": 0.28}  # Poisson mean = exp(a + b (age-50)/10)
+CHRONIC_DRUGS_PER_PERSON = {"intercept": -0.1, "per_decade": 0.28}  # Poisson mean = exp(a + b (age-50)/10)
 ACUTE_DISPENSINGS_PER_YEAR = 2.2
 BACKGROUND_STAYS_PER_YEAR = {"intercept": -2.6, "per_decade": 0.25}
 

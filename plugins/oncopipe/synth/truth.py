@@ -68,36 +68,38 @@ def monthly_pdc(person: np.ndarray, day: np.ndarray, supply: np.ndarray, index_d
         (pdc, observed): arrays (k, months); ``observed`` is False for months starting after the follow-up end.
     """
     k = len(index_day)
-    horizon = 1900
     new = np.ones(len(person), dtype=bool)
     new[1:] = person[1:] != person[:-1]
     # Carry-over: end_d = max_{j<=d, same woman}(t_j - S_{j-1}) + S_d - 1, S = cumulative supply.
     cum = np.cumsum(supply)
     first = np.maximum.accumulate(np.where(new, np.arange(len(person)), 0))
     s_before = cum - supply - np.where(first > 0, cum[first - 1], 0) if len(person) else cum
-    s_through = s_before + supply
     offset = person.astype(np.int64) * 10_000_000
     run = np.maximum.accumulate(day - s_before + offset) - offset
-    end = run + s_through - 1
-    start = end - supply + 1
-    rel_s = np.clip(start - index_day[person], 0, horizon)
-    rel_e = np.clip(end + 1 - index_day[person], 0, horizon)
-    grid = np.zeros((k, horizon + 1), dtype=np.int32)
-    np.add.at(grid, (person, rel_s), 1)
-    np.add.at(grid, (person, rel_e), -1)
-    covered = (np.cumsum(grid, axis=1)[:, :horizon] > 0)
-    last = np.clip(end_day - index_day, -1, horizon - 1)
-    covered &= np.arange(horizon)[None, :] <= last[:, None]
-    csum = np.concatenate([np.zeros((k, 1), dtype=np.int64), np.cumsum(covered, axis=1)], axis=1)
+    start = run + s_before
+    # Supplies are disjoint after carry-over, so covered days before day x = sum_d clip(x - start_d, 0, s_d).
+    last = end_day - index_day  # relative last follow-up day (inclusive)
     bounds = np.stack([add_months(index_day, m) - index_day for m in range(months + 1)], axis=1)
-    a = np.clip(bounds[:, :-1], 0, horizon)
-    b = np.clip(np.minimum(bounds[:, 1:] - 1, last[:, None]) + 1, 0, horizon)
+    a = bounds[:, :-1]
+    b = np.minimum(bounds[:, 1:], last[:, None] + 1)
+    rel_start = start - index_day[person]
+    edges = np.concatenate([a, b], axis=1)
+    per_line = np.clip(edges[person] - rel_start[:, None], 0, supply[:, None])
+    covered_before = np.zeros((k, edges.shape[1]))
+    _add_rows(covered_before, person, per_line)
     days = b - a
     observed = days > 0
-    rows = np.arange(k)[:, None]
-    cov = csum[rows, b] - csum[rows, a]
+    cov = covered_before[:, months:] - covered_before[:, :months]
     pdc = np.where(observed, cov / np.maximum(days, 1), np.nan)
     return pdc, observed
+
+
+def _add_rows(target: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """target[rows[i]] += values[i] for rows sorted ascending (reduceat is much faster than add.at)."""
+    if not len(rows):
+        return
+    starts = np.flatnonzero(np.concatenate([[True], rows[1:] != rows[:-1]]))
+    target[rows[starts]] += np.add.reduceat(values, starts, axis=0)
 
 
 def trajectories_frame(chunk: Chunk, date: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -110,7 +112,8 @@ def trajectories_frame(chunk: Chunk, date: int) -> tuple[pd.DataFrame, np.ndarra
     local[h.person] = np.arange(k)
     woman = local[h.disp_person]
     order = np.lexsort((h.disp_day, woman))
-    end_day = np.minimum(p.death_day[h.person], add_months(h.index_day, 60) - 1)
+    end_day = np.minimum.reduce([p.death_day[h.person], add_months(h.index_day, 60) - 1,
+                                np.full(len(h.person), P.HISTORY_END)])
     pdc, observed = monthly_pdc(woman[order], h.disp_day[order], (cat.units[h.disp_presentation] * h.disp_boxes)[order],
                                 h.index_day, end_day)
     groups = len(P.TRAJECTORY_GROUPS)
