@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from oncopipe.synth import parameters as P
 from oncopipe.synth.drugs import catalogue
 from oncopipe.synth.population import People

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from oncopipe.synth import parameters as P
 from oncopipe.synth.background_drugs import simulate_background_drugs
 from oncopipe.synth.dates import add_months, month_start_after

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from oncopipe.synth import parameters as P
 from oncopipe.synth.dates import NEVER
 from oncopipe.synth.drugs import HORMONE_CLASS, catalogue

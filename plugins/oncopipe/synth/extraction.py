@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from oncopipe.schema import SOURCES, SOURCES_BY_NAME
 from oncopipe.synth import parameters as P
 from oncopipe.synth import tables as T

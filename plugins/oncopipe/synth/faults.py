@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from oncopipe.schema import SOURCES_BY_NAME
 from oncopipe.synth.dates import month_start_after, to_date
 from oncopipe.synth.files import extraction_dir

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P
 from oncopipe.synth.dates import NEVER

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from oncopipe.synth import parameters as P
 from oncopipe.synth.geography import DEPARTMENT_CODES, DEPARTMENT_WEIGHTS
 from oncopipe.synth.streams import stream

@@ -10,6 +10,7 @@ Every value here is written to truth.json so tests and studies compare against w
 from __future__ import annotations
 
 import numpy as np
+
 from oncopipe.synth.clinical_codes import POOR_PROGNOSIS_SITES, SITES
 from oncopipe.synth.dates import day
 

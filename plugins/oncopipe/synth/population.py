@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from oncopipe.synth import parameters as P
 from oncopipe.synth.clinical_codes import ICD10, OTHER_DEATH_CAUSES, SITES
 from oncopipe.synth.dates import NEVER

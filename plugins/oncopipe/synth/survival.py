@@ -12,10 +12,11 @@ from __future__ import annotations
 from functools import cache, lru_cache
 
 import numpy as np
+from scipy.optimize import brentq
+
 from oncopipe.lifetable import YEARS, hazard_array
 from oncopipe.synth import parameters as P
 from oncopipe.synth.dates import year_of
-from scipy.optimize import brentq
 
 
 @lru_cache(maxsize=1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+
 from oncopipe.schema import SOURCES_BY_NAME
 from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P

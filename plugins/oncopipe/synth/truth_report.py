@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P
 from oncopipe.synth.chunk import CANCEL_LINE_OFFSET, INFO_LINE_OFFSET, SPURIOUS_LINE_OFFSET
