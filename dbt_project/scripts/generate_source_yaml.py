@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
 from oncopipe.schema import SOURCES_BY_NAME
 
 STAGING = Path(__file__).resolve().parents[1] / "models" / "staging"

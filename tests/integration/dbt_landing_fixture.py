@@ -29,7 +29,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
 from oncopipe.schema import SOURCES_BY_NAME
 
 EXTRACTIONS = (dt.date(2021, 6, 30), dt.date(2021, 12, 31))
