@@ -122,7 +122,8 @@ def panel_from_long(
     cells, cell_idx = np.unique(cell_key, return_inverse=True)
     n = len(persons)
     inc = sparse.csr_matrix((np.ones(len(t)), (codes, cell_idx)), shape=(n, len(cells)))
-    if inc.max() > 1:
+    person_month = codes.astype(np.int64) * n_months + t
+    if len(np.unique(person_month)) < len(person_month):
         raise ValueError("trajectory panel: duplicated (person, month) rows")
     observed = np.bincount(codes, minlength=n)
     return Panel(np.asarray(persons), n_months, cells // len(values), values[cells % len(values)], inc,

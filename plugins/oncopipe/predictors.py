@@ -1,0 +1,148 @@
+"""Predictors of a categorical outcome (trajectory group): multinomial logistic regression.
+
+``log P(group = g) / P(group = reference) = alpha_g + x' beta_g`` fitted by maximum likelihood
+(statsmodels ``MNLogit``, Newton). Continuous covariates enter linearly, each optionally divided by a
+scale (an OR "per 10 years" of age is ``scale = 10``). Categorical covariates are dummy-coded against
+a reference level (given and present, or else the most frequent level; ties broken by the sorted level).
+Levels are compared as strings (integer-valued floats such as 1.0 are written 1).
+Odds ratios are ``exp(beta)`` with Wald 95% CIs ``exp(beta +- 1.96 se)`` and Wald p-values.
+
+Missing covariates: by default a :class:`MissingCovariates` error names each column and its number of
+missing rows; ``missing="drop"`` drops those rows instead (complete-case analysis) and reports how many.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+Z95 = 1.959963984540054
+
+
+def _level(value: object) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class MissingCovariates(ValueError):
+    """Rows lack covariates; ``counts`` maps column -> number of missing rows."""
+
+    def __init__(self, counts: Mapping[str, int]) -> None:
+        self.counts = dict(counts)
+        detail = ", ".join(f"{c}: {n} row(s)" for c, n in self.counts.items())
+        super().__init__(f"missing covariates ({detail})")
+
+
+class ModelNotEstimable(ValueError):
+    """The multinomial model cannot be estimated (singular design, separation, too few people)."""
+
+
+@dataclass
+class MultinomialResult:
+    """Odds ratios and what the model was fitted on."""
+
+    table: pd.DataFrame
+    n_used: int
+    n_dropped: int
+    reference_levels: dict[str, object]
+    converged: bool
+
+
+def multinomial_odds_ratios(
+    frame: pd.DataFrame,
+    outcome: str,
+    reference: object,
+    *,
+    continuous: Mapping[str, float] | Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    reference_levels: Mapping[str, object] | None = None,
+    missing: Literal["error", "drop"] = "error",
+) -> MultinomialResult:
+    """Fit the multinomial logit of ``outcome`` on the covariates and return odds ratios.
+
+    Args:
+        frame: one row per person.
+        outcome: column of the categorical outcome.
+        reference: outcome level used as the reference category.
+        continuous: continuous covariates, or ``{column: scale}`` (OR per ``scale`` units).
+        categorical: categorical covariates (dummy-coded).
+        reference_levels: reference level per categorical covariate (default, or when that level is
+            absent from the data: the most frequent level).
+        missing: ``"error"`` (default) or ``"drop"`` rows with a missing covariate.
+
+    Returns:
+        :class:`MultinomialResult` whose ``table`` has one row per non-reference group and term:
+        ``group``, ``reference_group``, ``covariate``, ``term``, ``odds_ratio``, ``lower``, ``upper``,
+        ``p_value``, ``n_group`` (people in the group), ``n_reference``.
+
+    Raises:
+        MissingCovariates: missing covariates and ``missing="error"``.
+        ModelNotEstimable: fewer than two outcome levels, reference absent, singular or separated model.
+    """
+    import statsmodels.api as sm
+
+    scales = dict(continuous) if isinstance(continuous, Mapping) else {c: 1.0 for c in continuous}
+    columns = [*scales, *categorical]
+    absent = [c for c in [outcome, *columns] if c not in frame.columns]
+    if absent:
+        raise ValueError(f"multinomial model: missing column(s) {', '.join(absent)}")
+    counts = {c: int(frame[c].isna().sum()) for c in [outcome, *columns] if frame[c].isna().any()}
+    if counts and missing == "error":
+        raise MissingCovariates(counts)
+    data = frame.dropna(subset=[outcome, *columns]) if counts else frame
+    n_dropped = len(frame) - len(data)
+    levels = sorted(pd.unique(data[outcome]), key=lambda v: (v != reference, v))
+    if len(levels) < 2 or levels[0] != reference:
+        raise ModelNotEstimable(f"outcome {outcome!r} needs the reference {reference!r} and another level")
+    y = pd.Categorical(data[outcome], categories=levels).codes
+
+    design = {"intercept": np.ones(len(data))}
+    term_covariate = {"intercept": "intercept"}
+    chosen_refs: dict[str, object] = {}
+    for col, scale in scales.items():
+        name = f"{col} (per {scale:g})" if scale != 1 else col
+        design[name] = data[col].to_numpy(dtype=float) / scale
+        term_covariate[name] = col
+    for col in categorical:
+        values = data[col].map(_level)
+        freq = values.value_counts()
+        given = (reference_levels or {}).get(col)
+        ref = str(given) if given is not None and str(given) in freq.index else (
+            sorted(freq.index, key=lambda v: (-freq[v], v))[0])
+        chosen_refs[col] = ref
+        for level in sorted(freq.index):
+            if level != ref:
+                name = f"{col}={level}"
+                design[name] = (values == level).to_numpy(dtype=float)
+                term_covariate[name] = col
+    X = pd.DataFrame(design)
+    if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
+        raise ModelNotEstimable("covariates are collinear (a level present in no one, or a constant column)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = sm.MNLogit(y, X).fit(method="newton", maxiter=200, disp=False)
+    except (np.linalg.LinAlgError, ValueError) as exc:
+        raise ModelNotEstimable(f"multinomial model not estimable: {exc}") from exc
+    params, bse, pvalues = np.asarray(fit.params), np.asarray(fit.bse), np.asarray(fit.pvalues)
+    if not np.all(np.isfinite(bse)):
+        raise ModelNotEstimable("multinomial model not estimable: infinite standard errors (separation)")
+    group_n = pd.Series(y).value_counts()
+    rows = []
+    for g in range(1, len(levels)):
+        for i, term in enumerate(X.columns):
+            if term == "intercept":
+                continue
+            b, se = params[i, g - 1], bse[i, g - 1]
+            rows.append({"group": levels[g], "reference_group": reference, "covariate": term_covariate[term],
+                         "term": term, "odds_ratio": np.exp(b), "lower": np.exp(b - Z95 * se),
+                         "upper": np.exp(b + Z95 * se), "p_value": pvalues[i, g - 1],
+                         "n_group": int(group_n.get(g, 0)), "n_reference": int(group_n.get(0, 0))})
+    converged = bool(fit.mle_retvals.get("converged", True))
+    return MultinomialResult(pd.DataFrame(rows), len(data), n_dropped, chosen_refs, converged)
