@@ -1,0 +1,96 @@
+"""The poor_prognosis_survival analysis: tables, disclosure metadata, figures, and refusal of bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from oncopipe import analyses
+from oncopipe.disclosure import control
+from oncopipe.lifetable import build_life_table
+from oncopipe.results import InputValidationError, NotEnoughData
+from oncopipe.survival_simulation import simulate_cohort
+
+
+@pytest.fixture(scope="module")
+def life_table():
+    return build_life_table()
+
+
+@pytest.fixture(scope="module")
+def cohort(life_table):
+    return simulate_cohort(5_000, life_table, seed=3, n_hospitals=10)
+
+
+@pytest.fixture(scope="module")
+def result(cohort, life_table):
+    return analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases,
+                                                    "french_life_tables": life_table}, {}, study_id="pps")
+
+
+def _run(cases, life_table):
+    return analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cases, "french_life_tables": life_table},
+                        {}, study_id="pps")
+
+
+def test_tables_and_metadata(result, cohort):
+    names = {t.name for t in result.tables}
+    for expected in ("km_site", "median_site", "km_curves_site", "km_site_stage", "km_curves_site_stage",
+                     "km_site_sex", "km_site_age_group", "km_site_deprivation", "km_site_region", "logrank",
+                     "net_survival_site", "net_survival_site_sex", "cox_hazard_ratios", "excess_hazard_ratios",
+                     "ph_test", "cox_models"):
+        assert expected in names, expected
+    km = result.table("km_site")
+    assert km.count_columns == ("n_risk", "n_event") and km.statistic_columns["surv"] == "n_risk"
+    assert sorted(km.frame["years"].unique()) == [0, 1, 2, 3, 4, 5]
+    year0 = km.frame[km.frame["years"] == 0].set_index("site")["n_risk"]
+    assert year0.to_dict() == cohort.cases.groupby("site").size().to_dict()
+    assert result.table("km_curves_site").at_risk_column == "n_risk"
+    for t in result.tables:
+        for col, n_col in t.statistic_columns.items():
+            assert col in t.frame.columns and n_col in t.frame.columns, (t.name, col)
+        assert not {"case_id", "person_id", "birth_year", "death_date"} & set(t.frame.columns)
+    models = result.table("cox_models").frame
+    assert models["concordance"].between(0.5, 1).all()
+    zph = result.table("ph_test").frame
+    assert (zph.groupby("site")["term"].last() == "GLOBAL").all()
+    lr = result.table("logrank").frame
+    assert ((lr["site"] == "cns") & (lr["factor"] == "stage")).sum() == 0   # one stage only: no test
+
+
+def test_disclosure_control_and_figures(result):
+    controlled = control(result)
+    curves = controlled.result.table("km_curves_site").frame
+    assert (curves["n_risk"].dropna() >= 10).all()
+    for fig in result.figures:
+        drawn = fig.draw({n: controlled.result.table(n).frame for n in fig.tables})
+        assert drawn.axes
+
+
+def test_empty_and_small_cohorts(cohort, life_table):
+    with pytest.raises(NotEnoughData, match="study pps: not enough data: .*no cases"):
+        _run(cohort.cases.iloc[:0], life_table)
+    with pytest.raises(NotEnoughData, match="fewer than 10"):
+        _run(cohort.cases.iloc[:9], life_table)
+
+
+def test_site_without_deaths(cohort, life_table):
+    cases = cohort.cases.copy()
+    cases.loc[cases["site"] == "cns", "event"] = 0
+    with pytest.raises(NotEnoughData, match="no death observed in site.*cns"):
+        _run(cases, life_table)
+
+
+def test_missing_covariates_and_columns(cohort, life_table):
+    cases = cohort.cases.copy()
+    cases.loc[cases.index[:4], "stage"] = None
+    with pytest.raises(InputValidationError, match="4 case.*missing stage"):
+        _run(cases, life_table)
+    with pytest.raises(InputValidationError, match="lacks column.*follow_up_days"):
+        _run(cohort.cases.drop(columns="follow_up_days"), life_table)
+    bad = cohort.cases.assign(event=np.where(np.arange(len(cohort.cases)) == 0, 2, cohort.cases["event"]))
+    with pytest.raises(InputValidationError, match="event must be 0 or 1"):
+        _run(bad, life_table)
+    with pytest.raises(InputValidationError, match="french_life_tables"):
+        _run(cohort.cases, life_table.drop(columns=["qx", "hazard"]))
+    with pytest.raises(InputValidationError, match="input french_life_tables is missing"):
+        analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases}, {}, study_id="pps")
