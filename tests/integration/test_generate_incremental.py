@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from synth_readers import read_source, read_truth
-
 from oncopipe.synth.extraction import generate
+from synth_readers import read_source, read_truth
 
 D1, D2 = "2023-06-30", "2024-12-31"
 DELTAS = ("er_pha_f", "t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a")

@@ -104,7 +104,7 @@ def _run_chunk(job: _Job) -> dict[str, Any]:
         pmsi = T.pmsi(chunk, hospitals, prev("t_mco_b"), date, job.dirt_rate / 2)
         built.update({k: v for k, v in pmsi.items() if k in job.sources})
     dirt = _dirt_counts(chunk, prev("er_pha_f"), date) if need_pharmacy else {}
-    built, fault_rows = apply_table_faults(built, job.faults, chunk, job.seed, date, prev("er_pha_f"))
+    built, fault_rows = apply_table_faults(built, job.faults, chunk, job.seed, date, prev("er_pha_f"), job.fmt)
     written: dict[str, tuple[int, int]] = {}
     for source, table in built.items():
         if table.num_rows == 0 and job.number > 0:
@@ -194,7 +194,7 @@ def generate(out: str | Path, patients: int, seed: int, extraction_date: str | d
     for source in chosen:
         if source in REFERENTIALS:
             table = T.ir_pha_r() if source == "ir_pha_r" else T.ir_geo_fdep()
-            table, rows = apply_table_faults({source: table}, specs, None, seed, date_day, None)
+            table, rows = apply_table_faults({source: table}, specs, None, seed, date_day, None, fmt)
             write_part(table[source], part_path(extraction_dir(out, source, date), 0, fmt), fmt)
             results.append({"written": {source: (1, table[source].num_rows)}, "fault_rows": rows})
     for r in results:

@@ -96,7 +96,13 @@ def parse_faults(faults: str | list[str] | tuple[str, ...] | None) -> list[Fault
             raise ValueError(f"fault {raw!r}: unknown source {source!r}")
         if source != fk.source and not fk.any_source:
             raise ValueError(f"fault {kind!r} only applies to {fk.source}, not {source!r}")
-        specs.append(FaultSpec(kind, source, _column_for(fk, source)))
+        spec = FaultSpec(kind, source, _column_for(fk, source))
+        clash = next((s for s in specs if s.source == source and (s.kind == kind or (
+            spec.column is not None and s.column == spec.column))), None)
+        if clash:
+            raise ValueError(f"faults {clash.kind!r} and {kind!r} both target {source}.{spec.column or '*'}; "
+                             "inject them in separate extractions")
+        specs.append(spec)
     return specs
 
 
@@ -266,12 +272,15 @@ _FILE_LEVEL = ("truncated_file",)
 
 
 def apply_table_faults(tables: dict[str, pa.Table], specs: tuple[FaultSpec, ...] | list[FaultSpec], chunk,
-                       seed: int, date: int, previous: int | None) -> tuple[dict[str, pa.Table], dict]:
+                       seed: int, date: int, previous: int | None,
+                       fmt: str = "parquet") -> tuple[dict[str, pa.Table], dict]:
     """Apply the row-level faults aimed at the given tables; returns the tables and rows affected per fault."""
     affected: dict[tuple[str, str], int] = {}
     for spec in specs:
         if spec.source not in tables or spec.kind in _FILE_LEVEL:
             continue
+        if spec.kind == "bad_encoding" and fmt == "csv":
+            continue  # CSV text cannot hold Latin-1 in a UTF-8 writer: the written file is re-encoded instead
         table = tables[spec.source]
         if spec.kind == "bad_encoding" and table.schema.get_field_index(spec.column) < 0:
             continue
@@ -285,9 +294,14 @@ def apply_table_faults(tables: dict[str, pa.Table], specs: tuple[FaultSpec, ...]
 
 def apply_file_faults(out: Path, date: str, fmt: str, specs: list[FaultSpec], seed: int,
                       rows: dict[str, int]) -> dict[tuple[str, str], int]:
-    """Faults on written files: cut one part file of the source in the middle."""
+    """Faults on written files: cut one part file in the middle; Latin-1 CSV for bad_encoding."""
     affected = {}
     for spec in specs:
+        if spec.kind == "bad_encoding" and fmt == "csv":
+            for part in sorted(extraction_dir(out, spec.source, date).glob("part-*.csv")):
+                part.write_bytes(part.read_text(encoding="utf-8").encode("latin-1"))
+            affected[(spec.kind, spec.source)] = rows.get(spec.source, 0)
+            continue
         if spec.kind != "truncated_file":
             continue
         folder = extraction_dir(out, spec.source, date)
