@@ -239,7 +239,7 @@ def render_figure(figure: ResultFigure, controlled: ControlledResult, study_id: 
             out = {}
             for fmt, meta in (("png", {"Software": "oncopipe"}), ("svg", {"Creator": "oncopipe", "Date": None})):
                 buffer = io.BytesIO()
-                fig.savefig(buffer, format=fmt, dpi=100, metadata=meta)
+                fig.savefig(buffer, format=fmt, dpi=100, metadata=meta, bbox_inches="tight", pad_inches=0.1)
                 out[fmt] = buffer.getvalue()
         finally:
             plt.close(fig)

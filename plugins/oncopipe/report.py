@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MAX_REPORT_ROWS = 200
+OPEN_ROWS = 30  # longer tables start folded in the report
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,21 @@ def disclosure_text(controlled: ControlledResult) -> str:
             "and its rule, never its value.")
 
 
+def _display(value: Any) -> str:
+    """A cell as the report shows it: floats to 4 significant digits (the CSV keeps full precision)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, str) and value != MASK_MARKER:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return value if number.is_integer() and "." not in value else f"{number:.4g}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _table_view(controlled: ControlledResult, name: str) -> dict[str, Any]:
     table = controlled.result.table(name)
     frame = controlled.csv_frame(name)
@@ -102,7 +118,7 @@ def _table_view(controlled: ControlledResult, name: str) -> dict[str, Any]:
     for record in frame.head(MAX_REPORT_ROWS).itertuples(index=False):
         row = []
         for col, value in zip(frame.columns, record, strict=True):
-            text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+            text = _display(value)
             cls = "masked" if text == MASK_MARKER else "num" if col in numeric else ""
             row.append((text, cls))
         rows.append(row)
@@ -146,4 +162,5 @@ def render_report(controlled: ControlledResult, study: StudyInfo, provenance: Ma
         figures=[{"name": name, "title": title, "png_base64": base64.b64encode(png).decode("ascii")}
                  for name, title, png in figures],
         notes=list(controlled.result.notes),
+        open_rows=OPEN_ROWS,
     )
