@@ -535,3 +535,59 @@ def switches(dispensings: pd.DataFrame, follow_up: pd.DataFrame) -> pd.DataFrame
     out["switch_from"] = out["person_id"].map(first["_from"])
     out["switch_to"] = out["person_id"].map(first["molecule"])
     return out
+
+
+HORMONE_MOLECULES: dict[str, str] = {
+    "L02BA01": "tamoxifen",
+    "L02BG03": "anastrozole",
+    "L02BG04": "letrozole",
+    "L02BG06": "exemestane",
+}
+INFORMATION_ONLY = 71
+
+
+def dispensings_from_claims(
+    er_pha_f: pd.DataFrame, ir_pha_r: pd.DataFrame, molecules: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Cleaned hormone-therapy dispensings from raw DCIR pharmacy lines (step 1 of the rule).
+
+    Cleaning, in this order: information-only lines (``DPN_QLF = 71``) are dropped; exact duplicates are
+    dropped; a line re-sent in a later flux (same ``ORG_CLE_NUM``, ``DCT_ORD_NUM``, ``PRS_ORD_NUM``)
+    keeps only its latest ``FLX_DIS_DTD`` version; each negative (regularisation) line cancels one earlier
+    positive line of the same person, date, CIP13 and absolute quantity (matched in flux order) and is then
+    dropped. Days of supply = boxes (``PHA_ACT_QSN``) x units per box (``PHA_UNT_NBR_DSP``); only CIP13
+    whose ATC is in ``molecules`` (default: the four hormone therapies) are kept.
+
+    Args:
+        er_pha_f: raw pharmacy lines (landing contract columns).
+        ir_pha_r: drug referential (``PHA_CIP_C13``, ``PHA_ATC_C07``, ``PHA_UNT_NBR_DSP``).
+        molecules: ATC -> molecule name.
+
+    Returns:
+        ``person_id``, ``dispensing_date``, ``days_supply``, ``molecule``, ``cip13``, ``line_id``.
+    """
+    molecules = molecules or HORMONE_MOLECULES
+    ref = ir_pha_r.loc[ir_pha_r["PHA_ATC_C07"].isin(list(molecules)), ["PHA_CIP_C13", "PHA_ATC_C07", "PHA_UNT_NBR_DSP"]]
+    ref = ref.drop_duplicates("PHA_CIP_C13")
+    lines = er_pha_f[er_pha_f["PHA_PRS_C13"].isin(ref["PHA_CIP_C13"])]
+    lines = lines[lines["DPN_QLF"] != INFORMATION_ONLY].drop_duplicates()
+    line_key = ["ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"]
+    lines = lines.sort_values("FLX_DIS_DTD", kind="stable").drop_duplicates(line_key, keep="last")
+    match = ["BEN_NIR_PSA", "EXE_SOI_DTD", "PHA_PRS_C13", "_qty"]
+    lines = lines.assign(_qty=lines["PHA_ACT_QSN"].abs())
+    negative = lines["PHA_ACT_QSN"] < 0
+    pos, neg = lines[~negative].copy(), lines[negative]
+    pos["_rank"] = pos.groupby(match, sort=False).cumcount()
+    cancelled = neg.groupby(match).size().rename("_cancelled").reset_index()
+    pos = pos.merge(cancelled, on=match, how="left")
+    pos = pos[pos["_rank"] >= pos["_cancelled"].fillna(0)]
+    pos = pos[pos["PHA_ACT_QSN"] > 0].merge(ref, left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
+    return pd.DataFrame({
+        "person_id": pos["BEN_NIR_PSA"].to_numpy(),
+        "dispensing_date": pd.to_datetime(pos["EXE_SOI_DTD"]).to_numpy(),
+        "days_supply": (pos["PHA_ACT_QSN"] * pos["PHA_UNT_NBR_DSP"]).astype(np.int64).to_numpy(),
+        "molecule": pos["PHA_ATC_C07"].map(molecules).to_numpy(),
+        "cip13": pos["PHA_PRS_C13"].astype(str).to_numpy(),
+        "line_id": (pos["ORG_CLE_NUM"].astype(str) + ":" + pos["DCT_ORD_NUM"].astype(str).str.zfill(12) + ":"
+                    + pos["PRS_ORD_NUM"].astype(str).str.zfill(6)).to_numpy(),
+    })

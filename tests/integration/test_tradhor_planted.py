@@ -1,0 +1,102 @@
+"""Acceptance: GBTM on PDC computed by oncopipe.adherence from a generated extraction recovers the planted
+trajectory groups (ARI >= 0.8) at about 20,000 women of the breast cancer endocrine cohort.
+
+The extraction is generated with ``oncopipe generate`` (several minutes), unless ``ONCOPIPE_TRADHOR_LANDING``
+points to an existing landing folder (with its ``_truth``). ``ONCOPIPE_TRADHOR_PATIENTS`` sets the number of
+simulated people (default 86,000, which gives about 20,000 treated women).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from oncopipe import adherence as adh
+from oncopipe.trajectories import group_summary, panel_from_long, select_gbtm
+from sklearn.metrics import adjusted_rand_score
+
+pytestmark = pytest.mark.slow
+
+EXTRACTION = "2026-06-30"
+PATIENTS = int(os.environ.get("ONCOPIPE_TRADHOR_PATIENTS", "86000"))
+
+
+def _read(landing: Path, source: str) -> pd.DataFrame:
+    folders = sorted((landing / source).glob("extraction=*"))
+    return pd.concat([pd.read_parquet(f) for folder in folders for f in sorted(folder.glob("*.parquet"))],
+                     ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    given = os.environ.get("ONCOPIPE_TRADHOR_LANDING")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("tradhor") / "landing"
+    cli = Path(sys.executable).with_name("oncopipe")
+    subprocess.run([str(cli), "generate", "--patients", str(PATIENTS), "--seed", "2026",
+                    "--extraction-date", EXTRACTION, "--out", str(out)], check=True, capture_output=True)
+    return out
+
+
+def breast_cohort(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Cohort (follow-up windows), cleaned dispensings and stays, as the mart defines them."""
+    disp = adh.dispensings_from_claims(_read(landing, "er_pha_f"), _read(landing, "ir_pha_r"))
+    registry = _read(landing, "registry_cases")
+    breast = registry[registry["CIM10"].str.startswith("C50")]
+    from_registry = breast[["BEN_NIR_PSA", "DAT_DIAG"]].rename(columns={"DAT_DIAG": "date"})
+    # Claims-identified cases (outside registry areas): first MCO stay with a C50 principal diagnosis.
+    stays_b, stays_c = _read(landing, "t_mco_b"), _read(landing, "t_mco_c")
+    c50 = stays_b[stays_b["DGN_PAL"].str.startswith("C50", na=False)][["ETA_NUM", "RSA_NUM"]]
+    from_claims = c50.merge(stays_c, on=["ETA_NUM", "RSA_NUM"])[["NIR_ANO_17", "EXE_SOI_DTD"]]
+    from_claims.columns = ["BEN_NIR_PSA", "date"]
+    cases = pd.concat([from_registry, from_claims], ignore_index=True)
+    diagnosis = pd.to_datetime(cases.groupby("BEN_NIR_PSA")["date"].min()).rename("diagnosis_date")
+    d = disp.merge(diagnosis, left_on="person_id", right_index=True)
+    window = (d["dispensing_date"] >= d["diagnosis_date"]) & (
+        d["dispensing_date"] <= d["diagnosis_date"] + pd.DateOffset(months=12))
+    index = d[window].groupby("person_id")["dispensing_date"].min().rename("index_date").reset_index()
+    end_of_data = pd.Timestamp(EXTRACTION)
+    index = index[index["index_date"] <= end_of_data]
+    deaths = pd.concat([
+        _read(landing, "ir_ben_r")[["BEN_NIR_PSA", "BEN_DCD_DTE"]].set_axis(["person_id", "death"], axis=1),
+        _read(landing, "ki_cci_r")[["BEN_NIR_PSA", "DCD_DTE"]].set_axis(["person_id", "death"], axis=1),
+    ])
+    death = pd.to_datetime(deaths.dropna().groupby("person_id")["death"].min())
+    cohort = index.assign(end_of_data_date=end_of_data, death_date=index["person_id"].map(death))
+    cohort = cohort[cohort["death_date"].isna() | (cohort["death_date"] >= cohort["index_date"])]
+    stays = pd.DataFrame({"person_id": stays_c["NIR_ANO_17"], "entry_date": pd.to_datetime(stays_c["EXE_SOI_DTD"]),
+                          "exit_date": pd.to_datetime(stays_c["EXE_SOI_DTF"])})
+    stays = stays[stays["person_id"].isin(cohort["person_id"]) & (stays["exit_date"] >= stays["entry_date"])]
+    return adh.follow_up_windows(cohort), disp[disp["person_id"].isin(cohort["person_id"])], stays
+
+
+def test_planted_trajectory_groups_are_recovered(landing):
+    follow_up, disp, stays = breast_cohort(landing)
+    truth_dir = next((landing / "_truth").glob("extraction=*"))
+    truth = pd.read_parquet(truth_dir / "trajectory_groups.parquet").set_index("BEN_NIR_PSA")["group"]
+    assert len(follow_up) >= 0.9 * min(len(truth), 20000)
+    assert follow_up["person_id"].isin(truth.index).mean() > 0.98
+
+    monthly = adh.monthly_pdc(adh.coverage(disp, stays), follow_up)
+    panel = panel_from_long(monthly, n_months=60)
+    selection = select_gbtm(panel, min_groups=2, max_groups=7, degree=3, seed=0)
+    fit = selection.chosen
+    planted = truth.reindex(fit.person_ids)
+    known = planted.notna().to_numpy()
+    ari = adjusted_rand_score(planted[known].astype(int), fit.assignment[known])
+    report = {"women": panel.n_people, "planted_groups": int(truth.nunique()), "chosen_k": selection.chosen_k,
+              "adequate": selection.chosen_adequate, "ari": round(float(ari), 4),
+              "table": selection.table.round(4).to_dict(orient="records"),
+              "groups": group_summary(fit).round(4).to_dict(orient="records"),
+              "crosstab": pd.crosstab(planted[known].astype(int), fit.assignment[known] + 1).to_dict()}
+    print(json.dumps(report, indent=1, default=str))
+    assert ari >= 0.8, report
+    assert selection.chosen_k == truth.nunique(), report
+    assert np.isfinite(selection.table["bic"]).all()
