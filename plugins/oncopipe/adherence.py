@@ -113,6 +113,8 @@ def _grouped_cummax(values: np.ndarray, owner: np.ndarray) -> np.ndarray:
 
 
 def _grouped_cumsum(values: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    if len(owner) == 0:
+        return np.zeros(0, dtype=np.int64)
     total = np.cumsum(values)
     first = np.r_[True, owner[1:] != owner[:-1]]
     base = (total - values)[first]
@@ -401,9 +403,10 @@ def discontinuation(
     pos_in = np.arange(len(row)) - np.repeat(np.cumsum(counts + 1) - (counts + 1), counts + 1)
     interval = np.repeat(first, counts + 1) + pos_in - 1  # -1 = sentinel
     has_prev = pos_in > 0
-    prev_end = np.where(has_prev, c.end[np.maximum(interval, 0)], _NEG_INF)
+    starts, ends = np.r_[c.start, 0], np.r_[c.end, 0]  # padded: valid indices even with no interval
+    prev_end = np.where(has_prev, ends[np.maximum(interval, 0)], _NEG_INF)
     is_last = pos_in == counts[row]
-    next_start = np.where(is_last, _POS_INF, c.start[np.minimum(interval + 1, max(len(c.start) - 1, 0))])
+    next_start = np.where(is_last, _POS_INF, starts[np.minimum(interval + 1, len(c.start))])
     u = np.maximum(prev_end + 1, index[row])
     v = np.minimum(next_start - 1, fu_end[row])
     gap = (u <= v) & (v - u + 1 >= gap_days)

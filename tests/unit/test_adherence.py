@@ -241,7 +241,7 @@ def test_yearly_pdc_and_share_adherent():
 def test_vectorised_over_people_matches_one_by_one():
     rng = np.random.default_rng(3)
     frames, stays = [], []
-    for i in range(40):
+    for i in range(20):
         n = rng.integers(1, 15)
         dates = T("2022-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 900, n)), unit="D")
         frames.append(pd.DataFrame({"person_id": f"p{i}", "dispensing_date": dates,
@@ -253,9 +253,12 @@ def test_vectorised_over_people_matches_one_by_one():
     disp, st = pd.concat(frames), pd.concat(stays)
     cohort = disp.groupby("person_id")["dispensing_date"].min().rename("index_date").reset_index()
     cohort["end_of_data_date"] = T("2024-12-31")
+    cohort.loc[len(cohort)] = {"person_id": "nobody", "index_date": T("2022-03-01"),
+                               "end_of_data_date": T("2024-12-31")}
     fu = adh.follow_up_windows(cohort)
     together = adh.monthly_pdc(adh.coverage(disp, st), fu)
-    for pid in ["p0", "p7", "p31"]:
+    assert together.loc[together.person_id == "nobody", "days_covered"].eq(0).all()
+    for pid in ["p0", "p7", "p19", "nobody"]:
         alone = adh.monthly_pdc(adh.coverage(disp[disp.person_id == pid], st[st.person_id == pid]),
                                 fu[fu.person_id == pid])
         pd.testing.assert_frame_equal(together[together.person_id == pid].reset_index(drop=True), alone)
@@ -287,6 +290,30 @@ def _day_by_day(disp, stays, fu):
             day += pd.Timedelta(days=1)
         out[row.person_id] = covered
     return out
+
+
+def test_dispensings_from_claims_cleans_raw_lines():
+    ref = pd.DataFrame({"PHA_CIP_C13": ["3400930000001", "3400930000002", "3400930000003"],
+                        "PHA_ATC_C07": ["L02BA01", "L02BG04", "C10AA05"], "PHA_UNT_NBR_DSP": [30, 90, 30]})
+
+    def line(prs, day, cip, qty, flux="2024-02-01", qlf=0, dct=1):
+        return {"BEN_NIR_PSA": "p1", "ORG_CLE_NUM": "01", "DCT_ORD_NUM": dct, "PRS_ORD_NUM": prs,
+                "FLX_DIS_DTD": T(flux), "EXE_SOI_DTD": T(day), "PHA_PRS_C13": cip, "PHA_ACT_QSN": qty, "DPN_QLF": qlf}
+
+    raw = pd.DataFrame([
+        line(1, "2024-01-05", "3400930000001", 1),                    # kept
+        line(1, "2024-01-05", "3400930000001", 1),                    # exact duplicate
+        line(51, "2024-01-05", "3400930000001", 1, qlf=71),           # information only
+        line(2, "2024-01-20", "3400930000002", 1, dct=2),             # re-sent later with 2 boxes
+        line(2, "2024-01-20", "3400930000002", 2, dct=2, flux="2024-03-01"),
+        line(61, "2024-01-25", "3400930000001", 1, dct=3),            # spurious line ...
+        line(71, "2024-01-25", "3400930000001", -1, dct=3, flux="2024-03-01"),  # ... cancelled
+        line(3, "2024-01-25", "3400930000003", 1, dct=3),             # not a hormone therapy
+    ])
+    out = adh.dispensings_from_claims(raw, ref).sort_values("dispensing_date")
+    assert out["dispensing_date"].tolist() == [T("2024-01-05"), T("2024-01-20")]
+    assert out["days_supply"].tolist() == [30, 180]
+    assert out["molecule"].tolist() == ["tamoxifen", "letrozole"]
 
 
 def test_bad_input_is_named():
