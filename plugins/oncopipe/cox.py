@@ -50,10 +50,24 @@ class _Pieces:
     resid: np.ndarray
     a: np.ndarray
     b: np.ndarray
-    s2: np.ndarray  # risk-set sums of r x x' at each death time (m, p, p)
-    d2: np.ndarray  # death sums of r x x' (m, p, p)
     m_rows: np.ndarray  # s1/s0 per Efron row (deaths, p)
     row_time: np.ndarray  # death-time index of each Efron row
+    data: _CoxData
+    r: np.ndarray
+
+    def weighted_info(self, w: np.ndarray) -> np.ndarray:
+        """``sum_j w_j V_j`` where ``V_j`` is death time j's contribution to the information.
+
+        ``sum_j w_j a_j S2_j`` is rewritten ``X' diag(r_i sum_{t_j <= t_i} w_j a_j) X`` (each subject is in
+        the risk sets of the death times up to its own time), so no per-time p x p matrix is ever built.
+        """
+        d = self.data
+        cum = np.concatenate([[0.0], np.cumsum(w * self.a)])[d.ev_upto]
+        dr = d.death_rows
+        xd = d.x[dr]
+        return ((d.x * (self.r * cum)[:, None]).T @ d.x
+                - (xd * (self.r[dr] * (w * self.b)[d.death_group])[:, None]).T @ xd
+                - (self.m_rows * w[self.row_time][:, None]).T @ self.m_rows)
 
 
 class _CoxData:
@@ -72,6 +86,8 @@ class _CoxData:
         self.d = ev_counts[self.ev_groups].astype(np.int64)
         self.death_rows = np.flatnonzero(self.event)
         self.death_group = np.searchsorted(self.ev_groups, self.group[self.death_rows])
+        # number of death times <= each subject's time: the risk sets the subject belongs to
+        self.ev_upto = np.searchsorted(self.ev_groups, self.group, side="right")
         # Efron rows: for death time j, l = 0..d_j-1
         self.row_time = np.repeat(np.arange(self.ev_groups.size), self.d)
         starts = np.concatenate([[0], np.cumsum(self.d)[:-1]])
@@ -86,18 +102,6 @@ class _CoxData:
         assert out.shape[0] == n_groups
         return out
 
-    @staticmethod
-    def _outer_group_sum(x: np.ndarray, w: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-        """Per-group sums of w x x' (groups non-decreasing), in chunks to bound memory."""
-        p = x.shape[1]
-        out = np.zeros((n_groups, p, p))
-        chunk = max(1, 4_000_000 // max(p * p, 1))
-        for s in range(0, x.shape[0], chunk):
-            xs, ws, gs = x[s:s + chunk], w[s:s + chunk], groups[s:s + chunk]
-            starts = np.flatnonzero(np.concatenate([[True], gs[1:] != gs[:-1]]))
-            out[gs[starts]] += np.add.reduceat(np.einsum("ni,nj->nij", xs * ws[:, None], xs), starts, axis=0)
-        return out
-
     def pieces(self, beta: np.ndarray) -> _Pieces:
         x = self.x
         eta = x @ beta
@@ -106,14 +110,12 @@ class _CoxData:
         # Risk-set sums at each unique time (time >= t): reverse cumulative sums over time groups.
         s0_g = self._group_sum(r, self.group, g_all)[::-1].cumsum()[::-1]
         s1_g = self._group_sum(x * r[:, None], self.group, g_all)[::-1].cumsum(axis=0)[::-1]
-        s2_g = self._outer_group_sum(x, r, self.group, g_all)[::-1].cumsum(axis=0)[::-1]
         eg = self.ev_groups
         m = eg.size
-        S0, S1, S2 = s0_g[eg], s1_g[eg], s2_g[eg]
+        S0, S1 = s0_g[eg], s1_g[eg]
         dr = self.death_rows
         D0 = self._group_sum(r[dr], self.death_group, m)
         D1 = self._group_sum(x[dr] * r[dr, None], self.death_group, m)
-        D2 = self._outer_group_sum(x[dr], r[dr], self.death_group, m)
         rt, phi = self.row_time, self.phi
         s0 = S0[rt] - phi * D0[rt]
         s1 = S1[rt] - phi[:, None] * D1[rt]
@@ -124,8 +126,9 @@ class _CoxData:
         xdeath = self._group_sum(x[dr], self.death_group, m)
         resid = xdeath - self._group_sum(mrows, rt, m)
         score = resid.sum(axis=0)
-        info = np.tensordot(a, S2, axes=1) - np.tensordot(b, D2, axes=1) - mrows.T @ mrows
-        return _Pieces(loglik, score, info, resid, a, b, S2, D2, mrows, rt)
+        pc = _Pieces(loglik, score, np.empty(0), resid, a, b, mrows, rt, self, r)
+        pc.info = pc.weighted_info(np.ones(m))
+        return pc
 
 
 @dataclass
@@ -311,14 +314,9 @@ def cox_zph(fit: CoxFit, terms: Mapping[str, Sequence[str]] | None = None, alpha
     g_death = g_obs[data.first[data.ev_groups]]
     g = g_death - np.average(g_death, weights=data.d)
 
-    def weighted_info(w: np.ndarray) -> np.ndarray:
-        wr = w[pc.row_time]
-        return (np.tensordot(w * pc.a, pc.s2, axes=1) - np.tensordot(w * pc.b, pc.d2, axes=1)
-                - (pc.m_rows * wr[:, None]).T @ pc.m_rows)
-
     i_bb = pc.info
-    i_bg = weighted_info(g)
-    i_gg = weighted_info(g * g)
+    i_bg = pc.weighted_info(g)
+    i_gg = pc.weighted_info(g * g)
     imat = np.block([[i_bb, i_bg], [i_bg.T, i_gg]])
     u = np.concatenate([np.zeros(p), (pc.resid * g[:, None]).sum(axis=0)])
     col = {n: i for i, n in enumerate(fit.names)}
@@ -358,12 +356,13 @@ def design_matrix(
     for c, ref in (categorical or {}).items():
         if frame[c].isna().any():
             raise ValueError(f"covariate {c} has missing values")
-        values = frame[c].map(str)
-        levels = sorted(set(values) - {str(ref)})
+        codes, uniques = pd.factorize(frame[c].astype(str), sort=True)
         terms[c] = []
-        for lev in levels:
+        for k, lev in enumerate(uniques):
+            if lev == str(ref):
+                continue
             name = f"{c}={lev}"
-            cols[name] = (values == lev).to_numpy(dtype=float)
+            cols[name] = (codes == k).astype(float)
             terms[c].append(name)
         if not terms[c]:
             del terms[c]

@@ -32,6 +32,7 @@ on the log scale of survival (relsurv's default ``conf.type="log"``): ``S_N exp(
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,136 @@ def expected_cumhaz(
     return out
 
 
+@dataclass
+class ExpectedPass:
+    """One pass over the patients: Pohar-Perme sums per group on the daily grid and expected deaths.
+
+    Attributes:
+        labels: group labels (index = group code).
+        w_now: per group and day ``d``: sum over patients at risk at ``d`` of ``w_i(d)``.
+        w_prev: same risk set, ``w_i(d - 1)``.
+        ev_w, ev_w2: per group and day: sum over deaths on that day of ``w_i(d)`` and ``w_i(d)^2``.
+        n_risk: per group and day: number at risk.
+        expected: per patient and interval of ``breaks_years``: expected deaths (or None).
+    """
+
+    labels: list[object]
+    w_now: np.ndarray
+    w_prev: np.ndarray
+    ev_w: np.ndarray
+    ev_w2: np.ndarray
+    n_risk: np.ndarray
+    expected: np.ndarray | None
+
+
+def expected_pass(
+    time_days: Sequence[float] | np.ndarray,
+    event: Sequence[int] | np.ndarray,
+    age_years: Sequence[float] | np.ndarray,
+    year: Sequence[float] | np.ndarray,
+    sex: Sequence[str] | np.ndarray,
+    life_table: pd.DataFrame,
+    *,
+    groups: Sequence[object] | np.ndarray | None = None,
+    horizon_years: float = 5.0,
+    breaks_years: Sequence[float] | None = None,
+) -> ExpectedPass:
+    """Compute every patient's expected hazard once and accumulate what the estimators need.
+
+    Patients are processed in chunks sorted by group and follow-up, each chunk only as wide (in days) as
+    its longest follow-up, so short poor-prognosis follow-ups cost little.
+    """
+    t = np.ceil(np.asarray(time_days, dtype=float)).astype(np.int64)
+    e = np.asarray(event).astype(bool)
+    age = np.asarray(age_years, dtype=float)
+    yr = np.asarray(year, dtype=float)
+    sx = np.asarray(sex, dtype=str)
+    if t.size == 0:
+        raise ValueError("net survival on an empty sample")
+    if not (t.size == e.size == age.size == yr.size == sx.size):
+        raise ValueError("time, event, age, year and sex differ in length")
+    if (t < 0).any() or np.isnan(age).any() or np.isnan(yr).any():
+        raise ValueError("negative times or missing age/year")
+    s_idx, ages, years, cube = hazard_array(life_table)
+    sexi = pd.Series(sx).map(s_idx)
+    if sexi.isna().any():
+        raise ValueError(f"sex values {sorted(set(sx) - set(s_idx))} are not in the life table")
+    sexi = sexi.to_numpy(dtype=np.int64)
+    codes, labels = pd.factorize(pd.Series(np.zeros(t.size) if groups is None else np.asarray(groups, dtype=object)),
+                                 sort=True)
+    n_groups = len(labels)
+    edges = None if breaks_years is None else np.round(np.asarray(breaks_years, float) * DAYS_PER_YEAR).astype(int)
+    horizon = int(np.ceil(horizon_years * DAYS_PER_YEAR))
+    if edges is not None:
+        horizon = max(horizon, int(edges[-1]))
+    tc = np.minimum(t, horizon)
+    w_now = np.zeros((n_groups, horizon + 1))
+    w_prev = np.zeros((n_groups, horizon + 1))
+    ev_w = np.zeros((n_groups, horizon + 1))
+    ev_w2 = np.zeros((n_groups, horizon + 1))
+    counts = np.zeros((n_groups, horizon + 2))
+    np.add.at(counts, (codes, np.minimum(t, horizon + 1)), 1.0)
+    n_risk = counts[:, ::-1].cumsum(axis=1)[:, ::-1][:, : horizon + 1]
+    expected = None if edges is None else np.zeros((t.size, edges.size - 1))
+    order = np.lexsort((tc, codes))
+    tcs, gs = tc[order], codes[order]
+    bounds = np.flatnonzero(np.concatenate([[True], gs[1:] != gs[:-1], [True]]))
+    for ga, gb in zip(bounds[:-1], bounds[1:], strict=True):
+        gi = gs[ga]
+        pos = ga
+        while pos < gb:
+            cells = (np.arange(gb - pos) + 1) * (tcs[pos:gb] + 1)
+            end = pos + max(1, int(np.searchsorted(cells, _CHUNK_CELLS, side="right")))
+            idx = order[pos:end]
+            width = int(tcs[end - 1])
+            cum = expected_cumhaz(age[idx], yr[idx], sexi[idx], width, ages, years, cube)
+            w = np.exp(cum)
+            ti = tc[idx]
+            at_risk = ti[:, None] >= np.arange(width + 1)[None, :]
+            w_now[gi, : width + 1] += np.where(at_risk, w, 0.0).sum(axis=0)
+            w_prev[gi, 1: width + 1] += np.where(at_risk[:, 1:], w[:, :-1], 0.0).sum(axis=0)
+            dead = np.flatnonzero(e[idx] & (t[idx] <= horizon))
+            wd = w[dead, ti[dead]]
+            np.add.at(ev_w[gi], ti[dead], wd)
+            np.add.at(ev_w2[gi], ti[dead], wd * wd)
+            if expected is not None:
+                rows = np.arange(idx.size)
+                for j in range(edges.size - 1):
+                    lo = min(int(edges[j]), width)
+                    stop = np.minimum(np.clip(ti, edges[j], edges[j + 1]), width)
+                    expected[idx, j] = cum[rows, stop] - cum[rows, lo]
+            pos = end
+    return ExpectedPass(list(labels), w_now, w_prev, ev_w, ev_w2, n_risk, expected)
+
+
+def net_survival_table(ps: ExpectedPass, group: int | Sequence[int], times_years: Sequence[float],
+                       conf_level: float = 0.95) -> pd.DataFrame:
+    """Pohar-Perme estimates at ``times_years`` for one group, or several groups pooled (sums add up)."""
+    g = [group] if isinstance(group, int | np.integer) else list(group)
+    w_now, w_prev = ps.w_now[g].sum(axis=0), ps.w_prev[g].sum(axis=0)
+    ev_w, ev_w2, n_risk = ps.ev_w[g].sum(axis=0), ps.ev_w2[g].sum(axis=0), ps.n_risk[g].sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        jump = np.where(w_now > 0, ev_w / w_now, 0.0)
+        pop = np.zeros(w_now.size)
+        pop[1:] = np.where(w_now[1:] > 0, np.log(w_now[1:] / w_prev[1:]), 0.0)
+        var_jump = np.where(w_now > 0, ev_w2 / w_now**2, 0.0)
+    cum = np.cumsum(jump - pop)
+    var = np.cumsum(var_jump)
+    z = stats.norm.ppf(1 - (1 - conf_level) / 2)
+    rows = []
+    for ty in times_years:
+        d = int(np.ceil(ty * DAYS_PER_YEAR))
+        if d >= n_risk.size or n_risk[d] == 0:
+            rows.append({"years": ty, "n_risk": 0, "net_survival": np.nan, "std_err": np.nan,
+                         "lower": np.nan, "upper": np.nan})
+            continue
+        se = float(np.sqrt(var[d]))
+        sn = float(np.exp(-cum[d]))
+        rows.append({"years": ty, "n_risk": int(n_risk[d]), "net_survival": sn, "std_err": se,
+                     "lower": sn * np.exp(-z * se), "upper": sn * np.exp(z * se)})
+    return pd.DataFrame(rows)
+
+
 def pohar_perme(
     time_days: Sequence[float] | np.ndarray,
     event: Sequence[int] | np.ndarray,
@@ -122,96 +253,25 @@ def pohar_perme(
     Raises:
         ValueError: empty input, unequal lengths, a sex absent from the life table.
     """
-    t = np.ceil(np.asarray(time_days, dtype=float)).astype(np.int64)
-    e = np.asarray(event).astype(bool)
-    age = np.asarray(age_years, dtype=float)
-    yr = np.asarray(year, dtype=float)
-    sx = np.asarray(sex, dtype=str)
-    if t.size == 0:
-        raise ValueError("net survival on an empty sample")
-    if not (t.size == e.size == age.size == yr.size == sx.size):
-        raise ValueError("time, event, age, year and sex differ in length")
-    if (t < 0).any() or np.isnan(age).any() or np.isnan(yr).any():
-        raise ValueError("negative times or missing age/year")
-    s_idx, ages, years, cube = hazard_array(life_table)
-    unknown = set(np.unique(sx)) - set(s_idx)
-    if unknown:
-        raise ValueError(f"sex values {sorted(unknown)} are not in the life table")
-    sexi = np.array([s_idx[s] for s in sx]) if sx.size < 1000 else pd.Series(sx).map(s_idx).to_numpy()
-    horizon = int(np.ceil(max(times_years) * DAYS_PER_YEAR))
-    w_now = np.zeros(horizon + 1)   # sum over at-risk of w(d)
-    w_prev = np.zeros(horizon + 1)  # same risk set, w(d-1)
-    ev_w = np.zeros(horizon + 1)
-    ev_w2 = np.zeros(horizon + 1)
-    n_risk = np.bincount(np.minimum(t, horizon + 1), minlength=horizon + 2)[::-1].cumsum()[::-1][: horizon + 1]
-    chunk = max(1, _CHUNK_CELLS // (horizon + 1))
-    grid = np.arange(horizon + 1)
-    for s in range(0, t.size, chunk):
-        sl = slice(s, s + chunk)
-        ti, ei = t[sl], e[sl]
-        w = np.exp(expected_cumhaz(age[sl], yr[sl], sexi[sl], horizon, ages, years, cube))
-        at_risk = ti[:, None] >= grid[None, :]
-        w_now += np.where(at_risk, w, 0.0).sum(axis=0)
-        w_prev[1:] += np.where(at_risk[:, 1:], w[:, :-1], 0.0).sum(axis=0)
-        dead = np.flatnonzero(ei & (ti <= horizon))
-        wd = w[dead, ti[dead]]
-        np.add.at(ev_w, ti[dead], wd)
-        np.add.at(ev_w2, ti[dead], wd * wd)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        jump = np.where(w_now > 0, ev_w / w_now, 0.0)
-        pop = np.zeros(horizon + 1)
-        pop[1:] = np.where(w_now[1:] > 0, np.log(w_now[1:] / w_prev[1:]), 0.0)
-        var_jump = np.where(w_now > 0, ev_w2 / w_now**2, 0.0)
-    cum = np.cumsum(jump - pop)
-    var = np.cumsum(var_jump)
-    z = stats.norm.ppf(1 - (1 - conf_level) / 2)
-    rows = []
-    for ty in times_years:
-        d = int(np.ceil(ty * DAYS_PER_YEAR))
-        if n_risk[d] == 0:
-            rows.append({"years": ty, "n_risk": 0, "net_survival": np.nan, "std_err": np.nan,
-                         "lower": np.nan, "upper": np.nan})
-            continue
-        se = float(np.sqrt(var[d]))
-        sn = float(np.exp(-cum[d]))
-        rows.append({"years": ty, "n_risk": int(n_risk[d]), "net_survival": sn, "std_err": se,
-                     "lower": sn * np.exp(-z * se), "upper": sn * np.exp(z * se)})
-    return pd.DataFrame(rows)
+    ps = expected_pass(time_days, event, age_years, year, sex, life_table, horizon_years=max(times_years))
+    return net_survival_table(ps, 0, times_years, conf_level)
 
 
-def split_expected(
-    time_days: np.ndarray, event: np.ndarray, age_years: np.ndarray, year: np.ndarray, sex: Sequence[str],
-    life_table: pd.DataFrame, breaks_years: Sequence[float],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Person-time split on ``breaks_years``: (years at risk, deaths, expected deaths), each (n, intervals)."""
+def split_person_time(time_days: np.ndarray, event: np.ndarray, breaks_years: Sequence[float]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Years at risk and deaths per patient and interval of ``breaks_years`` (beyond the last: censored)."""
     t = np.ceil(np.asarray(time_days, dtype=float)).astype(np.int64)
     e = np.asarray(event).astype(bool)
-    s_idx, ages, years, cube = hazard_array(life_table)
-    sexi = pd.Series(np.asarray(sex, dtype=str)).map(s_idx)
-    if sexi.isna().any():
-        raise ValueError("a sex value is not in the life table")
-    sexi = sexi.to_numpy(dtype=np.int64)
     edges = np.round(np.asarray(breaks_years, dtype=float) * DAYS_PER_YEAR).astype(np.int64)
-    horizon = int(edges[-1])
     k = edges.size - 1
     at_risk = np.zeros((t.size, k))
     deaths = np.zeros((t.size, k))
-    expected = np.zeros((t.size, k))
-    chunk = max(1, _CHUNK_CELLS // (horizon + 1))
-    for s in range(0, t.size, chunk):
-        sl = slice(s, s + chunk)
-        ti = np.minimum(t[sl], horizon)
-        cum = expected_cumhaz(np.asarray(age_years, float)[sl], np.asarray(year, float)[sl], sexi[sl], horizon,
-                              ages, years, cube)
-        rows = np.arange(ti.size)
-        for j in range(k):
-            lo, hi = edges[j], edges[j + 1]
-            end = np.clip(ti, lo, hi)
-            at_risk[sl, j] = (end - lo) / DAYS_PER_YEAR
-            expected[sl, j] = cum[rows, end] - cum[rows, lo]
-            # a death on day 0 belongs to the first interval
-            deaths[sl, j] = e[sl] & (t[sl] <= horizon) & (t[sl] > lo if j else t[sl] >= lo) & (t[sl] <= hi)
-    return at_risk, deaths, expected
+    for j in range(k):
+        lo, hi = edges[j], edges[j + 1]
+        at_risk[:, j] = (np.clip(t, lo, hi) - lo) / DAYS_PER_YEAR
+        # a death on day 0 belongs to the first interval
+        deaths[:, j] = e & ((t > lo) if j else (t >= lo)) & (t <= hi)
+    return at_risk, deaths
 
 
 def excess_hazard_regression(
@@ -224,6 +284,7 @@ def excess_hazard_regression(
     life_table: pd.DataFrame,
     *,
     breaks_years: Sequence[float] = (0, 0.5, 1, 2, 3, 4, 5),
+    expected: np.ndarray | None = None,
     max_iter: int = 50,
 ) -> pd.DataFrame:
     """Excess-hazard ratios (relative-survival regression, Dickman et al. 2004, Poisson with expected deaths).
@@ -233,6 +294,7 @@ def excess_hazard_regression(
     censored), ``d*`` the expected deaths from the life table (same lookup as :func:`pohar_perme`),
     ``y`` the person-years. Fitted by Fisher scoring; standard errors from the Fisher information (as R
     ``glm`` with Dickman's custom link). Patients with identical design rows are collapsed first.
+    ``expected`` (patients x intervals), when given, is :attr:`ExpectedPass.expected` for the same breaks.
 
     Returns:
         term, coef, se, excess_hazard_ratio with 95% CI, p_value.
@@ -240,8 +302,11 @@ def excess_hazard_regression(
     x = design.to_numpy(dtype=float)
     if np.isnan(x).any():
         raise ValueError("missing values in the design")
-    y, d, dstar = split_expected(np.asarray(time_days), np.asarray(event), np.asarray(age_years),
-                                 np.asarray(year), sex, life_table, breaks_years)
+    y, d = split_person_time(np.asarray(time_days), np.asarray(event), breaks_years)
+    if expected is None:
+        expected = expected_pass(time_days, event, age_years, year, sex, life_table,
+                                 horizon_years=breaks_years[-1], breaks_years=breaks_years).expected
+    dstar = expected
     patterns, inverse = np.unique(x, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     k = y.shape[1]

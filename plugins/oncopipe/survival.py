@@ -283,20 +283,17 @@ def km_tables(
     """
     est_rows, curve_rows, med_rows = [], [], []
     grid = np.arange(0, max_years * DAYS_PER_YEAR + curve_step_days, curve_step_days, dtype=float)
-    for key, part in cases.groupby(list(by), sort=True, observed=True):
+    marks = np.asarray(years, dtype=float) * DAYS_PER_YEAR
+    slim = cases[[*by, time_col, event_col]]
+    for key, part in slim.groupby(list(by), sort=True, observed=True):
         key = key if isinstance(key, tuple) else (key,)
         labels = dict(zip(by, key, strict=True))
         km = kaplan_meier(part[time_col].to_numpy(), part[event_col].to_numpy(), conf_type=conf_type)
-        at = survival_at(km, np.asarray(years, dtype=float) * DAYS_PER_YEAR)
-        at.insert(0, "years", list(years))
-        for lab, val in reversed(labels.items()):
-            at.insert(0, lab, val)
-        est_rows.append(at.drop(columns=["time", "std_err"]))
-        cur = survival_at(km, grid)
-        cur.insert(0, "years", grid / DAYS_PER_YEAR)
-        for lab, val in reversed(labels.items()):
-            cur.insert(0, lab, val)
-        curve_rows.append(cur.drop(columns=["time", "std_err"]).dropna(subset=["surv"]))
+        at = survival_at(km, marks).drop(columns=["time", "std_err"])
+        est_rows.append(pd.DataFrame({**labels, "years": list(years), **at}))
+        cur = survival_at(km, grid).drop(columns=["time", "std_err"])
+        cur = pd.DataFrame({**labels, "years": grid / DAYS_PER_YEAR, **cur})
+        curve_rows.append(cur[cur["surv"].notna()])
         med, lo, hi = quantile_survival(km)
         med_rows.append({**labels, "n": km.n, "events": km.events, "median_days": med, "median_lower_days": lo,
                          "median_upper_days": hi, "median_years": med / DAYS_PER_YEAR,

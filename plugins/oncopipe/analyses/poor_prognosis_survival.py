@@ -18,13 +18,20 @@ from oncopipe import survival_figures
 from oncopipe.analyses import register
 from oncopipe.cases import prepare_cases, require_columns
 from oncopipe.cox import ConvergenceError, concordance, cox_zph, design_matrix, fit_cox
-from oncopipe.net_survival import LifeTableError, excess_hazard_regression, pohar_perme
+from oncopipe.net_survival import (
+    ExpectedPass,
+    LifeTableError,
+    excess_hazard_regression,
+    expected_pass,
+    net_survival_table,
+)
 from oncopipe.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
 from oncopipe.survival import km_tables, logrank_table
 
 FACTORS = {"stage": "stage", "sex": "sex", "age_group": "age_group", "deprivation": "deprivation",
            "region": "region"}
 REFERENCES = {"stage": "I", "age_group": "50-64", "sex": "female", "deprivation": "Q1"}
+BREAKS = (0, 0.5, 1, 2, 3, 4, 5)
 
 METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
 (R survival conventions); median survival with the Brookmeyer-Crowley interval read on the same bands.
@@ -56,8 +63,8 @@ def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, d
     return design[keep], {t: [c for c in cs if c in keep] for t, cs in terms.items()}
 
 
-def _models(cases: pd.DataFrame, life_table: pd.DataFrame, min_cases: int, ph_alpha: float,
-            notes: list[str]) -> dict[str, pd.DataFrame]:
+def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, ExpectedPass], min_cases: int,
+            ph_alpha: float, notes: list[str]) -> dict[str, pd.DataFrame]:
     hr_rows, ehr_rows, zph_rows, model_rows = [], [], [], []
     for site, part in cases.groupby("site", sort=True):
         if len(part) < min_cases:
@@ -86,7 +93,8 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, min_cases: int, ph_al
                          f"{glob['p_value']:.3g}); read the Cox HRs as averages over follow-up")
         edesign, _ = _site_design(part, with_region=False)
         ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"], part["year_exact"],
-                                       part["sex"], edesign, life_table)
+                                       part["sex"], edesign, life_table, breaks_years=BREAKS,
+                                       expected=passes[site].expected)
         ehr_rows.append(_stamp(ehr, site=site).assign(n=n, events=events))
     if not hr_rows:
         raise NotEnoughData("?", "no site has enough cases for a regression model")
@@ -94,19 +102,20 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, min_cases: int, ph_al
             "zph": pd.concat(zph_rows, ignore_index=True), "models": pd.DataFrame(model_rows)}
 
 
-def _net(cases: pd.DataFrame, life_table: pd.DataFrame, years: list[int]) -> dict[str, pd.DataFrame]:
-    by_site, by_sex = [], []
+def _net(cases: pd.DataFrame, life_table: pd.DataFrame, years: list[int]
+         ) -> tuple[dict[str, pd.DataFrame], dict[str, ExpectedPass]]:
+    """One life-table pass per site (groups = sex) serves net survival by site, by sex, and the excess model."""
+    by_site, by_sex, passes = [], [], {}
     for site, part in cases.groupby("site", sort=True):
-        args = (part["age_exact"], part["year_exact"], part["sex"], life_table)
-        by_site.append(_stamp(pohar_perme(part["follow_up_days"], part["event"], *args, times_years=years),
-                              site=site))
-        for sex, sp in part.groupby("sex", sort=True):
-            res = pohar_perme(sp["follow_up_days"], sp["event"], sp["age_exact"], sp["year_exact"], sp["sex"],
-                              life_table, times_years=years)
-            by_sex.append(_stamp(res, site=site, sex=sex))
+        ps = expected_pass(part["follow_up_days"], part["event"], part["age_exact"], part["year_exact"], part["sex"],
+                           life_table, groups=part["sex"], horizon_years=max(years), breaks_years=BREAKS)
+        passes[site] = ps
+        by_site.append(_stamp(net_survival_table(ps, list(range(len(ps.labels))), years), site=site))
+        for code, sex in enumerate(ps.labels):
+            by_sex.append(_stamp(net_survival_table(ps, code, years), site=site, sex=sex))
     cols = ["std_err"]
-    return {"site": pd.concat(by_site, ignore_index=True).drop(columns=cols),
-            "sex": pd.concat(by_sex, ignore_index=True).drop(columns=cols)}
+    return ({"site": pd.concat(by_site, ignore_index=True).drop(columns=cols),
+             "sex": pd.concat(by_sex, ignore_index=True).drop(columns=cols)}, passes)
 
 
 @register("poor_prognosis_survival")
@@ -153,7 +162,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                               count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
                               group_columns=("site",)))
     try:
-        net = _net(cases, life_table, years)
+        net, passes = _net(cases, life_table, years)
     except LifeTableError as exc:
         raise InputValidationError(study_id, f"french_life_tables: {exc}") from exc
     ns_stats = {"net_survival": "n_risk", "lower": "n_risk", "upper": "n_risk"}
@@ -163,7 +172,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                               "Pohar-Perme net survival with 95% CI, by site and sex.",
                               count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex")))
     try:
-        models = _models(cases, life_table, min_cases, ph_alpha, notes)
+        models = _models(cases, life_table, passes, min_cases, ph_alpha, notes)
     except NotEnoughData as exc:
         raise NotEnoughData(study_id, exc.reason) from exc
     hr_stats = {c: "n" for c in ("coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper")}
