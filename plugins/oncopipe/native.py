@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -412,3 +414,63 @@ class AirflowApi:
                 return state
             time.sleep(interval)
         raise TimeoutError(f"{dag_id} {run_id} unfinished after {timeout:.0f} s: {self.task_states(dag_id, run_id)}")
+
+
+@contextmanager
+def ephemeral_topology(
+    root: Path,
+    database: str,
+    *,
+    celery: bool = True,
+    redis_db: int = 11,
+    admin_password: str = "admin-password",
+    dags: Path | None = None,
+    smtp_url: str = "smtp://127.0.0.1:25",
+    timeout: float = 300.0,
+) -> Iterator[NativeTopology]:
+    """A throw-away topology for tests and trials: fresh database, fresh Redis db, everything under ``root``.
+
+    The database is dropped (and the Redis database flushed) on the way out, after every process stopped.
+
+    Args:
+        root: folder for the data (``root/data``), Airflow logs (``root/airflow``) and state (``root/state``).
+        database: PostgreSQL database to (re)create on 127.0.0.1.
+        celery: CeleryExecutor with one worker, else LocalExecutor.
+        redis_db: Redis database number, flushed before and after.
+        admin_password: password of the UI's admin user.
+        dags: DAGs folder (default: the project's).
+        smtp_url: the ``smtp_default`` connection.
+        timeout: seconds to wait for health.
+
+    Yields:
+        The running topology (healthy).
+    """
+    secrets = {**topology.generate_secrets(), "ONCOPIPE_ADMIN_PASSWORD": admin_password}
+    port = _free_port()
+    target = topology.native_target(secrets=secrets, data=root / "data", airflow_home=root / "airflow",
+                                    postgres_db=database, api_port=port, redis_db=redis_db, celery=celery,
+                                    dags=dags, smtp_url=smtp_url)
+    create_database(database, recreate=True)
+    if celery:
+        _flush_redis(redis_db)
+    harness = NativeTopology(target, root / "state", admin_password, celery=celery)
+    try:
+        harness.up(timeout)
+        yield harness
+    finally:
+        harness.stop_all()
+        drop_database(database)
+        if celery:
+            _flush_redis(redis_db)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _flush_redis(db: int, host: str = "127.0.0.1", port: int = 6379) -> None:
+    import redis
+
+    redis.Redis(host=host, port=port, db=db).flushdb()

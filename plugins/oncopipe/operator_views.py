@@ -31,11 +31,11 @@ EXTERNAL_VIEWS: list[dict[str, str]] = [
     {"name": "Exports", "href": f"{URL_PREFIX}/exports/", "url_route": "oncopipe-exports"},
 ]
 for _view in EXTERNAL_VIEWS:
-    _view.update(destination="nav", category="oncopipe")
+    _view["destination"] = "nav"  # entries of the UI's "Plugins" menu
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1f2933}
-h1{font-size:1.3rem} table{border-collapse:collapse;font-size:.85rem}
+h1{font-size:1.3rem} h2{font-size:1.1rem} table{border-collapse:collapse;font-size:.85rem}
 th,td{border:1px solid #cbd2d9;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f0f4f8} tr.failed td{background:#fde8e8} .empty{padding:1rem;border:1px dashed #9aa5b1;max-width:50rem}
 code{background:#f0f4f8;padding:0 .2rem} nav a{margin-right:1rem}
@@ -99,6 +99,41 @@ def read_history(path: Path, *, failed_only: bool = False, stage: str | None = N
         connection.close()
 
 
+def read_gate_runs(path: Path, limit: int = 50) -> tuple[list[str], list[tuple]]:
+    """The per-run gate summary (``gate_runs``: passed, critical failures, warnings, quarantine), newest first.
+
+    Returns empty lists when the history has no such table.
+    """
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        if "gate_runs" not in tables:
+            return [], []
+        columns = [row[1] for row in connection.execute('pragma table_info("gate_runs")')]
+        rows = connection.execute("select * from gate_runs order by rowid desc limit ?", (limit,)).fetchall()
+        return columns, rows
+    finally:
+        connection.close()
+
+
+def _cell(value: object, width: int = 200) -> str:
+    text = "" if value is None else str(value)
+    return html.escape(text if len(text) <= width else text[:width] + "…")
+
+
+def render_gate_runs(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    """The per-run summary as an HTML table; a run that did not pass is highlighted."""
+    if not rows:
+        return ""
+    passed = columns.index("passed") if "passed" in columns else None
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr class='{'passed' if passed is None or row[passed] else 'failed'}'>"
+        + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return (f"<h2>Gate runs</h2><table id='gate-runs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            "<h2>Expectations</h2>")
+
+
 def render_history(columns: Sequence[str], rows: Sequence[tuple], *, failed_only: bool, stage: str | None) -> str:
     """The history as an HTML table; failed expectations are highlighted."""
     success = columns.index("success")
@@ -106,7 +141,7 @@ def render_history(columns: Sequence[str], rows: Sequence[tuple], *, failed_only
     body = []
     for row in rows:
         ok = bool(row[success])
-        cells = "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row)
+        cells = "".join(f"<td>{_cell(v)}</td>" for v in row)
         body.append(f"<tr class='{'passed' if ok else 'failed'}'>{cells}</tr>")
     failed = sum(1 for row in rows if not row[success])
     filters = (f"<p>{len(rows)} rows shown (newest first, at most {HISTORY_LIMIT}), {failed} failed. "
@@ -168,10 +203,11 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
                                "they check there (run, extraction, stage, suite, severity, success, observed value).")
         try:
             columns, rows = read_history(path, failed_only=failed, stage=stage)
+            summary = render_gate_runs(*read_gate_runs(path))
         except (ValueError, sqlite3.Error) as error:
             return page("Quality gates", f"<div class='empty' id='empty-state'>Cannot read the history: "
                                          f"{html.escape(str(error))}</div>")
-        return page("Quality gates", render_history(columns, rows, failed_only=failed, stage=stage))
+        return page("Quality gates", summary + render_history(columns, rows, failed_only=failed, stage=stage))
 
     def serve(root: Path, relative: str, what: str, how: str, index_names: Sequence[str] = ("index.html",)):
         if not root.exists() or not any((root / name).exists() for name in index_names):

@@ -22,6 +22,8 @@ def _history(path, rows):
         db.execute("create table gate_results (run_id text, extraction text, stage text, suite text, "
                    "expectation text, severity text, success integer, observed_value text)")
         db.executemany("insert into gate_results values (?,?,?,?,?,?,?,?)", rows)
+        db.execute("create table gate_runs (run_id text, stage text, passed integer, critical_failures integer)")
+        db.execute("insert into gate_runs values ('r1', 'raw', 0, 1)")
 
 
 def test_views_are_in_the_navigation():
@@ -44,7 +46,8 @@ def test_quality_history_table_highlights_failures_and_filters(client, oncopipe_
         ("r1", "2024-01-31", "marts", "cohort", "row_count", "critical", 1, "1200"),
     ])
     page = client.get("/quality").text
-    assert page.count("<tr class='failed'>") == 1 and page.count("<tr class='passed'>") == 2
+    assert page.count("<tr class='failed'>") == 2 and page.count("<tr class='passed'>") == 2
+    assert "id='gate-runs'" in page
     assert "cip13_format" in page and "5.1% invalid" in page
     failed = client.get("/quality?failed=1").text
     assert "cip13_format" in failed and "sex_value_set" not in failed
