@@ -1,0 +1,47 @@
+"""Open the committed Great Expectations file context (``expectations/``) quietly.
+
+The committed ``great_expectations.yml`` points the validation-results store and the Data Docs site at
+``${ONCOPIPE_GX_QUALITY_DIR}``; :func:`open_context` sets that variable to the resolved ``<quality>`` folder
+before loading, so results and docs land next to the gate history (``<quality>/gx_validations``,
+``<quality>/data_docs``) and never inside the checkout. Progress bars are off in the committed config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from oncopipe.settings import EXPECTATIONS_DIR, Settings
+
+QUALITY_DIR_VARIABLE = "ONCOPIPE_GX_QUALITY_DIR"
+DATASOURCE = "oncopipe_frames"
+BATCH_DEFINITION = "whole_frame"
+DATA_DOCS_SITE = "oncopipe_data_docs"
+
+
+def quiet_gx() -> None:
+    """Silence GX analytics and its noisy loggers; call before importing great_expectations."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.ERROR)
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR) -> Any:
+    """Load the file context at ``root`` with its stores pointed at ``settings.quality``.
+
+    Args:
+        settings: resolved locations; ``settings.quality`` receives GX validation results and Data Docs.
+        root: the context folder (the committed ``expectations/`` by default).
+
+    Returns:
+        The ``FileDataContext``.
+    """
+    quiet_gx()
+    settings.quality.mkdir(parents=True, exist_ok=True)
+    os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
+    import great_expectations as gx
+    import oncopipe.quality.gx_expectations  # noqa: F401 (registers the custom expectations)
+
+    return gx.get_context(mode="file", context_root_dir=str(root))

@@ -1,0 +1,95 @@
+"""Gate results as history: a SQLite table at ``<quality>/history.sqlite``.
+
+SQLite, not DuckDB: the warehouse's DuckDB file lock would make an operator's query block a run. One row
+per expectation outcome; ``sqlite3 <quality>/history.sqlite "select * from gate_results"`` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from oncopipe.quality.report import GateReport
+
+SCHEMA = """
+create table if not exists gate_results (
+    run_id text not null,
+    extraction text,
+    stage text not null,
+    suite text not null,
+    subject text not null,
+    expectation text not null,
+    expectation_type text,
+    severity text not null,
+    success integer not null,
+    observed_value text,
+    expected text,
+    sample text,
+    validation_id text,
+    time text not null
+);
+create index if not exists gate_results_run on gate_results (run_id);
+create table if not exists gate_runs (
+    run_id text primary key,
+    extraction text,
+    stage text not null,
+    passed integer not null,
+    critical_failures integer not null,
+    warnings integer not null,
+    skipped text,
+    quarantined_to text,
+    started_at text not null,
+    finished_at text not null
+);
+"""
+
+
+def history_path(quality: Path) -> Path:
+    return quality / "history.sqlite"
+
+
+def _connect(quality: Path) -> sqlite3.Connection:
+    quality.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(history_path(quality), timeout=30)
+    con.executescript(SCHEMA)
+    return con
+
+
+def record(report: GateReport, quality: Path) -> None:
+    """Append the outcomes and the run summary of ``report`` (re-recording a run id replaces it)."""
+    with closing(_connect(quality)) as con, con:
+        con.execute("delete from gate_results where run_id = ?", (report.run_id,))
+        con.executemany(
+            "insert into gate_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(report.run_id, report.extraction, report.stage, o.suite, o.subject, o.expectation, o.expectation_type,
+              o.severity, int(o.success), o.observed, o.expected, json.dumps(o.sample, default=str), o.validation_id,
+              report.finished_at) for o in report.outcomes])
+        con.execute("insert or replace into gate_runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (report.run_id, report.extraction, report.stage, int(report.passed),
+                     len(report.critical_failures), len(report.warnings), json.dumps(report.skipped),
+                     report.quarantined_to, report.started_at, report.finished_at))
+
+
+def runs(quality: Path, stage: str | None = None) -> list[dict]:
+    """Past gate runs, newest first."""
+    if not history_path(quality).exists():
+        return []
+    with closing(_connect(quality)) as con:
+        con.row_factory = sqlite3.Row
+        sql = "select * from gate_runs" + (" where stage = ?" if stage else "") + " order by finished_at desc"
+        return [dict(r) for r in con.execute(sql, (stage,) if stage else ())]
+
+
+def results(quality: Path, run_id: str) -> list[dict]:
+    """The outcomes recorded for one run."""
+    with closing(_connect(quality)) as con:
+        con.row_factory = sqlite3.Row
+        return [dict(r) for r in con.execute("select * from gate_results where run_id = ?", (run_id,))]
+
+
+def last_passed_extraction(quality: Path) -> str | None:
+    """The extraction of the most recent raw gate that passed."""
+    passed = [r for r in runs(quality, "raw") if r["passed"]]
+    return passed[0]["extraction"] if passed else None

@@ -1,0 +1,101 @@
+"""The raw gate: check one landed extraction, every source, before dbt reads it.
+
+Per source: the extraction suite (files, schema, volumes, keys, cross-source rules) runs first; when one
+of its critical expectations on the files themselves fails (unreadable file, bad encoding, missing
+column, wrong type, no line), the line-level suite is skipped, because its checks would only echo that
+failure. A critical failure anywhere quarantines the whole extraction (every source) and raises
+:class:`GateFailed`; nothing downstream runs, so nothing published changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from oncopipe.quality import raw_frames
+from oncopipe.quality.frames import raw_suite_name
+from oncopipe.quality.landing import extraction_dir, part_files
+from oncopipe.quality.quarantine import quarantine_extraction
+from oncopipe.quality.report import GateFailed, GateReport
+from oncopipe.quality.runner import SuiteRunner
+from oncopipe.schema import SOURCES
+from oncopipe.settings import Settings, get_settings
+
+BLOCKING = {"file_readable", "encoding_utf8", "column_set", "column_types", "row_count_nonzero"}
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Knobs of the raw gate.
+
+    Attributes:
+        row_sample: above this many lines, the line-level suite runs on a uniform sample of this size.
+        memory_limit: DuckDB memory limit for the aggregate queries (they spill to ``<quality>/tmp``).
+        quarantine: move a failed extraction to the quarantine (off only for dry runs).
+        build_docs: rebuild the Data Docs site after the run.
+    """
+
+    row_sample: int = 500_000
+    memory_limit: str = "3GB"
+    quarantine: bool = True
+    build_docs: bool = True
+
+
+def run_raw_gate(extraction_date: str, settings: Settings | None = None,
+                 config: QualityConfig | None = None, sources: Iterable[str] | None = None) -> GateReport:
+    """Validate the extraction ``extraction_date`` of every source in the landing.
+
+    Args:
+        extraction_date: ``YYYY-MM-DD`` of the ``extraction=`` folders to check.
+        settings: locations (default: :func:`oncopipe.settings.get_settings`).
+        config: gate knobs (default :class:`QualityConfig`).
+        sources: check only these sources (default: all); a failure still quarantines every source.
+
+    Returns:
+        The report (no critical failure).
+
+    Raises:
+        GateFailed: a critical expectation failed; the extraction has been quarantined and the
+            message names each failure (source, expectation, observed value, sample rows).
+        FileNotFoundError: no source has a folder for this extraction.
+    """
+    settings = settings or get_settings()
+    config = config or QualityConfig()
+    present = [s for s in SOURCES if extraction_dir(settings.landing, s.name, extraction_date).is_dir()]
+    if not present:
+        raise FileNotFoundError(f"no extraction={extraction_date} folder under {settings.landing}")
+    runner = SuiteRunner(settings, "raw", extraction_date)
+    con = raw_frames.connect(config.memory_limit, settings.quality / "tmp")
+    try:
+        for src in SOURCES:
+            if sources is not None and src.name not in set(sources):
+                continue
+            folder = extraction_dir(settings.landing, src.name, extraction_date)
+            extraction_suite, rows_suite = raw_suite_name(src.name, "extraction"), raw_suite_name(src.name, "rows")
+            frames = raw_frames.extraction_frame(con, settings.landing, src.name, extraction_date)
+            if not part_files(folder):
+                frames.extraction.loc[len(frames.extraction)] = ["file_readable", f"{folder}", 0.0,
+                                                                 "no part file in the extraction folder"]
+            outcomes = runner.run(extraction_suite, src.name, frames.extraction)
+            blocked = [o.expectation for o in outcomes
+                       if not o.success and o.severity == "critical" and o.expectation in BLOCKING]
+            if blocked:
+                runner.skip(rows_suite, f"files of {src.name} failed {', '.join(blocked)}")
+                continue
+            rows = raw_frames.rows_frame(con, frames, config.row_sample)
+            runner.run(rows_suite, src.name, rows, {"extraction_date": _end_of_day(extraction_date)})
+    finally:
+        con.close()
+    report = runner.report
+    if not report.passed and config.quarantine:
+        quarantine_extraction(report, settings.landing, settings.quarantine)
+    runner.finish(build_docs=config.build_docs)
+    if not report.passed:
+        raise GateFailed(report)
+    return report
+
+
+def _end_of_day(extraction_date: str) -> str:
+    """The extraction date as an ISO datetime (GX compares datetimes with datetime64 columns, not dates)."""
+    return dt.datetime.combine(dt.date.fromisoformat(extraction_date), dt.time()).isoformat()

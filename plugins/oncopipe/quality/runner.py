@@ -1,0 +1,109 @@
+"""Run committed checkpoints on in-memory frames and turn GX results into outcomes.
+
+Checkpoints are looked up by name in the committed file context (``context.checkpoints.get``); nothing
+is added at run time. Results go to the GX validation-results store under ``<quality>`` (Data Docs are
+built from it) and, as rows, to the SQLite history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import pandas as pd
+from oncopipe.quality import history
+from oncopipe.quality.gxcontext import DATA_DOCS_SITE, open_context
+from oncopipe.quality.report import ExpectationOutcome, GateReport
+from oncopipe.settings import Settings
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def new_run_id(stage: str) -> str:
+    return f"{stage}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy of a GX result value (numpy scalars, timestamps)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _observed(result: dict[str, Any], is_metric: bool) -> str:
+    if is_metric:
+        values = result.get("partial_unexpected_list") or []
+        shown = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values[:5])
+        return shown or "no offending value"
+    if "observed_value" in result:
+        return str(_plain(result["observed_value"]))[:300]
+    count, total = result.get("unexpected_count"), result.get("element_count")
+    if count is None:
+        return "not evaluated"
+    pct = result.get("unexpected_percent") or 0.0
+    values = ", ".join(repr(v) for v in _plain(result.get("partial_unexpected_list") or [])[:5])
+    return f"{count} of {total} lines ({pct:.2f}%) e.g. {values}" if count else f"0 of {total} lines"
+
+
+class SuiteRunner:
+    """Runs checkpoints of one gate and accumulates a :class:`GateReport`."""
+
+    def __init__(self, settings: Settings, stage: str, extraction: str) -> None:
+        self.settings = settings
+        self.context = open_context(settings)
+        self.report = GateReport(run_id=new_run_id(stage), stage=stage, extraction=extraction, started_at=now())
+
+    def run(self, suite_name: str, subject: str, frame: pd.DataFrame,
+            parameters: dict[str, Any] | None = None) -> list[ExpectationOutcome]:
+        """Run the checkpoint ``suite_name`` on ``frame`` and add its outcomes to the report."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        checkpoint = self.context.checkpoints.get(suite_name)
+        result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {},
+                                run_id=RunIdentifier(run_name=self.report.run_id))
+        outcomes = []
+        for validation in result.run_results.values():
+            validation_id = str(validation.meta.get("validation_id", ""))
+            self.report.validation_ids[suite_name] = validation_id
+            for res in validation.results:
+                config = res.expectation_config
+                meta = config.meta or {}
+                raised = (res.exception_info or {}).get("raised_exception") or any(
+                    isinstance(v, dict) and v.get("raised_exception") for v in (res.exception_info or {}).values())
+                result = res.result or {}
+                observed = _observed(result, "row_condition" in config.kwargs and "metric==" in str(
+                    config.kwargs.get("row_condition")))
+                if raised:
+                    observed = f"could not evaluate: {_exception_message(res.exception_info)}"
+                outcomes.append(ExpectationOutcome(
+                    suite=suite_name, subject=subject, expectation=meta.get("name", config.type),
+                    expectation_type=config.type, severity=meta.get("severity", "critical"),
+                    success=bool(res.success) and not raised, observed=observed, expected=meta.get("rule", ""),
+                    sample=_plain(result.get("partial_unexpected_index_list") or [])[:5],
+                    validation_id=validation_id))
+        self.report.outcomes += outcomes
+        return outcomes
+
+    def skip(self, suite_name: str, reason: str) -> None:
+        self.report.skipped[suite_name] = reason
+
+    def finish(self, build_docs: bool = True) -> GateReport:
+        """Stamp the report, append it to the history and rebuild the Data Docs site."""
+        self.report.finished_at = now()
+        history.record(self.report, self.settings.quality)
+        if build_docs:
+            self.context.build_data_docs(site_names=[DATA_DOCS_SITE])
+        return self.report
+
+
+def _exception_message(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "unknown error"
+    if "exception_message" in info:
+        return str(info["exception_message"])[:200]
+    for value in info.values():
+        if isinstance(value, dict) and value.get("exception_message"):
+            return str(value["exception_message"])[:200]
+    return "unknown error"

@@ -1,0 +1,432 @@
+"""The expectation suites, built from the landing and mart contracts plus the rules below.
+
+The committed JSON under ``expectations/`` is generated from this module (``oncopipe validate
+--write-suites``) and a test checks that it matches, so a reviewer reads the rules here and the diff of
+the JSON in review. Every expectation carries ``meta.name`` (stable, what messages and tests use),
+``meta.severity`` (``critical`` stops the stage, ``warning`` is recorded and shown) and ``meta.rule``
+(why it exists). Ids are derived from the suite and expectation names, so regeneration is byte-stable.
+
+Tolerances: real extracts carry a little dirt (out-of-range codes, exact duplicates, ...) at about 1%.
+A coded field therefore gets two expectations: a *critical* one that tolerates ``CODE_TOLERANCE`` and a
+*warning* twin ``<name>.any`` that flags anything above ``DIRT_TOLERANCE``. Injected faults (about 5%
+of lines) break the critical one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from oncopipe.marts import MARTS, Mart
+from oncopipe.quality import formats
+from oncopipe.quality.frames import BIRTH_DATE, date_column, marts_suite_name, raw_suite_name
+from oncopipe.quality.gxcontext import quiet_gx
+from oncopipe.schema import SOURCES, Source
+
+quiet_gx()
+import great_expectations as gx  # noqa: E402 (after quiet_gx)
+import great_expectations.expectations as gxe  # noqa: E402
+from oncopipe.quality.gx_expectations import ExpectColumnValuesToBeValidCip13  # noqa: E402
+
+Severity = Literal["critical", "warning"]
+
+CODE_TOLERANCE = 0.97
+"""Critical: at most 3% of lines may break a code format or value set."""
+DIRT_TOLERANCE = 0.999
+"""Warning: more than 0.1% of lines breaking a format is reported."""
+NULL_TOLERANCE = 0.99
+"""Critical: at most 1% of nulls in a mandatory field."""
+DATE_TOLERANCE = 0.99
+"""Critical: at most 1% of unparsable or out-of-range dates."""
+ORDER_TOLERANCE = 0.999
+"""Critical: at most 0.1% of lines with impossible date order (death before birth, exit before entry)."""
+ROW_RATIO_CRITICAL = (0.3, 3.0)
+"""Critical band of rows (per flux month for delta sources) relative to the previous accepted extraction."""
+ROW_RATIO_WARNING = (0.67, 1.5)
+MONTH_VOLUME_MIN = 0.25
+"""Critical: a month of care with less than a quarter of the mean of its two neighbours is a hole."""
+CONFLICTING_KEY_MAX = 0.001
+"""Critical: share of keys carried by several different lines."""
+CARE_AFTER_DEATH_MAX = 0.01
+"""Critical: share of the dead with a dispensing more than ``CARE_AFTER_DEATH_LAG_DAYS`` after death."""
+CARE_AFTER_DEATH_LAG_DAYS = 90
+ORPHAN_STAY_MAX = 0.01
+"""Critical: share of PMSI stays (t_mco_b) without their linkage line (t_mco_c)."""
+EARLIEST_DATE = "1900-01-01T00:00:00"  # a datetime: GX coerces a bare date to datetime.date
+EXTRACTION_DATE = {"$PARAMETER": "extraction_date"}
+
+#: Fault kind of the generator -> (source, expectation name) meant to catch it (the brief's table).
+FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
+    "missing_column": ("ir_ben_r", "column_set"),
+    "wrong_type": ("er_pha_f", "column_types"),
+    "unparsable_dates": ("er_pha_f", "EXE_SOI_DTD.date_parse"),
+    "death_before_birth": ("ir_ben_r", "death_after_birth"),
+    "duplicated_keys": ("ir_ben_r", "key_unique"),
+    "unknown_codes": ("t_mco_b", "DGN_PAL.icd10_format"),
+    "invalid_cip13": ("er_pha_f", "PHA_PRS_C13.cip13_format"),
+    "invalid_atc": ("ir_pha_r", "PHA_ATC_C07.atc_format"),
+    "invalid_ccam": ("t_mco_a", "CDC_ACT.ccam_format"),
+    "invalid_department": ("ir_ben_r", "BEN_RES_DPT.department_value_set"),
+    "unknown_sex": ("ir_ben_r", "BEN_SEX_COD.sex_value_set"),
+    "invalid_dpn_qlf": ("er_pha_f", "DPN_QLF.dpn_qlf_value_set"),
+    "negative_quantities": ("er_pha_f", "PHA_ACT_QSN.quantity_range"),
+    "null_mandatory": ("er_pha_f", "BEN_NIR_PSA.not_null"),
+    "future_dates": ("er_pha_f", "EXE_SOI_DTD.date_range"),
+    "care_after_death": ("er_pha_f", "no_care_after_death"),
+    "empty_file": ("er_pha_f", "row_count_nonzero"),
+    "truncated_file": ("er_pha_f", "file_readable"),
+    "bad_encoding": ("ir_pha_r", "encoding_utf8"),
+    "row_count_collapse": ("er_pha_f", "row_count_vs_previous"),
+    "month_gap": ("er_pha_f", "monthly_share"),
+    "orphan_stays": ("t_mco_c", "stay_has_linkage"),
+}
+
+#: Delta sources: the date column whose month counts lines (flux month) and the month of care.
+DELTA_FLUX_MONTH: dict[str, str] = {"er_pha_f": "FLX_DIS_DTD", "t_mco_c": "EXE_SOI_DTF"}
+CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD", "t_mco_c": "EXE_SOI_DTD"}
+
+
+def _expectation(cls: type, name: str, severity: Severity, rule: str, **kwargs: Any) -> Any:
+    return cls(meta={"name": name, "severity": severity, "rule": rule}, severity=severity, **kwargs)
+
+
+def _twin(cls: type, name: str, rule: str, critical_mostly: float, warning_mostly: float | None = DIRT_TOLERANCE,
+          **kwargs: Any) -> list[Any]:
+    """A critical expectation with a tolerance and its stricter warning twin ``<name>.any``."""
+    out = [_expectation(cls, name, "critical", rule, mostly=critical_mostly, **kwargs)]
+    if warning_mostly is not None and warning_mostly > critical_mostly:
+        out.append(_expectation(cls, f"{name}.any", "warning", rule + " (any dirt above 0.1%)",
+                                mostly=warning_mostly, **kwargs))
+    return out
+
+
+def _metric(cls: type, name: str, severity: Severity, rule: str, metric: str, **kwargs: Any) -> Any:
+    """An expectation on the ``value`` of the extraction-frame rows whose ``metric`` is ``metric``."""
+    return _expectation(cls, name, severity, rule, column="value", row_condition=f'metric=="{metric}"',
+                        condition_parser="pandas", **kwargs)
+
+
+def _suite(name: str, expectations: Iterable[Any]) -> Any:
+    suite = gx.ExpectationSuite(name=name, id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oncopipe:{name}")))
+    seen: set[str] = set()
+    for expectation in expectations:
+        key = expectation.meta["name"]
+        if key in seen:
+            raise ValueError(f"suite {name}: expectation name {key!r} used twice")
+        seen.add(key)
+        suite.add_expectation(expectation)
+    # Ids are derived, not random, so the committed JSON is stable (GX refuses ids set before adding).
+    for expectation in suite.expectations:
+        expectation.id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"oncopipe:{name}:{expectation.meta['name']}"))
+    return suite
+
+
+# --------------------------------------------------------------------------------------------- raw gate
+
+def raw_extraction_expectations(src: Source) -> list[Any]:
+    """Checks on the extraction frame of ``src``: files, schema, volumes, keys, cross-source rules."""
+    between = gxe.ExpectColumnValuesToBeBetween
+    out = [
+        _metric(between, "file_readable", "critical", "every part file opens and reads to the end",
+                "file_readable", min_value=1),
+        _metric(between, "encoding_utf8", "critical", "every text value is valid UTF-8", "encoding_utf8",
+                min_value=1),
+        _metric(between, "column_set", "critical", "every contract column is present in every file",
+                "column_present", min_value=1),
+        _metric(between, "column_set.extra", "warning", "no column outside the contract", "column_expected",
+                min_value=1),
+        _metric(between, "column_types", "critical", "each column has its contract type (schema.py)",
+                "column_type_ok", min_value=1),
+        _metric(between, "row_count_nonzero", "critical", "the extraction holds at least one line", "rows_total",
+                min_value=1),
+        _metric(between, "key_unique", "critical",
+                f"at most {CONFLICTING_KEY_MAX:.1%} of keys ({', '.join(src.key)}) carried by different lines",
+                "conflicting_key_share", max_value=CONFLICTING_KEY_MAX),
+        _metric(between, "exact_duplicates", "warning", "exact duplicated lines (staging dedupes them)",
+                "exact_duplicate_share", max_value=0),
+    ]
+    if src.delivery == "snapshot" or src.name in DELTA_FLUX_MONTH:
+        unit = "rows" if src.delivery == "snapshot" else f"rows per {DELTA_FLUX_MONTH[src.name]} month"
+        out += [
+            _metric(between, "row_count_vs_previous", "critical",
+                    f"{unit} within {ROW_RATIO_CRITICAL} x the previous accepted extraction", "row_count_ratio",
+                    min_value=ROW_RATIO_CRITICAL[0], max_value=ROW_RATIO_CRITICAL[1]),
+            _metric(between, "row_count_vs_previous.drift", "warning",
+                    f"{unit} within {ROW_RATIO_WARNING} x the previous accepted extraction", "row_count_ratio",
+                    min_value=ROW_RATIO_WARNING[0], max_value=ROW_RATIO_WARNING[1]),
+        ]
+    if src.name in CARE_MONTH:
+        out.append(_metric(between, "monthly_share", "critical",
+                           f"each month of {CARE_MONTH[src.name]} holds >= {MONTH_VOLUME_MIN} x the mean of its "
+                           "neighbours (no missing month)", "month_volume_ratio", min_value=MONTH_VOLUME_MIN))
+    if src.name == "er_pha_f":
+        out += [
+            _metric(between, "no_care_after_death", "critical",
+                    f"at most {CARE_AFTER_DEATH_MAX:.0%} of the dead (ir_ben_r) dispensed > "
+                    f"{CARE_AFTER_DEATH_LAG_DAYS} days after death", "care_after_death_share",
+                    max_value=CARE_AFTER_DEATH_MAX),
+            _metric(between, "no_care_after_death.any", "warning", "no dispensing beyond the flux lag after death",
+                    "care_after_death_share", max_value=0),
+        ]
+    if src.name == "t_mco_c":
+        out += [
+            _metric(between, "stay_has_linkage", "critical",
+                    f"at most {ORPHAN_STAY_MAX:.0%} of t_mco_b stays without a t_mco_c linkage line",
+                    "orphan_stay_share", max_value=ORPHAN_STAY_MAX),
+            _metric(between, "stay_has_linkage.any", "warning", "every t_mco_b stay has its linkage line",
+                    "orphan_stay_share", max_value=0),
+        ]
+    return out
+
+
+def _regex(column: str, kind: str, regex: str, critical: float = CODE_TOLERANCE) -> list[Any]:
+    return _twin(gxe.ExpectColumnValuesToMatchRegex, f"{column}.{kind}", f"{column} matches {regex}", critical,
+                 column=column, regex=regex)
+
+
+def _in_set(column: str, kind: str, values: Iterable[Any], critical: float = CODE_TOLERANCE) -> list[Any]:
+    values = list(values)
+    shown = values if len(values) <= 10 else f"{len(values)} codes (quality/formats.py)"
+    return _twin(gxe.ExpectColumnValuesToBeInSet, f"{column}.{kind}", f"{column} in {shown}", critical,
+                 column=column, value_set=values)
+
+
+def _range(column: str, kind: str, low: float | None, high: float | None, critical: float = CODE_TOLERANCE,
+           warning: float | None = DIRT_TOLERANCE) -> list[Any]:
+    return _twin(gxe.ExpectColumnValuesToBeBetween, f"{column}.{kind}", f"{column} within [{low}, {high}]",
+                 critical, warning, column=column, min_value=low, max_value=high)
+
+
+def _cip13(column: str, critical: float = CODE_TOLERANCE) -> list[Any]:
+    return _twin(ExpectColumnValuesToBeValidCip13, f"{column}.cip13_format",
+                 f"{column}: 13 digits, prefix 34009, valid EAN-13 check digit", critical, column=column)
+
+
+def _date_order(name: str, later: str, earlier: str, rule: str) -> Any:
+    return _expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB, name, "critical", rule,
+                        column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing",
+                        mostly=ORDER_TOLERANCE)
+
+
+def _source_rules() -> dict[str, list[Any]]:
+    """The code rules of each source (fresh objects on every call: GX binds an expectation to one suite)."""
+    return {
+        "ir_ben_r": [
+            *_in_set("BEN_SEX_COD", "sex_value_set", formats.SEX_CODES),
+            *_in_set("BEN_RES_DPT", "department_value_set", formats.DEPARTMENTS),
+            *_regex("BEN_NAI_ANN", "year_format", formats.YEAR),
+            *_regex("BEN_NAI_MOI", "month_format", formats.MONTH),
+            *_regex("BEN_RES_COM", "commune_format", formats.COMMUNE),
+            *_regex("BEN_NIR_PSA", "pseudonym_format", formats.NIR_PSA),
+            *_range("BEN_RNG_GEM", "twin_rank_range", 1, 9),
+            _date_order("death_after_birth", date_column("BEN_DCD_DTE"), BIRTH_DATE,
+                        "no death before the month of birth (BEN_DCD_DTE >= BEN_NAI_ANN-BEN_NAI_MOI-01)"),
+        ],
+        "ir_pha_r": [
+            # The referential is small and authoritative: no tolerance.
+            *_cip13("PHA_CIP_C13", critical=1.0),
+            *_regex("PHA_ATC_C07", "atc_format", formats.ATC7, critical=1.0),
+            *_range("PHA_UNT_NBR_DSP", "units_range", 1, 1000, critical=1.0),
+        ],
+        "er_pha_f": [
+            *_cip13("PHA_PRS_C13"),
+            *_in_set("DPN_QLF", "dpn_qlf_value_set", formats.DPN_QLF_CODES),
+            # Regularisation lines are legitimately negative (about 1%); ~5% negatives is a fault.
+            *_range("PHA_ACT_QSN", "quantity_range", 1, 100, warning=None),
+            *_range("PHA_ACT_PRU", "price_range", 0, 10000),
+            *_regex("BEN_NIR_PSA", "pseudonym_format", formats.NIR_PSA),
+        ],
+        "t_mco_b": [
+            *_regex("DGN_PAL", "icd10_format", formats.ICD10),
+            *_regex("DGN_REL", "icd10_format", formats.ICD10),
+            *_regex("ETA_NUM", "finess_format", formats.FINESS),
+            *_range("SEJ_NBJ", "length_of_stay_range", 0, 365),
+            *_regex("SOR_ANN", "year_format", formats.YEAR),
+        ],
+        "t_mco_c": [
+            *_regex("ETA_NUM", "finess_format", formats.FINESS),
+            _date_order("stay_dates_order", date_column("EXE_SOI_DTF"), date_column("EXE_SOI_DTD"),
+                        "exit date on or after entry date"),
+        ],
+        "t_mco_d": [*_regex("ASS_DGN", "icd10_format", formats.ICD10)],
+        "t_mco_a": [
+            *_regex("CDC_ACT", "ccam_format", formats.CCAM),
+            *_range("ENT_DAT_DEL", "act_delay_range", 0, 365),
+        ],
+        "registry_cases": [
+            *_regex("TOP_ICDO3", "icdo3_topography_format", formats.ICDO3_TOPOGRAPHY),
+            *_regex("MOR_ICDO3", "icdo3_morphology_format", formats.ICDO3_MORPHOLOGY),
+            *_regex("CIM10", "icd10_format", formats.ICD10),
+            *_in_set("STADE", "stage_value_set", formats.STAGES),
+        ],
+        "ki_cci_r": [
+            *_regex("DCD_CIM_COD", "icd10_format", formats.ICD10),
+            *_in_set("DCD_DPT", "department_value_set", formats.DEPARTMENTS),
+        ],
+        "ir_geo_fdep": [
+            *_in_set("DPT_COD", "department_value_set", formats.DEPARTMENTS),
+            *_regex("COM_COD", "commune_format", formats.COMMUNE),
+            *_range("FDEP_QUINT", "quintile_range", 1, 5, critical=1.0),
+        ],
+    }
+
+
+def raw_rows_expectations(src: Source) -> list[Any]:
+    """Line-level checks of ``src``: mandatory fields, dates, then the source's own code rules."""
+    out: list[Any] = []
+    for col in src.columns:
+        if not col.nullable:
+            out += _twin(gxe.ExpectColumnValuesToNotBeNull, f"{col.name}.not_null",
+                         f"{col.name} is mandatory", NULL_TOLERANCE, column=col.name)
+        if col.type == "date":
+            out += _twin(gxe.ExpectColumnValuesToMatchStrftimeFormat, f"{col.name}.date_parse",
+                         f"{col.name} parses as an ISO date", DATE_TOLERANCE, column=col.name,
+                         strftime_format=formats.ISO_DATE)
+            out += _twin(gxe.ExpectColumnValuesToBeBetween, f"{col.name}.date_range",
+                         f"{col.name} within [{EARLIEST_DATE[:10]}, extraction date]", DATE_TOLERANCE,
+                         column=date_column(col.name), min_value=EARLIEST_DATE, max_value=EXTRACTION_DATE)
+    return out + _source_rules().get(src.name, [])
+
+
+def raw_suites() -> list[Any]:
+    """The two raw-gate suites of every landing source (extraction level, then line level)."""
+    suites = []
+    for src in SOURCES:
+        suites.append(_suite(raw_suite_name(src.name, "extraction"), raw_extraction_expectations(src)))
+        suites.append(_suite(raw_suite_name(src.name, "rows"), raw_rows_expectations(src)))
+    return suites
+
+
+# ------------------------------------------------------------------------------------------- marts gate
+
+MART_RATIO_CRITICAL = (0.5, 2.0)
+"""Critical band of a mart's rows relative to the previous published version."""
+EVENT_RATE_MAX_SHIFT = 0.15
+"""Critical: largest change of an event rate (death, treatment, discontinuation) vs the published version."""
+
+
+def _unique(mart: Mart) -> Any:
+    name = "key_unique"
+    rule = f"one row per ({', '.join(mart.key)})"
+    if len(mart.key) == 1:
+        return _expectation(gxe.ExpectColumnValuesToBeUnique, name, "critical", rule, column=mart.key[0])
+    return _expectation(gxe.ExpectCompoundColumnsToBeUnique, name, "critical", rule, column_list=list(mart.key))
+
+
+def _mart_between(column: str, kind: str, low: Any, high: Any, rule: str, **kwargs: Any) -> Any:
+    return _expectation(gxe.ExpectColumnValuesToBeBetween, f"{column}.{kind}", "critical", rule, column=column,
+                        min_value=low, max_value=high, **kwargs)
+
+
+def _mart_set(column: str, kind: str, values: list[Any], rule: str, **kwargs: Any) -> Any:
+    return _expectation(gxe.ExpectColumnValuesToBeInSet, f"{column}.{kind}", "critical", rule, column=column,
+                        value_set=values, **kwargs)
+
+
+def _when(condition: str) -> dict[str, str]:
+    return {"row_condition": condition, "condition_parser": "pandas"}
+
+
+SITES = ["lung", "pancreas", "liver", "oesophagus", "stomach", "cns"]
+TREATMENTS = ["surgery", "chemotherapy", "radiotherapy"]
+
+def _mart_rules() -> dict[str, list[Any]]:
+    """The rules of each mart (fresh objects on every call)."""
+    return {
+        "breast_cancer_endocrine_cohort": [
+            _mart_between("follow_up_days", "non_negative", 1, 1827, "follow-up of 1 day to 5 years"),
+            _mart_between("follow_up_months", "range", 1, 60, "1..60 follow-up months"),
+            _mart_set("follow_up_end_reason", "value_set", ["death", "end_of_data", "five_years"],
+                      "known follow-up end reasons"),
+            _mart_set("first_class", "value_set", ["SERM", "aromatase_inhibitor"], "hormone-therapy classes"),
+            _mart_between("deprivation_quintile", "range", 1, 5, "FDep quintile 1..5"),
+            _expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB, "index_after_diagnosis", "critical",
+                         "index date on or after diagnosis", column_A="index_date", column_B="diagnosis_date",
+                         or_equal=True),
+            _expectation(gxe.ExpectColumnValuesToNotBeNull, "death_date.dead_have_date", "critical",
+                         "a woman whose follow-up ends by death has a death date (not censored and dead at once)",
+                         column="death_date", **_when('follow_up_end_reason=="death"')),
+        ],
+        "endocrine_adherence_monthly": [
+            _mart_between("pdc", "unit_interval", 0, 1, "PDC within [0, 1]"),
+            _mart_between("month_index", "range", 0, 59, "months 0..59"),
+            _mart_between("days_in_month", "range", 1, 31, "1..31 days in a month window"),
+            _mart_between("days_covered", "non_negative", 0, 31, "covered days within the month"),
+            _mart_between("days_hospitalised", "non_negative", 0, 31, "hospital days within the month"),
+            _mart_set("is_discontinued", "binary", [True, False], "discontinuation flag is binary"),
+        ],
+        "poor_prognosis_cases": [
+            _expectation(gxe.ExpectCompoundColumnsToBeUnique, "person_site_unique", "critical",
+                         "a person is counted once per cancer site", column_list=["person_id", "site"]),
+            _mart_set("site", "value_set", SITES, "poor-prognosis sites"),
+            _mart_set("event", "binary", [0, 1], "event flag is 0/1"),
+            _mart_between("follow_up_days", "non_negative", 0, None, "follow-up >= 0 days"),
+            _mart_set("sex", "value_set", ["male", "female"], "sex"),
+            _mart_set("first_treatment_kind", "value_set", TREATMENTS, "treatment kinds"),
+            _mart_between("deprivation_quintile", "range", 1, 5, "FDep quintile 1..5"),
+            _expectation(gxe.ExpectColumnValuesToBeNull, "censored_not_dead", "critical",
+                         "a censored case (event 0) has no death date", column="death_date", **_when("event==0")),
+            _expectation(gxe.ExpectColumnValuesToNotBeNull, "dead_have_date", "critical",
+                         "a case with event 1 has a death date", column="death_date", **_when("event==1")),
+        ],
+        "care_pathway_delays": [
+            _mart_between("delay_days", "non_negative", 0, None, "delay >= 0 days"),
+            _mart_set("treated", "binary", [True, False], "treated flag is binary"),
+            _mart_set("site", "value_set", SITES, "poor-prognosis sites"),
+            _expectation(gxe.ExpectColumnValuesToNotBeNull, "treated_have_delay", "critical",
+                         "a treated case has a delay", column="delay_days", **_when("treated==True")),
+        ],
+    }
+
+
+def mart_expectations(mart: Mart) -> list[Any]:
+    """Checks of one candidate mart: contract columns, key, ranges, flags, exclusive groups."""
+    return [
+        _expectation(gxe.ExpectTableColumnsToMatchOrderedList, "column_list", "critical",
+                     "columns exactly as the mart contract (marts.py)", column_list=mart.column_names),
+        _unique(mart),
+        *_mart_rules().get(mart.name, []),
+    ]
+
+
+def comparison_expectations() -> list[Any]:
+    """Checks of the candidate against the published version and across marts (extraction-style frame)."""
+    between = gxe.ExpectColumnValuesToBeBetween
+    return [
+        _metric(between, "cohort_size_vs_published", "critical",
+                f"each mart's rows within {MART_RATIO_CRITICAL} x the published version", "mart_rows_ratio",
+                min_value=MART_RATIO_CRITICAL[0], max_value=MART_RATIO_CRITICAL[1]),
+        _metric(between, "event_rate_vs_published", "critical",
+                f"event rates move by at most {EVENT_RATE_MAX_SHIFT} vs the published version", "event_rate_shift",
+                max_value=EVENT_RATE_MAX_SHIFT),
+        _metric(between, "mart_not_empty", "critical", "each mart has rows", "mart_rows", min_value=1),
+        _metric(between, "exclusive_groups", "critical",
+                "no person in two exclusive groups (censored and dead; a case counted twice)",
+                "exclusive_group_violations", max_value=0),
+        _metric(between, "referential_integrity", "critical",
+                "monthly rows belong to cohort women; delays belong to poor-prognosis cases", "orphan_rows",
+                max_value=0),
+    ]
+
+
+def marts_suites() -> list[Any]:
+    """One suite per mart of marts.py plus ``marts.comparisons``."""
+    suites = [_suite(marts_suite_name(m.name), mart_expectations(m)) for m in MARTS]
+    suites.append(_suite(marts_suite_name("comparisons"), comparison_expectations()))
+    return suites
+
+
+def all_suites() -> list[Any]:
+    """Every suite the gates use."""
+    return raw_suites() + marts_suites()
+
+
+def index_columns(suite_name: str) -> list[str]:
+    """Columns GX reports for sample rows of a failed expectation of ``suite_name``."""
+    parts = suite_name.split(".")
+    if parts[0] == "raw" and parts[2] == "rows":
+        return list(next(s for s in SOURCES if s.name == parts[1]).key)
+    if parts[0] == "marts" and parts[1] != "comparisons":
+        return list(next(m for m in MARTS if m.name == parts[1]).key)
+    return ["subject", "detail"]
