@@ -109,7 +109,7 @@ class NativeTopology:
         topology.prepare(self.environment, self.admin_password)
 
     def migrate(self) -> None:
-        """Migrate the metadata database and create the pools (the compose ``migrate`` service).
+        """Migrate the metadata database, create the pools, parse dbt (the compose ``migrate`` service).
 
         Raises:
             TopologyError: a command failed; the message holds the end of its log.
@@ -117,13 +117,14 @@ class NativeTopology:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / "migrate.log"
         with log.open("a", encoding="utf-8") as out:
-            for args in MIGRATE_COMMANDS:
-                out.write(f"$ airflow {' '.join(args)}\n")
+            for program, *args in MIGRATE_COMMANDS:
+                executable = {"airflow": str(self.airflow_bin), "python": sys.executable}[program]
+                out.write(f"$ {program} {' '.join(args)}\n")
                 out.flush()
-                done = subprocess.run([str(self.airflow_bin), *args], env=self.process_environment(),
+                done = subprocess.run([executable, *args], env=self.process_environment(),
                                       stdout=out, stderr=subprocess.STDOUT, check=False)
                 if done.returncode != 0:
-                    raise TopologyError(f"`airflow {' '.join(args)}` exited {done.returncode}:\n{log_tail(log)}")
+                    raise TopologyError(f"`{program} {' '.join(args)}` exited {done.returncode}:\n{log_tail(log)}")
 
     def start(self, name: str) -> Started:
         """Start one process by name (see :data:`oncopipe.topology.PROCESSES`)."""

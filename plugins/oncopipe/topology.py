@@ -150,9 +150,12 @@ def _jobs_check(job_type: str) -> tuple[str, ...]:
     return ("CMD-SHELL", f'airflow jobs check --job-type {job_type} --hostname "$${{HOSTNAME}}"')
 
 
+#: One-shot setup before the processes start (the compose ``migrate`` service): metadata schema, the pools, and
+#: the dbt manifest the refresh DAG's tasks are generated from. Programs: ``airflow`` or ``python``.
 MIGRATE_COMMANDS: tuple[tuple[str, ...], ...] = (
-    ("db", "migrate"),
-    *(("pools", "set", name, str(slots), description) for name, (slots, description) in POOLS.items()),
+    ("airflow", "db", "migrate"),
+    *(("airflow", "pools", "set", name, str(slots), description) for name, (slots, description) in POOLS.items()),
+    ("python", "-m", "oncopipe.topology", "dbt-parse"),
 )
 
 PROCESSES: tuple[Process, ...] = (
@@ -431,7 +434,7 @@ def compose_document() -> dict:
         "migrate": {
             "image": image,
             "user": user,
-            "command": ["bash", "-c", " && ".join(shlex.join(["airflow", *c]) for c in MIGRATE_COMMANDS)],
+            "command": _Flow(["bash", "-c", " && ".join(shlex.join(c) for c in MIGRATE_COMMANDS)]),
             "environment": environment,
             "volumes": volumes,
             "depends_on": {"init": {"condition": "service_completed_successfully"},
@@ -536,12 +539,17 @@ def _walk(roots: Iterable[Path]) -> Iterable[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m oncopipe.topology prepare``: the compose ``init`` service (no Airflow import needed)."""
+    """``python -m oncopipe.topology prepare|dbt-parse``: the one-shot steps of the compose services."""
     parser = argparse.ArgumentParser(prog="python -m oncopipe.topology")
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="create the data folders and the passwords file from the environment")
     prep.add_argument("--owner", help="uid:gid to give the folders to")
+    sub.add_parser("dbt-parse", help="write the dbt manifest the refresh DAG is generated from")
     args = parser.parse_args(argv)
+    if args.command == "dbt-parse":
+        from oncopipe.dbt_tasks import parse
+
+        print(f"dbt manifest: {parse()}")
     if args.command == "prepare":
         password = os.environ.get("ONCOPIPE_ADMIN_PASSWORD")
         if not password:

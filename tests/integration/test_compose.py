@@ -144,3 +144,10 @@ def test_image_requirements_are_the_locked_versions():
     lock = {p["name"]: p["version"] for p in tomllib.loads((PROJECT_ROOT / "uv.lock").read_text())["package"]}
     assert pins["dbt-core"] == lock["dbt-core"] and pins["great-expectations"] == lock["great-expectations"]
     assert not any(name.startswith("apache-airflow") for name in pins), "the image brings Airflow itself"
+
+
+def test_topology_creates_the_pool_the_dags_use():
+    from oncopipe.dag_factory import DUCKDB_POOL
+
+    assert topology.POOLS[DUCKDB_POOL][0] == 1, "DuckDB has one writer at a time"
+    assert ("airflow", "pools", "set", DUCKDB_POOL, "1", topology.POOLS[DUCKDB_POOL][1]) in topology.MIGRATE_COMMANDS
