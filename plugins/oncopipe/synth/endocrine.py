@@ -23,6 +23,7 @@ from oncopipe.synth.streams import stream
 
 HORMONE_ATCS = ("L02BA01", "L02BG03", "L02BG04", "L02BG06")
 STOP_BELOW = 0.12
+IMMEDIATE = 1  # the immediate-discontinuation group: a single dispensing
 FOLLOW_UP_DAYS = 1826
 
 
@@ -89,15 +90,17 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
     active = np.ones(k, dtype=bool)
     out_p, out_t, out_pres, out_q = [], [], [], []
     profiles = [lambda m, g=g: P.trajectory_profile(g, m) for g in range(len(shares))]
+    lookahead = cat.units[_presentation_choice(first, big, brand)] / 2.0
     while active.any():
         a = np.flatnonzero(active)
-        month = (t[a] - index_day[a]) / 30.44 - shift[a]
+        # The target PDC of the coming supply period (evaluated half a box ahead, so refills do not lag).
+        month = (t[a] + lookahead[a] - index_day[a]) / 30.44 - shift[a]
         target = np.empty(len(a))
         for g, prof in enumerate(profiles):
             m = group[a] == g
             target[m] = prof(np.maximum(month[m], 0))
         target = np.clip(target + level[a], 0.0, 0.99)
-        go = (target >= STOP_BELOW) & (t[a] < stop_day[a])
+        go = (target >= STOP_BELOW) & (t[a] < stop_day[a]) & (group[a] != IMMEDIATE)
         # The first dispensing always happens (it defines the index date).
         go |= t[a] == index_day[a]
         active[a[~go]] = False

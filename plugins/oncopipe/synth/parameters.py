@@ -93,17 +93,17 @@ def trajectory_profile(group: int, month: np.ndarray) -> np.ndarray:
     """Planted monthly PDC of trajectory ``group`` (0-based) at 0-based follow-up ``month`` (float allowed)."""
     m = np.asarray(month, dtype=float)
     if group == 0:
-        return 0.96 - 0.0006 * m
-    if group == 1:
-        return np.interp(m, [0, 1, 2, 3], [0.95, 0.45, 0.05, 0.0])
+        return np.interp(m, [0, 1, 59], [0.98, 0.96, 0.925])
+    if group == 1:  # one dispensing only: the 84/90-tablet boxes still cover months 1-2
+        return np.interp(m, [0, 1, 2, 3], [0.98, 0.30, 0.28, 0.0])
     if group == 2:
-        return np.interp(m, [0, 2, 14], [0.93, 0.90, 0.0])
+        return np.interp(m, [0, 2, 14], [0.98, 0.90, 0.0])
     if group == 3:
-        return np.interp(m, [0, 9, 28], [0.94, 0.92, 0.0])
+        return np.interp(m, [0, 1, 9, 28], [0.98, 0.94, 0.92, 0.0])
     if group == 4:
-        return np.interp(m, [0, 27, 46], [0.95, 0.92, 0.0])
+        return np.interp(m, [0, 1, 27, 46], [0.98, 0.95, 0.92, 0.0])
     if group == 5:
-        return 0.62 - 0.002 * m
+        return np.interp(m, [0, 1, 59], [0.98, 0.62, 0.50])
     raise ValueError(f"unknown trajectory group {group}")
 
 
