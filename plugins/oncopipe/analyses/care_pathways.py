@@ -27,7 +27,7 @@ METHODS = """Delay = days from diagnosis to the first treatment (surgery, chemot
 cases only; quantiles are type-7 sample quantiles. Hospitals are compared by OLS of log(1 + delay) adjusted
 for site, stage, age group, sex and deprivation quintile (robust HC1 errors), each against the case-weighted
 average hospital; Holm-adjusted p < {alpha} with a ratio below 1 flags a significantly faster hospital, and
-a fast-track candidate when the 95% CI of the adjusted difference also lies below -{margin:g} days.
+a fast-track candidate when, in addition, its adjusted delay is more than {margin:g} days below the median hospital's.
 Delay and survival: landmark analysis at {landmark} days (cases alive at the landmark, grouped by treatment
 before it), Cox model (Efron) from the landmark adjusted for the same case mix; no immortal time.
 Counts below 10 are masked by disclosure control."""
