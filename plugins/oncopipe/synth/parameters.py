@@ -96,12 +96,14 @@ def trajectory_profile(group: int, month: np.ndarray) -> np.ndarray:
         return np.interp(m, [0, 1, 59], [0.98, 0.96, 0.925])
     if group == 1:  # one dispensing only: the 84/90-tablet boxes still cover months 1-2
         return np.interp(m, [0, 1, 2, 3], [0.98, 0.30, 0.28, 0.0])
+    # The declining groups also differ before they decline (a lower plateau the later the decline), so women
+    # censored early can still be told apart from the continuously adherent.
     if group == 2:
-        return np.interp(m, [0, 2, 14], [0.98, 0.90, 0.0])
+        return np.interp(m, [0, 1, 12], [0.98, 0.85, 0.0])
     if group == 3:
-        return np.interp(m, [0, 1, 9, 28], [0.98, 0.94, 0.92, 0.0])
+        return np.interp(m, [0, 1, 6, 24], [0.98, 0.90, 0.88, 0.0])
     if group == 4:
-        return np.interp(m, [0, 1, 27, 46], [0.98, 0.95, 0.92, 0.0])
+        return np.interp(m, [0, 1, 24, 42], [0.98, 0.84, 0.82, 0.0])
     if group == 5:
         return np.interp(m, [0, 1, 59], [0.98, 0.62, 0.50])
     raise ValueError(f"unknown trajectory group {group}")
