@@ -256,14 +256,15 @@ def _refuse_identifier_values(table: str, col: str, series: pd.Series) -> None:
 
 
 def _count_values(table: ResultTable, col: str) -> np.ndarray:
-    values = pd.to_numeric(table.frame[col], errors="coerce").to_numpy(dtype=float)
-    for i, v in enumerate(values):
-        raw = table.frame[col].iloc[i]
-        if _is_missing(raw):
-            continue
-        if math.isnan(v) or v < 0 or abs(v - round(v)) > 1e-9:
-            raise DisclosureViolation(table.name, i, col, "count_not_whole",
-                                      f"a count must be a whole number >= 0, got {raw!r}")
+    raw = table.frame[col]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, copy=True)
+    present = ~raw.isna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = present & (np.isnan(values) | (values < 0) | (np.abs(values - np.round(values)) > 1e-9))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DisclosureViolation(table.name, i, col, "count_not_whole",
+                                  f"a count must be a whole number >= 0, got {raw.iloc[i]!r}")
     return values
 
 
@@ -326,18 +327,19 @@ class _Model:
             frame = t.frame
             measured = set(t.count_columns) | set(t.statistic_columns) | {t.at_risk_column} | set(t.group_columns)
             labels = [str(c) for c in frame.columns if c not in measured]
+            total = _norm(t.total_value) if t.total_value is not None else None
+            coord_columns = [
+                [_TOTAL] * len(frame) if g not in t.group_columns
+                else [_TOTAL if v == total else v for v in map(_norm, frame[g].tolist())]
+                for g in dims]
+            row_coords = list(zip(*coord_columns, strict=True)) if dims else [()] * len(frame)
+            label_columns = [[(c, v) for v in map(_norm, frame[c].tolist())] for c in labels]
+            row_labels = list(zip(*label_columns, strict=True)) if labels else [()] * len(frame)
             for col, values in counts[ti].items():
                 for r in range(len(frame)):
                     if math.isnan(values[r]) and (ti, r, col) not in unknown:
                         continue
-                    row = frame.iloc[r]
-                    coords = tuple(
-                        _TOTAL if g not in t.group_columns or (t.total_value is not None
-                                                              and _norm(row[g]) == _norm(t.total_value))
-                        else _norm(row[g])
-                        for g in dims)
-                    lab = tuple((c, _norm(row[c])) for c in labels)
-                    self.cells.append(_Cell(ti, r, col, float(values[r]), (col, lab, coords)))
+                    self.cells.append(_Cell(ti, r, col, float(values[r]), (col, row_labels[r], row_coords[r])))
         self._link()
         self._equations()
 
@@ -387,18 +389,32 @@ class _Model:
                 slices[(col, lab, d, rest)][slot].add(var)
         self.lines: list[_Line] = []
         seen: set[tuple] = set()
-        for (_, _, d, _), s in sorted(slices.items(), key=lambda kv: repr(kv[0])):
+        for (_, _, d, _), s in sorted(slices.items(), key=lambda kv: kv[0]):
             if len(s["total"]) == 1 and s["parts"]:
                 total = next(iter(s["total"]))
                 parts = sorted(s["parts"] - {total})
                 sig = (total, tuple(parts))
-                if parts and sig not in seen:
+                if parts and sig not in seen and self._holds(total, parts):
                     seen.add(sig)
                     self.lines.append(_Line(total, parts, self.dims[d]))
         self.lines_of: list[list[int]] = [[] for _ in self.members]
         for li, line in enumerate(self.lines):
             for v in [line.total, *line.parts]:
                 self.lines_of[v].append(li)
+
+    def _holds(self, total: int, parts: list[int]) -> bool:
+        """Whether ``total = sum(parts)`` is true of the data (with unknown cells: could be true).
+
+        A dimension such as month or time does not partition people (the same woman is counted every
+        month), so the sum over months of a count is not the count of a table without months. Such an
+        equation is false on the data, and the reader can see that too: it is not a margin.
+        """
+        known = [self.value[v] for v in parts if not math.isnan(self.value[v])]
+        if math.isnan(self.value[total]):
+            return True
+        if len(known) < len(parts):
+            return self.value[total] - sum(known) >= -1e-6
+        return abs(self.value[total] - sum(known)) <= 1e-6
 
     def cell_key(self, var: int) -> str:
         """A stable name for a count cell across runs: measure, labels and non-total coordinates."""
@@ -496,15 +512,16 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
         reasons.setdefault((ti, row, col), (rule, detail))
 
     for ti, t in enumerate(tables):
-        for col in t.count_columns:
-            for r, v in enumerate(counts[ti][col]):
-                if 1 <= v <= THRESHOLD - 1:
-                    mask(ti, r, col, SMALL_COUNT, RULE_TEXT[SMALL_COUNT])
+        # Dropped rows first: their cells are reported as dropped, not as small counts.
         if t.at_risk_column:
             for r, v in enumerate(counts[ti][t.at_risk_column]):
                 if not math.isnan(v) and v < THRESHOLD:
                     for col in [*counts[ti], *t.statistic_columns]:
                         mask(ti, r, col, AT_RISK_BELOW_10, f"{t.at_risk_column} = {int(v)} < {THRESHOLD}")
+        for col in t.count_columns:
+            for r, v in enumerate(counts[ti][col]):
+                if 1 <= v <= THRESHOLD - 1:
+                    mask(ti, r, col, SMALL_COUNT, RULE_TEXT[SMALL_COUNT])
 
     model = _Model(tables, counts)
     masked_vars: set[int] = set()
@@ -605,45 +622,47 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
     report = DisclosureReport()
     out_tables: list[ResultTable] = []
     masks: dict[str, pd.DataFrame] = {}
+    by_table: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for ti, r, col in reasons:
+        by_table[ti].append((r, col))
     for ti, t in enumerate(tables):
         frame = t.frame.copy()
-        mask_cols = list(counts[ti]) + [c for c in t.statistic_columns if c not in counts[ti]]
-        mask_frame = pd.DataFrame(False, index=frame.index, columns=mask_cols)
-        for col in mask_cols:
-            for r in range(len(frame)):
-                if (ti, r, col) in reasons:
-                    mask_frame.loc[r, col] = True
-        for r in range(len(frame)):
-            if mask_frame.loc[r, list(counts[ti])].any() if counts[ti] else False:
-                for col in t.statistic_columns:
-                    if not mask_frame.loc[r, col]:
-                        mask_frame.loc[r, col] = True
-                        reasons[(ti, r, col)] = (STATISTIC_ON_MASKED_ROW, RULE_TEXT[STATISTIC_ON_MASKED_ROW])
+        n_rows = len(frame)
+        count_cols = list(counts[ti])
+        mask_cols = count_cols + [c for c in t.statistic_columns if c not in counts[ti]]
+        flags = {col: np.zeros(n_rows, dtype=bool) for col in mask_cols}
+        for r, col in by_table[ti]:
+            if col in flags:
+                flags[col][r] = True
+        any_count = np.zeros(n_rows, dtype=bool)
+        for col in count_cols:
+            any_count |= flags[col]
         for stat, denominator in t.statistic_columns.items():
-            n = pd.to_numeric(frame[denominator], errors="coerce")
-            for r in map(int, np.flatnonzero((n < THRESHOLD).to_numpy())):
-                if not mask_frame.loc[r, stat]:
-                    mask_frame.loc[r, stat] = True
-                    reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{denominator} = {int(n.iloc[r])} < {THRESHOLD}")
-        dropped = set()
-        if t.at_risk_column:
-            for (tj, r, _), (rule, _) in reasons.items():
-                if tj == ti and rule == AT_RISK_BELOW_10:
-                    dropped.add(r)
+            for r in map(int, np.flatnonzero(any_count & ~flags[stat])):
+                reasons[(ti, r, stat)] = (STATISTIC_ON_MASKED_ROW, RULE_TEXT[STATISTIC_ON_MASKED_ROW])
+            flags[stat] |= any_count
+            n = pd.to_numeric(frame[denominator], errors="coerce").to_numpy(dtype=float)
+            for r in map(int, np.flatnonzero((n < THRESHOLD) & ~flags[stat])):
+                reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{denominator} = {int(n[r])} < {THRESHOLD}")
+                flags[stat][r] = True
+        dropped = np.zeros(n_rows, dtype=bool)
         label_cols = [str(c) for c in frame.columns if c not in mask_cols]
-        for (tj, r, col), (rule, detail) in sorted(reasons.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-            if tj != ti or (rule == AT_RISK_BELOW_10 and col != t.at_risk_column):
-                continue
-            labels = tuple((c, _norm(frame.iloc[r][c])) for c in label_cols)
+        label_values = {c: frame[c].tolist() for c in label_cols}
+        mine = sorted((r, col, rule, detail) for (tj, r, col), (rule, detail) in reasons.items() if tj == ti)
+        for r, col, rule, detail in mine:
+            if rule == AT_RISK_BELOW_10:
+                dropped[r] = True
+                if col != t.at_risk_column:
+                    continue
+            labels = tuple((c, _norm(label_values[c][r])) for c in label_cols)
             report.masked.append(MaskedCell(t.name, r, labels, col, rule, detail))
         for col in mask_cols:
-            if mask_frame[col].any():
-                frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float).mask(mask_frame[col])
-        keep = [r for r in range(len(frame)) if r not in dropped]
-        frame = frame.iloc[keep].reset_index(drop=True)
-        mask_frame = mask_frame.iloc[keep].reset_index(drop=True)
+            if flags[col].any():
+                frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float).mask(flags[col])
+        keep = ~dropped
+        frame = frame[keep].reset_index(drop=True)
         out_tables.append(replace(t, frame=frame))
-        masks[t.name] = mask_frame
+        masks[t.name] = pd.DataFrame({col: flags[col][keep] for col in mask_cols}, index=frame.index)
     published = {model.cell_key(v): model.value[v] for v in range(len(model.members)) if v not in masked_vars}
     controlled = StudyResult(result.study_id, result.analysis, dict(result.parameters), out_tables,
                              list(result.figures), result.methods, list(result.notes))

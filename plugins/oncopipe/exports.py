@@ -67,6 +67,7 @@ import pyarrow.parquet as pq
 
 from oncopipe.audit import EXPORT, REFUSED, AuditLog
 from oncopipe.disclosure import (
+    AT_RISK_BELOW_10,
     MASK_MARKER,
     MASK_SUFFIX,
     THRESHOLD,
@@ -497,6 +498,14 @@ def write_index(exports: Path | None = None) -> Path:
 
 
 def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[ResultTable], dict[str, pd.DataFrame]]:
+    """The published tables with their masks; rows dropped as curves (listed in disclosure.json, which the
+    reader also has) come back as fully masked rows, since the reader knows they exist."""
+    dropped: dict[str, list[dict[str, str]]] = {}
+    disclosure_file = folder / "disclosure.json"
+    if disclosure_file.is_file():
+        for cell in json.loads(disclosure_file.read_text(encoding="utf-8")).get("cells", []):
+            if cell.get("rule") == AT_RISK_BELOW_10:
+                dropped.setdefault(cell["table"], []).append(cell.get("labels", {}))
     tables, masks = [], {}
     for meta in manifest.get("tables", []):
         name = meta["name"]
@@ -518,6 +527,12 @@ def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[R
                     frame[c] = pd.to_numeric(frame[c].where(frame[c] != MASK_MARKER), errors="coerce")
         else:
             raise ExportError(f"{folder}: table {name!r} has neither a CSV nor a Parquet file")
+        if dropped.get(name):
+            extra = pd.DataFrame(dropped[name])
+            frame = pd.concat([frame.astype({c: object for c in extra.columns if c in frame.columns}), extra],
+                              ignore_index=True)
+            mask = pd.concat([mask, pd.DataFrame(True, index=range(len(extra)), columns=mask.columns)],
+                             ignore_index=True)
         tables.append(ResultTable(name, frame, meta.get("description", ""),
                                   count_columns=tuple(meta.get("count_columns", [])),
                                   statistic_columns=dict(meta.get("statistic_columns", {})),

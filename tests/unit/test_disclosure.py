@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from disclosure_cases import trajectory_result
 from oncopipe.disclosure import (
     AT_RISK_BELOW_10,
     COMPLEMENTARY,
@@ -236,3 +237,15 @@ def test_hospital_codes_and_calendar_months_are_not_identifiers():
     months = [f"{2020 + i // 12}-{i % 12 + 1:02d}" for i in range(36)]
     frame = pd.DataFrame({"calendar_month": months, "n": [100] * 36})
     control(result(ResultTable("by_month", frame, "", count_columns=("n",))))
+
+
+def test_months_are_not_a_margin_but_a_dropped_row_is_protected():
+    controlled = control(trajectory_result())
+    # sum over months of n_patients (270) is not the group size (100): no false margin, nothing masked there
+    assert not [c for c in controlled.report.masked if c.table == "groups"]
+    # month 2: 88 = 80 + (dropped 8): one of 80 / 88 must be hidden
+    means = controlled.csv_frame("means")
+    by_month = controlled.csv_frame("by_month")
+    assert "8" not in means["n_patients"].tolist() and len(means) == 5
+    assert MASK_MARKER in (means.loc[2, "n_patients"], by_month.loc[2, "n_patients"])
+    assert [(c.row, c.rule) for c in controlled.report.dropped_rows()] == [(5, AT_RISK_BELOW_10)]

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from disclosure_cases import trajectory_result  # noqa: E402
 from oncopipe.audit import AuditLog  # noqa: E402
 from oncopipe.cli import app  # noqa: E402
 from oncopipe.disclosure import DisclosureViolation  # noqa: E402
@@ -263,3 +264,14 @@ def test_cli_list_and_show(exports):
     assert ok.exit_code == 0 and ok.output.startswith("ok")
     missing = runner.invoke(app, ["exports", "show", "demo_study", "nope"])
     assert missing.exit_code == 2
+
+
+def test_verify_counts_dropped_curve_rows_as_unknown(exports):
+    result = trajectory_result()
+    study = {**STUDY, "id": "s1"}
+    info = publish_export(result, study, PROVENANCE, RUN)
+    assert verify_export(info.path) == []
+    # without the dropped row the reader would be told 88 - 80 = 8 belongs to group 2: verify must see that too
+    disclosure = json.loads((info.path / "disclosure.json").read_text())
+    assert [c["labels"] for c in disclosure["cells"] if c["rule"] == "at_risk_below_10"] == [
+        {"group": "2", "month": "2"}]
