@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetAll, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetAll, Param, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from oncopipe.alerts import on_task_failure
@@ -132,19 +132,19 @@ def build_study_dag(study: Study, registry_dir: Path | None = None) -> DAG:
               doc_md="Re-read the study YAML; refuse the run unless the approval is granted and unexpired "
                      "today and covers every mart the study reads; pin the mart version to read.")
         @_fail_without_retry
-        def check_approval() -> dict[str, Any]:
-            context = get_current_context()
+        def check_approval(params: dict[str, Any] | None = None, triggering_asset_events: Any = None
+                           ) -> dict[str, Any]:
             return study_run.check(
                 study.id,
-                requested_version=context["params"].get("mart_version"),
-                triggering_events=_triggering_extras(context, study),
+                requested_version=(params or {}).get("mart_version"),
+                triggering_events=_triggering_extras(triggering_asset_events, study),
                 registry_dir=registry_dir,
             )
 
         @task(task_id="run_analysis", doc_md="Read the approved published marts and run the analysis kind.")
         @_fail_without_retry
-        def run_analysis(checked: dict[str, Any]) -> str:
-            return str(study_run.analyse(checked, run_id=get_current_context()["run_id"]))
+        def run_analysis(checked: dict[str, Any], run_id: str | None = None) -> str:
+            return str(study_run.analyse(checked, run_id=str(run_id)))
 
         @task(task_id="disclosure_control", retries=0,
               doc_md="Mask small counts (1..9) and what would reveal them; refuse identifiers.")
@@ -175,9 +175,9 @@ def build_study_dag(study: Study, registry_dir: Path | None = None) -> DAG:
     return dag
 
 
-def _triggering_extras(context: Any, study: Study) -> list[dict[str, Any]]:
+def _triggering_extras(events: Any, study: Study) -> list[dict[str, Any]]:
     """The ``extra`` of the asset events that triggered this run, for the study's own marts."""
-    events = context.get("triggering_asset_events") or {}
+    events = events or {}
     wanted = set(study.asset_uris)
     extras: list[dict[str, Any]] = []
     try:
