@@ -172,3 +172,23 @@ def test_km_tables_by_group(veteran):
 def test_age_groups():
     assert age_group(pd.Series([49.9, 50, 64.99, 65, 74, 75, 98])).tolist() == [
         "<50", "50-64", "50-64", "65-74", "65-74", "75+", "75+"]
+
+
+def test_gbsg2_logrank_and_medians_match_r():
+    """GBSG2 (``sksurv.datasets.load_gbsg2`` = TH.data::GBSG2, 686 women).
+
+    Reference: an R exercise script on GBSG2 printing ``survdiff(Surv(time, cens) ~ horTh, data = GBSG2)``
+    (N 440/246, Observed 205/94, Expected 180/119, (O-E)^2/V 8.56) and the median times 1528 (no) and
+    2018 (yes) days.
+    """
+    from sksurv.datasets import load_gbsg2
+
+    x, y = load_gbsg2()
+    time, event, group = y["time"], y["cens"].astype(int), x["horTh"].astype(str)
+    res = logrank_test(time, event, group)
+    assert res.chisq == pytest.approx(8.56, abs=5e-3)
+    assert res.table["n"].tolist() == [440, 246] and res.table["observed"].tolist() == [205, 94]
+    np.testing.assert_allclose(res.table["expected"], [180, 119], atol=0.5)
+    for level, median in (("no", 1528.0), ("yes", 2018.0)):
+        km = kaplan_meier(time[group == level], event[group == level], conf_type="log")
+        assert quantile_survival(km)[0] == median
