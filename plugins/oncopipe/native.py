@@ -426,7 +426,7 @@ def ephemeral_topology(
     redis_db: int = 11,
     admin_password: str = "admin-password",
     dags: Path | None = None,
-    smtp_url: str = "smtp://127.0.0.1:25",
+    smtp_url: str = "smtp://127.0.0.1:25?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost",
     timeout: float = 300.0,
 ) -> Iterator[NativeTopology]:
     """A throw-away topology for tests and trials: fresh database, fresh Redis db, everything under ``root``.

@@ -63,7 +63,8 @@ OPTIONS: Mapping[str, tuple[str, str]] = {
     "ONCOPIPE_BASE_URL": ("http://localhost:8080", "URL operators reach the UI at; failure mails link there"),
     "ONCOPIPE_API_PORT": ("8080", "host port the api-server is published on"),
     "ONCOPIPE_WORKER_CONCURRENCY": ("4", "task slots per Celery worker"),
-    "ONCOPIPE_SMTP_URL": ("smtp://mail.example.org:25", "connection 'smtp_default' for failure mails"),
+    "ONCOPIPE_SMTP_URL": ("smtp://mail.example.org:587?disable_ssl=true&from_email=oncopipe%40example.org",
+                          "connection 'smtp_default' (failure and export mails; see oncopipe/notify.py)"),
     "AIRFLOW_UID": ("50000", "uid the Airflow containers run as (owner of the data volumes)"),
 }
 
@@ -255,7 +256,7 @@ def native_target(
     redis_host: str = "127.0.0.1",
     redis_port: int = 6379,
     worker_concurrency: int = 2,
-    smtp_url: str = "smtp://127.0.0.1:25",
+    smtp_url: str = "smtp://127.0.0.1:25?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost",
 ) -> Target:
     """The target of the native harness: processes on this machine, bound to 127.0.0.1.
 
