@@ -29,7 +29,7 @@ Study metadata (``study`` argument) may be the registry's pydantic ``Study`` or 
 | ``recipients``                | email addresses (strings, or ``{email}`` mappings)               |
 | ``export.formats``            | table formats, subset of ``csv``, ``parquet`` (default both)     |
 | ``export.figures``            | figure formats, subset of ``png``, ``svg`` (default both)        |
-| ``export.report``             | ``html`` (default) or ``none``                                   |
+| ``export.report``             | ``html`` (default), ``markdown`` (report.md) or ``none``         |
 | ``export.keep_last``          | optional: run folders kept per study (older ones are removed)    |
 
 Provenance (``provenance`` argument) keys, all optional: ``extraction_date``, ``mart_version``,
@@ -76,7 +76,7 @@ from oncopipe.disclosure import (
     audit_published,
     control,
 )
-from oncopipe.report import GateSummary, environment, render_report
+from oncopipe.report import GateSummary, environment, render_markdown_report, render_report
 from oncopipe.results import ResultFigure, ResultTable, StudyResult
 from oncopipe.settings import PROJECT_ROOT, get_settings
 
@@ -84,6 +84,7 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 TABLE_FORMATS = ("csv", "parquet")
 FIGURE_FORMATS = ("png", "svg")
+REPORT_FORMATS = ("html", "markdown", "none")
 PACKAGES = ("apache-airflow", "dbt-core", "dbt-duckdb", "duckdb", "great-expectations", "jinja2", "matplotlib",
             "numpy", "oncopipe", "pandas", "pyarrow", "scikit-learn", "scikit-survival", "scipy", "statsmodels")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -143,11 +144,11 @@ class StudyInfo:
         if missing:
             raise ExportError(f"study metadata lacks {missing}: every export must name its study and approval")
         unsupported = sorted(set(info.table_formats) - set(TABLE_FORMATS)) + sorted(
-            set(info.figure_formats) - set(FIGURE_FORMATS)) + ([info.report] if info.report not in ("html", "none")
+            set(info.figure_formats) - set(FIGURE_FORMATS)) + ([info.report] if info.report not in REPORT_FORMATS
                                                                  else [])
         if unsupported:
             raise ExportError(f"study {info.study_id}: export option(s) {unsupported} not supported; tables: "
-                              f"{TABLE_FORMATS}, figures: {FIGURE_FORMATS}, report: html|none")
+                              f"{TABLE_FORMATS}, figures: {FIGURE_FORMATS}, report: {'|'.join(REPORT_FORMATS)}")
         return info
 
 
@@ -184,7 +185,7 @@ def sha256_file(path: Path) -> str:
 
 
 def code_version() -> str:
-    """The git commit of the checkout (``+dirty`` when files differ from it), or ``unknown``."""
+    """The git commit of the checkout, or ``unknown`` outside a git checkout."""
     try:
         commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
@@ -282,6 +283,12 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
     if info.report == "html":
         html = render_report(controlled, info, provenance, run_id=run_id, code_version=code, figures=report_figures)
         (folder / "report.html").write_bytes(html.encode("utf-8"))
+    elif info.report == "markdown":
+        for name, _, png in report_figures:  # the Markdown report links to the PNG files
+            (folder / "figures" / f"{name}.png").write_bytes(png)
+        text = render_markdown_report(controlled, info, provenance, run_id=run_id, code_version=code,
+                                      figure_names=[(name, title) for name, title, _ in report_figures])
+        (folder / "report.md").write_bytes(text.encode("utf-8"))
     files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
     known = {"extraction_date", "mart_version", "dbt_invocation_id", "gx_validations", "code_lists", "row_counts",
              "code_version"}
@@ -412,8 +419,8 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
         if info.keep_last:
             _prune(target.parent, info.keep_last, audit, info.study_id)
         write_index(root)
-    return ExportInfo(info.study_id, run_id, target, target / MANIFEST,
-                      target / "report.html" if info.report == "html" else None, files, info.recipients,
+    report = {"html": target / "report.html", "markdown": target / "report.md"}.get(info.report)
+    return ExportInfo(info.study_id, run_id, target, target / MANIFEST, report, files, info.recipients,
                       info.approval_reference, controlled.report.counts_by_rule(), event)
 
 
@@ -465,7 +472,8 @@ def list_exports(exports: Path | None = None, study_id: str | None = None) -> li
                         "run_id": m.get("run_id", run.name), "created_at": m.get("created_at", ""),
                         "approval": m.get("approval", {}).get("reference", ""),
                         "mart_version": m.get("mart_version") or "", "path": run,
-                        "report": (run / "report.html").is_file()})
+                        "report": next((name for name in ("report.html", "report.md") if (run / name).is_file()),
+                                       None)})
     return out
 
 
@@ -487,7 +495,7 @@ def write_index(exports: Path | None = None) -> Path:
         entry = studies.setdefault(e["study_id"], {"id": e["study_id"], "title": e["title"] or e["study_id"],
                                                    "runs": []})
         rel = e["path"].relative_to(root).as_posix()
-        entry["runs"].append({**e, "report": f"{rel}/report.html" if e["report"] else None,
+        entry["runs"].append({**e, "report": f"{rel}/{e['report']}" if e["report"] else None,
                               "manifest": f"{rel}/{MANIFEST}"})
     html = environment().get_template("index.html.j2").render(studies=[studies[k] for k in sorted(studies)])
     index = root / "index.html"

@@ -48,9 +48,9 @@ class GateSummary:
                    evaluated=int(evaluated), passed=int(passed))
 
 
-def environment() -> jinja2.Environment:
-    """The jinja2 environment of oncopipe's templates (autoescaped, strict about undefined names)."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+def environment(*, autoescape: bool = True) -> jinja2.Environment:
+    """The jinja2 environment of oncopipe's templates (HTML autoescaped, strict about undefined names)."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=autoescape,
                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
@@ -142,7 +142,20 @@ def render_report(controlled: ControlledResult, study: StudyInfo, provenance: Ma
     Returns:
         The HTML document.
     """
-    template = environment().get_template("report.html.j2")
+    return _render("report.html.j2", controlled, study, provenance, run_id=run_id, code_version=code_version,
+                   figures=figures)
+
+
+def render_markdown_report(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
+                           run_id: str, code_version: str, figure_names: Sequence[tuple[str, str]] = ()) -> str:
+    """The same report as Markdown (``export.report: markdown``); figures link to ``figures/<name>.png``."""
+    return _render("report.md.j2", controlled, study, provenance, run_id=run_id, code_version=code_version,
+                   figures=[(name, title, b"") for name, title in figure_names])
+
+
+def _render(template_name: str, controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
+            run_id: str, code_version: str, figures: Sequence[tuple[str, str, bytes]]) -> str:
+    template = environment(autoescape=template_name.endswith(".html.j2")).get_template(template_name)
     counts = controlled.report.counts_by_rule()
     return template.render(
         study=study,

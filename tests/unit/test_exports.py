@@ -275,3 +275,15 @@ def test_verify_counts_dropped_curve_rows_as_unknown(exports):
     disclosure = json.loads((info.path / "disclosure.json").read_text())
     assert [c["labels"] for c in disclosure["cells"] if c["rule"] == "at_risk_below_10"] == [
         {"group": "2", "month": "2"}]
+
+
+def test_markdown_report_option(exports):
+    study = {**STUDY, "export": {"formats": ["csv"], "figures": ["svg"], "report": "markdown"}}
+    info = publish_export(demo_result(), study, PROVENANCE, RUN)
+    assert info.report == info.path / "report.md"
+    text = info.report.read_text()
+    assert "approval **CESREES-2024-042**" in text and "![Figure 1. Cases by site](figures/cases.png)" in text
+    assert (info.path / "figures" / "cases.png").is_file() and (info.path / "figures" / "cases.svg").is_file()
+    assert "| lung | 120 |" in text and "| pancreas | masked |" in text
+    assert not (info.path / "report.html").exists() and verify_export(info.path) == []
+    assert 'href="demo_study/' + run_folder_name(RUN) + '/report.md"' in (exports / "index.html").read_text()
