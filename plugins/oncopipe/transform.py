@@ -216,6 +216,21 @@ def _outcomes(result: Any) -> tuple[NodeOutcome, ...]:
     return tuple(out)
 
 
+def _release_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a run.
+
+    dbt-duckdb caches its database handle at class level (``DuckDBConnectionManager._ENV``) for the life of the
+    process; left open, it holds DuckDB's file lock, so no other process (publish, the marts gate) and no
+    read-only connection of this one could open the warehouse. There is no public API to release it.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+        if env is not None:
+            env.close()
+
+
 def run_dbt(
     command: DbtCommand,
     *,
@@ -254,8 +269,11 @@ def run_dbt(
                     quiet=quiet)
     started = time.perf_counter()
     with _environment(dbt_environment(settings)):
-        outcome = dbtRunner(callbacks=list(callbacks)).invoke(args)
-        invocation_id = get_invocation_id()
+        try:
+            outcome = dbtRunner(callbacks=list(callbacks)).invoke(args)
+            invocation_id = get_invocation_id()
+        finally:
+            _release_warehouse()
     elapsed = time.perf_counter() - started
     nodes = _outcomes(outcome.result)
     error = None

@@ -1,0 +1,210 @@
+"""dbt build on the hand-made landing fixture (tests/integration/dbt_landing_fixture.py): known answers, the
+incremental staging against a full refresh, csv against parquet landing files, the SQL PDC rule against the
+Python one (oncopipe.adherence), and the window-function carry-over against the sequential definition."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dbt_landing_fixture import EXTRACTIONS, write_extraction, write_landing
+from oncopipe import adherence
+from oncopipe.settings import Settings, get_settings
+from oncopipe.transform import DbtRun, run_dbt
+
+D = dt.date
+MODELS = {
+    "staging": ["stg_snds__beneficiaries", "stg_snds__drugs", "stg_snds__pharmacy_dispensings", "stg_pmsi_mco__stays",
+                "stg_pmsi_mco__stay_patients", "stg_pmsi_mco__associated_diagnoses", "stg_pmsi_mco__acts",
+                "stg_registry__cases", "stg_cepidc__deaths", "stg_fdep__communes"],
+    "intermediate": ["int_persons_enriched", "int_stays_linked", "int_stay_diagnoses_unioned",
+                     "int_cancer_cases_identified", "int_cancer_treatments_identified",
+                     "int_hormone_therapy_dispensings_netted", "int_hospital_stays_merged",
+                     "int_hormone_therapy_supplies_carried"],
+    "marts": ["breast_cancer_endocrine_cohort", "endocrine_adherence_monthly", "poor_prognosis_cases",
+              "care_pathway_delays"],
+}
+
+
+def settings_for(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("ONCOPIPE_HOME", str(home))
+    for var in ("ONCOPIPE_LANDING", "ONCOPIPE_WAREHOUSE"):
+        monkeypatch.delenv(var, raising=False)
+    return get_settings()
+
+
+def query(settings: Settings, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        return con.sql(sql).df()
+
+
+def snapshot(settings: Settings) -> dict[str, pd.DataFrame]:
+    """Every model's rows, sorted on all columns, for exact comparisons between builds."""
+    out = {}
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        for schema, names in MODELS.items():
+            for name in names:
+                df = con.sql(f"select * from {schema}.{name}").df()
+                out[name] = df.sort_values(list(df.columns)).reset_index(drop=True)
+    return out
+
+
+def assert_same_tables(left: dict[str, pd.DataFrame], right: dict[str, pd.DataFrame]) -> None:
+    assert left.keys() == right.keys()
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], check_dtype=False, obj=name)
+
+
+def assert_built(run: DbtRun) -> DbtRun:
+    assert run.success, run.summary()
+    return run
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, DbtRun]]:
+    with pytest.MonkeyPatch.context() as mp:
+        settings = settings_for(tmp_path_factory.mktemp("dbt_fixture") / "home", mp)
+        write_landing(settings.landing)
+        yield settings, assert_built(run_dbt("build", quiet=True))
+
+
+def test_build_reports_every_layer_with_timing_and_invocation(built):
+    _, run = built
+    names = {n.name for n in run.nodes}
+    for layer in MODELS.values():
+        assert set(layer) <= names
+    assert {n.layer for n in run.nodes} >= {"staging", "intermediate", "marts", "seeds", "tests"}
+    assert any(n.resource_type == "unit_test" for n in run.nodes)
+    assert all(n.execution_time_s >= 0 for n in run.nodes)
+    assert run.invocation_id and len(run.invocation_id) == 36
+    assert run.failures == ()
+
+
+def test_staging_cleans_the_dirt(built):
+    settings, _ = built
+    lines = query(settings, "select * from staging.stg_snds__pharmacy_dispensings where person_id like 'P2%'")
+    by_claim = lines.set_index("claim_number")
+    assert 205 not in by_claim.index  # DPN_QLF = 71 information-only line dropped
+    assert (lines["claim_number"] == 204).sum() == 1  # exact duplicate collapsed
+    assert by_claim.loc[206, "boxes"] == 2 and by_claim.loc[206, "flux_date"] == pd.Timestamp("2021-09-01")
+    netted = query(settings, "select * from intermediate.int_hormone_therapy_dispensings_netted "
+                             "where person_id like 'P2%' order by dispensing_date")
+    assert pd.Timestamp("2020-06-22") not in set(netted["dispensing_date"])  # cancelled by the -1 line
+    assert netted.set_index("dispensing_date").loc[pd.Timestamp("2021-05-10"), "supply_days"] == 168
+
+
+def test_cases_registry_first_then_claims(built):
+    settings, _ = built
+    cases = query(settings, "select left(person_id, 2) as p, site, case_source, diagnosis_date, stage, hospital_id "
+                            "from intermediate.int_cancer_cases_identified").set_index(["p", "site"])
+    assert set(cases.index) == {("P1", "breast"), ("P2", "breast"), ("P3", "lung"), ("P4", "lung")}
+    assert cases.loc[("P1", "breast"), "case_source"] == "claims"
+    assert cases.loc[("P1", "breast"), "diagnosis_date"] == pd.Timestamp("2020-03-10")
+    assert cases.loc[("P2", "breast"), ["case_source", "stage"]].tolist() == ["registry", "II"]
+    assert cases.loc[("P3", "lung"), "hospital_id"] == "H20000002"
+    # P5 has a lung-coded stay but lives where a general registry records lung cancers: no case.
+
+
+def test_marts_known_answers(built):
+    settings, _ = built
+    cohort = query(settings, "select * from marts.breast_cancer_endocrine_cohort").set_index("person_id")
+    p1, p2 = cohort.loc["P1".ljust(17, "0")], cohort.loc["P2".ljust(17, "0")]
+    assert (p1["index_date"], p1["first_molecule"], p1["region_code"]) == (pd.Timestamp("2020-04-01"), "tamoxifen",
+                                                                         "11")
+    assert (p2["index_date"], p2["first_class"], p2["deprivation_quintile"]) == (
+        pd.Timestamp("2020-03-02"), "aromatase_inhibitor", 3)
+    assert p1["follow_up_end_date"] == pd.Timestamp("2021-12-31") and p1["follow_up_end_reason"] == "end_of_data"
+    monthly = query(settings, "select * from marts.endocrine_adherence_monthly where person_id like 'P1%' "
+                              "order by month_index").set_index("month_index")
+    assert monthly.loc[2, "days_hospitalised"] == 5 and monthly.loc[2, "pdc"] == 1.0
+    assert monthly.loc[6, "molecule"] == "letrozole"  # the switch, carried over after the tamoxifen
+    assert not monthly.loc[8, "is_discontinued"] and monthly.loc[9, "is_discontinued"]  # 112-day gap from Dec 2
+    cases = query(settings, "select * from marts.poor_prognosis_cases").set_index("person_id")
+    p3 = cases.loc["P3".ljust(17, "0")]
+    assert (p3["death_date"], p3["event"], p3["follow_up_days"]) == (pd.Timestamp("2021-08-01"), 1, 208)
+    assert (p3["first_treatment_kind"], p3["first_treatment_date"]) == ("chemotherapy", pd.Timestamp("2021-02-01"))
+    delays = query(settings, "select * from marts.care_pathway_delays").set_index("site")
+    assert delays["delay_days"].dropna().tolist() == [27]  # P3: 2021-01-05 -> 2021-02-01; P4 untreated
+
+
+def test_sql_pdc_equals_the_python_rule(built):
+    settings, _ = built
+    dispensings = query(settings, "select person_id, dispensing_date, supply_days as days_supply, cip13, "
+                                  "dispensing_id as line_id from intermediate.int_hormone_therapy_dispensings_netted")
+    stays = query(settings, "select person_id, entry_date, exit_date from intermediate.int_stays_linked")
+    cohort = query(settings, "select person_id, index_date, end_of_data_date, death_date "
+                             "from marts.breast_cancer_endocrine_cohort")
+    mart = query(settings, "select * from marts.endocrine_adherence_monthly")
+    cov = adherence.coverage(dispensings, stays, hospital_days="covered_paused")
+    python = adherence.monthly_pdc(cov, adherence.follow_up_windows(cohort))
+    assert_same_pdc(mart, python)
+
+
+def assert_same_pdc(mart: pd.DataFrame, python: pd.DataFrame) -> None:
+    keys = ["person_id", "month_index"]
+    columns = ["month_start", "month_end", "days_in_month", "days_covered", "days_hospitalised", "is_discontinued"]
+    left = mart.sort_values(keys).reset_index(drop=True)
+    right = python.sort_values(keys).reset_index(drop=True)
+    assert len(left) == len(right) > 0
+    pd.testing.assert_frame_equal(left[keys + columns], right[keys + columns], check_dtype=False)
+    np.testing.assert_allclose(left["pdc"], right["pdc"])
+
+
+@pytest.mark.slow
+def test_incremental_load_equals_full_refresh(tmp_path, monkeypatch):
+    settings = settings_for(tmp_path / "home", monkeypatch)
+    write_extraction(settings.landing, EXTRACTIONS[0])
+    assert_built(run_dbt("build", quiet=True))
+    first = query(settings, "select line_id, boxes, extraction_date from staging.stg_snds__pharmacy_dispensings")
+    write_extraction(settings.landing, EXTRACTIONS[1])
+    assert_built(run_dbt("build", quiet=True))
+    incremental = snapshot(settings)
+    lines = incremental["stg_snds__pharmacy_dispensings"].set_index("line_id")
+    # History kept: lines of the first flux were not re-read but are still there ...
+    kept = first[first["line_id"] != "01C751000-206-1"]
+    assert set(kept["line_id"]) <= set(lines.index)
+    assert (lines.loc[kept["line_id"], "extraction_date"] == pd.Timestamp(EXTRACTIONS[0])).all()
+    # ... and the line re-sent in the second flux replaced its first version.
+    assert lines.loc["01C751000-206-1", "boxes"] == 2
+    assert_built(run_dbt("build", full_refresh=True, quiet=True))
+    assert_same_tables(incremental, snapshot(settings))
+
+
+def test_csv_landing_gives_the_same_marts(built, tmp_path, monkeypatch):
+    parquet_settings, _ = built
+    expected = snapshot(parquet_settings)
+    settings = settings_for(tmp_path / "home", monkeypatch)
+    write_landing(settings.landing, fmt="csv")
+    assert_built(run_dbt("build", vars={"landing_format": "csv"}, quiet=True))
+    got = snapshot(settings)
+    assert_same_tables({k: expected[k] for k in MODELS["marts"]}, {k: got[k] for k in MODELS["marts"]})
+
+
+def test_a_missing_landing_is_named(tmp_path, monkeypatch):
+    settings = settings_for(tmp_path / "home", monkeypatch)
+    run = run_dbt("build", quiet=True)
+    assert not run.success and "no accepted parquet extraction" in run.error and str(settings.landing) in run.error
+    run = run_dbt("build", vars={"hospital_days": "sometimes"}, quiet=True)
+    assert not run.success
+
+
+def test_failures_name_the_node_and_the_message(built):
+    """Last in the module: it rebuilds the cohort with a follow-up of 0 months, then restores it."""
+    settings, _ = built
+    try:
+        run = run_dbt("build", select=["breast_cancer_endocrine_cohort"], exclude=["test_type:unit"],
+                      vars={"endocrine_follow_up_months": 0}, quiet=True, settings=settings)
+        assert not run.success
+        failing = [n for n in run.failures if "follow_up_days" in n.name]
+        assert failing and failing[0].resource_type == "test" and failing[0].failures > 0, run.summary()
+        assert failing[0].name in run.summary()
+        run = run_dbt("build", select=["int_hormone_therapy_supplies_carried"], vars={"hospital_days": "sometimes"},
+                      quiet=True, settings=settings)
+        assert not run.success and "var hospital_days must be 'covered_paused' or 'ignore'" in run.error
+    finally:
+        assert_built(run_dbt("build", select=["breast_cancer_endocrine_cohort"], quiet=True, settings=settings))
