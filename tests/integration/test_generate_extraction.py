@@ -126,6 +126,17 @@ def test_same_seed_same_bytes(tmp_path):
     assert a[key] != c[key]
 
 
+def test_same_bytes_whatever_the_number_of_workers(tmp_path, monkeypatch):
+    from oncopipe.synth import parameters
+
+    monkeypatch.setattr(parameters, "CHUNK_SIZE", 300)  # several chunks, hence several part files
+    generate(tmp_path / "one", 700, 8, DATE, workers=1)
+    generate(tmp_path / "two", 700, 8, DATE, workers=2)
+    one, two = _hashes(tmp_path / "one"), _hashes(tmp_path / "two")
+    assert "er_pha_f/extraction=2024-12-31/part-00002.parquet" in one
+    assert one == two
+
+
 def test_people_do_not_depend_on_the_number_of_patients(tmp_path):
     small = generate(tmp_path / "s", 400, 9, DATE, sources=["ir_ben_r"], workers=1).out
     large = generate(tmp_path / "l", 900, 9, DATE, sources=["ir_ben_r"], workers=1).out

@@ -68,3 +68,9 @@ def test_snapshots_are_updated(landings):
     reg1, reg2 = read_source(a, "registry_cases", D1), read_source(a, "registry_cases", D2)
     assert set(reg1["REG_CAS_ID"]) < set(reg2["REG_CAS_ID"])  # newly diagnosed cases
     assert (reg2["DAT_DIAG"] > d1).any()
+
+
+def test_a_single_pmsi_table_finds_its_own_previous_extraction(tmp_path):
+    generate(tmp_path, 300, 5, D1, sources=["t_mco_c"], workers=1)
+    generate(tmp_path, 300, 5, D2, sources=["t_mco_c"], workers=1)
+    assert (read_source(tmp_path, "t_mco_c", D2)["EXE_SOI_DTF"] > pd.Timestamp(D1).date()).all()

@@ -101,7 +101,8 @@ def _run_chunk(job: _Job) -> dict[str, Any]:
         elif source == "er_pha_f":
             built[source] = T.er_pha_f(chunk, prev(source), date)
     if any(s in job.sources for s in PMSI):
-        pmsi = T.pmsi(chunk, hospitals, prev("t_mco_b"), date, job.dirt_rate / 2)
+        # The four PMSI tables share one flux: the previous extraction of the first one written.
+        pmsi = T.pmsi(chunk, hospitals, prev(next(s for s in PMSI if s in job.sources)), date, job.dirt_rate / 2)
         built.update({k: v for k, v in pmsi.items() if k in job.sources})
     dirt = _dirt_counts(chunk, prev("er_pha_f"), date) if need_pharmacy else {}
     built, fault_rows = apply_table_faults(built, job.faults, chunk, job.seed, date, prev("er_pha_f"), job.fmt)
