@@ -142,3 +142,18 @@ def test_missing_inputs_and_columns(small_inputs):
         _run({**small_inputs, "breast_cancer_endocrine_cohort": cohort})
     with pytest.raises(InputValidationError, match="unknown parameter"):
         _run(small_inputs, bogus=1)
+
+
+def test_disclosure_control_accepts_the_result_and_figures_draw_from_controlled_tables(result):
+    from oncopipe.disclosure import control
+
+    res, _ = result
+    controlled = control(res)
+    tables = {t.name: t.frame for t in controlled.result.tables}
+    for fig in res.figures:
+        fig.draw({name: tables[name] for name in fig.tables})
+    # No count from 1 to 9 survives in any count column.
+    for t in controlled.result.tables:
+        for col in t.count_columns:
+            values = pd.to_numeric(t.frame[col], errors="coerce").dropna()
+            assert not ((values >= 1) & (values <= 9)).any(), (t.name, col)
