@@ -53,10 +53,13 @@ def test_clinical_code_formats():
 
 def test_departments_and_registry_coverage():
     assert all(DEPT.match(d) for d in DEPARTMENT_CODES)
-    covered = (registry_lookup()[:, 0] >= 0)  # breast: general registries and the Côte-d'Or one
-    share = DEPARTMENT_WEIGHTS[registry_lookup()[:, 1] >= 0].sum()  # lung: general registries only
-    assert 0.18 < share < 0.26
-    assert covered.sum() >= registry_lookup()[:, 1].__ge__(0).sum()
+    lookup = registry_lookup()
+    lung = lookup[:, C.SITES.index("lung")] >= 0      # general registries only
+    breast = lookup[:, C.SITES.index("breast")] >= 0  # general registries and the Côte-d'Or breast registry
+    stomach = lookup[:, C.SITES.index("stomach")] >= 0  # general and digestive registries
+    assert 0.18 < DEPARTMENT_WEIGHTS[lung].sum() < 0.26  # about 22 % of the population
+    assert (breast >= lung).all() and breast.sum() == lung.sum() + 1
+    assert (stomach >= lung).all() and stomach.sum() == lung.sum() + 3
 
 
 def test_communes_quintiles_population_weighted():

@@ -16,7 +16,7 @@ import numpy as np
 
 from oncopipe.synth import parameters as P
 from oncopipe.synth.dates import NEVER
-from oncopipe.synth.drugs import HORMONE_CLASS, catalogue
+from oncopipe.synth.drugs import catalogue
 from oncopipe.synth.hospital_care import CarePlan
 from oncopipe.synth.population import People
 from oncopipe.synth.streams import stream
@@ -124,7 +124,3 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
     return HormoneTherapy(who, group, index_day, np.array(HORMONE_ATCS)[first], switch_day,
                           joined(out_p), joined(out_t), joined(out_pres), joined(out_q))
 
-
-def hormone_class(atc: str) -> str:
-    """SERM or aromatase_inhibitor."""
-    return HORMONE_CLASS[atc]

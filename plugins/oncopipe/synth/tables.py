@@ -92,8 +92,7 @@ def registry_cases(chunk: Chunk, date: int) -> pa.Table:
         "REG_ID": reg_ids[p.registry[keep]],
         "REG_CAS_ID": np.char.add(year.astype(str), np.char.zfill(p.index[keep].astype(str), 8)),
         "BEN_NIR_PSA": p.nir[keep], "DAT_DIAG": dates(p.diag_day[keep]),
-        "TOP_ICDO3": np.char.add(np.char.add(np.char.ljust(icd, 3).astype("U3"), "."),
-                                 np.array([c[3:] if len(c) > 3 else "9" for c in icd], dtype=str)),
+        "TOP_ICDO3": np.array([f"{c[:3]}.{c[3:] or '9'}" for c in icd], dtype=object),
         "MOR_ICDO3": morph[keep].astype(str), "CIM10": icd,
         "STADE": np.array(P.STAGES)[p.stage[keep]], "BASE_DIAG": base[keep].astype(np.int64),
     })

@@ -14,9 +14,7 @@ from oncopipe.synth import parameters as P
 from oncopipe.synth.chunk import Chunk
 from oncopipe.synth.dates import NEVER, add_months
 from oncopipe.synth.drugs import catalogue
-from oncopipe.synth.endocrine import HORMONE_ATCS
 from oncopipe.synth.geography import DEPARTMENT_CODES, REGISTRIES
-from oncopipe.synth.hospital_care import KINDS
 from oncopipe.synth.hospitals import Hospitals
 from oncopipe.synth.survival import excess_survival, population_survival
 
@@ -133,10 +131,3 @@ def trajectories_frame(chunk: Chunk, date: int) -> tuple[pd.DataFrame, np.ndarra
     })
     return frame, sums, counts
 
-
-def stay_kinds() -> list[str]:
-    return list(KINDS)
-
-
-def hormone_atcs() -> list[str]:
-    return list(HORMONE_ATCS)
