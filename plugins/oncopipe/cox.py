@@ -152,6 +152,10 @@ class CoxFit:
     def summary(self) -> pd.DataFrame:
         """Coefficient table: coef, se, z, p, hazard ratio and its 95% CI."""
         z = self.coef / self.se
+        with np.errstate(over="ignore"):
+            return self._table(z)
+
+    def _table(self, z: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame({
             "term": self.names, "coef": self.coef, "se": self.se, "z": z,
             "p_value": 2 * stats.norm.sf(np.abs(z)), "hazard_ratio": np.exp(self.coef),

@@ -353,8 +353,9 @@ def excess_hazard_regression(
     se = np.sqrt(np.diag(np.linalg.inv(info)))[k:]
     coef = theta[k:]
     z = stats.norm.ppf(0.975)
-    return pd.DataFrame({
-        "term": list(design.columns), "coef": coef, "se": se, "excess_hazard_ratio": np.exp(coef),
-        "ehr_lower": np.exp(coef - z * se), "ehr_upper": np.exp(coef + z * se),
-        "p_value": 2 * stats.norm.sf(np.abs(coef / se)),
-    })
+    with np.errstate(over="ignore"):
+        return pd.DataFrame({
+            "term": list(design.columns), "coef": coef, "se": se, "excess_hazard_ratio": np.exp(coef),
+            "ehr_lower": np.exp(coef - z * se), "ehr_upper": np.exp(coef + z * se),
+            "p_value": 2 * stats.norm.sf(np.abs(coef / se)),
+        })

@@ -94,3 +94,15 @@ def test_missing_covariates_and_columns(cohort, life_table):
         _run(cohort.cases, life_table.drop(columns=["qx", "hazard"]))
     with pytest.raises(InputValidationError, match="input french_life_tables is missing"):
         analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases}, {}, study_id="pps")
+
+
+def test_level_without_deaths_is_reported_not_estimable(cohort, life_table):
+    cases = cohort.cases.copy()
+    stage_one = (cases["site"] == "lung") & (cases["stage"] == "I")
+    cases.loc[stage_one, "event"] = 0
+    result = _run(cases, life_table)
+    hr = result.table("cox_hazard_ratios").frame
+    lung = hr[hr["site"] == "lung"]
+    # stage I is the reference: every other stage's HR against a reference without deaths is infinite
+    assert lung.loc[lung["term"].str.startswith("stage="), "hazard_ratio"].isna().all()
+    assert any("not estimable" in note for note in result.notes)

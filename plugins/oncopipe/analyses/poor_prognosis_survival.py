@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from oncopipe import survival_figures
@@ -78,6 +79,12 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
             notes.append(f"site {site}: Cox model not estimable ({exc})")
             continue
         summ = fit.summary()
+        # A level without deaths drives its coefficient to -infinity (R warns "coefficient may be infinite").
+        infinite = (summ["coef"].abs() > 10) | (summ["se"] > 100)
+        if infinite.any():
+            notes.append(f"site {site}: coefficient(s) {', '.join(summ.loc[infinite, 'term'])} not estimable "
+                         "(no deaths in the level); reported as missing")
+            summ.loc[infinite, ["coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper"]] = np.nan
         hr_rows.append(_stamp(summ, site=site).assign(n=n, events=events))
         zph = cox_zph(fit, terms, alpha=ph_alpha)
         zph_rows.append(_stamp(zph, site=site).assign(n=n))
@@ -95,6 +102,8 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
         ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"], part["year_exact"],
                                        part["sex"], edesign, life_table, breaks_years=BREAKS,
                                        expected=passes[site].expected)
+        infinite = (ehr["coef"].abs() > 10) | (ehr["se"] > 100)
+        ehr.loc[infinite, ["coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value"]] = np.nan
         ehr_rows.append(_stamp(ehr, site=site).assign(n=n, events=events))
     if not hr_rows:
         raise NotEnoughData("?", "no site has enough cases for a regression model")
