@@ -85,6 +85,10 @@ def test_content_is_linked_and_plausible(extraction):
     stays = read_source(out, "t_mco_c", DATE)
     assert set(disp["BEN_NIR_PSA"]) <= nirs and set(stays["NIR_ANO_17"]) <= nirs
     assert 60 < len(disp) / len(ben) < 140  # ~100 dispensing lines per person over the history
+    entry = pd.to_datetime(ben["BEN_DTE_INS"])
+    birth = pd.to_datetime(ben["BEN_NAI_ANN"] + "-" + ben["BEN_NAI_MOI"] + "-01")
+    assert entry.nunique() > 500 and (entry <= pd.Timestamp("2010-01-01")).all()
+    assert (entry >= birth - pd.Timedelta(days=31)).all()
     cohorts = truth["population"]["cohorts"]
     assert abs(cohorts["breast"] / 1500 - 0.35) < 0.05 and abs(cohorts["other"] / 1500 - 0.30) < 0.05
     # Hormone therapy goes to women with a breast-cancer stay, after it.

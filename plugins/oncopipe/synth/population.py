@@ -136,7 +136,8 @@ def simulate_people(seed: int, chunk: int, start: int, n: int, hospitals: Hospit
     late = dirt_rng.random(n) < dirt_rate
     delay = np.where(late, dirt_rng.integers(60, 400, n), 0).astype(np.int64)
 
-    ins_day = np.minimum(P.HISTORY_START - rng.integers(0, 3650, n), np.maximum(birth_day, P.HISTORY_START - 7300))
+    # Entry in the referential: between 1990 and 2010, never before birth.
+    ins_day = np.maximum(birth_day, P.HISTORY_START - rng.integers(0, 7300, n))
     return People(index, pseudonyms(seed, index), sex, birth_day, dept, commune, quintile, cohort, site, icd10,
                   diag_day, stage, age_diag, hospital, registry, hr, death_day, cancer_death, cause, delay,
                   ins_day.astype(np.int64))
