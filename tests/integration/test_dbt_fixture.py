@@ -208,3 +208,80 @@ def test_failures_name_the_node_and_the_message(built):
         assert not run.success and "var hospital_days must be 'covered_paused' or 'ignore'" in run.error
     finally:
         assert_built(run_dbt("build", select=["breast_cancer_endocrine_cohort"], quiet=True, settings=settings))
+
+
+def sequential_supplies(dispensings: pd.DataFrame, hospital_days: set[int]) -> dict[str, tuple[int, int]]:
+    """The carry-over rule by its sequential definition, one day at a time (the slow reference).
+
+    Each day, the dispensings of the day join the queue; a day in hospital consumes nothing; any other day
+    consumes one day of the oldest supply still running. A supply's first and last consumed days are its span.
+    """
+    spans: dict[str, tuple[int, int]] = {}
+    queue: list[list] = []  # [dispensing id, days left]
+    todo = dispensings.sort_values(["t", "cip13", "dispensing_id"]).to_dict("records")
+    day, i = todo[0]["t"], 0
+    while i < len(todo) or queue:
+        while i < len(todo) and todo[i]["t"] == day:
+            queue.append([todo[i]["dispensing_id"], todo[i]["supply_days"]])
+            i += 1
+        if queue and day not in hospital_days:
+            ident = queue[0][0]
+            first, _ = spans.get(ident, (day, day))
+            spans[ident] = (first, day)
+            queue[0][1] -= 1
+            if queue[0][1] == 0:
+                queue.pop(0)
+        day += 1
+    return spans
+
+
+def test_window_carry_over_equals_the_sequential_rule(built):
+    """The compiled models (running sum + running max, ASOF joins) against the day-by-day definition, on random
+    histories with overlapping refills, same-day refills, switches and overlapping or adjacent hospital stays."""
+    settings, _ = built
+    compiled = settings.dbt_target_dir / "compiled" / "oncopipe" / "models" / "intermediate"
+    merged_sql = (compiled / "int_hospital_stays_merged.sql").read_text()
+    carried_sql = (compiled / "int_hormone_therapy_supplies_carried.sql").read_text()
+    assert "covered_paused" in carried_sql  # compiled with the default hospital option
+    rng = np.random.default_rng(20240101)
+    epoch = pd.Timestamp("1970-01-01")
+    base = (pd.Timestamp("2020-01-01") - epoch).days
+    rows, stays = [], []
+    for p in range(150):
+        t = base + int(rng.integers(0, 30))
+        for k in range(int(rng.integers(1, 25))):
+            t += int(rng.choice([0, 0, 10, 25, 28, 30, 60, 95, 200]))
+            rows.append({"dispensing_id": f"{p}-{k}", "person_id": f"P{p}", "t": t,
+                         "cip13": str(rng.choice(["3400900000001", "3400900000002"])),
+                         "supply_days": int(rng.choice([28, 30, 56, 84, 90]))})
+        for _ in range(int(rng.integers(0, 5))):
+            entry = base + int(rng.integers(0, 900))
+            stays.append({"person_id": f"P{p}", "entry": entry, "exit": entry + int(rng.choice([0, 0, 2, 5, 20]))})
+    dispensings = pd.DataFrame(rows)
+    dispensings["dispensing_date"] = epoch + pd.to_timedelta(dispensings["t"], unit="D")
+    linked = pd.DataFrame(stays)
+    linked["entry_date"] = epoch + pd.to_timedelta(linked["entry"], unit="D")
+    linked["exit_date"] = epoch + pd.to_timedelta(linked["exit"], unit="D")
+    with duckdb.connect() as con:
+        con.execute("attach ':memory:' as oncopipe")
+        con.execute("create schema oncopipe.intermediate")
+        con.register("d", dispensings)
+        con.register("s", linked)
+        con.execute("create table oncopipe.intermediate.int_hormone_therapy_dispensings_netted as select "
+                    "dispensing_id, person_id, cast(dispensing_date as date) as dispensing_date, cip13, "
+                    "'L02BA01' as atc_code, 'tamoxifen' as molecule, 'SERM' as therapy_class, supply_days from d")
+        con.execute("create table oncopipe.intermediate.int_stays_linked as select person_id, "
+                    "cast(entry_date as date) as entry_date, cast(exit_date as date) as exit_date from s")
+        con.execute(f"create table oncopipe.intermediate.int_hospital_stays_merged as {merged_sql}")
+        got = con.sql(carried_sql).df().set_index("dispensing_id")
+    hospital = {p: {d for r in g.itertuples() for d in range(r.entry, r.exit + 1)}
+                for p, g in linked.groupby("person_id")}
+    mismatches = []
+    for person, group in dispensings.groupby("person_id"):
+        for ident, (first, last) in sequential_supplies(group, hospital.get(person, set())).items():
+            start = (got.loc[ident, "supply_start_date"] - epoch).days
+            end = (got.loc[ident, "supply_end_date"] - epoch).days
+            if (start, end) != (first, last):
+                mismatches.append((ident, (first, last), (start, end)))
+    assert len(got) == len(dispensings)
+    assert mismatches == []
