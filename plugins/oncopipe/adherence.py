@@ -264,7 +264,9 @@ def coverage(
     owner = persons.get_indexer(dispensings["person_id"]).astype(np.int64)
     t = _day_numbers(dispensings["dispensing_date"])
     s = supply.astype(np.int64)
-    tie_cols = [dispensings[c].astype(str).to_numpy() for c in ("line_id", "cip13") if c in dispensings.columns]
+    # Tie-breakers as sorted integer codes: lexsort on integers, not on millions of strings.
+    tie_cols = [pd.factorize(dispensings[c].astype(str), sort=True)[0]
+                for c in ("line_id", "cip13") if c in dispensings.columns]
     order = np.lexsort((*tie_cols, t, owner))
     owner, t, s = owner[order], t[order], s[order]
 
