@@ -77,6 +77,7 @@ def write_context(root: Path = EXPECTATIONS_DIR) -> list[str]:
         The suite names written.
     """
     import great_expectations as gx
+
     from oncopipe.quality import suites as suite_defs
     from oncopipe.quality.gxcontext import open_context
 

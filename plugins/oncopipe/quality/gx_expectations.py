@@ -9,6 +9,7 @@ from __future__ import annotations
 from great_expectations.execution_engine import PandasExecutionEngine
 from great_expectations.expectations.expectation import ColumnMapExpectation
 from great_expectations.expectations.metrics import ColumnMapMetricProvider, column_condition_partial
+
 from oncopipe.quality.formats import is_valid_cip13
 
 

@@ -42,6 +42,7 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR) -> Any:
     settings.quality.mkdir(parents=True, exist_ok=True)
     os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
     import great_expectations as gx
+
     import oncopipe.quality.gx_expectations  # noqa: F401 (registers the custom expectations)
 
     return gx.get_context(mode="file", context_root_dir=str(root))

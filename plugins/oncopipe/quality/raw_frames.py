@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from oncopipe.quality import suites
 from oncopipe.quality.frames import BIRTH_DATE, METRIC_COLUMNS, date_column
 from oncopipe.quality.landing import extraction_dir, part_files, previous_extraction, relation_sql
 from oncopipe.schema import Source, source
 
 SAMPLE_ROWS = 5
-MIN_NEIGHBOUR_LINES = 5
+MIN_MONTH_LINES = 20
 _CSV_CAST = {"int": "BIGINT", "float": "DOUBLE"}
 
 
@@ -236,26 +238,33 @@ def _row_count_facts(con: duckdb.DuckDBPyConnection, landing: Path, src: Source,
                  {"unit": unit, "current": now, "previous": before, "previous_extraction": previous})]
 
 
-def _month_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source) -> list[dict[str, Any]]:
+def _month_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, landing: Path,
+                 extraction_date: str) -> list[dict[str, Any]]:
+    """Lines per month of care over the months this extraction must hold in full, relative to their median.
+
+    Those months run from the month of the previous accepted extraction (a delta holds every flux after it)
+    to the month before this extraction; for a first extraction, the 12 months before it. A dropped month
+    shows as a ratio near 0; months are judged only when the median month has ``MIN_MONTH_LINES`` lines.
+    """
     col = suites.CARE_MONTH[src.name]
+    previous = previous_extraction(landing, src.name, extraction_date)
+    end = f"date_trunc('month', date '{extraction_date}')"
+    begin = f"date_trunc('month', date '{previous}')" if previous else f"{end} - interval 12 month"
     counts = con.execute(f"""
-        with m as (select date_trunc('month', try_cast("{col}" as date)) as month, count(*) as n
-                   from {rel} where try_cast("{col}" as date) is not null group by 1),
-             span as (select unnest(generate_series(min(month), max(month), interval 1 month)) as month from m)
-        select span.month::date as month, coalesce(m.n, 0) as n from span left join m using (month) order by 1
-        """).fetchall()
-    out = []
-    # A month is judged against the mean of its two neighbours, and only where both neighbours are
-    # well filled: edges of a delta (late lines, the partial last month) and growing series pass.
-    for i in range(1, len(counts) - 1):
-        left, right = counts[i - 1][1], counts[i + 1][1]
-        if min(left, right) < MIN_NEIGHBOUR_LINES:
-            continue
-        mean = (left + right) / 2
-        out.append(_row("month_volume_ratio", str(counts[i][0])[:7], counts[i][1] / mean,
-                        {"month": str(counts[i][0])[:7], "lines": counts[i][1], "previous_month_lines": left,
-                         "next_month_lines": right}))
-    return out
+        with span as (select unnest(generate_series({begin}, {end} - interval 1 month, interval 1 month))::date
+                             as month),
+             m as (select date_trunc('month', try_cast("{col}" as date))::date as month, count(*) as n
+                   from {rel} group by 1)
+        select span.month, coalesce(m.n, 0) from span left join m using (month) order by 1""").fetchall()
+    if not counts:
+        return []
+    median = float(np.median([n for _, n in counts]))
+    if median < MIN_MONTH_LINES:
+        return []
+    return [_row("month_volume_ratio", str(month)[:7], n / median,
+                 {"month": str(month)[:7], "lines": n, "median_lines_per_month": median,
+                  "months_checked": f"{str(counts[0][0])[:7]}..{str(counts[-1][0])[:7]}"})
+            for month, n in counts]
 
 
 def _care_after_death_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
@@ -336,7 +345,7 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
         rel = relation_sql(paths)
         rows += _key_facts(con, rel, src, src.column_names)
         if src.name in suites.CARE_MONTH:
-            rows += _month_facts(con, rel, src)
+            rows += _month_facts(con, rel, src, landing, extraction_date)
         if src.name == "er_pha_f":
             rows += _care_after_death_facts(con, landing, extraction_date, rel)
         if src.name == "t_mco_c":

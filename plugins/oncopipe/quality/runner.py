@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import pandas as pd
+
 from oncopipe.quality import history
 from oncopipe.quality.gxcontext import DATA_DOCS_SITE, open_context
 from oncopipe.quality.report import ExpectationOutcome, GateReport

@@ -27,6 +27,7 @@ from oncopipe.schema import SOURCES, Source
 quiet_gx()
 import great_expectations as gx  # noqa: E402 (after quiet_gx)
 import great_expectations.expectations as gxe  # noqa: E402
+
 from oncopipe.quality.gx_expectations import ExpectColumnValuesToBeValidCip13  # noqa: E402
 
 Severity = Literal["critical", "warning"]
@@ -45,7 +46,7 @@ ROW_RATIO_CRITICAL = (0.3, 3.0)
 """Critical band of rows (per flux month for delta sources) relative to the previous accepted extraction."""
 ROW_RATIO_WARNING = (0.67, 1.5)
 MONTH_VOLUME_MIN = 0.25
-"""Critical: a month of care with less than a quarter of the mean of its two neighbours is a hole."""
+"""Critical: a month of care with less than a quarter of the median month of the extraction is a hole."""
 CONFLICTING_KEY_MAX = 0.001
 """Critical: share of keys carried by several different lines."""
 CARE_AFTER_DEATH_MAX = 0.01
@@ -84,7 +85,7 @@ FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
 
 #: Delta sources: the date column whose month counts lines (flux month) and the month of care.
 DELTA_FLUX_MONTH: dict[str, str] = {"er_pha_f": "FLX_DIS_DTD", "t_mco_c": "EXE_SOI_DTF"}
-CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD", "t_mco_c": "EXE_SOI_DTD"}
+CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD"}
 
 
 def _expectation(cls: type, name: str, severity: Severity, rule: str, **kwargs: Any) -> Any:
@@ -107,7 +108,18 @@ def _metric(cls: type, name: str, severity: Severity, rule: str, metric: str, **
                         condition_parser="pandas", **kwargs)
 
 
+def _ensure_context() -> None:
+    """GX builds suites only with an active context: start an ephemeral one if none is active."""
+    from great_expectations.data_context.data_context.context_factory import project_manager
+
+    try:
+        project_manager.get_current_project()
+    except Exception:  # noqa: BLE001 (GX raises its own DataContextRequiredError)
+        gx.get_context(mode="ephemeral")
+
+
 def _suite(name: str, expectations: Iterable[Any]) -> Any:
+    _ensure_context()
     suite = gx.ExpectationSuite(name=name, id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"oncopipe:{name}")))
     seen: set[str] = set()
     for expectation in expectations:
@@ -158,8 +170,8 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
         ]
     if src.name in CARE_MONTH:
         out.append(_metric(between, "monthly_share", "critical",
-                           f"each month of {CARE_MONTH[src.name]} holds >= {MONTH_VOLUME_MIN} x the mean of its "
-                           "neighbours (no missing month)", "month_volume_ratio", min_value=MONTH_VOLUME_MIN))
+                           f"each month of {CARE_MONTH[src.name]} the extraction covers holds >= {MONTH_VOLUME_MIN} x "
+                           "the median month (no missing month)", "month_volume_ratio", min_value=MONTH_VOLUME_MIN))
     if src.name == "er_pha_f":
         out += [
             _metric(between, "no_care_after_death", "critical",
