@@ -71,7 +71,7 @@ def prepare_cases(cases: pd.DataFrame, *, study_id: str, table: str = "poor_prog
         out["age_exact"] = exact.where(exact.notna(), out["age_at_diagnosis"] + 0.5).astype(float)
     else:
         out["age_exact"] = out["age_at_diagnosis"] + 0.5
-    out["year_exact"] = diag.dt.year + (diag.dt.dayofyear - 0.5) / 365.25
+    out["year_exact"] = diag.dt.year + (diag.dt.day_of_year - 0.5) / 365.25
     no_death = [s for s, n in out.groupby("site")["event"].sum().items() if n == 0]
     if no_death:
         raise NotEnoughData(study_id, f"no death observed in site(s) {', '.join(map(str, no_death))}: "

@@ -49,7 +49,7 @@ def simulate_cohort(n: int, life_table: pd.DataFrame, *, seed: int = 0, n_hospit
     end = pd.Timestamp(end_of_data)
     birth_year = (diag.year - age).astype(int)
     age_exact = (diag - pd.to_datetime(pd.Series(birth_year).astype(str) + "-07-01")).dt.days.to_numpy() / 365.25
-    year_exact = diag.year.to_numpy() + (diag.dayofyear.to_numpy() - 0.5) / 365.25
+    year_exact = diag.year.to_numpy() + (diag.day_of_year.to_numpy() - 0.5) / 365.25
     age_band = pd.cut(age_exact, [0, 50, 65, 75, 200], labels=list(HR_AGE), right=False).astype(str)
     hr = np.array([HR_STAGE[s] for s in stage]) * np.array([HR_AGE[a] for a in age_band])
     k = np.array([EXCESS_SCALE[s] for s in site])

@@ -118,7 +118,7 @@ def assembled(landing, truth) -> pd.DataFrame:
     birth = pd.to_datetime(cases["BEN_NAI_ANN"].astype(str) + "-" + cases["BEN_NAI_MOI"].astype(str) + "-15")
     cases["age_exact"] = (cases["diagnosis_date"] - birth).dt.days / 365.25
     cases["sex"] = cases["BEN_SEX_COD"].astype(int).map({1: "male", 2: "female"})
-    cases["year_exact"] = cases["diagnosis_date"].dt.year + (cases["diagnosis_date"].dt.dayofyear - 0.5) / 365.25
+    cases["year_exact"] = cases["diagnosis_date"].dt.year + (cases["diagnosis_date"].dt.day_of_year - 0.5) / 365.25
     dead = cases["death"].notna() & (cases["death"] <= end)
     stop = cases["death"].where(dead, end)
     cases["follow_up_days"] = (stop - cases["diagnosis_date"]).dt.days.clip(lower=0)

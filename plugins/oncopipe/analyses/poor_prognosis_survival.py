@@ -20,6 +20,7 @@ from oncopipe.analyses import register
 from oncopipe.cases import prepare_cases, require_columns
 from oncopipe.cox import ConvergenceError, concordance, cox_zph, design_matrix, fit_cox
 from oncopipe.net_survival import (
+    EXCESS_BREAKS_YEARS,
     ExpectedPass,
     LifeTableError,
     excess_hazard_regression,
@@ -32,7 +33,7 @@ from oncopipe.survival import km_tables, logrank_table
 FACTORS = {"stage": "stage", "sex": "sex", "age_group": "age_group", "deprivation": "deprivation",
            "region": "region"}
 REFERENCES = {"stage": "I", "age_group": "50-64", "sex": "female", "deprivation": "Q1"}
-BREAKS = (0, 0.5, 1, 2, 3, 4, 5)
+BREAKS = EXCESS_BREAKS_YEARS
 
 METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
 (R survival conventions); median survival with the Brookmeyer-Crowley interval read on the same bands.
