@@ -170,6 +170,7 @@ def dbt_args(
     full_refresh: bool = False,
     vars: Mapping[str, Any] | None = None,
     quiet: bool = False,
+    indirect_selection: str | None = None,
     project_dir: Path = DBT_PROJECT_DIR,
 ) -> list[str]:
     """The dbt command line for ``command`` (without the leading ``dbt``)."""
@@ -184,6 +185,8 @@ def dbt_args(
         args += ["--select", *select]
     if exclude:
         args += ["--exclude", *exclude]
+    if indirect_selection:
+        args += ["--indirect-selection", indirect_selection]
     if full_refresh:
         if command not in _FULL_REFRESH:
             raise ValueError(f"dbt {command} takes no --full-refresh")
@@ -241,6 +244,7 @@ def run_dbt(
     settings: Settings | None = None,
     callbacks: Sequence[Callable[[Any], None]] = (),
     quiet: bool = False,
+    indirect_selection: str | None = None,
 ) -> DbtRun:
     """Run one dbt command on the platform's landing folder and warehouse.
 
@@ -254,6 +258,8 @@ def run_dbt(
         settings: where to read and write (default: :func:`oncopipe.settings.get_settings`).
         callbacks: functions called with every dbt event (progress reporting).
         quiet: print only errors to the console (the full log still goes to ``<home>/dbt/logs``).
+        indirect_selection: dbt's ``--indirect-selection`` (``cautious`` selects only the tests whose parents are
+            all selected, to build one layer at a time).
 
     Returns:
         The structured outcome; it does not raise on a failed run (see :meth:`DbtRun.raise_for_failure`).
@@ -266,7 +272,7 @@ def run_dbt(
     settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
     settings.dbt_log_dir.mkdir(parents=True, exist_ok=True)
     args = dbt_args(command, settings, select=select, exclude=exclude, full_refresh=full_refresh, vars=vars,
-                    quiet=quiet)
+                    quiet=quiet, indirect_selection=indirect_selection)
     started = time.perf_counter()
     with _environment(dbt_environment(settings)):
         try:

@@ -1,0 +1,225 @@
+"""Benchmark ``dbt build`` layer by layer on a generated extraction, against a plain pandas monthly-adherence mart.
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/dbt_build.py [--patients 1000000] [--pandas-patients 100000]
+
+1. The extraction (``oncopipe.synth``) is cached under ``var/bench/extraction-<N>-seed<S>-<date>/landing`` and
+   reused when its truth.json is there; otherwise it is generated (and timed, as stage ``generate``).
+2. dbt runs from an empty warehouse (``var/bench/dbt-<N>/``), one ``dbt build --select <layer>`` per layer
+   (seeds, staging, intermediate, marts: models, their data tests and unit tests), each measured for wall time,
+   CPU time and peak RSS of the process (dbt and DuckDB run in process). DuckDB is bounded by the profile
+   (2 threads, ``ONCOPIPE_DUCKDB_MEMORY_LIMIT``, default 8GB).
+3. A straightforward pandas implementation of ``endocrine_adherence_monthly`` (read the landing files, clean,
+   find the breast cases and the cohort, then the PDC with ``oncopipe.adherence``) runs on the
+   ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one.
+
+Writes ``benchmarks/results/dbt_build-<N>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+from oncopipe import adherence
+from oncopipe.benchmarking import StageMeasure, measure, write_results
+from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.settings import DBT_PROJECT_DIR, PROJECT_ROOT, get_settings
+from oncopipe.transform import run_dbt
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = PROJECT_ROOT / "var" / "bench"
+LAYERS = ("seeds", "staging", "intermediate", "marts")
+
+
+def extraction(patients: int, seed: int, date: str, measures: list[StageMeasure]) -> Path:
+    """The cached landing folder of a generated extraction, generated (and measured) when missing."""
+    landing = BENCH / f"extraction-{patients}-seed{seed}-{date}" / "landing"
+    if (landing / "_truth" / f"extraction={date}" / "truth.json").exists():
+        print(f"reusing {landing}", file=sys.stderr)
+        return landing
+    from oncopipe.synth.extraction import generate
+
+    if landing.exists():
+        shutil.rmtree(landing)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rgenerate {patients:,}: chunk {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    with measure(f"generate_{patients}") as m:
+        report = generate(landing, patients, seed, date, workers=2, on_chunk=progress)
+        m.rows = sum(report.rows.values())
+    print(file=sys.stderr)
+    m.extra = {"rows_per_source": report.rows}
+    measures.append(m)
+    return landing
+
+
+def dbt_layers(patients: int, landing: Path, measures: list[StageMeasure]) -> dict[str, Any]:
+    home = BENCH / f"dbt-{patients}"
+    if home.exists():
+        shutil.rmtree(home)
+    os.environ["ONCOPIPE_HOME"] = str(home)
+    os.environ["ONCOPIPE_LANDING"] = str(landing)
+    os.environ.pop("ONCOPIPE_WAREHOUSE", None)
+    settings = get_settings()
+    selections = {"seeds": "path:seeds", "staging": "path:models/staging", "intermediate": "path:models/intermediate",
+                  "marts": "path:models/marts"}
+    total = StageMeasure("dbt_build_total")
+    for layer in LAYERS:
+        gc.collect()
+        with measure(f"dbt_{layer}") as m:
+            run = run_dbt("build", select=[selections[layer]], quiet=True, indirect_selection="cautious")
+        if not run.success:
+            raise SystemExit(run.summary())
+        models = [n for n in run.nodes if n.resource_type in ("model", "seed")]
+        tests = [n for n in run.nodes if n.resource_type in ("test", "unit_test")]
+        m.extra = {
+            "nodes": len(run.nodes),
+            "models_s": round(sum(n.execution_time_s for n in models), 2),
+            "tests_s": round(sum(n.execution_time_s for n in tests), 2),
+            "slowest": sorted(((n.name, round(n.execution_time_s, 2)) for n in run.nodes),
+                              key=lambda x: -x[1])[:5],
+        }
+        print(f"{layer:13} wall {m.wall_s:7.1f} s  peak RSS {m.peak_rss_mb:7.0f} MB  "
+              f"(models {m.extra['models_s']} s, tests {m.extra['tests_s']} s)", file=sys.stderr)
+        measures.append(m)
+        total.wall_s += m.wall_s
+        total.cpu_s += m.cpu_s
+        total.peak_rss_mb = max(total.peak_rss_mb, m.peak_rss_mb)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        rows = {name: con.sql(f"select count(*) from {schema}.{name}").fetchone()[0] for schema, name in (
+            ("staging", "stg_snds__pharmacy_dispensings"), ("intermediate", "int_hormone_therapy_supplies_carried"),
+            ("marts", "breast_cancer_endocrine_cohort"), ("marts", "endocrine_adherence_monthly"),
+            ("marts", "poor_prognosis_cases"), ("marts", "care_pathway_delays"))}
+    total.rows = rows["stg_snds__pharmacy_dispensings"]
+    total.extra = {"rows": rows, "warehouse_bytes": settings.warehouse.stat().st_size}
+    measures.append(total)
+    return {"warehouse": settings.warehouse, "rows": rows}
+
+
+def _read(landing: Path, source: str, columns: list[str]) -> pd.DataFrame:
+    frame = pd.read_parquet(landing / source, columns=columns)
+    dates = {c.name for c in SOURCES_BY_NAME[source].columns if c.type == "date"} | {"extraction"}
+    for column in dates & set(frame.columns):
+        frame[column] = pd.to_datetime(frame[column].astype("string"))
+    return frame
+
+
+def _latest(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["extraction"] == frame["extraction"].max()]
+
+
+def pandas_monthly_adherence(landing: Path) -> pd.DataFrame:
+    """The endocrine_adherence_monthly mart in plain pandas (the same rules as the dbt models)."""
+    seeds = DBT_PROJECT_DIR / "seeds"
+    atc = pd.read_csv(seeds / "atc_hormone_therapies.csv")
+    coverage_seed = pd.read_csv(seeds / "registry_coverage.csv", dtype=str)
+    # Dispensings: drop information lines, keep the latest version of each line, hormone therapies only, net.
+    pha = _read(landing, "er_pha_f", ["BEN_NIR_PSA", "ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM", "FLX_DIS_DTD",
+                                      "EXE_SOI_DTD", "PHA_PRS_C13", "PHA_ACT_QSN", "DPN_QLF", "extraction"])
+    pha = pha[pha["DPN_QLF"] != 71]
+    pha = pha.sort_values(["extraction", "FLX_DIS_DTD"]).drop_duplicates(
+        ["ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"], keep="last")
+    drugs = _latest(_read(landing, "ir_pha_r", ["PHA_CIP_C13", "PHA_ATC_C07", "PHA_UNT_NBR_DSP", "extraction"]))
+    drugs = drugs.merge(atc, left_on="PHA_ATC_C07", right_on="atc_code")
+    ht = pha.merge(drugs, left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
+    ht["line_id"] = ht["ORG_CLE_NUM"] + "-" + ht["DCT_ORD_NUM"].astype(str) + "-" + ht["PRS_ORD_NUM"].astype(str)
+    ht = ht.groupby(["BEN_NIR_PSA", "EXE_SOI_DTD", "PHA_PRS_C13"], as_index=False).agg(
+        boxes=("PHA_ACT_QSN", "sum"), units=("PHA_UNT_NBR_DSP", "first"), line_id=("line_id", "min"))
+    ht = ht[ht["boxes"] > 0]
+    ht["days_supply"] = ht["boxes"] * ht["units"]
+    ht = ht.rename(columns={"BEN_NIR_PSA": "person_id", "EXE_SOI_DTD": "dispensing_date", "PHA_PRS_C13": "cip13"})
+    # Stays with their patient.
+    stays_b = _read(landing, "t_mco_b", ["ETA_NUM", "RSA_NUM", "DGN_PAL", "DGN_REL", "extraction"])
+    stays_c = _read(landing, "t_mco_c", ["ETA_NUM", "RSA_NUM", "NIR_ANO_17", "EXE_SOI_DTD", "EXE_SOI_DTF",
+                                         "NIR_RET", "extraction"])
+    stays_b = stays_b.sort_values("extraction").drop_duplicates(["ETA_NUM", "RSA_NUM"], keep="last")
+    stays_c = stays_c.sort_values("extraction").drop_duplicates(["ETA_NUM", "RSA_NUM"], keep="last")
+    stays = stays_b.drop(columns="extraction").merge(stays_c[stays_c["NIR_RET"] == "0"], on=["ETA_NUM", "RSA_NUM"])
+    stays = stays[stays["EXE_SOI_DTF"] >= stays["EXE_SOI_DTD"]].rename(columns={
+        "NIR_ANO_17": "person_id", "EXE_SOI_DTD": "entry_date", "EXE_SOI_DTF": "exit_date"})
+    # Breast cases: registry first, then the claims algorithm where no registry covers the department.
+    persons = _latest(_read(landing, "ir_ben_r", ["BEN_NIR_PSA", "BEN_RNG_GEM", "BEN_SEX_COD", "BEN_RES_DPT",
+                                                   "BEN_DCD_DTE", "extraction"]))
+    persons = persons.sort_values("BEN_RNG_GEM").drop_duplicates("BEN_NIR_PSA")
+    deaths = _latest(_read(landing, "ki_cci_r", ["BEN_NIR_PSA", "DCD_DTE", "extraction"]))
+    deaths = deaths.groupby("BEN_NIR_PSA", as_index=False)["DCD_DTE"].min()
+    persons = persons.merge(deaths, on="BEN_NIR_PSA", how="left")
+    persons["death_date"] = persons["BEN_DCD_DTE"].fillna(persons["DCD_DTE"])
+    registry = _latest(_read(landing, "registry_cases", ["BEN_NIR_PSA", "DAT_DIAG", "TOP_ICDO3", "extraction"]))
+    registry = registry[registry["TOP_ICDO3"].str.startswith("C50")].groupby("BEN_NIR_PSA")["DAT_DIAG"].min()
+    covered = set(coverage_seed.loc[coverage_seed["site"] == "breast", "department_code"])
+    coded = stays[stays["DGN_PAL"].str.startswith("C50") | stays["DGN_REL"].fillna("").str.startswith("C50")]
+    claims = coded.groupby("person_id")["entry_date"].min()
+    claims = claims[claims >= stays["entry_date"].min() + pd.Timedelta(days=365)]
+    uncovered = set(persons.loc[~persons["BEN_RES_DPT"].isin(covered), "BEN_NIR_PSA"])
+    claims = claims[claims.index.isin(uncovered) & ~claims.index.isin(registry.index)]
+    cases = pd.concat([registry, claims]).rename("diagnosis_date").reset_index()
+    cases.columns = ["person_id", "diagnosis_date"]
+    # Cohort: women, first hormone therapy within 12 months of the diagnosis, alive at the index.
+    end_of_data = pha["extraction"].max()
+    women = persons[persons["BEN_SEX_COD"] == 2][["BEN_NIR_PSA", "death_date"]].rename(
+        columns={"BEN_NIR_PSA": "person_id"})
+    first = ht.merge(cases, on="person_id").merge(women, on="person_id")
+    first = first[(first["dispensing_date"] >= first["diagnosis_date"])
+                  & (first["dispensing_date"] <= first["diagnosis_date"] + pd.DateOffset(months=12))]
+    first = first.sort_values(["person_id", "dispensing_date", "cip13", "line_id"]).drop_duplicates("person_id")
+    first = first[first["death_date"].isna() | (first["death_date"] >= first["dispensing_date"])]
+    cohort = pd.DataFrame({"person_id": first["person_id"], "index_date": first["dispensing_date"],
+                           "end_of_data_date": end_of_data, "death_date": first["death_date"]})
+    cov = adherence.coverage(ht[["person_id", "dispensing_date", "days_supply", "cip13", "line_id"]],
+                             stays[["person_id", "entry_date", "exit_date"]], hospital_days="covered_paused")
+    return adherence.monthly_pdc(cov, adherence.follow_up_windows(cohort))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=1_000_000)
+    parser.add_argument("--pandas-patients", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--extraction-date", default="2024-12-31")
+    parser.add_argument("--skip-pandas", action="store_true")
+    args = parser.parse_args(argv)
+    measures: list[StageMeasure] = []
+    landing = extraction(args.patients, args.seed, args.extraction_date, measures)
+    dbt = dbt_layers(args.patients, landing, measures)
+    comparison: dict[str, Any] = {}
+    if not args.skip_pandas:
+        pandas_landing = (landing if args.pandas_patients == args.patients
+                          else extraction(args.pandas_patients, args.seed, args.extraction_date, measures))
+        gc.collect()
+        with measure(f"pandas_endocrine_adherence_monthly_{args.pandas_patients}") as m:
+            mart = pandas_monthly_adherence(pandas_landing)
+            m.rows = len(mart)
+        print(f"pandas        wall {m.wall_s:7.1f} s  peak RSS {m.peak_rss_mb:7.0f} MB  ({len(mart):,} rows)",
+              file=sys.stderr)
+        measures.append(m)
+        if pandas_landing == landing:
+            with duckdb.connect(str(dbt["warehouse"]), read_only=True) as con:
+                sql = con.sql("select person_id, month_index, days_covered from marts.endocrine_adherence_monthly").df()
+            merged = sql.merge(mart[["person_id", "month_index", "days_covered"]], on=["person_id", "month_index"],
+                               how="outer", suffixes=("_dbt", "_pandas"), indicator=True)
+            same = merged["days_covered_dbt"] == merged["days_covered_pandas"]
+            comparison = {"rows_dbt": len(sql), "rows_pandas": len(mart),
+                          "rows_in_both": int((merged["_merge"] == "both").sum()),
+                          "days_covered_equal": int(same.sum())}
+            print(f"dbt vs pandas: {comparison}", file=sys.stderr)
+    path = write_results(RESULTS / f"dbt_build-{args.patients}.json", measures, patients=args.patients,
+                         pandas_patients=args.pandas_patients, seed=args.seed, extraction_date=args.extraction_date,
+                         duckdb_memory_limit=os.environ.get("ONCOPIPE_DUCKDB_MEMORY_LIMIT", "8GB"),
+                         duckdb_threads=os.environ.get("ONCOPIPE_DUCKDB_THREADS", "2"), comparison=comparison)
+    print(f"-> {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
