@@ -129,6 +129,25 @@ def parse(settings: Settings | None = None) -> Path:
     return manifest_path(settings)
 
 
+def release_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after an invocation.
+
+    dbt-duckdb caches one database handle per process (``DuckDBConnectionManager._ENV``); while it is open, any
+    other connection to the warehouse file from this process with another configuration (the read-only export
+    of the marts gate and publish) fails, and other processes are locked out. A task running in its own process
+    releases it at exit anyway; ``dag.test()`` runs every task in one process, hence this.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            env.close()
+
+
 def build_node(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """``dbt build`` one model or seed and its tests; returns each node's status and time.
 
@@ -148,6 +167,7 @@ def build_node(name: str, *, settings: Settings | None = None) -> dict[str, Any]
         try:
             result = dbtRunner(manifest=_manifest(settings)).invoke(args)
         finally:
+            release_warehouse()
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

@@ -95,6 +95,23 @@ def resolve_version(requested: str | None, triggering_events: Sequence[Mapping[s
     return {"mart_version": current.version, "extraction": current.extraction, "pinned_by": "current"}
 
 
+def version_provenance(version: str) -> dict[str, Any]:
+    """What the published version records about how it was built (dbt invocation, gate validations).
+
+    Raises:
+        NoPublishedMarts: the version does not exist (pruned, or never published).
+    """
+    from oncopipe import publish
+
+    folder = get_settings().published / version
+    try:
+        published = publish.PublishedVersion.load(folder)
+    except FileNotFoundError:
+        raise NoPublishedMarts(f"published version {version} not found in {folder.parent}") from None
+    return {"extraction": published.extraction, "dbt_invocation_id": published.dbt_invocation_id,
+            "gx_validations": list(published.gx_validations)}
+
+
 def check(study_id: str, *, requested_version: str | None = None,
           triggering_events: Sequence[Mapping[str, Any]] = (), day: dt.date | None = None,
           registry_dir: Path | None = None) -> dict[str, Any]:
@@ -109,6 +126,7 @@ def check(study_id: str, *, requested_version: str | None = None,
     check_approval(study, day)
     check_reads(study, study.reads)
     pinned = resolve_version(requested_version, triggering_events)
+    pinned.update({k: v for k, v in version_provenance(pinned["mart_version"]).items() if v})
     return {
         "study_id": study.id,
         "approval": {"committee": study.approval.committee, "reference": study.approval.reference,
