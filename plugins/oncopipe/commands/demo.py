@@ -1,7 +1,14 @@
-"""``oncopipe demo``: a small synthetic extraction in the configured landing folder, and what it holds."""
+"""``oncopipe demo``: the whole platform end to end on a small synthetic extraction (what ``make demo`` runs).
+
+It is ``oncopipe run`` at the demo scale: if nothing has landed yet, a synthetic extraction of
+:data:`DEMO_PATIENTS` people is generated into the landing folder; then the platform refresh (raw gate, dbt,
+marts gate, publish) and every approved study run in one process, and the command prints where the published
+marts and the exports are.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,18 +25,10 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = DEMO_SEED,
         extraction_date: Annotated[str, typer.Option(
             "--extraction-date", help="Cut-off date.")] = DEMO_EXTRACTION_DATE,
+        summary: Annotated[Path | None, typer.Option(
+            "--summary", help="Where to write the JSON summary (default <home>/runs/last_run.json).")] = None,
     ) -> None:
-        """Generate a small extraction into the landing folder (settings.landing) and summarise it."""
-        from rich.progress import Progress, SpinnerColumn, TextColumn
+        """Generate a small extraction if none has landed, then run the whole platform on it (oncopipe run)."""
+        from oncopipe.commands.run import run_and_report
 
-        from oncopipe.settings import get_settings
-        from oncopipe.synth.extraction import generate
-
-        settings = get_settings().ensure()
-        with Progress(SpinnerColumn(), TextColumn("generating {task.description}")) as progress:
-            progress.add_task(f"{patients} people at {extraction_date}")
-            report = generate(settings.landing, patients, seed, extraction_date)
-        typer.echo(f"landing: {settings.landing} (extraction={extraction_date})")
-        for source in sorted(report.rows):
-            typer.echo(f"  {source:15} files={report.files[source]:3d} rows={report.rows[source]:,}")
-        typer.echo(f"truth (tests only): {report.truth_dir}")
+        run_and_report(patients=patients, seed=seed, extraction_date=extraction_date, summary=summary)
