@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rchunks {done}/{total}", end="", file=sys.stderr, flush=True)
 
+    load_before = os.getloadavg()
     with measure("generate") as m:
         report = generate(out, args.patients, args.seed, args.extraction_date, workers=args.workers,
                           on_chunk=progress)
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     print(file=sys.stderr)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     m.extra = {"rows_per_source": report.rows, "files_per_source": report.files, "bytes_on_disk": size,
-               "dispensing_lines_per_patient": report.rows.get("er_pha_f", 0) / args.patients}
+               "dispensing_lines_per_patient": report.rows.get("er_pha_f", 0) / args.patients,
+               # The machine is shared: the load average says how much of it the run actually had.
+               "load_average_before": load_before, "load_average_after": os.getloadavg()}
     path = write_results(RESULTS / f"generate-{dt.date.today().isoformat()}-{args.patients}.json", [m],
                         patients=args.patients, seed=args.seed, extraction_date=args.extraction_date,
                         workers=args.workers)
