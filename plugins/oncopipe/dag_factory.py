@@ -141,7 +141,9 @@ def build_study_dag(study: Study, registry_dir: Path | None = None) -> DAG:
                 registry_dir=registry_dir,
             )
 
-        @task(task_id="run_analysis", doc_md="Read the approved published marts and run the analysis kind.")
+        @task(task_id="run_analysis", retries=1,
+              doc_md="Read the approved published marts and run the analysis kind (one retry: reading the "
+                     "published Parquet is I/O; the computation itself is deterministic).")
         @_fail_without_retry
         def run_analysis(checked: dict[str, Any], run_id: str | None = None) -> str:
             return str(study_run.analyse(checked, run_id=str(run_id)))

@@ -69,6 +69,11 @@ def choose_extraction(requested: str | None = None, settings: Settings | None = 
         if requested not in landed_extractions(settings):
             landing = (settings or get_settings()).landing
             raise ValueError(f"extraction {requested} has no folder in {landing} (quarantined, or never landed)")
+        published = published_extraction()
+        if published is not None and requested < published:
+            # dbt builds from every landed extraction: the marts would hold the newer data under an older label.
+            raise ValueError(f"extraction {requested} is older than the published extraction {published}; "
+                             "only the published or a newer extraction can be (re)processed")
         return requested
     pending = pending_extractions(settings)
     return pending[0] if pending else None
