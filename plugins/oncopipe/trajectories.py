@@ -122,9 +122,12 @@ def panel_from_long(
     cells, cell_idx = np.unique(cell_key, return_inverse=True)
     n = len(persons)
     inc = sparse.csr_matrix((np.ones(len(t)), (codes, cell_idx)), shape=(n, len(cells)))
-    person_month = codes.astype(np.int64) * n_months + t
-    if len(np.unique(person_month)) < len(person_month):
+    # Duplicates show as summed entries of the person x month matrix (COO -> CSR needs no global sort).
+    person_month = sparse.csr_matrix((np.ones(len(t), dtype=np.int32), (codes, t)), shape=(len(persons), n_months))
+    person_month.sum_duplicates()
+    if person_month.nnz and person_month.data.max() > 1:
         raise ValueError("trajectory panel: duplicated (person, month) rows")
+    del person_month
     observed = np.bincount(codes, minlength=n)
     return Panel(np.asarray(persons), n_months, cells // len(values), values[cells % len(values)], inc,
                  inc.T.tocsr(), observed)
