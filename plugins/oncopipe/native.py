@@ -427,6 +427,7 @@ def ephemeral_topology(
     admin_password: str = "admin-password",
     dags: Path | None = None,
     smtp_url: str = "smtp://127.0.0.1:25?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost",
+    operator_emails: str = "",
     timeout: float = 300.0,
 ) -> Iterator[NativeTopology]:
     """A throw-away topology for tests and trials: fresh database, fresh Redis db, everything under ``root``.
@@ -441,16 +442,17 @@ def ephemeral_topology(
         admin_password: password of the UI's admin user.
         dags: DAGs folder (default: the project's).
         smtp_url: the ``smtp_default`` connection.
+        operator_emails: comma-separated addresses that get task-failure mails.
         timeout: seconds to wait for health.
 
     Yields:
         The running topology (healthy).
     """
     secrets = {**topology.generate_secrets(), "ONCOPIPE_ADMIN_PASSWORD": admin_password}
-    port = _free_port()
+    port = free_port()
     target = topology.native_target(secrets=secrets, data=root / "data", airflow_home=root / "airflow",
                                     postgres_db=database, api_port=port, redis_db=redis_db, celery=celery,
-                                    dags=dags, smtp_url=smtp_url)
+                                    dags=dags, smtp_url=smtp_url, operator_emails=operator_emails)
     create_database(database, recreate=True)
     if celery:
         _flush_redis(redis_db)
@@ -465,7 +467,8 @@ def ephemeral_topology(
             _flush_redis(redis_db)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

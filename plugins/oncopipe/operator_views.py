@@ -231,7 +231,7 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
 
     @app.get("/data-docs/{relative:path}")
     def data_docs(relative: str):
-        return serve(get_settings().quality / "data_docs", relative, "Data Docs (Great Expectations)",
+        return serve(get_settings().quality / "data_docs", relative, "Data Docs (GX)",
                      "Great Expectations builds its Data Docs there each time a gate of "
                      "<code>platform_refresh</code> runs.")
 

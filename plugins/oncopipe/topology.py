@@ -65,6 +65,7 @@ OPTIONS: Mapping[str, tuple[str, str]] = {
     "ONCOPIPE_WORKER_CONCURRENCY": ("4", "task slots per Celery worker"),
     "ONCOPIPE_SMTP_URL": ("smtp://mail.example.org:587?disable_ssl=true&from_email=oncopipe%40example.org",
                           "connection 'smtp_default' (failure and export mails; see oncopipe/notify.py)"),
+    "ONCOPIPE_OPERATOR_EMAILS": ("", "comma-separated addresses that get task-failure mails (empty: log only)"),
     "AIRFLOW_UID": ("50000", "uid the Airflow containers run as (owner of the data volumes)"),
 }
 
@@ -95,6 +96,7 @@ AIRFLOW_ENVIRONMENT: Mapping[str, str] = {
     "AIRFLOW__API_AUTH__JWT_SECRET": "{jwt_secret}",
     "AIRFLOW__LOGGING__BASE_LOG_FOLDER": "{airflow_home}/logs",
     "AIRFLOW_CONN_SMTP_DEFAULT": "{smtp_url}",
+    "ONCOPIPE_OPERATOR_EMAILS": "{operator_emails}",
     "PYTHONPATH": "{plugins}",
     "ONCOPIPE_HOME": "{data}",
     "ONCOPIPE_LANDING": "{data}/landing",
@@ -236,6 +238,7 @@ COMPOSE_TARGET = Target("compose", {
     "jwt_secret": _required("ONCOPIPE_JWT_SECRET"),
     "api_secret_key": _required("ONCOPIPE_API_SECRET_KEY"),
     "smtp_url": _optional("ONCOPIPE_SMTP_URL"),
+    "operator_emails": _optional("ONCOPIPE_OPERATOR_EMAILS"),
 })
 
 
@@ -257,6 +260,7 @@ def native_target(
     redis_port: int = 6379,
     worker_concurrency: int = 2,
     smtp_url: str = "smtp://127.0.0.1:25?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost",
+    operator_emails: str = "",
 ) -> Target:
     """The target of the native harness: processes on this machine, bound to 127.0.0.1.
 
@@ -277,6 +281,7 @@ def native_target(
         redis_port: Redis port.
         worker_concurrency: task slots of the Celery worker.
         smtp_url: the ``smtp_default`` connection, as a URI.
+        operator_emails: comma-separated addresses that get task-failure mails.
 
     Returns:
         The target.
@@ -307,6 +312,7 @@ def native_target(
         "jwt_secret": secrets["ONCOPIPE_JWT_SECRET"],
         "api_secret_key": secrets["ONCOPIPE_API_SECRET_KEY"],
         "smtp_url": smtp_url,
+        "operator_emails": operator_emails,
     })
 
 

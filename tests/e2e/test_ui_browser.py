@@ -1,8 +1,10 @@
 """The real Airflow UI in headless Chromium: login, every DAG listed, the operator views, a platform refresh.
 
 The api-server (with scheduler, dag-processor and triggerer; LocalExecutor on a fresh PostgreSQL database)
-is started by the test through the native topology harness, on the demo-scale extraction. Screenshots go to
-``tests/e2e/artifacts/`` (git-ignored).
+is started by the test through the native topology harness. Nothing is landed: the refresh triggered from
+the UI finds no new extraction and succeeds at once with its tasks skipped (the full refresh on the demo
+extraction, with a crash in the middle, is tests/integration/test_topology.py), and the operator views
+show their empty states. Screenshots go to ``tests/e2e/artifacts/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -34,11 +36,7 @@ def _expected_dag_ids() -> set[str]:
 def airflow(tmp_path_factory) -> Iterator[NativeTopology]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM} (make test installs the Debian package chromium)")
-    from oncopipe.commands.demo import DEMO_EXTRACTION_DATE, DEMO_PATIENTS, DEMO_SEED
-    from oncopipe.synth.extraction import generate
-
     root = tmp_path_factory.mktemp("e2e")
-    generate(root / "data" / "landing", DEMO_PATIENTS, DEMO_SEED, DEMO_EXTRACTION_DATE)
     with ephemeral_topology(root, DATABASE, celery=False, admin_password=PASSWORD) as harness:
         yield harness
 
@@ -106,55 +104,45 @@ def _open_view(page, name: str):
     return frame
 
 
-def test_quality_view_from_the_navigation(page):
-    frame = _open_view(page, "Quality gates")
-    frame.get_by_role("heading", name="Quality gates").wait_for()
-    shot(page, "02_quality_before_refresh")
-
-
-def test_exports_view_from_the_navigation(page):
-    frame = _open_view(page, "Exports")
-    frame.get_by_role("heading", name="Exports").or_(frame.locator("body")).first.wait_for()
-    shot(page, "03_exports_before_refresh")
+@pytest.mark.parametrize("view, missing", [
+    ("Quality gates", "history.sqlite"),
+    ("Data Docs (GX)", "data_docs"),
+    ("dbt docs", "index.html"),
+    ("Exports", "exports"),
+])
+def test_operator_view_from_the_navigation_shows_its_empty_state(page, view, missing):
+    frame = _open_view(page, view)
+    frame.get_by_role("heading", name=view).wait_for()
+    empty = frame.locator("#empty-state")
+    empty.wait_for()
+    assert "Nothing to show yet" in empty.inner_text() and missing in empty.inner_text()
+    shot(page, f"02_view_{view.split()[0].lower()}")
 
 
 def test_trigger_platform_refresh_and_see_it_succeed(page, api):
+    before = {r["dag_run_id"] for r in api.runs(REFRESH)}
     page.goto(f"/dags/{REFRESH}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Single Run").wait_for()
+    shot(page, "03_trigger_dialog")
     dialog.get_by_role("button", name="Trigger").click()
-    shot(page, "04_refresh_triggered")
-    run_id = _newest_run(api)
-    state = api.wait_run(REFRESH, run_id, timeout=600)
+    run_id = _new_run(api, before)
+    state = api.wait_run(REFRESH, run_id, timeout=300)
     assert state == "success", api.task_states(REFRESH, run_id)
+    assert api.task_states(REFRESH, run_id)["find_extraction"] == "skipped", "nothing was landed"
     page.goto(f"/dags/{REFRESH}/runs/{run_id}")
     page.get_by_text("success").first.wait_for()
-    shot(page, "05_refresh_succeeded")
+    shot(page, "04_refresh_succeeded")
 
 
-def _newest_run(api: AirflowApi, timeout: float = 30.0) -> str:
+def _new_run(api: AirflowApi, before: set[str], timeout: float = 60.0) -> str:
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = api.runs(REFRESH)
-        if runs:
-            return runs[0]["dag_run_id"]
+        new = [r for r in api.runs(REFRESH) if r["dag_run_id"] not in before and r["run_type"] == "manual"]
+        if new:
+            return new[0]["dag_run_id"]
         time.sleep(0.5)
-    raise AssertionError("the trigger button created no run of platform_refresh")
-
-
-def test_quality_view_shows_the_gate_history_after_the_refresh(page):
-    frame = _open_view(page, "Quality gates")
-    table = frame.locator("#quality-history")
-    table.wait_for()
-    assert table.locator("tbody tr").count() > 0
-    shot(page, "06_quality_after_refresh")
-
-
-def test_data_docs_view_serves_the_gx_site(page):
-    frame = _open_view(page, "Data Docs (GX)")
-    frame.locator("body").wait_for()
-    assert frame.locator("#empty-state").count() == 0, "Data Docs missing after a refresh"
-    shot(page, "07_data_docs")
+    raise AssertionError("the Trigger button created no manual run of platform_refresh")

@@ -7,7 +7,6 @@ of ``oncopipe.topology`` (the one docker-compose.yml is rendered from), stopped 
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import hashlib
@@ -18,23 +17,40 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oncopipe.native import AirflowApi, NativeTopology, ephemeral_topology
+from oncopipe.native import AirflowApi, NativeTopology, ephemeral_topology, free_port
 
 pytestmark = [pytest.mark.topology]
 
 PASSWORD = "topology-admin-password"
 DATABASE = "oncopipe_airflow_test"
 REFRESH = "platform_refresh"
+OPERATORS = "ops@example.org"
+#: One refresh is ~30 dbt tasks in a pool of one slot, each a process that loads dbt: minutes, not seconds.
+REFRESH_TIMEOUT = 900.0
 
 
 @pytest.fixture(scope="module")
 def landing_root(tmp_path_factory) -> Path:
+    """The topology's root, with the demo extraction generated aside (``staged/``), not yet landed.
+
+    platform_refresh is hourly and DAGs are unpaused at creation, so its first scheduled run starts as soon
+    as the DAG is parsed; the extraction lands only after that run found nothing new, so the run the test
+    triggers through the REST API is the one that processes it.
+    """
     from oncopipe.commands.demo import DEMO_EXTRACTION_DATE, DEMO_PATIENTS, DEMO_SEED
     from oncopipe.synth.extraction import generate
 
     root = tmp_path_factory.mktemp("topology")
-    generate(root / "data" / "landing", DEMO_PATIENTS, DEMO_SEED, DEMO_EXTRACTION_DATE)
+    generate(root / "staged", DEMO_PATIENTS, DEMO_SEED, DEMO_EXTRACTION_DATE)
     return root
+
+
+def land(staged: Path, landing: Path) -> None:
+    """Move every staged ``<source>/extraction=<date>`` folder into the landing (a rename: atomic per folder)."""
+    for source in sorted(p for p in staged.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for extraction in source.iterdir():
+            (landing / source.name).mkdir(parents=True, exist_ok=True)
+            extraction.rename(landing / source.name / extraction.name)
 
 
 class Mailbox:
@@ -64,9 +80,9 @@ def mailbox() -> Iterator[Mailbox]:
     from aiosmtpd.controller import Controller
 
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=0)
+    box.port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=box.port)
     controller.start()
-    box.port = controller.server.sockets[0].getsockname()[1]
     yield box
     controller.stop()
 
@@ -74,7 +90,8 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture(scope="module")
 def airflow(landing_root, mailbox) -> Iterator[NativeTopology]:
     smtp = f"smtp://127.0.0.1:{mailbox.port}?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost"
-    with ephemeral_topology(landing_root, DATABASE, celery=True, admin_password=PASSWORD, smtp_url=smtp) as harness:
+    with ephemeral_topology(landing_root, DATABASE, celery=True, admin_password=PASSWORD, smtp_url=smtp,
+                            operator_emails=OPERATORS) as harness:
         yield harness
     assert not harness.forced, f"needed SIGKILL to stop: {harness.forced}"
     assert not any(harness.alive().values())
@@ -147,18 +164,60 @@ def test_processes_run_on_postgres_and_celery(airflow, api):
     dags = _wait(parsed, 180, f"DAGs {sorted(expected)}")
     assert api.import_errors() == []
     assert not any(dags[d]["is_paused"] for d in expected)
+    # The hourly refresh ran on its own as soon as it was parsed; with nothing landed it skips, cheaply.
+    first = _wait(lambda: [r for r in api.runs(REFRESH) if r["state"] in ("success", "failed")], 300,
+                  "the first scheduled run of platform_refresh")[0]
+    assert first["run_type"] == "scheduled" and first["state"] == "success"
+    assert api.task_states(REFRESH, first["dag_run_id"])["find_extraction"] == "skipped"
 
 
-def test_refresh_through_the_rest_api_then_studies_run_on_their_assets(airflow, api):
+def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(airflow, api, landing_root):
+    """One refresh, triggered through the REST API, with the scheduler SIGKILLed while a dbt task runs.
+
+    A reader polls the published folder all along: it must only ever see no version or a complete one
+    (CURRENT names a version whose files match version.json). After the restart the run finishes (Celery
+    tasks kept running in the worker; the new scheduler adopts them), the marts are published, and every
+    approved study DAG runs because the Assets of its marts were updated (nobody triggers them).
+    """
     published = Path(airflow.environment["ONCOPIPE_PUBLISHED"])
-    run_id = api.trigger(REFRESH)
-    state = api.wait_run(REFRESH, run_id, timeout=420)
+    assert not [r for r in api.runs(REFRESH) if r["state"] not in ("success", "failed")], "no refresh pending"
+    land(landing_root / "staged", Path(airflow.environment["ONCOPIPE_LANDING"]))
+    seen: list[tuple[str | None, list[str]]] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.append(published_state(published))
+            stop.wait(0.5)
+
+    watcher = threading.Thread(target=reader, daemon=True)
+    watcher.start()
+    try:
+        run_id = api.trigger(REFRESH)
+
+        def dbt_running() -> list[str]:
+            return [t for t, s in api.task_states(REFRESH, run_id).items()
+                    if s == "running" and t.startswith(("transform.", "marts_candidate."))]
+
+        running = _wait(dbt_running, REFRESH_TIMEOUT, "a running dbt task of the refresh", interval=0.5)
+        airflow.kill("scheduler")
+        assert airflow.alive()["scheduler"] is False
+        killed_at = time.monotonic()
+        airflow.start("scheduler")
+        airflow.wait_healthy(180)
+        state = api.wait_run(REFRESH, run_id, timeout=REFRESH_TIMEOUT)
+    finally:
+        stop.set()
+        watcher.join()
+    print(f"scheduler SIGKILLed while {running} ran; run {state} {time.monotonic() - killed_at:.0f} s later")
     assert state == "success", api.task_states(REFRESH, run_id)
     version, problems = published_state(published)
-    assert version is not None and problems == []
-    # Every approved, asset-scheduled study runs because its marts' Assets were updated (no trigger by us).
+    assert version is not None and problems == [], problems
+    assert all(not p for _, p in seen), [p for _, p in seen if p][:3]
+    assert {v for v, _ in seen} <= {None, version}
+
     studies = _study_dag_ids()
-    assert studies, "the registry holds asset-scheduled studies"
+    assert studies, "the registry holds approved, asset-scheduled studies"
 
     def finished() -> dict[str, dict] | None:
         runs = {d: api.runs(d) for d in studies}
@@ -166,54 +225,10 @@ def test_refresh_through_the_rest_api_then_studies_run_on_their_assets(airflow, 
             return {d: r[0] for d, r in runs.items()}
         return None
 
-    runs = _wait(finished, 420, f"asset-triggered runs of {sorted(studies)}", interval=2)
+    runs = _wait(finished, REFRESH_TIMEOUT, f"asset-triggered runs of {sorted(studies)}", interval=2)
     for dag_id, run in runs.items():
         assert run["run_type"] == "asset_triggered", (dag_id, run["run_type"])
         assert run["state"] == "success", (dag_id, api.task_states(dag_id, run["dag_run_id"]))
-
-
-def test_scheduler_killed_mid_refresh_leaves_published_marts_whole(airflow, api, landing_root):
-    from oncopipe.commands.demo import DEMO_EXTRACTION_DATE, DEMO_PATIENTS, DEMO_SEED
-    from oncopipe.synth.extraction import generate
-
-    published = Path(airflow.environment["ONCOPIPE_PUBLISHED"])
-    before, problems = published_state(published)
-    assert before is not None and problems == [], "the previous test published a version"
-    later = (dt.date.fromisoformat(DEMO_EXTRACTION_DATE) + dt.timedelta(days=92)).isoformat()
-    generate(Path(airflow.environment["ONCOPIPE_LANDING"]), DEMO_PATIENTS, DEMO_SEED, later)
-
-    # A reader polling the published folder all along must only ever see complete versions.
-    seen: list[tuple[str | None, list[str]]] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            seen.append(published_state(published))
-            stop.wait(0.2)
-
-    watcher = threading.Thread(target=reader, daemon=True)
-    watcher.start()
-    try:
-        run_id = api.trigger(REFRESH)
-        running = _wait(lambda: [t for t, s in api.task_states(REFRESH, run_id).items() if s == "running"],
-                        180, "a running task of the refresh", interval=0.5)
-        airflow.kill("scheduler")
-        assert airflow.alive()["scheduler"] is False
-        airflow.start("scheduler")
-        airflow.wait_healthy(180)
-        state = api.wait_run(REFRESH, run_id, timeout=420)
-    finally:
-        stop.set()
-        watcher.join()
-    after, problems = published_state(published)
-    assert problems == [], problems
-    assert all(not p for _, p in seen), [p for _, p in seen if p][:3]
-    assert {v for v, _ in seen} <= {before, after}
-    if state == "success":
-        assert after != before, "a successful refresh on a new extraction publishes a new version"
-    else:
-        assert after == before, "a failed refresh leaves the last published version current"
-    print(f"scheduler killed while {running} ran; run ended {state}; CURRENT {before} -> {after}")
 
 
 def test_a_failed_task_mails_a_link_to_its_log_on_the_api_server(airflow, api, mailbox):

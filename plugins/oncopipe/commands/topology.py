@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -12,12 +11,6 @@ from typing import Annotated
 import typer
 
 from oncopipe.settings import get_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +85,7 @@ def register(app: typer.Typer) -> None:
         Logs: <ONCOPIPE_HOME>/topology/logs/<process>.log; PIDs: <ONCOPIPE_HOME>/topology/pids.json.
         """
         from oncopipe import topology
-        from oncopipe.native import NativeTopology, TopologyError, create_database
+        from oncopipe.native import NativeTopology, TopologyError, create_database, free_port
 
         path = env_file or topology.ENV_FILE
         if not path.exists():
@@ -103,7 +96,7 @@ def register(app: typer.Typer) -> None:
         try:
             target = topology.native_target(
                 secrets=secrets, data=settings.home, airflow_home=settings.airflow_home, postgres_db=database,
-                api_port=port or _free_port(), redis_db=redis_db, celery=celery, postgres_host=postgres_host,
+                api_port=port or free_port(), redis_db=redis_db, celery=celery, postgres_host=postgres_host,
                 postgres_port=postgres_port, postgres_user=postgres_user)
         except ValueError as error:
             typer.echo(f"{path}: {error}", err=True)
