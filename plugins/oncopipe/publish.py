@@ -172,7 +172,8 @@ def stage_tables(tables: Mapping[str, pa.Table], settings: Settings | None = Non
     files, rows = {}, {}
     for name in PUBLISHED_TABLES:
         path = tmp / f"{name}.parquet"
-        _write_parquet(tables[name], path)
+        # Schema metadata (pandas index info, writer details) is not content: drop it so equal data hashes equal.
+        _write_parquet(tables[name].replace_schema_metadata(None), path)
         files[path.name] = _sha256(path)
         rows[name] = tables[name].num_rows
     content = hashlib.sha256("".join(f"{n}:{h}\n" for n, h in sorted(files.items())).encode()).hexdigest()
