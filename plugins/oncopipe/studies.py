@@ -179,9 +179,11 @@ class Schedule(_Strict):
 
 
 class ExportOptions(_Strict):
-    formats: list[Literal["csv", "xlsx", "parquet"]] = Field(default_factory=lambda: ["csv"])
-    figures: list[Literal["png", "svg"]] = Field(default_factory=lambda: ["png"])
-    report: Literal["html", "markdown", "none"] = "html"
+    """What the export folder holds (the formats :mod:`oncopipe.exports` writes)."""
+
+    formats: list[Literal["csv", "parquet"]] = Field(default_factory=lambda: ["csv", "parquet"], min_length=1)
+    figures: list[Literal["png", "svg"]] = Field(default_factory=lambda: ["png", "svg"])
+    report: Literal["html", "none"] = "html"
     keep_last: int = Field(default=10, ge=1, description="export folders kept per study")
 
 
