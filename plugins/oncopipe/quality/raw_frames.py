@@ -149,8 +149,8 @@ def _check_csv(facts: FileFacts, con: duckdb.DuckDBPyConnection, src: Source) ->
     bad = iter(row[1:])
     for name in names:
         cast = _CSV_CAST.get(declared.get(name, "string"))
-        facts.types[name] = ("string" if next(bad) else declared[name]) if cast else (
-            "string" if declared.get(name) != "date" else "date")
+        # CSV is text: a date column stays text (the line-level suite checks that it parses).
+        facts.types[name] = ("string" if next(bad) else declared[name]) if cast else "string"
 
 
 def inspect_file(path: Path, src: Source, con: duckdb.DuckDBPyConnection) -> FileFacts:
@@ -359,10 +359,6 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
 def rows_frame(con: duckdb.DuckDBPyConnection, frames: SourceFrames, row_sample: int) -> pd.DataFrame:
     """The landing lines (or a reproducible sample) typed for the line-level suite."""
     src = source(frames.source)
-    types = {}
-    for f in frames.files:
-        if f.readable and not f.bad_encoding:
-            types.update(f.types)
     select = []
     for col in src.columns:
         q = f'"{col.name}"'
@@ -371,8 +367,8 @@ def rows_frame(con: duckdb.DuckDBPyConnection, frames: SourceFrames, row_sample:
         elif col.type in ("int", "float"):
             select.append(f"try_cast({q} as double) as {q}")
         else:
-            text = f"strftime({q}, '%Y-%m-%d')" if types.get(col.name) == "date" else f"cast({q} as varchar)"
-            select.append(f"{text} as {q}")
+            # A date column reads back as ISO text; a midnight timestamp loses its time; text stays as written.
+            select.append(f"regexp_replace(cast({q} as varchar), ' 00:00:00$', '') as {q}")
             select.append(f'try_cast({q} as date) as "{date_column(col.name)}"')
     if src.name == "ir_ben_r":
         birth = """try_cast(concat("BEN_NAI_ANN", '-', "BEN_NAI_MOI", '-01') as date)"""

@@ -1,0 +1,92 @@
+"""The raw gate on hand-made extractions: ordinary dirt warns without stopping, CSV lands like Parquet,
+results are kept as history, and bad input gets a clear error."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+import pytest
+from gates_landing import extraction_tables, write_extraction, write_table
+from gates_marts import settings_for
+from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
+from oncopipe.quality.history import results, runs
+from oncopipe.schema import SOURCES_BY_NAME
+
+DATE = "2024-01-01"
+FAST = QualityConfig(build_docs=False)
+
+
+@pytest.fixture()
+def settings(tmp_path):
+    return settings_for(tmp_path / "home")
+
+
+def test_low_rates_of_ordinary_dirt_warn_but_do_not_stop(settings):
+    tables = extraction_tables(DATE, n=60)
+    pha = tables["er_pha_f"]
+    n = len(pha["DPN_QLF"])
+    every = 100  # ~1%
+    for i in range(0, n, every):
+        pha["DPN_QLF"][i] = 71  # information-only lines (valid, staging drops them)
+    for i in range(5, n, every):
+        code = pha["PHA_PRS_C13"][i]
+        pha["PHA_PRS_C13"][i] = code[:12] + str((int(code[12]) + 1) % 10)  # wrong check digit
+    for i in range(7, n, every):
+        for col in pha:
+            pha[col].append(pha[col][i])  # exact duplicated lines
+    for source, columns in tables.items():
+        write_table(settings.landing, source, DATE, columns)
+
+    report = run_raw_gate(DATE, settings, FAST, sources=["er_pha_f", "ir_ben_r"])
+
+    assert report.passed, report.summary()
+    warned = report.failed_names("warning")
+    assert ("er_pha_f", "PHA_PRS_C13.cip13_format.any") in warned
+    assert ("er_pha_f", "exact_duplicates") in warned
+    assert (settings.landing / "er_pha_f" / f"extraction={DATE}").is_dir()
+    last = runs(settings.quality, "raw")[0]
+    assert last["passed"] == 1 and last["warnings"] == len(report.warnings)
+    stored = results(settings.quality, report.run_id)
+    assert {(r["subject"], r["expectation"]) for r in stored if not r["success"]} == warned
+    assert all(r["observed_value"] for r in stored if not r["success"])
+
+
+def test_csv_extraction_is_checked_like_parquet(settings):
+    tables = extraction_tables(DATE, n=30)
+    for source, columns in tables.items():
+        folder = settings.landing / source / f"extraction={DATE}"
+        folder.mkdir(parents=True)
+        names = SOURCES_BY_NAME[source].column_names
+        with (folder / "part-00000.csv").open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter=";")
+            writer.writerow(names)
+            for row in zip(*(columns[c] for c in names), strict=True):
+                writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date) else v for v in row])
+    report = run_raw_gate(DATE, settings, FAST, sources=["ir_ben_r", "ir_pha_r"])
+    assert report.passed, report.summary()
+
+    # A text value in an integer column of a CSV is a type fault.
+    path = settings.landing / "ir_pha_r" / f"extraction={DATE}" / "part-00000.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(";30;", ";trente;", 1), encoding="utf-8")
+    with pytest.raises(GateFailed) as caught:
+        run_raw_gate(DATE, settings, FAST, sources=["ir_pha_r"])
+    assert ("ir_pha_r", "column_types") in caught.value.report.failed_names()
+    assert "PHA_UNT_NBR_DSP" in str(caught.value)
+
+
+def test_latin1_csv_fails_encoding(settings):
+    write_extraction(settings.landing, DATE, n=20)
+    folder = settings.landing / "ir_pha_r" / f"extraction={DATE}"
+    (folder / "part-00000.parquet").unlink()
+    (folder / "part-00000.csv").write_bytes("PHA_CIP_C13;PHA_ATC_C07;PHA_ATC_L07;PHA_UNT_NBR_DSP;PHA_NOM_PA\n"
+                                            "3400935955838;L02BA01;TAMOXIFENE;30;TAMOXIFÈNE\n".encode("latin-1"))
+    with pytest.raises(GateFailed) as caught:
+        run_raw_gate(DATE, settings, FAST, sources=["ir_pha_r"])
+    assert ("ir_pha_r", "encoding_utf8") in caught.value.report.failed_names()
+    assert "raw.ir_pha_r.rows" in caught.value.report.skipped
+
+
+def test_missing_extraction_is_a_clear_error(settings):
+    with pytest.raises(FileNotFoundError, match="extraction=2031-01-01"):
+        run_raw_gate("2031-01-01", settings, FAST)
