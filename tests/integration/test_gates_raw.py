@@ -90,3 +90,23 @@ def test_latin1_csv_fails_encoding(settings):
 def test_missing_extraction_is_a_clear_error(settings):
     with pytest.raises(FileNotFoundError, match="extraction=2031-01-01"):
         run_raw_gate("2031-01-01", settings, FAST)
+
+
+def test_validate_command_prints_a_table_and_exits_nonzero_on_failure(settings, monkeypatch):
+    from oncopipe.cli import app
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("ONCOPIPE_HOME", str(settings.home))
+    write_extraction(settings.landing, DATE, n=20)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["validate", "--stage", "raw", "--extraction", DATE, "--source", "ir_pha_r"])
+    assert ok.exit_code == 0, ok.output
+    assert "PASSED" in ok.output and "ir_pha_r" in ok.output
+    folder = settings.landing / "ir_pha_r" / f"extraction={DATE}"
+    (folder / "part-00000.parquet").write_bytes((folder / "part-00000.parquet").read_bytes()[:100])
+    bad = runner.invoke(app, ["validate", "--stage", "raw", "--extraction", DATE, "--source", "ir_pha_r",
+                              "--no-quarantine"])
+    assert bad.exit_code == 1
+    assert "file_readable" in bad.output and "FAILED" in bad.output
+    assert folder.is_dir()  # --no-quarantine leaves it in the landing
+    assert runner.invoke(app, ["validate", "--stage", "bronze"]).exit_code != 0

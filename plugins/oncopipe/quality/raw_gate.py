@@ -36,7 +36,7 @@ class QualityConfig:
         build_docs: rebuild the Data Docs site after the run.
     """
 
-    row_sample: int = 500_000
+    row_sample: int = 200_000
     memory_limit: str = "3GB"
     quarantine: bool = True
     build_docs: bool = True
