@@ -145,10 +145,29 @@ class NativeTopology:
         self._write_pids()
         return self.started[name]
 
-    def start_all(self) -> None:
-        """Start every process of the topology."""
-        for process in self.processes():
+    def start_all(self, timeout: float = 180.0) -> None:
+        """Start every process of the topology; those that need the api-server once it answers.
+
+        Raises:
+            TopologyError: the api-server exited or did not answer within ``timeout`` seconds.
+        """
+        first = [p for p in self.processes() if not p.needs_api]
+        for process in first:
             self.start(process.name)
+        began = time.monotonic()
+        while self.health() is None:
+            for process in first:
+                started = self.started[process.name]
+                if started.popen.poll() is not None:
+                    raise TopologyError(f"{process.name} exited with code {started.popen.returncode}:\n"
+                                        f"{log_tail(started.log)}")
+            if time.monotonic() - began > timeout:
+                raise TopologyError(f"the api-server did not answer within {timeout:.0f} s:\n"
+                                    f"{log_tail(self.log_dir / 'api-server.log')}")
+            time.sleep(0.5)
+        for process in self.processes():
+            if process.needs_api:
+                self.start(process.name)
 
     def kill(self, name: str) -> None:
         """SIGKILL a process and its group at once (the fault tests' crash)."""
@@ -234,7 +253,7 @@ class NativeTopology:
         began = time.monotonic()
         self.prepare()
         self.migrate()
-        self.start_all()
+        self.start_all(timeout)
         self.wait_healthy(timeout)
         return time.monotonic() - began
 

@@ -135,6 +135,8 @@ class Process:
         ready_log: native harness: a line the process logs once it is ready (``None``: the api-server's
             health endpoint tells).
         health_component: key of the process in the api-server's health report, if it has one.
+        needs_api: start only once the api-server is healthy (tasks, triggers and callbacks talk to its
+            execution API: a task started before it listens fails at once).
     """
 
     name: str
@@ -143,6 +145,7 @@ class Process:
     health: tuple[str, ...] = ()
     ready_log: str | None = None
     health_component: str | None = None
+    needs_api: bool = True
 
     def native_command(self, airflow_bin: Path) -> list[str]:
         """The command line the native harness runs."""
@@ -164,7 +167,7 @@ MIGRATE_COMMANDS: tuple[tuple[str, ...], ...] = (
 PROCESSES: tuple[Process, ...] = (
     Process("api-server", ("api-server",),
             health=("CMD", "curl", "--fail", f"http://localhost:8080{HEALTH_PATH}"),
-            health_component="metadatabase"),
+            health_component="metadatabase", needs_api=False),
     Process("scheduler", ("scheduler", "--skip-serve-logs"), health=_jobs_check("SchedulerJob"),
             health_component="scheduler"),
     Process("dag-processor", ("dag-processor",), health=_jobs_check("DagProcessorJob"),
@@ -461,6 +464,7 @@ def compose_document() -> dict:
             "healthcheck": healthcheck(process.health),
             "restart": "always",
             "depends_on": {"migrate": {"condition": "service_completed_successfully"},
+                           **({"api-server": {"condition": "service_healthy"}} if process.needs_api else {}),
                            **({"redis": {"condition": "service_healthy"}} if process.profile else {})},
         })
         services[process.name] = service

@@ -124,7 +124,7 @@ def test_trigger_platform_refresh_and_see_it_succeed(page, api):
     page.goto(f"/dags/{REFRESH}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Single Run").wait_for()
+    dialog.get_by_text("Single Run", exact=True).wait_for()
     shot(page, "03_trigger_dialog")
     dialog.get_by_role("button", name="Trigger").click()
     run_id = _new_run(api, before)

@@ -79,6 +79,8 @@ def test_compose_runs_the_processes_of_the_topology():
         assert services[process.name]["command"] == list(process.args)
         assert services[process.name].get("profiles") == ([process.profile] if process.profile else None)
     assert services["worker"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    for name in ("scheduler", "dag-processor", "triggerer", "worker"):  # tasks need the execution API up
+        assert services[name]["depends_on"]["api-server"] == {"condition": "service_healthy"}, name
     assert "ports" not in services["worker"], "a worker publishing a port could not be scaled"
 
 
