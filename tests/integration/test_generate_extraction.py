@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -190,12 +189,3 @@ def test_cli_generate_and_lifetable(tmp_path):
                               "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "outside the simulated history" in bad.output
 
-
-def test_demo_writes_into_the_landing_folder(oncopipe_home):
-    result = CliRunner().invoke(app, ["demo", "--patients", "300"])
-    assert result.exit_code == 0, result.output
-    landing = oncopipe_home / "landing"
-    for src in SOURCES:
-        assert list((landing / src.name).glob("extraction=*/part-*.parquet")), src.name
-        assert src.name in result.output
-    assert np.any([p.name == "truth.json" for p in landing.rglob("truth.json")])

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.synth.chunk import Chunk
 from oncopipe.synth.dates import month_start_after, to_date
 from oncopipe.synth.files import extraction_dir
 from oncopipe.synth.streams import stream
@@ -271,7 +272,8 @@ def _care_after_death(table: pa.Table, rng: np.random.Generator, chunk, date: in
 _FILE_LEVEL = ("truncated_file",)
 
 
-def apply_table_faults(tables: dict[str, pa.Table], specs: tuple[FaultSpec, ...] | list[FaultSpec], chunk,
+def apply_table_faults(tables: dict[str, pa.Table], specs: tuple[FaultSpec, ...] | list[FaultSpec],
+                       chunk: Chunk | None,
                        seed: int, date: int, previous: int | None,
                        fmt: str = "parquet") -> tuple[dict[str, pa.Table], dict]:
     """Apply the row-level faults aimed at the given tables; returns the tables and rows affected per fault."""

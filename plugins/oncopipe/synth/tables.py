@@ -46,6 +46,7 @@ def _take(values: np.ndarray, index: np.ndarray) -> pa.Array:
 
 
 def ir_ben_r(chunk: Chunk, date: int) -> pa.Table:
+    """IR_BEN_R at ``date``: everyone, with the death dates known by then (late reports stay null)."""
     p = chunk.people
     keep = np.flatnonzero(p.ins_day <= date)
     known = (p.death_day[keep] + p.death_report_delay[keep]) <= date
@@ -65,6 +66,7 @@ def ir_ben_r(chunk: Chunk, date: int) -> pa.Table:
 
 
 def ki_cci_r(chunk: Chunk, date: int) -> pa.Table:
+    """Causes of death known at ``date`` (same reporting as IR_BEN_R)."""
     p = chunk.people
     known = np.flatnonzero((p.death_day + p.death_report_delay) <= date)
     return _table("ki_cci_r", {
@@ -74,6 +76,7 @@ def ki_cci_r(chunk: Chunk, date: int) -> pa.Table:
 
 
 def registry_cases(chunk: Chunk, date: int) -> pa.Table:
+    """Registry records of the cases diagnosed by ``date`` in a registry area for their site."""
     p = chunk.people
     rng = stream(chunk.seed, chunk.number, "registry")
     n = len(p)
@@ -99,6 +102,7 @@ def registry_cases(chunk: Chunk, date: int) -> pa.Table:
 
 
 def er_pha_f(chunk: Chunk, previous: int | None, date: int) -> pa.Table:
+    """DCIR pharmacy lines whose flux date is in ``(previous, date]`` (all flux up to ``date`` if None)."""
     lines = chunk.pharmacy
     p = chunk.people
     cat = catalogue()
@@ -190,6 +194,7 @@ def _rank(sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def ir_pha_r() -> pa.Table:
+    """The drug referential (every presentation of the catalogue)."""
     cat = catalogue()
     ps = cat.presentations
     return _table("ir_pha_r", {
@@ -200,6 +205,7 @@ def ir_pha_r() -> pa.Table:
 
 
 def ir_geo_fdep() -> pa.Table:
+    """Every commune with its FDep index and quintile."""
     com = communes()
     return _table("ir_geo_fdep", {
         "DPT_COD": DEPARTMENT_CODES[com.department], "COM_COD": com.code, "FDEP_IDX": com.fdep,
