@@ -60,7 +60,8 @@ def _pharmacy_lines(seed: int, number: int, people: People, hormone: HormoneTher
     pres = np.concatenate([hormone.disp_presentation, bg.presentation])
     boxes = np.concatenate([hormone.disp_boxes, bg.boxes])
     is_ht = np.concatenate([np.ones(len(hormone.disp_day), bool), np.zeros(len(bg.day), bool)])
-    order = np.lexsort((pres, day, person))
+    # One int64 key (person, date, presentation) sorts like lexsort on the three, about twice as fast.
+    order = np.argsort((person.astype(np.int64) << 32) | ((day - P.HISTORY_START + 4096) << 8) | pres, kind="stable")
     person, day, pres, boxes, is_ht = person[order], day[order], pres[order], boxes[order], is_ht[order]
     n = len(person)
     new_claim = np.ones(n, dtype=bool)

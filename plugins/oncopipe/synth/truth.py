@@ -101,10 +101,28 @@ def _add_rows(target: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
     target[rows[starts]] += np.add.reduceat(values, starts, axis=0)
 
 
+PROFILE_CHUNKS = 4  # realised profiles are measured on the first chunks only (100,000 people are plenty)
+
+
 def trajectories_frame(chunk: Chunk, date: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Treated women with index date on or before ``date``, and per-group PDC sums and counts (60 months)."""
+    """Treated women with index date on or before ``date``, and per-group PDC sums and counts (60 months).
+
+    The sums and counts are zero for chunks from :data:`PROFILE_CHUNKS` on.
+    """
     h = chunk.hormone
     p = chunk.people
+    keep = h.index_day <= date
+    names = np.array([n for n, _ in P.TRAJECTORY_GROUPS])
+    frame = pd.DataFrame({
+        "BEN_NIR_PSA": p.nir[h.person[keep]], "group": h.group[keep].astype(int) + 1,
+        "group_name": names[h.group[keep]], "index_date": _date_col(h.index_day[keep]),
+        "first_atc": h.first_atc[keep], "switch_date": _date_col(h.switch_day[keep]),
+    })
+    groups = len(P.TRAJECTORY_GROUPS)
+    sums = np.zeros((groups, MONTHS))
+    counts = np.zeros((groups, MONTHS))
+    if chunk.number >= PROFILE_CHUNKS:
+        return frame, sums, counts
     cat = catalogue()
     k = len(h.person)
     local = np.full(len(p), -1)
@@ -115,19 +133,9 @@ def trajectories_frame(chunk: Chunk, date: int) -> tuple[pd.DataFrame, np.ndarra
                                 np.full(len(h.person), P.HISTORY_END)])
     pdc, observed = monthly_pdc(woman[order], h.disp_day[order], (cat.units[h.disp_presentation] * h.disp_boxes)[order],
                                 h.index_day, end_day)
-    groups = len(P.TRAJECTORY_GROUPS)
-    sums = np.zeros((groups, MONTHS))
-    counts = np.zeros((groups, MONTHS))
     for g in range(groups):
         m = h.group == g
         sums[g] = np.nansum(pdc[m], axis=0)
         counts[g] = observed[m].sum(axis=0)
-    keep = h.index_day <= date
-    names = np.array([n for n, _ in P.TRAJECTORY_GROUPS])
-    frame = pd.DataFrame({
-        "BEN_NIR_PSA": p.nir[h.person[keep]], "group": h.group[keep].astype(int) + 1,
-        "group_name": names[h.group[keep]], "index_date": _date_col(h.index_day[keep]),
-        "first_atc": h.first_atc[keep], "switch_date": _date_col(h.switch_day[keep]),
-    })
     return frame, sums, counts
 
