@@ -182,30 +182,27 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 def _key_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, columns: list[str]) -> list[dict[str, Any]]:
     key = ", ".join(f'"{k}"' for k in src.key)
     every = ", ".join(f'"{c}"' for c in columns)
-    # Group by a 64-bit hash of the key (not the key itself) so 100M keys fit in memory.
-    con.execute(f"""
-        create or replace temp table _keys as
-        select hk, count(*) as n, min(hr) <> max(hr) as conflicting
-        from (select hash({key}) as hk, hash({every}) as hr from {rel})
-        group by hk having count(*) > 1""")
-    n_keys, conflicting, exact = con.execute(f"""
-        select (select count(distinct hash({key})) from {rel}),
-               count(*) filter (where conflicting),
-               coalesce(sum(n - 1) filter (where not conflicting), 0)
-        from _keys""").fetchone()
-    total = con.execute(f"select count(*) from {rel}").fetchone()[0]
+    # One pass, grouping by a 64-bit hash of the key (not the key itself) so 100M keys fit in memory; a key
+    # whose lines hash differently is carried by different lines. Samples are fetched only when needed.
+    n_keys, total, conflicting, exact = con.execute(f"""
+        select count(*), coalesce(sum(n), 0),
+               count(*) filter (where n > 1 and lo <> hi),
+               coalesce(sum(n - 1) filter (where n > 1 and lo = hi), 0)
+        from (select hk, count(*) as n, min(hr) as lo, max(hr) as hi
+              from (select hash({key}) as hk, hash({every}) as hr from {rel}) group by hk)""").fetchone()
     out = []
-    sample: Any = ""
-    if conflicting:
-        sample = _records(con, f"""select * from {rel} where hash({key}) in
-            (select hk from _keys where conflicting limit {SAMPLE_ROWS}) order by {key} limit {2 * SAMPLE_ROWS}""")
-    out.append(_row("conflicting_key_share", ", ".join(src.key), conflicting / max(n_keys, 1), sample))
-    sample = ""
-    if exact:
-        sample = _records(con, f"""select * from {rel} where hash({key}) in
-            (select hk from _keys where not conflicting limit {SAMPLE_ROWS}) limit {SAMPLE_ROWS}""")
-    out.append(_row("exact_duplicate_share", "all lines", exact / max(total, 1), sample))
-    con.execute("drop table _keys")
+    for metric, subject, count, wanted in (
+            ("conflicting_key_share", ", ".join(src.key), conflicting, "lo <> hi"),
+            ("exact_duplicate_share", "all lines", exact, "lo = hi")):
+        sample: Any = ""
+        if count:
+            sample = _records(con, f"""
+                with dup as (select hk from (select hash({key}) as hk, min(hash({every})) as lo,
+                                                    max(hash({every})) as hi, count(*) as n
+                                             from {rel} group by 1) where n > 1 and {wanted} limit {SAMPLE_ROWS})
+                select * from {rel} where hash({key}) in (select hk from dup) order by {key} limit {2 * SAMPLE_ROWS}""")
+        share = count / max(n_keys if metric == "conflicting_key_share" else total, 1)
+        out.append(_row(metric, subject, share, sample))
     return out
 
 
