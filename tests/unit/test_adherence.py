@@ -274,10 +274,11 @@ def _day_by_day(disp, stays, fu):
         hosp = set()
         for st in s.itertuples():
             hosp.update(pd.date_range(st.entry_date, st.exit_date))
+        supplied = d.groupby("dispensing_date")["days_supply"].sum().to_dict()
         stock, covered = 0, 0
         day = d["dispensing_date"].min()
         while day <= row.follow_up_end_date:
-            stock += int(d.loc[d.dispensing_date == day, "days_supply"].sum())
+            stock += int(supplied.get(day, 0))
             if day in hosp:
                 hit = True
             elif stock > 0:
