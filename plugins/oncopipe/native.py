@@ -366,10 +366,12 @@ class AirflowApi:
         base_url: the api-server's base URL.
         username: the user to log in as.
         password: its password.
+        timeout: seconds to wait for one answer.
     """
 
-    def __init__(self, base_url: str, username: str, password: str) -> None:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         token = self._call("POST", "/auth/token", {"username": username, "password": password}, token=None)
         self.token: str = token["access_token"]
 
@@ -379,13 +381,21 @@ class AirflowApi:
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace")
-            raise TopologyError(f"{method} {path}: HTTP {error.code}: {detail}") from None
+        # A GET is retried when the api-server is too busy to answer in time (a loaded CI machine); a POST or
+        # PATCH is not, since it may have taken effect.
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.load(response)
+            except urllib.error.HTTPError as error:
+                detail = error.read().decode(errors="replace")
+                raise TopologyError(f"{method} {path}: HTTP {error.code}: {detail}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                if attempt == attempts:
+                    raise TopologyError(f"{method} {path}: no answer after {attempts} attempt(s): {error}") from None
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> dict:
         """GET an API path (``/api/v2/...``)."""
@@ -421,7 +431,7 @@ class AirflowApi:
         tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in tis}
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 1.0) -> str:
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 3.0) -> str:
         """Wait until a run finishes; returns its final state (success or failed).
 
         Raises:

@@ -199,7 +199,7 @@ def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(airfl
             return [t for t, s in api.task_states(REFRESH, run_id).items()
                     if s == "running" and t.startswith(("transform.", "marts_candidate."))]
 
-        running = _wait(dbt_running, REFRESH_TIMEOUT, "a running dbt task of the refresh", interval=0.5)
+        running = _wait(dbt_running, REFRESH_TIMEOUT, "a running dbt task of the refresh", interval=2)
         airflow.kill("scheduler")
         assert airflow.alive()["scheduler"] is False
         killed_at = time.monotonic()
@@ -225,7 +225,7 @@ def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(airfl
             return {d: r[0] for d, r in runs.items()}
         return None
 
-    runs = _wait(finished, REFRESH_TIMEOUT, f"asset-triggered runs of {sorted(studies)}", interval=2)
+    runs = _wait(finished, REFRESH_TIMEOUT, f"asset-triggered runs of {sorted(studies)}", interval=5)
     for dag_id, run in runs.items():
         assert run["run_type"] == "asset_triggered", (dag_id, run["run_type"])
         assert run["state"] == "success", (dag_id, api.task_states(dag_id, run["dag_run_id"]))
