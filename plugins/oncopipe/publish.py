@@ -266,7 +266,8 @@ def publish_candidate(candidate: Candidate | None = None, *, extraction_date: st
             content_sha256=candidate.content_sha256,
             dbt_invocation_id=dbt_invocation_id or provenance.get("dbt_invocation_id") or _dbt_invocation_id(settings),
             row_counts=dict(candidate.row_counts), files=dict(candidate.files),
-            gates={"marts": gate, **dict(provenance.pop("gates", {}) or {})},
+            gates={"raw": history.last_run_summary(settings.quality, "raw", extraction), "marts": gate,
+                   **dict(provenance.pop("gates", {}) or {})},
             gx_validations=list((gate or {}).get("gx_validations", [])),
             provenance=provenance)
         with (tmp / VERSION_FILE).open("w", encoding="utf-8") as fh:

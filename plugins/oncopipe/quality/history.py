@@ -93,3 +93,15 @@ def last_passed_extraction(quality: Path) -> str | None:
     """The extraction of the most recent raw gate that passed."""
     passed = [r for r in runs(quality, "raw") if r["passed"]]
     return passed[0]["extraction"] if passed else None
+
+
+def last_run_summary(quality: Path, stage: str, extraction: str | None = None) -> dict | None:
+    """The most recent passed run of ``stage`` (for ``extraction`` if given): run id, counts, validation ids."""
+    for run in runs(quality, stage):
+        if run["passed"] and (extraction is None or run["extraction"] == extraction):
+            rows = results(quality, run["run_id"])
+            return {"run_id": run["run_id"], "extraction": run["extraction"], "finished_at": run["finished_at"],
+                    "evaluated": len(rows), "successful": sum(r["success"] for r in rows),
+                    "warnings": run["warnings"],
+                    "validation_ids": dict(sorted({(r["suite"], r["validation_id"]) for r in rows}))}
+    return None

@@ -55,6 +55,7 @@ class SuiteRunner:
         self.settings = settings
         self.context = open_context(settings)
         self.report = GateReport(run_id=new_run_id(stage), stage=stage, extraction=extraction, started_at=now())
+        self._result_ids: list[Any] = []
 
     def run(self, suite_name: str, subject: str, frame: pd.DataFrame,
             parameters: dict[str, Any] | None = None) -> list[ExpectationOutcome]:
@@ -65,6 +66,7 @@ class SuiteRunner:
         result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or {},
                                 run_id=RunIdentifier(run_name=self.report.run_id))
         outcomes = []
+        self._result_ids.extend(result.run_results.keys())
         for validation in result.run_results.values():
             validation_id = str(validation.meta.get("validation_id", ""))
             self.report.validation_ids[suite_name] = validation_id
@@ -94,8 +96,9 @@ class SuiteRunner:
         """Stamp the report, append it to the history and rebuild the Data Docs site."""
         self.report.finished_at = now()
         history.record(self.report, self.settings.quality)
-        if build_docs:
-            self.context.build_data_docs(site_names=[DATA_DOCS_SITE])
+        if build_docs and self._result_ids:
+            # Only this run's pages are rendered (the index lists every run): the cost does not grow with history.
+            self.context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=self._result_ids)
         return self.report
 
 
