@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import null_space
+from scipy.linalg import qr
 
 from oncopipe.results import ResultTable, StudyResult
 
@@ -97,6 +97,10 @@ _NOT_PEOPLE = re.compile(r"finess|eta_num|hospital|hopital|etab|establishment|pr
                          r"region|site|atc|cip|ccam|icd|cim|code|month|year|period|time|age|quintile|group|term",
                          re.IGNORECASE)
 _TOTAL = "\x00TOTAL"
+_COUNT_NAME = re.compile(r"^(?:n|nb|count|num)(?:_|$)|(?:^|_)(?:events?|deaths?|deceased|cases|patients|persons|"
+                         r"people|women|men|treated|censored|risk|at_risk|exposed|count)$", re.IGNORECASE)
+_NOT_A_COUNT = re.compile(r"(?:^|_)(?:params?|parameters|groups?|iter\w*|starts|terms?|knots|df|degree|k|"
+                          r"months?|days?|years?|weeks?)(?:_|$)", re.IGNORECASE)
 
 
 class DisclosureViolation(ValueError):
@@ -268,6 +272,27 @@ def _count_values(table: ResultTable, col: str) -> np.ndarray:
     return values
 
 
+def _declare_counts(table: ResultTable, notes: list[str]) -> ResultTable:
+    """Control as counts the undeclared columns that are named and shaped like counts of people."""
+    declared = set(table.count_columns) | set(table.statistic_columns) | set(table.group_columns)
+    declared |= {table.at_risk_column} if table.at_risk_column else set()
+    found = []
+    for col in map(str, table.frame.columns):
+        if col in declared or not _COUNT_NAME.search(col) or _NOT_A_COUNT.search(col):
+            continue
+        series = table.frame[col]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            continue
+        values = series.dropna().to_numpy(dtype=float)
+        if len(values) and np.all(values >= 0) and np.all(values == np.round(values)):
+            found.append(col)
+    if not found:
+        return table
+    notes.append(f"Table {table.name}: column(s) {', '.join(found)} were not declared as counts but are named "
+                 "and shaped like counts of people; they were controlled as counts.")
+    return replace(table, count_columns=(*table.count_columns, *found))
+
+
 def _refuse_patient_level(table: ResultTable, counts: Mapping[str, np.ndarray]) -> None:
     if len(table.frame) < THRESHOLD or not counts:
         return
@@ -344,7 +369,8 @@ class _Model:
         self._equations()
 
     def _link(self) -> None:
-        """Variables: cells with the same key and value, or same coordinates and value in two tables."""
+        """Variables: cells with the same key and value, or the same coordinates, labels and value in two tables
+        (whatever the column name; linking two counts that are only equal by chance merely masks a little more)."""
         parent = list(range(len(self.cells)))
 
         def find(i: int) -> int:
@@ -467,9 +493,13 @@ def recoverable(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int
         for r, row in enumerate(group_rows):
             for v, c in row.items():
                 matrix[r, index[v]] = c
-        basis = null_space(matrix)
-        norms = np.linalg.norm(basis, axis=1) if basis.size else np.zeros(len(variables))
-        found |= {v for v in variables if norms[index[v]] < 1e-9}
+        # x_i is determined iff e_i lies in the row space of the matrix: project e_i on an orthonormal basis
+        # of that row space (rank-revealing QR of the transpose, cheaper than a full SVD).
+        q, r, _ = qr(matrix.T, mode="economic", pivoting=True)
+        diagonal = np.abs(np.diag(r))
+        rank = int(np.sum(diagonal > 1e-9 * max(1.0, float(diagonal[0]) if diagonal.size else 1.0)))
+        weight = np.sum(q[:, :rank] ** 2, axis=1)
+        found |= {v for v in variables if weight[index[v]] > 1 - 1e-9}
     return found
 
 
@@ -496,6 +526,8 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise DisclosureViolation(dup, None, None, "metadata", "two result tables share this name")
+    notes: list[str] = []
+    tables = [_declare_counts(t, notes) for t in tables]
     counts: list[dict[str, np.ndarray]] = []
     for t in tables:
         _refuse_unsafe_columns(t)
@@ -550,7 +582,7 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
 
     _complementary(model, tables, masked_vars, mask_var, reasons)
 
-    return _assemble(result, tables, counts, reasons, model, masked_vars)
+    return _assemble(result, tables, counts, reasons, model, masked_vars, notes)
 
 
 def _describe(model: _Model, tables: list[ResultTable], var: int) -> str:
@@ -570,12 +602,25 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
         return ordered
 
     def protect(var: int, why: str) -> None:
-        for li in sorted(model.lines_of[var], key=lambda li: (_unknowns(model.lines[li]), li)):
-            options = candidates(model.lines[li])
-            if options:
-                mask_var(options[0], COMPLEMENTARY,
-                         f"{RULE_TEXT[COMPLEMENTARY]}: protects {why} (margin over {model.lines[li].dimension!r})")
-                return
+        # Nearest margins first; when every cell of those is masked already, widen the search through the
+        # masked cells they share with other margins (a cell can be determined by margins it is not in).
+        frontier, seen_vars, seen_lines = [var], {var}, set()
+        while frontier:
+            following = []
+            for v in frontier:
+                for li in sorted(model.lines_of[v], key=lambda li: (_unknowns(model.lines[li]), li)):
+                    if li in seen_lines:
+                        continue
+                    seen_lines.add(li)
+                    options = candidates(model.lines[li])
+                    if options:
+                        mask_var(options[0], COMPLEMENTARY, f"{RULE_TEXT[COMPLEMENTARY]}: protects {why} "
+                                                            f"(margin over {model.lines[li].dimension!r})")
+                        return
+                    line = model.lines[li]
+                    following += [u for u in [line.total, *line.parts] if u in masked_vars and u not in seen_vars]
+                    seen_vars.update(following)
+            frontier = following
         c = model.cells[model.members[var][0]]
         raise DisclosureViolation(tables[c.table].name, c.row, c.column, "unprotectable",
                                   f"{why} stays recoverable even with every cell of its margins masked")
@@ -595,10 +640,21 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
                 mask_var(options[0], COMPLEMENTARY,
                          f"{RULE_TEXT[COMPLEMENTARY]}: protects {what} (margin over {line.dimension!r})")
             continue
-        exposed = sorted(recoverable(((ln.total, ln.parts) for ln in model.lines), masked_vars))
+        # A masked zero that the margins give back reveals no one: 0 is not a small count.
+        exposed = sorted(v for v in recoverable(((ln.total, ln.parts) for ln in model.lines), masked_vars)
+                         if model.value[v] != 0)
         if not exposed:
             return
-        protect(exposed[0], _describe(model, tables, exposed[0]))
+        # Protect every exposed cell whose margins this pass has not touched yet, then check again: one
+        # linear-algebra pass per batch rather than per cell.
+        touched: set[int] = set()
+        for var in exposed:
+            if touched.isdisjoint(model.lines_of[var]):
+                before = set(masked_vars)
+                protect(var, _describe(model, tables, var))
+                for new in masked_vars - before:
+                    touched.update(model.lines_of[new])
+                touched.update(model.lines_of[var])
 
 
 def _line_leaks(model: _Model, masked_vars: set[int], *, first_only: bool = False) -> list[tuple[int, _Line]]:
@@ -606,7 +662,7 @@ def _line_leaks(model: _Model, masked_vars: set[int], *, first_only: bool = Fals
     leaks = []
     for line in model.lines:
         unknown = [v for v in [line.total, *line.parts] if v in masked_vars]
-        leaking = len(unknown) == 1
+        leaking = len(unknown) == 1 and model.value[unknown[0]] != 0
         if not leaking and unknown and line.total not in masked_vars:
             hidden = model.value[line.total] - sum(model.value[v] for v in line.parts if v not in masked_vars)
             leaking = 1 <= hidden <= THRESHOLD - 1
@@ -618,7 +674,7 @@ def _line_leaks(model: _Model, masked_vars: set[int], *, first_only: bool = Fals
 
 
 def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, model: _Model,
-              masked_vars: set[int]) -> ControlledResult:
+              masked_vars: set[int], notes: list[str]) -> ControlledResult:
     report = DisclosureReport()
     out_tables: list[ResultTable] = []
     masks: dict[str, pd.DataFrame] = {}
@@ -638,9 +694,12 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
         for col in count_cols:
             any_count |= flags[col]
         for stat, denominator in t.statistic_columns.items():
-            for r in map(int, np.flatnonzero(any_count & ~flags[stat])):
+            # In a curve the statistic is cumulative over many event times, not a ratio of the row's counts:
+            # only a masked denominator (people at risk) hides it there.
+            hides = flags[denominator] if t.at_risk_column and denominator in flags else any_count
+            for r in map(int, np.flatnonzero(hides & ~flags[stat])):
                 reasons[(ti, r, stat)] = (STATISTIC_ON_MASKED_ROW, RULE_TEXT[STATISTIC_ON_MASKED_ROW])
-            flags[stat] |= any_count
+            flags[stat] |= hides
             n = pd.to_numeric(frame[denominator], errors="coerce").to_numpy(dtype=float)
             for r in map(int, np.flatnonzero((n < THRESHOLD) & ~flags[stat])):
                 reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{denominator} = {int(n[r])} < {THRESHOLD}")
@@ -665,7 +724,7 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
         masks[t.name] = pd.DataFrame({col: flags[col][keep] for col in mask_cols}, index=frame.index)
     published = {model.cell_key(v): model.value[v] for v in range(len(model.members)) if v not in masked_vars}
     controlled = StudyResult(result.study_id, result.analysis, dict(result.parameters), out_tables,
-                             list(result.figures), result.methods, list(result.notes))
+                             list(result.figures), result.methods, [*result.notes, *notes])
     return ControlledResult(controlled, masks, report, dict(sorted(published.items())))
 
 

@@ -80,7 +80,11 @@ def test_statistic_on_fewer_than_ten_people():
     table = ResultTable("pdc", frame, "mean PDC", count_columns=("n_patients",),
                         statistic_columns={"mean_pdc": "n_with_pdc"})
     controlled = control(result(table))
-    assert rules(controlled, "pdc") == {(0, "mean_pdc"): SMALL_DENOMINATOR}
+    # the denominator column is itself a count of people (named n_...): 6 is masked too
+    assert rules(controlled, "pdc") == {(0, "mean_pdc"): STATISTIC_ON_MASKED_ROW, (0, "n_with_pdc"): SMALL_COUNT}
+    denominator_only = ResultTable("pdc", frame.rename(columns={"n_with_pdc": "observed"}), "",
+                                   count_columns=("n_patients",), statistic_columns={"mean_pdc": "observed"})
+    assert rules(control(result(denominator_only)), "pdc") == {(0, "mean_pdc"): SMALL_DENOMINATOR}
     assert np.isnan(controlled.result.table("pdc").frame["mean_pdc"][0])
 
 
@@ -249,3 +253,18 @@ def test_months_are_not_a_margin_but_a_dropped_row_is_protected():
     assert "8" not in means["n_patients"].tolist() and len(means) == 5
     assert MASK_MARKER in (means.loc[2, "n_patients"], by_month.loc[2, "n_patients"])
     assert [(c.row, c.rule) for c in controlled.report.dropped_rows()] == [(5, AT_RISK_BELOW_10)]
+
+
+def test_undeclared_count_columns_are_controlled_as_counts():
+    frame = pd.DataFrame({"site": ["lung"] * 3, "years": [0.0, 0.5, 1.0], "n_risk": [80, 60, 45],
+                          "n_event": [0, 12, 4], "surv": [1.0, 0.8, 0.7], "n_params": [3, 3, 3]})
+    table = ResultTable("curve", frame, "", statistic_columns={"surv": "n_risk"}, group_columns=("site",),
+                        at_risk_column="n_risk")
+    controlled = control(result(table))
+    csv = controlled.csv_frame("curve")
+    assert csv["n_event"].tolist() == ["0", "12", MASK_MARKER]
+    assert csv["n_params"].tolist() == [3, 3, 3]  # not a count of people: left as it is
+    # a curve's survival is not a ratio of the row's counts: it stays visible while n_risk is shown
+    assert csv["surv"].tolist() == ["1.0", "0.8", "0.7"]
+    assert any("n_event" in note for note in controlled.result.notes)
+    assert controlled.result.table("curve").count_columns == ("n_event",)
