@@ -780,7 +780,8 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
             for r in range(len(frame)):
                 if masked(r, stat) or _is_missing(frame[stat].iloc[r]):
                     continue
-                if any(masked(r, c) for c in columns):
+                hidden = [denominator] if t.at_risk_column and denominator in columns else columns
+                if any(masked(r, c) for c in hidden):
                     problems.append(f"table {t.name!r}, row {r}, column {stat!r}: rule {STATISTIC_ON_MASKED_ROW}: "
                                     "visible statistic next to a masked count")
                 elif not masked(r, denominator) and n.iloc[r] < THRESHOLD:
