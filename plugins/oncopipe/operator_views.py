@@ -155,10 +155,15 @@ def render_history(columns: Sequence[str], rows: Sequence[tuple], *, failed_only
 
 
 def dbt_docs_dir() -> Path:
-    """The dbt docs to serve: the copy saved with the published version, else the dbt target folder."""
+    """The dbt docs to serve: those saved with the published version (``<published>/<CURRENT>/dbt_docs``,
+    ``CURRENT`` holding the version id), else the dbt target folder (``oncopipe dbt docs`` writes there)."""
     settings = get_settings()
-    for candidate in (settings.published / "CURRENT" / "dbt_docs", settings.published / "dbt_docs",
-                      settings.dbt_target_dir):
+    candidates = []
+    current = settings.published / "CURRENT"
+    if current.is_file():
+        candidates.append(settings.published / current.read_text(encoding="utf-8").strip() / "dbt_docs")
+    candidates.append(settings.dbt_target_dir)
+    for candidate in candidates:
         if (candidate / "index.html").exists() or (candidate / "static_index.html").exists():
             return candidate
     return settings.dbt_target_dir

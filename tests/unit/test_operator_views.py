@@ -81,7 +81,9 @@ def test_dbt_docs_prefer_the_published_copy(client, oncopipe_home):
     target.mkdir(parents=True)
     (target / "index.html").write_text("target docs")
     assert "target docs" in client.get("/dbt-docs/").text
-    published = oncopipe_home / "published" / "CURRENT" / "dbt_docs"
+    (oncopipe_home / "published").mkdir()
+    (oncopipe_home / "published" / "CURRENT").write_text("2025-06-30_abcdef012345\n")
+    published = oncopipe_home / "published" / "2025-06-30_abcdef012345" / "dbt_docs"
     published.mkdir(parents=True)
     (published / "static_index.html").write_text("published docs")
     assert "published docs" in client.get("/dbt-docs/").text
