@@ -143,7 +143,7 @@ def test_attacker_finds_small_hidden_sum():
     assert small_hidden_groups(seen, equations(2, 3))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grid=grids(), extra=st.booleans())
 def test_no_small_count_visible_and_no_masked_cell_recoverable(grid, extra):
     controlled = run_control(grid, extra_tables=extra)
@@ -164,7 +164,7 @@ def test_no_small_count_visible_and_no_masked_cell_recoverable(grid, extra):
     assert small_hidden_groups(seen, eqs) == []
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grid=grids(), deltas=st.lists(st.integers(0, 12), min_size=20, max_size=20))
 def test_successive_runs_never_differ_by_a_small_count(grid, deltas):
     first = run_control(grid)

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         study: Annotated[str | None, typer.Option("--study", "-s", help="Only this study id.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
-        """List every published run of every study (newest last)."""
+        """List every published run of every study (by study, then run)."""
         runs = list_exports(get_settings().exports, study)
         if as_json:
             typer.echo(json.dumps([{**r, "path": str(r["path"])} for r in runs], indent=2, sort_keys=True))
