@@ -70,11 +70,11 @@ def scenario(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ONCOPIPE_", "AIRFLOW"))}
     env.update({"ONCOPIPE_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow")})
     out = root / "result.json"
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(PATIENTS), str(SEED), FIRST, SECOND, str(out)],
-                          env=env, capture_output=True, text=True, timeout=1800)
-    (root / "driver.log").write_text(proc.stdout + proc.stderr)
-    assert proc.returncode == 0 and out.exists(), f"driver failed, log in {root / 'driver.log'}:\n" \
-                                                  f"{proc.stderr[-4000:]}"
+    log = root / "driver.log"
+    with log.open("w") as sink:  # streamed, so a slow or failed run can be followed and diagnosed
+        proc = subprocess.run([sys.executable, "-c", DRIVER, str(PATIENTS), str(SEED), FIRST, SECOND, str(out)],
+                              env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, timeout=3600)
+    assert proc.returncode == 0 and out.exists(), f"driver failed, log in {log}:\n{log.read_text()[-4000:]}"
     return home, json.loads(out.read_text())
 
 
