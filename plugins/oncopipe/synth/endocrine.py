@@ -1,10 +1,10 @@
 """Adjuvant hormone therapy of breast-cancer women: trajectory groups and refill timing.
 
-Each treated woman belongs to one of the planted trajectory groups (``parameters.TRAJECTORY_GROUPS``) and
-has a personal version of its monthly PDC profile (a time shift of +-1.5 months for the declining groups and
-a small level offset). Refills are generated one after the other: after a box of ``s`` days dispensed when the
-woman's target PDC is ``p``, the next refill comes ``s (1 - p) / p`` days after the supply ends, plus a
-timing jitter (early refills overlap and are carried over by the PDC rule). When the target falls below 0.12
+Each treated woman belongs to one of the planted trajectory groups (``parameters.TRAJECTORY_GROUPS``) and has
+a personal version of its monthly PDC profile (a time shift of +-1.5 months for the declining groups and a
+small level offset, sd 0.01). Refills are generated one after the other: after a box of ``s`` days dispensed
+when the woman's target PDC is ``p``, the next refill comes ``s (1 - p) / p`` days after the supply ends, plus
+a timing jitter (early refills overlap and are carried over by the PDC rule). When the target falls below 0.12
 she stops (discontinuation). Treatment stops at 5 years, at death, or at the end of the history.
 """
 
@@ -81,7 +81,8 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
     big = rng.random(k) < P.BIG_BOX_SHARE
     brand = rng.integers(0, 1000, k)
     shift = np.where(group >= 2, rng.normal(0, 1.5, k), 0.0)
-    level = rng.normal(0, 0.025, k)
+    # Small person-level offsets: a large one makes BIC split the adherent group at 20,000 women.
+    level = rng.normal(0, 0.01, k)
     stop_day = np.minimum.reduce([people.death_day[who], index_day + FOLLOW_UP_DAYS,
                                   np.full(k, P.HISTORY_END)])
 
