@@ -299,6 +299,7 @@ def excess_hazard_regression(
     ``y`` the person-years. Fitted by Fisher scoring; standard errors from the Fisher information (as R
     ``glm`` with Dickman's custom link). Patients with identical design rows are collapsed first.
     ``expected`` (patients x intervals), when given, is :attr:`ExpectedPass.expected` for the same breaks.
+    A term aliased in the data (e.g. a level absent from the cases) is not estimable: its row is all missing.
 
     Returns:
         term, coef, se, excess_hazard_ratio with 95% CI, p_value.
@@ -323,9 +324,17 @@ def excess_hazard_regression(
     ds = agg["dstar"].T.ravel()
     keep = yy > 0
     rows_x, yy, dd, ds = rows_x[keep], yy[keep], dd[keep], ds[keep]
+    # Terms aliased with the baseline or with earlier terms in these data (a level absent from a small site, a
+    # constant column) are not estimable: they are left out of the fit and reported as missing, as R's glm does.
+    estimable: list[int] = []
+    for j in range(patterns.shape[1]):
+        candidate = [*range(k), *(k + i for i in estimable), k + j]
+        if np.linalg.matrix_rank(rows_x[:, candidate]) == len(candidate):
+            estimable.append(j)
+    rows_x = rows_x[:, [*range(k), *(k + i for i in estimable)]]
     base = np.log(np.maximum(np.bincount(np.repeat(np.arange(k), g)[keep], weights=dd - ds, minlength=k), 1.0)
                   / np.maximum(np.bincount(np.repeat(np.arange(k), g)[keep], weights=yy, minlength=k), 1e-9))
-    theta = np.concatenate([base, np.zeros(patterns.shape[1])])
+    theta = np.concatenate([base, np.zeros(len(estimable))])
 
     def loglik(th: np.ndarray) -> float:
         mu = ds + yy * np.exp(rows_x @ th)
@@ -354,8 +363,10 @@ def excess_hazard_regression(
         raise RuntimeError("excess-hazard regression did not converge")
     ex = yy * np.exp(rows_x @ theta)
     info = (rows_x * (ex * ex / (ds + ex))[:, None]).T @ rows_x
-    se = np.sqrt(np.diag(np.linalg.inv(info)))[k:]
-    coef = theta[k:]
+    se = np.full(patterns.shape[1], np.nan)
+    coef = np.full(patterns.shape[1], np.nan)
+    se[estimable] = np.sqrt(np.diag(np.linalg.inv(info)))[k:]
+    coef[estimable] = theta[k:]
     z = stats.norm.ppf(0.975)
     with np.errstate(over="ignore"):
         return pd.DataFrame({

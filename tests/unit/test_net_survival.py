@@ -118,3 +118,26 @@ def test_life_table_and_input_errors():
         pohar_perme([], [], [], [], [], lt)
     with pytest.raises(LifeTableError, match="qx"):
         pohar_perme(*args, ["male", "male"], lt.drop(columns="hazard").assign(qx=1.5))
+
+
+def test_excess_regression_reports_an_aliased_term_as_missing_instead_of_failing():
+    """A design column that is constant in the data (a level absent from a small site) cannot be estimated:
+    the other terms are still fitted and the aliased one is reported as missing."""
+    import numpy as np
+    import pandas as pd
+    from oncopipe.net_survival import excess_hazard_regression
+
+    rng = np.random.default_rng(3)
+    n = 400
+    stage4 = rng.integers(0, 2, n)
+    time = rng.exponential(365 / (0.3 + 0.7 * stage4), n).clip(1, 5 * 365)
+    event = (time < 5 * 365).astype(int)
+    design = pd.DataFrame({"stage_IV": stage4.astype(float), "stage_III": np.zeros(n)})
+    life = pd.DataFrame([(sex, age, year, 0.01) for sex in ("male", "female") for age in range(0, 111)
+                         for year in range(1990, 2036)], columns=["sex", "age", "year", "qx"])
+    out = excess_hazard_regression(time, event, np.full(n, 60.0), np.full(n, 2015.0), np.array(["male"] * n),
+                                   design, life)
+    by_term = out.set_index("term")
+    assert np.isnan(by_term.loc["stage_III", "coef"]) and np.isnan(by_term.loc["stage_III", "se"])
+    assert by_term.loc["stage_IV", "excess_hazard_ratio"] > 1.5
+    assert np.isfinite(by_term.loc["stage_IV", "se"])

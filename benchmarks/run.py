@@ -1,0 +1,296 @@
+"""The benchmark harness: every stage of the platform, timed the same way, at several scales.
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/run.py [--scales 10000,100000,1000000] [--pandas-patients 100000]
+                                                 [--update-readme]
+
+For each scale (number of generated people; ~100 dispensing lines each):
+
+1. ``generate``: the extraction is generated once and cached under ``var/bench/extraction-<N>-...`` (its
+   generation measure is saved beside it and reported again, marked ``cached``, on later runs);
+2. ``scan_floor``: DuckDB reads every landing file once (``count(*)`` and a sum over every column): the
+   least any pipeline reading these files could cost;
+3. ``raw_gate`` -> ``dbt_seeds`` / ``dbt_staging`` / ``dbt_intermediate`` / ``dbt_marts`` -> ``marts_gate`` ->
+   ``publish``, on a fresh platform home ``var/bench/run-<N>``;
+4. for every approved study of ``dags/studies``: ``study_<id>_analysis`` (approval check, reading the published
+   marts, the analysis) and ``study_<id>_export`` (disclosure control, figures, report, export, audit);
+5. ``end_to_end``: steps 3 and 4 together (the refresh plus every study);
+6. at ``--pandas-patients`` only: ``pandas_adherence_mart``, a straightforward pandas implementation of the
+   monthly adherence mart, against ``dbt_adherence_mart`` (the dbt models it needs, built alone).
+
+Each stage records wall time, CPU time and peak RSS of the process tree (:mod:`oncopipe.benchmarking`), rows
+and rows per second, into ``benchmarks/results/<date>-<N>.json``; ``benchmarks/results/latest.md`` gets the
+table with the scaling exponent between consecutive scales (log of the time ratio over log of the size ratio;
+1.0 is linear) and the targets. ``--update-readme`` copies that table into the README's performance section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dbt_build  # noqa: E402  (the sibling benchmark: extraction cache and the pandas baseline)
+from oncopipe.benchmarking import StageMeasure, machine_facts, measure, write_results  # noqa: E402
+from oncopipe.schema import SOURCES  # noqa: E402
+from oncopipe.settings import PROJECT_ROOT, get_settings  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+README = PROJECT_ROOT / "README.md"
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+DBT_LAYERS = {"seeds": "path:seeds", "staging": "path:models/staging",
+              "intermediate": "path:models/intermediate", "marts": "path:models/marts"}
+# Targets of the capability issues at 1,000,000 people, this 2-core machine (seconds; GB).
+TARGETS_S = {"generate": 600, "raw_gate": 300, "dbt_build": 600, "end_to_end": 1800}
+TARGET_PEAK_GB = 12
+
+
+def cached_extraction(patients: int, seed: int, date: str) -> tuple[Path, StageMeasure]:
+    """The landing folder of the generated extraction and the measure of its generation."""
+    fresh: list[StageMeasure] = []
+    landing = dbt_build.extraction(patients, seed, date, fresh)
+    record = landing.parent / "generation.json"
+    if fresh:
+        generation = fresh[0]
+        generation.stage = "generate"
+        record.write_text(json.dumps(generation.as_dict(), default=str))
+    elif record.exists():
+        saved = json.loads(record.read_text())
+        saved.pop("rows_per_s", None)
+        generation = StageMeasure(**saved)
+        generation.extra = {**generation.extra, "cached": True}
+    else:
+        generation = StageMeasure("generate", extra={"cached": True, "note": "generated before timing was kept"})
+    return landing, generation
+
+
+def scan_floor(landing: Path) -> StageMeasure:
+    """DuckDB reads every landing file once: ``count(*)`` and a sum over every column of every source."""
+    with measure("scan_floor") as m:
+        con = duckdb.connect()
+        rows = 0
+        for source in SOURCES:
+            files = sorted(str(p) for p in (landing / source.name).glob("extraction=*/part-*.parquet"))
+            if not files:
+                continue
+            sums = []
+            for column in source.columns:
+                name = f'"{column.name}"'
+                sums.append({"int": f"sum({name})", "float": f"sum({name})",
+                             "date": f"sum(epoch({name}))"}.get(column.type, f"sum(length({name}))"))
+            query = f"select count(*), {', '.join(sums)} from read_parquet({files!r}, union_by_name=true)"
+            rows += con.execute(query).fetchone()[0]
+        con.close()
+        m.rows = rows
+    return m
+
+
+def use_home(home: Path, landing: Path) -> None:
+    """Point every platform path at a fresh ``home`` reading ``landing``."""
+    if home.exists():
+        shutil.rmtree(home)
+    os.environ["ONCOPIPE_HOME"] = str(home)
+    os.environ["ONCOPIPE_LANDING"] = str(landing)
+    for var in ("ONCOPIPE_QUARANTINE", "ONCOPIPE_WAREHOUSE", "ONCOPIPE_PUBLISHED", "ONCOPIPE_EXPORTS",
+                "ONCOPIPE_QUALITY"):
+        os.environ.pop(var, None)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+def refresh_and_studies(date: str, measures: list[StageMeasure]) -> None:
+    """The platform refresh and every approved study, each stage measured (appended to ``measures``)."""
+    from oncopipe import study_run
+    from oncopipe.publish import publish_candidate, read_mart
+    from oncopipe.quality import run_marts_gate, run_raw_gate
+    from oncopipe.results import NotEnoughData
+    from oncopipe.studies import ApprovalError, check_approval, load_registry
+    from oncopipe.transform import run_dbt
+
+    settings = get_settings()
+    with measure("raw_gate") as m:
+        report = run_raw_gate(date, settings=settings)
+        m.extra = {"expectations": len(report.outcomes)}
+    measures.append(m)
+    for layer, selection in DBT_LAYERS.items():
+        gc.collect()
+        with measure(f"dbt_{layer}") as m:
+            run_dbt("build", select=[selection], quiet=True, indirect_selection="cautious").raise_for_failure()
+        measures.append(m)
+    with measure("marts_gate") as m:
+        run_marts_gate(settings=settings)
+    measures.append(m)
+    with measure("publish") as m:
+        version = publish_candidate(extraction_date=date, settings=settings)
+        m.rows = sum(version.row_counts.values())
+    measures.append(m)
+    for study in load_registry():
+        try:
+            check_approval(study)
+        except ApprovalError:
+            continue
+        run_id = f"bench_{date}"
+        with measure(f"study_{study.id}_analysis") as m:
+            checked = study_run.check(study.id, requested_version=version.version)
+            m.rows = sum(len(read_mart(name, version=version.version)) for name in study.reads)
+            try:
+                state = study_run.analyse(checked, run_id=run_id)
+            except NotEnoughData as exc:  # a tiny scale may not support a study: recorded, not fatal
+                m.extra = {"not_enough_data": exc.reason}
+                state = None
+        measures.append(m)
+        if state is None:
+            continue
+        with measure(f"study_{study.id}_export") as m:
+            study_run.export(study_run.report(study_run.control(state)))
+        measures.append(m)
+
+
+def adherence_comparison(landing: Path, date: str) -> list[StageMeasure]:
+    """The dbt monthly adherence mart (with the models it needs) against a plain pandas implementation."""
+    from oncopipe.transform import run_dbt
+
+    with measure("pandas_adherence_mart") as pandas_m:
+        pandas_m.rows = len(dbt_build.pandas_monthly_adherence(landing))
+    gc.collect()
+    with measure("dbt_adherence_mart") as dbt_m:
+        run_dbt("seed", quiet=True).raise_for_failure()
+        run = run_dbt("run", select=["+endocrine_adherence_monthly"], quiet=True)
+        run.raise_for_failure()
+    dbt_m.rows = pandas_m.rows
+    dbt_m.extra = {"ratio_pandas_over_dbt": round(pandas_m.wall_s / dbt_m.wall_s, 2)}
+    return [pandas_m, dbt_m]
+
+
+def bench_scale(patients: int, seed: int, date: str, pandas_patients: int | None,
+                results_dir: Path = RESULTS) -> dict[str, Any]:
+    landing, generation = cached_extraction(patients, seed, date)
+    measures = [generation, scan_floor(landing)]
+    use_home(dbt_build.BENCH / f"run-{patients}", landing)
+    stages: list[StageMeasure] = []
+    with measure("end_to_end") as e2e:
+        refresh_and_studies(date, stages)
+    e2e.rows = next(s.rows for s in measures if s.stage == "scan_floor")
+    measures += stages
+    dbt_total = StageMeasure("dbt_build", wall_s=sum(s.wall_s for s in stages if s.stage.startswith("dbt_")),
+                             cpu_s=sum(s.cpu_s for s in stages if s.stage.startswith("dbt_")),
+                             peak_rss_mb=max(s.peak_rss_mb for s in stages if s.stage.startswith("dbt_")))
+    measures += [dbt_total, e2e]
+    if pandas_patients == patients:
+        use_home(dbt_build.BENCH / f"adherence-{patients}", landing)
+        measures += adherence_comparison(landing, date)
+    floor = next(s for s in measures if s.stage == "scan_floor")
+    e2e.extra = {"ratio_to_scan_floor": round(e2e.wall_s / floor.wall_s, 1) if floor.wall_s else None}
+    path = write_results(results_dir / f"{dt.date.today().isoformat()}-{patients}.json", measures,
+                         patients=patients, seed=seed, extraction_date=date, load_average=os.getloadavg())
+    print(f"{patients:,} people: end to end {e2e.wall_s:.1f} s -> {path}", file=sys.stderr)
+    return json.loads(path.read_text())
+
+
+def exponent(small: dict[str, Any], large: dict[str, Any], stage: str) -> float | None:
+    """Scaling exponent of ``stage`` between two scales: log(t_large / t_small) / log(n_large / n_small)."""
+    t = {r["patients"]: next((s["wall_s"] for s in r["stages"] if s["stage"] == stage), None) for r in (small, large)}
+    t_small, t_large = t[small["patients"]], t[large["patients"]]
+    if not t_small or not t_large or small["patients"] == large["patients"]:
+        return None
+    return math.log(t_large / t_small) / math.log(large["patients"] / small["patients"])
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One table: a row per stage, for each scale wall / CPU / peak memory / rows per second."""
+    results = sorted(results, key=lambda r: r["patients"])
+    order: list[str] = []
+    for r in results:
+        order += [s["stage"] for s in r["stages"] if s["stage"] not in order]
+    head = ["stage"]
+    for r in results:
+        n = f"{r['patients']:,}"
+        head += [f"{n}: wall s", f"{n}: CPU s", f"{n}: peak MB", f"{n}: rows/s"]
+    head += [f"exponent {a['patients']:,}->{b['patients']:,}" for a, b in zip(results, results[1:], strict=False)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for stage in order:
+        row = [stage]
+        for r in results:
+            s = next((x for x in r["stages"] if x["stage"] == stage), None)
+            if s is None:
+                row += ["", "", "", ""]
+                continue
+            cached = " (cached)" if (s.get("extra") or {}).get("cached") else ""
+            rate = f"{s['rows_per_s']:,.0f}" if s.get("rows_per_s") else ""
+            row += [f"{s['wall_s']:.1f}{cached}", f"{s['cpu_s']:.1f}", f"{s['peak_rss_mb']:,.0f}", rate]
+        for a, b in zip(results, results[1:], strict=False):
+            e = exponent(a, b, stage)
+            row.append("" if e is None else f"{e:.2f}")
+        lines.append("| " + " | ".join(row) + " |")
+    machine = results[-1]["machine"]
+    notes = [f"Machine: {machine['cpu_count']} cores, {machine['memory_gb']} GB, {machine['processor']}, "
+             f"Python {machine['python']}; load average at the end of the largest run "
+             f"{', '.join(f'{x:.1f}' for x in results[-1].get('load_average', []))}."]
+    for r in results:
+        stages = {s["stage"]: s for s in r["stages"]}
+        e2e = stages.get("end_to_end")
+        if e2e and (e2e.get("extra") or {}).get("ratio_to_scan_floor"):
+            notes.append(f"{r['patients']:,} people: end to end = {e2e['extra']['ratio_to_scan_floor']} x the scan "
+                         "floor (target <= 15).")
+        adherence = stages.get("dbt_adherence_mart")
+        if adherence:
+            notes.append(f"{r['patients']:,} people: the dbt adherence mart is "
+                         f"{adherence['extra']['ratio_pandas_over_dbt']} x faster than the pandas baseline "
+                         "(target >= 10).")
+        if r["patients"] == 1_000_000:
+            for stage, limit in TARGETS_S.items():
+                if stage in stages:
+                    ok = "met" if stages[stage]["wall_s"] <= limit else "MISSED"
+                    wall = stages[stage]["wall_s"]
+                    notes.append(f"1,000,000 people: {stage} {wall:.0f} s, target <= {limit} s: {ok}.")
+            peak = max(s["peak_rss_mb"] for s in r["stages"]) / 1024
+            notes.append(f"1,000,000 people: peak memory {peak:.1f} GB, target <= {TARGET_PEAK_GB} GB: "
+                         f"{'met' if peak <= TARGET_PEAK_GB else 'MISSED'}.")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def update_readme(table: str, readme: Path = README) -> None:
+    """Replace the README's benchmark block (between the bench markers) with ``table``."""
+    text = readme.read_text()
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    readme.write_text(text[:start] + "\n" + table + text[end:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="10000,100000,1000000", help="comma-separated numbers of people")
+    parser.add_argument("--pandas-patients", type=int, default=100_000,
+                        help="scale at which the dbt adherence mart is compared with pandas (0: never)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--extraction-date", default="2024-12-31")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON and Markdown results")
+    parser.add_argument("--bench-dir", type=Path, default=dbt_build.BENCH,
+                        help="cache of generated extractions and platform homes (default var/bench)")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args(argv)
+    dbt_build.BENCH = args.bench_dir
+    scales = [int(s) for s in args.scales.split(",") if s.strip()]
+    results = [bench_scale(n, args.seed, args.extraction_date, args.pandas_patients or None, args.results)
+               for n in scales]
+    table = markdown(results)
+    (args.results / "latest.md").write_text(f"# Benchmarks ({dt.date.today().isoformat()})\n\n" + table)
+    print(table)
+    if args.update_readme:
+        update_readme(table)
+    print(json.dumps(machine_facts()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

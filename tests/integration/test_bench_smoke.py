@@ -1,0 +1,34 @@
+"""A tiny-scale run of the benchmark harness, so it cannot rot: every stage runs and is recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from oncopipe.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_harness_measures_every_stage_at_a_tiny_scale(tmp_path):
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "benchmarks" / "run.py"), "--scales", "500,1000",
+         "--pandas-patients", "1000", "--results", str(results), "--bench-dir", str(tmp_path / "bench")],
+        capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    files = sorted(results.glob("*-1000.json"))
+    assert files, list(results.iterdir())
+    data = json.loads(files[-1].read_text())
+    stages = {s["stage"]: s for s in data["stages"]}
+    expected = {"generate", "scan_floor", "raw_gate", "dbt_seeds", "dbt_staging", "dbt_intermediate", "dbt_marts",
+                "dbt_build", "marts_gate", "publish", "end_to_end", "pandas_adherence_mart", "dbt_adherence_mart"}
+    assert expected <= set(stages), sorted(stages)
+    assert any(name.startswith("study_") and name.endswith("_export") for name in stages)
+    for stage in expected - {"dbt_build"}:
+        assert stages[stage]["wall_s"] > 0 and stages[stage]["peak_rss_mb"] > 0, stages[stage]
+    assert stages["scan_floor"]["rows"] > 500
+    table = (results / "latest.md").read_text()
+    assert "exponent 500->1,000" in table and "| end_to_end |" in table
