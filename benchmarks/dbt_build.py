@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                           "rows_in_both": int((merged["_merge"] == "both").sum()),
                           "days_covered_equal": int(same.sum())}
             print(f"dbt vs pandas: {comparison}", file=sys.stderr)
-    path = write_results(RESULTS / f"dbt_build-{args.patients}.json", measures, patients=args.patients,
+    suffix = "-dbt-only" if args.skip_pandas else ""
+    path = write_results(RESULTS / f"dbt_build-{args.patients}{suffix}.json", measures, patients=args.patients,
                          pandas_patients=args.pandas_patients, seed=args.seed, extraction_date=args.extraction_date,
                          duckdb_memory_limit=os.environ.get("ONCOPIPE_DUCKDB_MEMORY_LIMIT", "8GB"),
                          duckdb_threads=os.environ.get("ONCOPIPE_DUCKDB_THREADS", "2"), comparison=comparison)
