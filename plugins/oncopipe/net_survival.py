@@ -346,7 +346,9 @@ def excess_hazard_regression(
         mu = ds + ex
         score = rows_x.T @ (ex * (dd / mu - 1))
         info = (rows_x * (ex * ex / mu)[:, None]).T @ rows_x
-        step = np.linalg.solve(info, score)
+        # Least squares rather than solve: an interval or level with no excess deaths drives its parameter towards
+        # -inf and its information towards 0, which makes the matrix numerically singular near the optimum.
+        step = np.linalg.lstsq(info, score, rcond=None)[0]
         new = theta + step
         new_ll = loglik(new)
         halvings = 0
@@ -365,7 +367,8 @@ def excess_hazard_regression(
     info = (rows_x * (ex * ex / (ds + ex))[:, None]).T @ rows_x
     se = np.full(patterns.shape[1], np.nan)
     coef = np.full(patterns.shape[1], np.nan)
-    se[estimable] = np.sqrt(np.diag(np.linalg.inv(info)))[k:]
+    with np.errstate(invalid="ignore"):
+        se[estimable] = np.sqrt(np.diag(np.linalg.pinv(info)))[k:]
     coef[estimable] = theta[k:]
     z = stats.norm.ppf(0.975)
     with np.errstate(over="ignore"):

@@ -141,3 +141,24 @@ def test_excess_regression_reports_an_aliased_term_as_missing_instead_of_failing
     assert np.isnan(by_term.loc["stage_III", "coef"]) and np.isnan(by_term.loc["stage_III", "se"])
     assert by_term.loc["stage_IV", "excess_hazard_ratio"] > 1.5
     assert np.isfinite(by_term.loc["stage_IV", "se"])
+
+
+def test_excess_regression_survives_a_level_without_excess_deaths():
+    """A level whose patients never die of the cancer pushes its coefficient to -inf: the fit must still end,
+    with that term flagged by a huge coefficient or standard error (the analysis reports it as missing)."""
+    import numpy as np
+    import pandas as pd
+    from oncopipe.net_survival import excess_hazard_regression
+
+    rng = np.random.default_rng(5)
+    n = 300
+    cured = (np.arange(n) % 3 == 0).astype(float)
+    time = np.where(cured == 1, 5 * 365, rng.exponential(365, n).clip(1, 5 * 365))
+    event = ((time < 5 * 365) & (cured == 0)).astype(int)
+    design = pd.DataFrame({"cured": cured})
+    life = pd.DataFrame([(sex, age, year, 0.0001) for sex in ("male", "female") for age in range(0, 111)
+                         for year in range(1990, 2036)], columns=["sex", "age", "year", "qx"])
+    out = excess_hazard_regression(time, event, np.full(n, 50.0), np.full(n, 2015.0), np.array(["female"] * n),
+                                   design, life).set_index("term")
+    coef, se = out.loc["cured", "coef"], out.loc["cured", "se"]
+    assert coef < -5 or not np.isfinite(se) or se > 100
