@@ -42,7 +42,10 @@ with DAG(
     tags=["platform", "refresh", "dbt", "quality"],
     default_args=default_args("data-team"),
     params={"extraction_date": Param(None, type=["null", "string"],
-                                     description="Extraction to process (default: the oldest new one).")},
+                                     description="Extraction to process (default: the oldest new one)."),
+            "full_refresh": Param(False, type="boolean",
+                                  description="Rebuild incremental models from every landed extraction "
+                                              "(after a change of their columns).")},
     deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=dt.timedelta(hours=3),
                            callback=SyncCallback(refresh_deadline_missed), name="refresh within 3 hours"),
 ) as dag:

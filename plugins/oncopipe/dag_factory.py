@@ -250,9 +250,9 @@ def _dbt_node_task(node: Any) -> Any:
     @task(task_id=node.task_id, pool=DUCKDB_POOL,
           doc_md=f"`dbt build --select {node.name}`: the {node.resource_type} `{node.name}` ({node.layer}) and "
                  f"its tests: {tests}.")
-    def build(name: str = node.name) -> dict[str, Any]:
+    def build(name: str = node.name, params: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            return dbt_tasks.build_node(name)
+            return dbt_tasks.build_node(name, full_refresh=bool((params or {}).get("full_refresh")))
         except dbt_tasks.DbtNodeFailed as exc:
             raise AirflowFailException(str(exc)) from exc
 

@@ -148,8 +148,11 @@ def release_warehouse() -> None:
             env.close()
 
 
-def build_node(name: str, *, settings: Settings | None = None) -> dict[str, Any]:
+def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     """``dbt build`` one model or seed and its tests; returns each node's status and time.
+
+    ``full_refresh`` rebuilds an incremental model from every landed extraction (needed after a change of
+    its columns: dbt refuses to append to a table of another shape).
 
     Raises:
         DbtNodeFailed: the model/seed or a test failed (the message lists them with dbt's message).
@@ -159,7 +162,8 @@ def build_node(name: str, *, settings: Settings | None = None) -> dict[str, Any]
     from oncopipe.transform import dbt_args, dbt_environment
 
     settings = (settings or get_settings()).ensure()
-    args = [*dbt_args("build", settings, select=[name], quiet=True), "--indirect-selection", "buildable"]
+    args = [*dbt_args("build", settings, select=[name], full_refresh=full_refresh, quiet=True),
+            "--indirect-selection", "buildable"]
     started = time.perf_counter()
     with _LOCK:  # dbt keeps global state: one invocation at a time in a process
         saved = {k: os.environ.get(k) for k in dbt_environment(settings)}
