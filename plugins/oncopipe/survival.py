@@ -268,7 +268,7 @@ def km_tables(
     by: Sequence[str],
     *,
     years: Sequence[int] = (1, 3, 5),
-    curve_step_days: int = 30,
+    curve_step_days: float = 30,
     max_years: int = 5,
     conf_type: str = "log-log",
     time_col: str = "follow_up_days",
@@ -277,12 +277,18 @@ def km_tables(
     """Kaplan-Meier summaries per group of ``by`` (columns of ``cases``), times in days, marks in years.
 
     Returns a dict of aggregated frames (never patient level):
-        ``estimates``: survival with CI and n at risk at each of ``years``;
-        ``curves``: the curve sampled every ``curve_step_days`` up to ``max_years`` with n at risk;
+        ``estimates``: survival with CI, n at risk and cumulative deaths (``n_event``) at each of ``years``.
+            ``n_event`` is for analysis, not for publication: the difference between two marks is the
+            number of deaths in the interval, a count that no disclosure rule on a single cell sees.
+        ``curves``: the curve for a figure, sampled at ``k * curve_step_days`` for ``k = 0, 1, ...`` up to
+            ``max_years``: ``years`` (rounded to 4 decimals, so a grid point on a whole year is exactly that
+            year), ``n_risk``, ``surv``, ``lower``, ``upper``; no event counts, no row once nobody is at risk.
         ``medians``: n, events, median survival (days and years) with CI.
     """
     est_rows, curve_rows, med_rows = [], [], []
-    grid = np.arange(0, max_years * DAYS_PER_YEAR + curve_step_days, curve_step_days, dtype=float)
+    n_steps = int(np.floor(max_years * DAYS_PER_YEAR / curve_step_days + 1e-9))
+    grid = np.arange(n_steps + 1) * float(curve_step_days)
+    grid_years = np.round(grid / DAYS_PER_YEAR, 4)
     marks = np.asarray(years, dtype=float) * DAYS_PER_YEAR
     slim = cases[[*by, time_col, event_col]]
     for key, part in slim.groupby(list(by), sort=True, observed=True):
@@ -291,9 +297,9 @@ def km_tables(
         km = kaplan_meier(part[time_col].to_numpy(), part[event_col].to_numpy(), conf_type=conf_type)
         at = survival_at(km, marks).drop(columns=["time", "std_err"])
         est_rows.append(pd.DataFrame({**labels, "years": list(years), **at}))
-        cur = survival_at(km, grid).drop(columns=["time", "std_err"])
-        cur = pd.DataFrame({**labels, "years": grid / DAYS_PER_YEAR, **cur})
-        curve_rows.append(cur[cur["surv"].notna()])
+        cur = survival_at(km, grid).drop(columns=["time", "std_err", "n_event"])
+        cur = pd.DataFrame({**labels, "years": grid_years, **cur})
+        curve_rows.append(cur[cur["n_risk"] > 0])
         med, lo, hi = quantile_survival(km)
         med_rows.append({**labels, "n": km.n, "events": km.events, "median_days": med, "median_lower_days": lo,
                          "median_upper_days": hi, "median_years": med / DAYS_PER_YEAR,

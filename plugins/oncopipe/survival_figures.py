@@ -19,19 +19,30 @@ from matplotlib.figure import Figure  # noqa: E402
 
 
 def km_curves(tables: Mapping[str, pd.DataFrame], *, curves: str = "km_curves_site",
-              at_risk: str = "km_site") -> Figure:
-    """Kaplan-Meier curves by site with pointwise CI bands and a numbers-at-risk table under the plot."""
+              at_risk: str = "km_site", sizes: str = "median_site") -> Figure:
+    """Kaplan-Meier curves by site with pointwise CI bands and a numbers-at-risk table under the plot.
+
+    The curve table has no row at 0 (survival is 1 there) and stops where fewer than 10 remain at risk; a
+    masked point leaves a gap rather than a step drawn across it. The number at risk at 0 is the group size
+    ``n`` of ``sizes``, later ones come from the yearly ``at_risk`` table: a whole year without a row there
+    had fewer than 10 at risk, shown as "<10"; a masked count is shown as "masked".
+    """
     cur = tables[curves]
     risk = tables[at_risk]
+    n0 = tables[sizes].set_index("site")["n"] if sizes in tables else pd.Series(dtype=float)
     sites = sorted(cur["site"].dropna().unique())
+    last_year = int(np.ceil(max(cur["years"].max(), risk["years"].max() if len(risk) else 0)))
     fig, (ax, tab) = plt.subplots(2, 1, figsize=(9, 7), gridspec_kw={"height_ratios": [4, 1.3]}, sharex=True)
     colours = plt.cm.tab10(np.linspace(0, 1, 10))
     for i, site in enumerate(sites):
         c = cur[cur["site"] == site].sort_values("years")
+        c = pd.concat([pd.DataFrame({"years": [0.0], "surv": [1.0], "lower": [1.0], "upper": [1.0]}),
+                       c[["years", "surv", "lower", "upper"]].astype(float)], ignore_index=True)
         colour = colours[i % 10]
         ax.step(c["years"], c["surv"], where="post", color=colour, label=site)
         ax.fill_between(c["years"], c["lower"], c["upper"], step="post", color=colour, alpha=0.15, linewidth=0)
     ax.set_ylim(0, 1)
+    ax.set_xlim(-0.3, last_year + 0.3)  # room for the at-risk numbers at 0 and at the last year
     ax.set_ylabel("Overall survival (Kaplan-Meier)")
     ax.legend(loc="upper right", frameon=False)
     ax.grid(alpha=0.3)
@@ -40,11 +51,11 @@ def km_curves(tables: Mapping[str, pd.DataFrame], *, curves: str = "km_curves_si
     tab.set_ylim(-0.5, len(sites) - 0.5)
     tab.invert_yaxis()
     for i, site in enumerate(sites):
-        r = risk[risk["site"] == site]
-        for _, row in r.iterrows():
-            value = row["n_risk"]
-            tab.text(row["years"], i, "<10" if pd.isna(value) else f"{int(value):,}", ha="center", va="center",
-                     fontsize=7)
+        r = risk[risk["site"] == site].set_index("years")["n_risk"]
+        for year in range(last_year + 1):
+            value = n0.get(site, np.nan) if year == 0 else r.get(float(year), None)
+            text = "<10" if value is None else "masked" if pd.isna(value) else f"{int(value):,}"
+            tab.text(year, i, text, ha="center", va="center", fontsize=7)
     tab.set_xlabel("Years since diagnosis")
     tab.set_title("Number at risk", fontsize=9, loc="left")
     for spine in ("top", "right", "left"):

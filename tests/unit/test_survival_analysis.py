@@ -40,11 +40,23 @@ def test_tables_and_metadata(result, cohort):
                      "ph_test", "cox_models"):
         assert expected in names, expected
     km = result.table("km_site")
-    assert km.count_columns == ("n_risk", "n_event") and km.statistic_columns["surv"] == "n_risk"
-    assert sorted(km.frame["years"].unique()) == [0, 1, 2, 3, 4, 5]
-    year0 = km.frame[km.frame["years"] == 0].set_index("site")["n_risk"]
-    assert year0.to_dict() == cohort.cases.groupby("site").size().to_dict()
-    assert result.table("km_curves_site").at_risk_column == "n_risk"
+    assert km.count_columns == ("n_risk",) and km.statistic_columns["surv"] == "n_risk"
+    assert km.at_risk_column == "n_risk"
+    assert sorted(km.frame["years"].unique()) == [1, 2, 3, 4, 5]
+    # group sizes (the number at risk at 0) are published once, as n of the median tables
+    sizes = result.table("median_site").frame.set_index("site")["n"]
+    assert sizes.to_dict() == cohort.cases.groupby("site").size().to_dict()
+    year1 = km.frame[km.frame["years"] == 1].set_index("site")["n_risk"]
+    alive = cohort.cases[cohort.cases["follow_up_days"] >= 365.25].groupby("site").size()
+    assert year1.to_dict() == alive.to_dict()
+    curves = result.table("km_curves_site")
+    assert curves.at_risk_column == "n_risk" and curves.count_columns == ("n_risk",)
+    assert list(curves.frame.columns) == ["site", "years", "n_risk", "surv", "lower", "upper"]
+    months = curves.frame["years"] * 12
+    assert np.allclose(months, months.round(), atol=1e-2) and months.round().min() == 1  # monthly, no month 0
+    # the curve at a whole year is the yearly estimate (same coordinates, same numbers)
+    at1 = curves.frame[curves.frame["years"] == 1.0].set_index("site")[["n_risk", "surv"]]
+    assert at1.equals(km.frame[km.frame["years"] == 1.0].set_index("site")[["n_risk", "surv"]])
     for t in result.tables:
         for col, n_col in t.statistic_columns.items():
             assert col in t.frame.columns and n_col in t.frame.columns, (t.name, col)
@@ -92,6 +104,14 @@ def test_missing_covariates_and_columns(cohort, life_table):
         _run(bad, life_table)
     with pytest.raises(InputValidationError, match="french_life_tables"):
         _run(cohort.cases, life_table.drop(columns=["qx", "hazard"]))
+    with pytest.raises(InputValidationError, match="curve_grid_months must be one of"):
+        analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases,
+                                                 "french_life_tables": life_table}, {"curve_grid_months": 5},
+                     study_id="pps")
+    with pytest.raises(InputValidationError, match="curve_step_days is no longer accepted"):
+        analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases,
+                                                 "french_life_tables": life_table}, {"curve_step_days": 1},
+                     study_id="pps")
     with pytest.raises(InputValidationError, match="input french_life_tables is missing"):
         analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases}, {}, study_id="pps")
 

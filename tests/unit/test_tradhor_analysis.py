@@ -77,7 +77,8 @@ def test_tables_and_disclosure_metadata(result):
     assert year["year"].tolist() == [1, 2, 3, 4, 5]
     assert (year["n_adherent"] <= year["n_patients"]).all()
     cif = res.table("discontinuation_cif")
-    assert cif.at_risk_column == "n_at_risk" and cif.count_columns == ()
+    assert cif.at_risk_column == "n_at_risk" and cif.count_columns == ("n_at_risk",)
+    assert list(cif.frame.columns) == ["month", "n_at_risk", "cif", "lower", "upper"]  # no event counts
     c = cif.frame
     assert c["cif"].is_monotonic_increasing and c["cif"].iloc[0] == 0
     # About a quarter stop after 6 months (+90 days gap): CIF at 12 months near 0.25.

@@ -1,9 +1,28 @@
 """Survival of poor-prognosis cancers: Kaplan-Meier, log-rank, Pohar-Perme net survival, Cox and excess-hazard
 models by site. Assembles :mod:`oncopipe.survival`, :mod:`oncopipe.net_survival` and :mod:`oncopipe.cox`.
 
-Parameters (all optional): ``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_step_days`` (14),
+Parameters (all optional): ``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_grid_months`` (1),
 ``min_site_cases_model`` (50: smaller sites get KM and net survival but no regression model),
 ``ph_alpha`` (0.05).
+
+What the survival tables publish (invariant 3: no count of 1 to 9 leaves, directly or by subtraction):
+
+- ``km_curves_site``, ``km_curves_site_stage`` (figures): the curve evaluated at the end of every
+  ``curve_grid_months`` months (1: monthly, the default, since half of these patients die within months;
+  3: quarterly), month = 365.25 / 12 days; ``years`` = months / 12. Columns: the groups, ``years``, ``n_risk``,
+  ``surv``, ``lower``, ``upper``. No event counts and no row per event time: a cumulative event count, or an
+  at-risk count next to a survival step at every death, gives the deaths between two rows by subtraction.
+  ``n_risk`` stays, declared as a count, because it is the curve's ``at_risk_column``: disclosure control
+  drops every row with fewer than 10 at risk (the curve stops there) and protects the dropped group in the
+  site margin by complementary suppression. The grid has no month-0 row (survival 1, everyone at risk: the
+  group size is ``n`` of the median table, and a second copy under another name would escape the cross-table
+  check of disclosure control).
+- ``km_site``, ``km_site_<factor>``: survival with CI and number at risk at each whole year 1..max(years),
+  the at-risk table under the figure; ``n_risk`` is the ``at_risk_column`` (rows below 10 dropped). No
+  cumulative deaths (their year-to-year differences are deaths per year). Total deaths per group are in the
+  ``median_*`` tables, declared as counts.
+- Time is ``years`` as a float in every survival table (curves, yearly tables, net survival), so that the same
+  number at risk printed in two tables has the same coordinates and disclosure control treats it as one cell.
 """
 
 from __future__ import annotations
@@ -28,12 +47,15 @@ from oncopipe.net_survival import (
     net_survival_table,
 )
 from oncopipe.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
-from oncopipe.survival import km_tables, logrank_table
+from oncopipe.survival import DAYS_PER_YEAR, km_tables, logrank_table
 
 FACTORS = {"stage": "stage", "sex": "sex", "age_group": "age_group", "deprivation": "deprivation",
            "region": "region"}
 REFERENCES = {"stage": "I", "age_group": "50-64", "sex": "female", "deprivation": "Q1"}
 BREAKS = EXCESS_BREAKS_YEARS
+# Grid steps that put a grid point on every whole year (the yearly at-risk marks).
+GRID_MONTHS = (1, 2, 3, 4, 6, 12)
+KM_COLUMNS = ("years", "n_risk", "surv", "lower", "upper")
 
 METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
 (R survival conventions); median survival with the Brookmeyer-Crowley interval read on the same bands.
@@ -43,7 +65,8 @@ the log scale from the Pohar-Perme variance. Cox proportional hazards per site (
 group, sex, deprivation quintile, region), Wald CIs, Harrell's concordance, and R cox.zph score tests
 (km time transform) with a flag at p < {ph_alpha}. Excess-hazard ratios from a relative-survival Poisson
 model (piecewise-constant baseline, expected deaths from the life table) per site, the same covariates
-without region. Counts below 10 are masked by disclosure control."""
+without region. Curves are evaluated every {grid} month(s) and stop where fewer than 10 people
+remain at risk; numbers at risk are given at whole years. Counts below 10 are masked by disclosure control."""
 
 
 def _stamp(frame: pd.DataFrame, **cols: Any) -> pd.DataFrame:
@@ -124,8 +147,15 @@ def _net(cases: pd.DataFrame, life_table: pd.DataFrame, years: list[int]
         for code, sex in enumerate(ps.labels):
             by_sex.append(_stamp(net_survival_table(ps, code, years), site=site, sex=sex))
     cols = ["std_err"]
-    return ({"site": pd.concat(by_site, ignore_index=True).drop(columns=cols),
-             "sex": pd.concat(by_sex, ignore_index=True).drop(columns=cols)}, passes)
+    # float years: the same coordinates as the Kaplan-Meier tables, whose n_risk at a mark is the same count
+    return ({"site": pd.concat(by_site, ignore_index=True).drop(columns=cols).astype({"years": float}),
+             "sex": pd.concat(by_sex, ignore_index=True).drop(columns=cols).astype({"years": float})}, passes)
+
+
+def _published_km(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Survival with CI and n at risk only (no event counts), float years, no mark at 0 or after follow-up."""
+    out = frame.loc[(frame["years"] > 0) & (frame["n_risk"] > 0), [*by, *KM_COLUMNS]]
+    return out.astype({"years": float}).reset_index(drop=True)
 
 
 @register("poor_prognosis_survival")
@@ -136,7 +166,13 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
             raise InputValidationError(study_id, f"input {name} is missing")
     conf_type = str(params.get("conf_type", "log-log"))
     years = [int(y) for y in params.get("years", [1, 3, 5])]
-    step = int(params.get("curve_step_days", 14))
+    if "curve_step_days" in params:
+        raise InputValidationError(study_id, "parameter curve_step_days is no longer accepted: curves are published "
+                                             f"on a grid of whole months (curve_grid_months, one of {GRID_MONTHS})")
+    grid_months = int(params.get("curve_grid_months", 1))
+    if grid_months not in GRID_MONTHS:
+        raise InputValidationError(study_id, f"curve_grid_months must be one of {GRID_MONTHS} (a grid point on "
+                                             f"every whole year), got {grid_months}")
     min_cases = int(params.get("min_site_cases_model", 50))
     ph_alpha = float(params.get("ph_alpha", 0.05))
     cases = prepare_cases(inputs["poor_prognosis_cases"], study_id=study_id)
@@ -146,27 +182,31 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if unknown_sex:
         raise InputValidationError(study_id, f"sex value(s) {sorted(unknown_sex)} absent from french_life_tables")
     notes: list[str] = []
-    marks = list(range(0, max(years) + 1))
+    marks = list(range(1, max(years) + 1))
     tables: list[ResultTable] = []
     km_stats = {"surv": "n_risk", "lower": "n_risk", "upper": "n_risk"}
     med_stats = {c: "n" for c in ("median_days", "median_lower_days", "median_upper_days", "median_years",
                                   "median_lower_years", "median_upper_years")}
     for label, factor in [("site", None), *FACTORS.items()]:
         by = ["site"] if factor is None else ["site", factor]
-        res = km_tables(cases, by, years=marks, curve_step_days=step, max_years=max(years), conf_type=conf_type)
+        res = km_tables(cases, by, years=marks, curve_step_days=grid_months * DAYS_PER_YEAR / 12,
+                        max_years=max(years), conf_type=conf_type)
         suffix = "site" if factor is None else f"site_{label}"
         tables.append(ResultTable(
-            f"km_{suffix}", res["estimates"],
-            f"Kaplan-Meier survival with 95% CI and numbers at risk at yearly marks, by {' and '.join(by)}.",
-            count_columns=("n_risk", "n_event"), statistic_columns=km_stats, group_columns=tuple(by)))
+            f"km_{suffix}", _published_km(res["estimates"], by),
+            f"Kaplan-Meier survival with 95% CI and number at risk at each whole year, by {' and '.join(by)}; "
+            "rows with fewer than 10 at risk are not published.",
+            count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk"))
         tables.append(ResultTable(
             f"median_{suffix}", res["medians"], f"Median survival with 95% CI, by {' and '.join(by)}.",
             count_columns=("n", "events"), statistic_columns=med_stats, group_columns=tuple(by)))
         if factor in (None, "stage"):
             tables.append(ResultTable(
-                f"km_curves_{suffix}", res["curves"],
-                f"Kaplan-Meier curve every {step} days with 95% CI and number at risk, by {' and '.join(by)}.",
-                statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk"))
+                f"km_curves_{suffix}", _published_km(res["curves"], by),
+                f"Kaplan-Meier survival with 95% CI at the end of every {grid_months} month(s) (month = 365.25/12 "
+                f"days), by {' and '.join(by)}; the curve stops where fewer than 10 remain at risk.",
+                count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by),
+                at_risk_column="n_risk"))
     lr = logrank_table(cases, "site", list(FACTORS))
     tables.append(ResultTable("logrank", lr, "Log-rank tests within each site (k-group chi-square).",
                               count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
@@ -204,7 +244,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                               group_columns=("site",)))
     figures = [
         ResultFigure("km_curves", "Overall survival by site (Kaplan-Meier, 95% CI) with numbers at risk",
-                     ("km_curves_site", "km_site"), survival_figures.km_curves),
+                     ("km_curves_site", "km_site", "median_site"), survival_figures.km_curves),
         ResultFigure("net_survival", "Net survival at 1, 3 and 5 years by site and sex (Pohar-Perme)",
                      ("net_survival_site_sex",), survival_figures.net_survival_plot),
         ResultFigure("cox_forest", "Hazard ratios by site (Cox, Efron ties)", ("cox_hazard_ratios",),
@@ -212,8 +252,9 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     ]
     return StudyResult(
         study_id=study_id, analysis="poor_prognosis_survival",
-        parameters={"conf_type": conf_type, "years": years, "curve_step_days": step,
+        parameters={"conf_type": conf_type, "years": years, "curve_grid_months": grid_months,
                     "min_site_cases_model": min_cases, "ph_alpha": ph_alpha},
-        tables=tables, figures=figures, methods=METHODS.format(conf_type=conf_type, ph_alpha=ph_alpha),
+        tables=tables, figures=figures,
+        methods=METHODS.format(conf_type=conf_type, ph_alpha=ph_alpha, grid=grid_months),
         notes=notes,
     )

@@ -291,7 +291,9 @@ def _cif_table(cohort: pd.DataFrame, months: pd.DataFrame, max_months: int, stud
                           "lower": cif["lower"], "upper": cif["upper"]})
     return ResultTable("discontinuation_cif", frame,
                        "Cumulative incidence of discontinuation (Aalen-Johansen, death as a competing risk) with "
-                       "95% CI (delta-method variance, log-log scale), by month since the index date.",
+                       "95% CI (delta-method variance, log-log scale), by month since the index date; the curve "
+                       "stops where fewer than 10 remain at risk.",
+                       count_columns=("n_at_risk",),
                        statistic_columns={c: "n_at_risk" for c in ("cif", "lower", "upper")},
                        group_columns=("month",), at_risk_column="n_at_risk")
 
