@@ -4,8 +4,9 @@ Each treated woman belongs to one of the planted trajectory groups (``parameters
 a personal version of its monthly PDC profile (a time shift of +-1.5 months for the declining groups and a
 small level offset, sd 0.01). Refills are generated one after the other: after a box of ``s`` days dispensed
 when the woman's target PDC is ``p``, the next refill comes ``s (1 - p) / p`` days after the supply ends, plus
-a timing jitter (early refills overlap and are carried over by the PDC rule). When the target falls below 0.12
-she stops (discontinuation). Treatment stops at 5 years, at death, or at the end of the history.
+a timing jitter (early refills overlap and are carried over by the PDC rule); the box (28/30 or 84/90 tablets)
+is drawn at each dispensing. When the target falls below 0.12 she stops (discontinuation). Treatment stops at
+5 years, at death, or at the end of the history.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
     switch = (first == 0) & (rng.random(k) < P.SWITCH_SHARE)
     switch_day = np.where(switch, index_day + rng.integers(730, 1095, k), NEVER)
     switch_to = 1 + rng.choice(3, size=k, p=ai / ai.sum())
-    big = rng.random(k) < P.BIG_BOX_SHARE
+    # The box size is drawn at each dispensing: a box size held by the woman for 5 years splits the adherent
+    # group in two (84/90-tablet boxes leave more fully covered months than 28/30-tablet ones at the same PDC).
+    big = rng.random(k) < P.BIG_BOX_SHARE  # box of each woman's next dispensing
     brand = rng.integers(0, 1000, k)
     shift = np.where(group >= 2, rng.normal(0, 1.5, k), 0.0)
     # Small person-level offsets: a large one makes BIC split the adherent group at 20,000 women.
@@ -91,11 +94,12 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
     active = np.ones(k, dtype=bool)
     out_p, out_t, out_pres, out_q = [], [], [], []
     profiles = [lambda m, g=g: P.trajectory_profile(g, m) for g in range(len(shares))]
-    lookahead = cat.units[_presentation_choice(first, big, brand)] / 2.0
     while active.any():
         a = np.flatnonzero(active)
+        atc_idx = np.where(t[a] >= switch_day[a], switch_to[a], first[a])
+        pres = _presentation_choice(atc_idx, big[a], brand[a])
         # The target PDC of the coming supply period (evaluated half a box ahead, so refills do not lag).
-        month = (t[a] + lookahead[a] - index_day[a]) / 30.44 - shift[a]
+        month = (t[a] + cat.units[pres] / 2.0 - index_day[a]) / 30.44 - shift[a]
         target = np.empty(len(a))
         for g, prof in enumerate(profiles):
             m = group[a] == g
@@ -105,12 +109,10 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
         # The first dispensing always happens (it defines the index date).
         go |= t[a] == index_day[a]
         active[a[~go]] = False
-        a = a[go]
+        a, pres = a[go], pres[go]
         target = np.maximum(target[go], STOP_BELOW)
         if not len(a):
             break
-        atc_idx = np.where(t[a] >= switch_day[a], switch_to[a], first[a])
-        pres = _presentation_choice(atc_idx, big[a], brand[a])
         boxes = np.where(rng.random(len(a)) < 0.03, 2, 1)
         out_p.append(who[a])
         out_t.append(t[a].copy())
@@ -119,6 +121,7 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
         supply = cat.units[pres] * boxes
         gap = supply * (1 - target) / target + rng.normal(0, 2.0 + 0.04 * supply, len(a))
         t[a] = t[a] + np.maximum(np.round(supply + gap), 7).astype(np.int64)
+        big[a] = rng.random(len(a)) < P.BIG_BOX_SHARE
     def joined(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.array([], dtype=np.int64)
 
