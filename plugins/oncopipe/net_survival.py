@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from oncopipe.cox import ConvergenceError
+
 DAYS_PER_YEAR = 365.25
 _CHUNK_CELLS = 4_000_000
 # Piecewise-constant baseline of the excess-hazard model: monthly over the first quarter, where the excess
@@ -362,7 +364,7 @@ def excess_hazard_regression(
         if done:
             break
     else:
-        raise RuntimeError("excess-hazard regression did not converge")
+        raise ConvergenceError("excess-hazard regression did not converge")
     ex = yy * np.exp(rows_x @ theta)
     info = (rows_x * (ex * ex / (ds + ex))[:, None]).T @ rows_x
     se = np.full(patterns.shape[1], np.nan)

@@ -126,3 +126,17 @@ def test_level_without_deaths_is_reported_not_estimable(cohort, life_table):
     # stage I is the reference: every other stage's HR against a reference without deaths is infinite
     assert lung.loc[lung["term"].str.startswith("stage="), "hazard_ratio"].isna().all()
     assert any("not estimable" in note for note in result.notes)
+
+
+def test_excess_model_that_cannot_be_fitted_becomes_a_note(cohort, life_table, monkeypatch):
+    """A site whose excess-hazard model does not converge is reported in the notes; the study still runs."""
+    from oncopipe.analyses import poor_prognosis_survival as module
+    from oncopipe.cox import ConvergenceError
+
+    def fail(*args, **kwargs):
+        raise ConvergenceError("excess-hazard regression did not converge")
+
+    monkeypatch.setattr(module, "excess_hazard_regression", fail)
+    result = _run(cohort.cases.sample(1500, random_state=1), life_table)
+    assert any("excess-hazard model not estimable" in note for note in result.notes)
+    assert result.table("cox_hazard_ratios").frame.shape[0] > 0

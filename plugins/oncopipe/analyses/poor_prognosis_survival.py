@@ -123,15 +123,21 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
             notes.append(f"site {site}: proportional-hazards assumption rejected (cox.zph global p = "
                          f"{glob['p_value']:.3g}); read the Cox HRs as averages over follow-up")
         edesign, _ = _site_design(part, with_region=False)
-        ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"], part["year_exact"],
-                                       part["sex"], edesign, life_table, breaks_years=BREAKS,
-                                       expected=passes[site].expected)
+        try:
+            ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"],
+                                           part["year_exact"], part["sex"], edesign, life_table, breaks_years=BREAKS,
+                                           expected=passes[site].expected)
+        except (ConvergenceError, np.linalg.LinAlgError) as exc:
+            notes.append(f"site {site}: excess-hazard model not estimable ({exc})")
+            continue
         infinite = (ehr["coef"].abs() > 10) | (ehr["se"] > 100)
         ehr.loc[infinite, ["coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value"]] = np.nan
         ehr_rows.append(_stamp(ehr, site=site).assign(n=n, events=events))
     if not hr_rows:
         raise NotEnoughData("?", "no site has enough cases for a regression model")
-    return {"cox": pd.concat(hr_rows, ignore_index=True), "excess": pd.concat(ehr_rows, ignore_index=True),
+    excess = (pd.concat(ehr_rows, ignore_index=True) if ehr_rows else pd.DataFrame(columns=[
+        "site", "term", "coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value", "n", "events"]))
+    return {"cox": pd.concat(hr_rows, ignore_index=True), "excess": excess,
             "zph": pd.concat(zph_rows, ignore_index=True), "models": pd.DataFrame(model_rows)}
 
 
