@@ -146,6 +146,12 @@ def test_adherence_trajectories_follow_the_planted_profiles(tmp_path):
         mean = sums[g, ok] / counts[g, ok]
         planted = P.trajectory_profile(g, np.arange(60))[ok]
         assert np.mean(np.abs(mean - planted)) < 0.06, (name, np.round(mean[:24], 2))
+    # Box sizes are drawn at each dispensing: no woman keeps one box size (that splits the adherent group in GBTM).
+    regular = disp.assign(big=disp["PHA_UNT_NBR_DSP"] >= 60).groupby("BEN_NIR_PSA")["big"].agg(["mean", "size"])
+    regular = regular[regular["size"] >= 20]
+    assert len(regular) > 100
+    assert regular["mean"].mean() == pytest.approx(P.BIG_BOX_SHARE, abs=0.03)
+    assert regular["mean"].between(0.05, 0.95).mean() > 0.95
     # Group shares reproduce the planted ones within sampling error.
     n = len(groups)
     for entry in truth["adherence"]["groups"]:
