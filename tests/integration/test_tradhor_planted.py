@@ -129,6 +129,16 @@ def test_selected_model_recovers_planted_groups(fitted):
     assert ari >= 0.8, report
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 6 not met yet: at seed 2026 BIC among adequate models chooses 5 groups for the 6 planted (see the "
+    "measurements above): the cohort ends follow-up at the extraction date while the last 1-2 months of "
+    "dispensings are still in the pharmacy flux, and the 6-group EM start stops in a local optimum"))
+def test_selected_model_recovers_the_planted_number_of_groups(fitted):
+    """The other half of the criterion: the number of groups chosen is the number planted."""
+    _, truth, _, selection = fitted
+    assert selection.chosen_k == int(truth.nunique())
+
+
 def test_planted_number_of_groups_recovers_identifiable_women(fitted):
     """With the planted number of groups, women followed long enough for their group to show are recovered."""
     _, truth, panel, selection = fitted
