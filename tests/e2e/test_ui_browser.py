@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from oncopipe.native import AirflowApi, NativeTopology, ephemeral_topology
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow_ui]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
