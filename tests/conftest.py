@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
+from oncopipe.settings import EXPECTATIONS_DIR
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
@@ -32,3 +34,18 @@ def oncopipe_home(tmp_path, monkeypatch):
                 "ONCOPIPE_EXPORTS", "ONCOPIPE_QUALITY", "AIRFLOW_HOME"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+def _tree_digest(root) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "uncommitted" not in p.parts}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def committed_expectations_stay_unchanged():
+    """Running gates must never write into the committed GX context (production mounts it read-only)."""
+    before = _tree_digest(EXPECTATIONS_DIR)
+    yield
+    after = _tree_digest(EXPECTATIONS_DIR)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"the test run changed committed files under expectations/: {changed[:10]}"

@@ -86,7 +86,7 @@ def write_context(root: Path = EXPECTATIONS_DIR) -> list[str]:
         (root / "great_expectations.yml").write_text(CONFIG, encoding="utf-8")
     with tempfile.TemporaryDirectory() as scratch:
         scratch_settings = Settings(*(Path(scratch),) * 8)
-        context = open_context(scratch_settings, root)
+        context = open_context(scratch_settings, root, in_place=True)
         try:
             datasource = context.data_sources.get(DATASOURCE)
         except (KeyError, ValueError, LookupError):

@@ -4,12 +4,17 @@ The committed ``great_expectations.yml`` points the validation-results store and
 ``${ONCOPIPE_GX_QUALITY_DIR}``; :func:`open_context` sets that variable to the resolved ``<quality>`` folder
 before loading, so results and docs land next to the gate history (``<quality>/gx_validations``,
 ``<quality>/data_docs``) and never inside the checkout. Progress bars are off in the committed config.
+
+Gates load a private copy of the committed context (``<quality>/gx_context-<pid>/``), never the committed folder
+itself: running a checkpoint lets GX save its suites back (measured: every gate run appended duplicate
+expectations to the committed JSON), and production mounts ``expectations/`` read-only.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +33,25 @@ def quiet_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
-def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR) -> Any:
+def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place: bool = False) -> Any:
     """Load the file context at ``root`` with its stores pointed at ``settings.quality``.
 
     Args:
         settings: resolved locations; ``settings.quality`` receives GX validation results and Data Docs.
         root: the context folder (the committed ``expectations/`` by default).
+        in_place: load ``root`` itself (only to rewrite the committed suites); by default a private copy of it
+            under ``settings.quality`` is loaded, so running gates never changes ``root``.
 
     Returns:
         The ``FileDataContext``.
     """
     quiet_gx()
     settings.quality.mkdir(parents=True, exist_ok=True)
+    if not in_place:
+        copy = settings.quality / f"gx_context-{os.getpid()}"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(root, copy, ignore=shutil.ignore_patterns("uncommitted"))
+        root = copy
     os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
     import great_expectations as gx
 
