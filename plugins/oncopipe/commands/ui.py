@@ -29,7 +29,11 @@ def ui_environment(port: int) -> tuple[dict[str, str], str]:
         stored[UI_USER] = secrets.token_urlsafe(12)
         passwords.write_text(json.dumps(stored), encoding="utf-8")
         passwords.chmod(0o600)
+    # `airflow standalone` starts its components as `airflow <component>` looked up on PATH: put this
+    # environment's bin folder first, so `.venv/bin/oncopipe ui` works without an activated venv.
+    bin_dir = os.path.dirname(sys.executable)
     env.update({
+        "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
