@@ -5,16 +5,19 @@ The committed ``great_expectations.yml`` points the validation-results store and
 before loading, so results and docs land next to the gate history (``<quality>/gx_validations``,
 ``<quality>/data_docs``) and never inside the checkout. Progress bars are off in the committed config.
 
-Gates load a private copy of the committed context (``<quality>/gx_context-<pid>/``), never the committed folder
+Gates load a private copy of the committed context (a temporary folder removed when the process exits), never
+the committed folder
 itself: running a checkpoint lets GX save its suites back (measured: every gate run appended duplicate
 expectations to the committed JSON), and production mounts ``expectations/`` read-only.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place:
         settings: resolved locations; ``settings.quality`` receives GX validation results and Data Docs.
         root: the context folder (the committed ``expectations/`` by default).
         in_place: load ``root`` itself (only to rewrite the committed suites); by default a private copy of it
-            under ``settings.quality`` is loaded, so running gates never changes ``root``.
+            in a temporary folder is loaded, so running gates never changes ``root``.
 
     Returns:
         The ``FileDataContext``.
@@ -48,8 +51,9 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place:
     quiet_gx()
     settings.quality.mkdir(parents=True, exist_ok=True)
     if not in_place:
-        copy = settings.quality / f"gx_context-{os.getpid()}"
-        shutil.rmtree(copy, ignore_errors=True)
+        # Each Airflow task is a process of its own: a copy kept under <quality> would pile up, one per gate task.
+        copy = Path(tempfile.mkdtemp(prefix="oncopipe-gx-context-")) / "context"
+        atexit.register(shutil.rmtree, copy.parent, True)
         shutil.copytree(root, copy, ignore=shutil.ignore_patterns("uncommitted"))
         root = copy
     os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
