@@ -37,7 +37,9 @@ from oncopipe.transform import run_dbt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCH = PROJECT_ROOT / "var" / "bench"
-LAYERS = ("seeds", "staging", "intermediate", "marts")
+LAYER_SELECTIONS = {"seeds": "path:seeds", "staging": "path:models/staging",
+                    "intermediate": "path:models/intermediate", "marts": "path:models/marts"}
+LAYERS = tuple(LAYER_SELECTIONS)
 
 
 def extraction(patients: int, seed: int, date: str, measures: list[StageMeasure]) -> Path:
@@ -71,13 +73,11 @@ def dbt_layers(patients: int, landing: Path, measures: list[StageMeasure]) -> di
     os.environ["ONCOPIPE_LANDING"] = str(landing)
     os.environ.pop("ONCOPIPE_WAREHOUSE", None)
     settings = get_settings()
-    selections = {"seeds": "path:seeds", "staging": "path:models/staging", "intermediate": "path:models/intermediate",
-                  "marts": "path:models/marts"}
     total = StageMeasure("dbt_build_total")
     for layer in LAYERS:
         gc.collect()
         with measure(f"dbt_{layer}") as m:
-            run = run_dbt("build", select=[selections[layer]], quiet=True, indirect_selection="cautious")
+            run = run_dbt("build", select=[LAYER_SELECTIONS[layer]], quiet=True, indirect_selection="cautious")
         if not run.success:
             raise SystemExit(run.summary())
         models = [n for n in run.nodes if n.resource_type in ("model", "seed")]

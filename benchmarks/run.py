@@ -50,8 +50,6 @@ from oncopipe.settings import PROJECT_ROOT, get_settings  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 README = PROJECT_ROOT / "README.md"
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
-DBT_LAYERS = {"seeds": "path:seeds", "staging": "path:models/staging",
-              "intermediate": "path:models/intermediate", "marts": "path:models/marts"}
 # Targets of the capability issues at 1,000,000 people, this 2-core machine (seconds; GB).
 TARGETS_S = {"generate": 600, "raw_gate": 300, "dbt_build": 600, "end_to_end": 1800}
 TARGET_PEAK_GB = 12
@@ -123,7 +121,7 @@ def refresh_and_studies(date: str, measures: list[StageMeasure]) -> None:
         report = run_raw_gate(date, settings=settings)
         m.extra = {"expectations": len(report.outcomes)}
     measures.append(m)
-    for layer, selection in DBT_LAYERS.items():
+    for layer, selection in dbt_build.LAYER_SELECTIONS.items():
         gc.collect()
         with measure(f"dbt_{layer}") as m:
             run_dbt("build", select=[selection], quiet=True, indirect_selection="cautious").raise_for_failure()
