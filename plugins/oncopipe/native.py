@@ -3,23 +3,31 @@
 It starts exactly the processes of :mod:`oncopipe.topology` (api-server, scheduler, dag-processor,
 triggerer, Celery worker) with the environment of a native :class:`~oncopipe.topology.Target`, against a
 PostgreSQL and a Redis the machine reaches (127.0.0.1 by default). Each process runs in its own session, so
-stopping it signals its whole process group (uvicorn workers, Celery forks, task supervisors) and nothing
-else; every PID it started is written to ``<state>/pids.json`` so ``oncopipe topology down`` can stop a
-detached topology. Logs go to ``<state>/logs/<process>.log``.
+stopping it reaches every process it started and nothing else: SIGTERM to its process group (uvicorn workers,
+Celery forks), SIGKILL after a grace period, then whatever is left in its session (a task runner, which
+Airflow's supervisor puts in a process group of its own). Every PID it started is written to
+``<state>/pids.json`` so ``oncopipe topology down`` can stop a detached topology. Logs go to
+``<state>/logs/<process>.log``.
+
+The harness stops what it started however the caller leaves: normally, on an exception or KeyboardInterrupt
+(a second interrupt while stopping kills at once), and at interpreter exit (``atexit``) if it was never told.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +69,7 @@ class Started:
 class NativeTopology:
     """Start, watch and stop the topology's processes.
 
-    Use it as a context manager: leaving the block stops every process it started.
+    Use it as a context manager: leaving the block stops every process it started, whatever the way out.
 
     Attributes:
         target: the native target (see :func:`oncopipe.topology.native_target`).
@@ -70,6 +78,9 @@ class NativeTopology:
         celery: start the Celery worker too.
         airflow_bin: the ``airflow`` executable.
         stop_timeout: seconds a process gets to exit after SIGTERM before SIGKILL.
+        only: the processes to run, if not those of :func:`oncopipe.topology.processes` (tests of the harness).
+        tuning: settings added to every process's environment on top of the topology's (the test harness's
+            shorter intervals, :data:`oncopipe.topology.TEST_TUNING`); empty for a real deployment.
     """
 
     target: Target
@@ -78,8 +89,12 @@ class NativeTopology:
     celery: bool = True
     airflow_bin: Path = field(default_factory=default_airflow_bin)
     stop_timeout: float = 30.0
+    only: tuple[Process, ...] = ()
+    tuning: Mapping[str, str] = field(default_factory=dict)
     started: dict[str, Started] = field(default_factory=dict)
     forced: list[str] = field(default_factory=list)
+    #: Every session the harness ever led (a killed and restarted process leaves one behind), oldest first.
+    sessions: list[int] = field(default_factory=list)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -96,12 +111,16 @@ class NativeTopology:
         return self.state_dir / "logs"
 
     def process_environment(self) -> dict[str, str]:
-        """The full environment of a process: the caller's, minus Airflow/oncopipe settings, plus the topology's."""
+        """The full environment of a process: the caller's, minus Airflow/oncopipe settings, plus the topology's
+        (and the :attr:`tuning`, which may not override it)."""
+        overlap = sorted(set(self.tuning) & set(self.environment))
+        if overlap:
+            raise ValueError(f"tuning may not override the topology's settings: {', '.join(overlap)}")
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_PREFIXES)}
-        return {**inherited, **self.environment}
+        return {**inherited, **self.tuning, **self.environment}
 
     def processes(self) -> tuple[Process, ...]:
-        return topology.processes(celery=self.celery)
+        return self.only or topology.processes(celery=self.celery)
 
     def prepare(self) -> None:
         """Create the data folders and the passwords file (the compose ``init`` service)."""
@@ -135,12 +154,15 @@ class NativeTopology:
             raise TopologyError(f"{name} is already running (pid {self.started[name].popen.pid})")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
+        if not self.sessions:
+            atexit.register(self._stop_at_exit)
         with log.open("a", encoding="utf-8") as out:
             out.write(f"--- start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(process.args)}\n")
             out.flush()
             popen = subprocess.Popen(process.native_command(self.airflow_bin), env=self.process_environment(),
                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
+        self.sessions.append(popen.pid)
         self.started[name] = Started(process, popen, log)
         self._write_pids()
         return self.started[name]
@@ -176,30 +198,61 @@ class NativeTopology:
         started.popen.wait()
 
     def stop(self, name: str) -> int:
-        """Stop a process: SIGTERM to its group, SIGKILL after :attr:`stop_timeout`.
+        """Stop a process: SIGTERM to its group, SIGKILL to its session after :attr:`stop_timeout`; then what
+        is left of its session (SIGTERM, SIGKILL after a grace period). A SIGKILL is recorded in :attr:`forced`.
 
         Returns:
             The process's exit code.
         """
-        started = self.started[name]
-        popen = started.popen
+        popen = self.started[name].popen
         if popen.poll() is None:
             _signal_group(popen.pid, signal.SIGTERM)
             try:
                 popen.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.forced.append(name)
-                _signal_group(popen.pid, signal.SIGKILL)
+                _signal_session(popen.pid, signal.SIGKILL)
                 popen.wait()
-        # Children that outlived their leader (a task supervisor, a Celery fork) are in the same group.
-        _signal_group(popen.pid, signal.SIGKILL)
+        # A task runner lives in a process group of its own (Airflow's supervisor calls setpgid), not in its
+        # leader's, but stays in the session.
+        if not _end_session(popen.pid, min(self.stop_timeout, 10.0)):
+            self.forced.append(f"{name} (leftovers)")
         return popen.returncode
 
     def stop_all(self) -> dict[str, int]:
-        """Stop every process started, in reverse start order (workers before the api-server they call)."""
-        codes = {name: self.stop(name) for name in reversed(list(self.started))}
-        self._write_pids()
+        """Stop every process started, in reverse start order (workers before the api-server they call).
+
+        An exception while stopping (a KeyboardInterrupt: Ctrl-C pressed twice) SIGKILLs everything left before
+        it propagates.
+        """
+        codes: dict[str, int] = {}
+        try:
+            for name in reversed(list(self.started)):
+                codes[name] = self.stop(name)
+            for sid in self.sessions:  # sessions of processes killed and restarted (the fault tests)
+                _end_session(sid, 5.0)
+        except BaseException:
+            self.kill_all()
+            raise
+        finally:
+            self._write_pids()
+        atexit.unregister(self._stop_at_exit)
         return codes
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of every session the harness led, at once, and reap the leaders."""
+        for sid in self.sessions:
+            _signal_session(sid, signal.SIGKILL)
+        for started in self.started.values():
+            started.popen.wait()
+        for sid in self.sessions:
+            _wait_session_empty(sid, 10.0)
+
+    def _stop_at_exit(self) -> None:
+        if any(self.alive().values()) or any(_session_members(sid) for sid in self.sessions):
+            print(f"oncopipe.native: stopping the topology's processes at exit ({self.state_dir})", file=sys.stderr)
+            self.stop_timeout = min(self.stop_timeout, 5.0)
+            self.stop_all()
 
     def alive(self) -> dict[str, bool]:
         """Whether each started process is still running."""
@@ -248,13 +301,25 @@ class NativeTopology:
                 raise TopologyError(f"not healthy after {timeout:.0f} s: {', '.join(waiting)}\n{tails}")
             time.sleep(interval)
 
-    def up(self, timeout: float = 180.0) -> float:
-        """Prepare, migrate, start everything and wait for health; returns the seconds it took."""
+    def up(self, timeout: float = 180.0, *, migrate: bool = True) -> float:
+        """Prepare, migrate, start everything and wait for health; returns the seconds it took.
+
+        If anything fails or is interrupted on the way, every process started so far is stopped first.
+
+        Args:
+            timeout: seconds to wait for the api-server, then for every process, to be healthy.
+            migrate: run the ``migrate`` steps (False: the database is a copy of a migrated one).
+        """
         began = time.monotonic()
-        self.prepare()
-        self.migrate()
-        self.start_all(timeout)
-        self.wait_healthy(timeout)
+        try:
+            self.prepare()
+            if migrate:
+                self.migrate()
+            self.start_all(timeout)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop_all()
+            raise
         return time.monotonic() - began
 
     def _write_pids(self) -> None:
@@ -277,11 +342,70 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         pass
 
 
+def _session_members(sid: int, *, airflow_only: bool = False) -> list[int]:
+    """PIDs of the live (non-zombie) processes of session ``sid``.
+
+    Linux does not reuse a PID while a session or group still carries it, so the members of a session the
+    harness started are its descendants, even reparented ones, and nothing else. ``airflow_only`` keeps only
+    those whose command line names airflow (for PIDs read back from a file).
+    """
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses, so split after the last ")".
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) != sid or fields[0] == "Z":
+            continue
+        if airflow_only and not _is_airflow(int(entry.name)):
+            continue
+        members.append(int(entry.name))
+    return members
+
+
+def _signal_session(sid: int, sig: signal.Signals, *, airflow_only: bool = False) -> None:
+    for pid in _session_members(sid, airflow_only=airflow_only):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _wait_session_empty(sid: int, timeout: float, *, airflow_only: bool = False) -> bool:
+    deadline = time.monotonic() + timeout
+    while _session_members(sid, airflow_only=airflow_only):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _end_session(sid: int, grace: float, *, airflow_only: bool = False) -> bool:
+    """Stop what is left of a session: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    Returns:
+        True if nothing was left or it exited on SIGTERM; False if SIGKILL was needed.
+    """
+    if not _session_members(sid, airflow_only=airflow_only):
+        return True
+    _signal_session(sid, signal.SIGTERM, airflow_only=airflow_only)
+    if _wait_session_empty(sid, grace, airflow_only=airflow_only):
+        return True
+    _signal_session(sid, signal.SIGKILL, airflow_only=airflow_only)
+    _wait_session_empty(sid, 10.0, airflow_only=airflow_only)
+    return False
+
+
 def stop_recorded(state_dir: Path, timeout: float = 30.0) -> dict[str, str]:
     """Stop the processes a detached ``oncopipe topology up`` recorded in ``<state>/pids.json``.
 
     Only a recorded PID whose command line is still an ``airflow`` command is signalled, so a PID the
-    system reused for something else is left alone.
+    system reused for something else is left alone; so are the other members of its session (task runners
+    left behind by a leader that died).
 
     Returns:
         What happened to each recorded process.
@@ -293,11 +417,14 @@ def stop_recorded(state_dir: Path, timeout: float = 30.0) -> dict[str, str]:
     recorded: Mapping[str, int] = json.loads(pids_file.read_text(encoding="utf-8"))
     for name, pid in reversed(list(recorded.items())):
         if not _is_airflow(pid):
-            outcome[name] = f"pid {pid} not running (or not airflow): left alone"
+            left = _end_session(pid, timeout, airflow_only=True)
+            outcome[name] = (f"pid {pid} not running (or not airflow): left alone"
+                             + ("" if left else "; its session's airflow processes killed"))
             continue
         _signal_group(pid, signal.SIGTERM)
         outcome[name] = "stopped" if _wait_gone(pid, timeout) else "killed"
         _signal_group(pid, signal.SIGKILL)
+        _end_session(pid, 5.0, airflow_only=True)
     pids_file.unlink()
     return outcome
 
@@ -457,11 +584,16 @@ def ephemeral_topology(
     dags: Path | None = None,
     smtp_url: str = "smtp://127.0.0.1:25?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost",
     operator_emails: str = "",
+    tuning: Mapping[str, str] | None = None,
     timeout: float = 300.0,
 ) -> Iterator[NativeTopology]:
     """A throw-away topology for tests and trials: fresh database, fresh Redis db, everything under ``root``.
 
-    The database is dropped (and the Redis database flushed) on the way out, after every process stopped.
+    However the block is left (normally, by an exception, by KeyboardInterrupt, or by SIGTERM, which is turned
+    into KeyboardInterrupt while the block runs if nothing else handles it), every process is stopped by PID,
+    then the database is dropped and the Redis database flushed. A run killed outright (SIGKILL) cannot clean
+    up: the next one with the same ``database`` stops the airflow processes that run left (their PIDs are
+    recorded) before it recreates the database.
 
     Args:
         root: folder for the data (``root/data``), Airflow logs (``root/airflow``) and state (``root/state``).
@@ -472,6 +604,7 @@ def ephemeral_topology(
         dags: DAGs folder (default: the project's).
         smtp_url: the ``smtp_default`` connection.
         operator_emails: comma-separated addresses that get task-failure mails.
+        tuning: extra settings for the processes (default: :data:`oncopipe.topology.TEST_TUNING`).
         timeout: seconds to wait for health.
 
     Yields:
@@ -482,18 +615,45 @@ def ephemeral_topology(
     target = topology.native_target(secrets=secrets, data=root / "data", airflow_home=root / "airflow",
                                     postgres_db=database, api_port=port, redis_db=redis_db, celery=celery,
                                     dags=dags, smtp_url=smtp_url, operator_emails=operator_emails)
-    create_database(database, recreate=True)
-    if celery:
-        _flush_redis(redis_db)
-    harness = NativeTopology(target, root / "state", admin_password, celery=celery)
+    harness = NativeTopology(target, root / "state", admin_password, celery=celery,
+                             tuning=topology.TEST_TUNING if tuning is None else tuning)
+    marker = Path(tempfile.gettempdir()) / f"oncopipe-native-{database}.state"
+    if marker.exists():  # a previous run with this database was killed before it could clean up
+        stop_recorded(Path(marker.read_text(encoding="utf-8").strip()), timeout=10.0)
+    marker.write_text(str(harness.state_dir) + "\n", encoding="utf-8")
+    restore = sigterm_as_interrupt()
     try:
+        create_database(database, recreate=True)
+        if celery:
+            _flush_redis(redis_db)
         harness.up(timeout)
         yield harness
     finally:
-        harness.stop_all()
-        drop_database(database)
-        if celery:
-            _flush_redis(redis_db)
+        try:
+            harness.stop_all()
+        finally:
+            try:
+                drop_database(database)
+                if celery:
+                    _flush_redis(redis_db)
+                marker.unlink(missing_ok=True)
+            finally:
+                restore()
+
+
+def sigterm_as_interrupt() -> Callable[[], None]:
+    """Raise KeyboardInterrupt on SIGTERM (default: die without cleaning up); returns what restores the handler.
+
+    Only in the main thread, and only when SIGTERM has its default handler (a caller's own handler is kept).
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def free_port() -> int:

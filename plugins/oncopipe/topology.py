@@ -109,6 +109,19 @@ AIRFLOW_ENVIRONMENT: Mapping[str, str] = {
     "DO_NOT_TRACK": "1",
 }
 
+#: What the native *test* harness adds to :data:`AIRFLOW_ENVIRONMENT` (never compose, never ``topology up``):
+#: how often Airflow looks, not what runs or where. The DAG files do not change during a test, so re-parsing
+#: them every 30 s only competes for a loaded machine's CPU, which in turn needs longer parse timeouts; and a
+#: restarted scheduler adopts a killed one's tasks within 15 s rather than at the 5-minute default check.
+#: The harness refuses a tuning key that the topology sets (tests/integration/test_compose.py checks it).
+TEST_TUNING: Mapping[str, str] = {
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "900",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+    "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+}
+
 #: Data folders under ``ONCOPIPE_HOME``; each is its own named volume in compose.
 DATA_FOLDERS = ("landing", "quarantine", "warehouse", "published", "exports", "quality", "auth")
 
