@@ -26,7 +26,12 @@ class continues the same treatment. Dispensings before a window that reach into 
   hospital day. Overlapping stays are merged first.
 
 **4. Follow-up** ``[index_date, follow_up_end_date]`` with ``follow_up_end_date = min(death, end of
-data, index + 60 months - 1 day)`` (:func:`follow_up_windows`). Days after death never count.
+data, index + 60 months - 1 day)`` (:func:`follow_up_windows`). Days after death never count. The end of
+data is the last day of the last month whose dispensings are complete in the extraction
+(:func:`end_of_complete_data`), not the extraction date: a pharmacy line enters the flux of the month after
+its reimbursement, so the last month or two before the extraction date lack dispensings that are still in
+the flux, and counting them as uncovered would invent a late drop of adherence for every woman followed to
+the end of data.
 
 **5. PDC** over a window ``[a, b]`` = distinct covered days in ``[a, b]`` / ``(b - a + 1)``, so in
 [0, 1]. Month ``k`` (0-based) = ``[index + k months, index + (k + 1) months - 1 day]`` with calendar
@@ -68,6 +73,13 @@ import pandas as pd
 HospitalDays = Literal["ignore", "covered_paused"]
 HOSPITAL_OPTIONS: tuple[str, ...] = ("ignore", "covered_paused")
 FOLLOW_UP_MONTHS = 60
+# Months between a dispensing month and the first flux that holds all of its lines. A dispensing is
+# reimbursed within a few weeks (at most 20 days later in the generator:
+# ``oncopipe.synth.parameters.REIMBURSEMENT_DELAY_MAX_DAYS``) and its line is in the flux dated the first
+# day of the month after the reimbursement; flux dates are first days of months, so an extraction dated in
+# month M holds the flux of month M, i.e. lines reimbursed up to the end of month M - 1: dispensings of month
+# M - 2 are complete, those of month M - 1 are not. See :func:`end_of_complete_data`.
+PHARMACY_FLUX_LAG_MONTHS = 2
 DISCONTINUATION_GAP_DAYS = 90
 PDC_THRESHOLD = 0.8
 
@@ -296,11 +308,40 @@ def _uncompress(hospital: _IntervalSet, owner: np.ndarray, k: np.ndarray) -> np.
     return k + np.where(mine, before[safe] + length[safe], 0)
 
 
+def end_of_complete_data(extraction_date, *, lag_months: int = PHARMACY_FLUX_LAG_MONTHS) -> pd.Timestamp:
+    """End of data for an extraction: the last day of the last complete flux month before the extraction date.
+
+    The extraction holds the pharmacy flux up to the one dated the first day of the extraction date's month,
+    and a dispensing's line arrives at most ``lag_months`` flux months after the dispensing month (see
+    ``PHARMACY_FLUX_LAG_MONTHS``). So the last month whose dispensings are all present is the extraction
+    month minus ``lag_months``, and follow-up that ends at the end of data ends on its last day.
+
+    Args:
+        extraction_date: the extraction (cut-off) date.
+        lag_months: ``PHARMACY_FLUX_LAG_MONTHS`` (2), >= 1 (1: lines arrive in the flux of the month
+            right after the dispensing).
+
+    Returns:
+        The end-of-data date, e.g. 2026-04-30 for an extraction of 2026-06-30 (or of 2026-06-01).
+
+    Raises:
+        ValueError: ``lag_months`` < 1 or a missing date.
+    """
+    if lag_months < 1:
+        raise ValueError(f"lag_months must be >= 1, not {lag_months}")
+    when = pd.Timestamp(extraction_date)
+    if pd.isna(when):
+        raise ValueError("end_of_complete_data: the extraction date is missing")
+    first_of_month = when.normalize().replace(day=1)
+    return first_of_month - pd.DateOffset(months=lag_months - 1) - pd.Timedelta(days=1)
+
+
 def follow_up_windows(cohort: pd.DataFrame, *, months: int = FOLLOW_UP_MONTHS) -> pd.DataFrame:
     """Follow-up of each person (step 4): index date to min(death, end of data, index + months - 1 day).
 
     Args:
-        cohort: ``person_id``, ``index_date``, ``end_of_data_date`` and optional ``death_date``.
+        cohort: ``person_id``, ``index_date``, ``end_of_data_date`` (from :func:`end_of_complete_data`, as
+            the cohort mart sets it) and optional ``death_date``.
         months: maximum follow-up in months (60).
 
     Returns:

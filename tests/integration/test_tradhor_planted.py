@@ -61,7 +61,8 @@ def breast_cohort(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     window = (d["dispensing_date"] >= d["diagnosis_date"]) & (
         d["dispensing_date"] <= d["diagnosis_date"] + pd.DateOffset(months=12))
     index = d[window].groupby("person_id")["dispensing_date"].min().rename("index_date").reset_index()
-    end_of_data = pd.Timestamp(EXTRACTION)
+    # Follow-up ends at the end of the last complete flux month, as the cohort mart defines it.
+    end_of_data = adh.end_of_complete_data(EXTRACTION)
     index = index[index["index_date"] <= end_of_data]
     deaths = pd.concat([
         _read(landing, "ir_ben_r")[["BEN_NIR_PSA", "BEN_DCD_DTE"]].set_axis(["person_id", "death"], axis=1),

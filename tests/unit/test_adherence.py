@@ -317,6 +317,32 @@ def test_dispensings_from_claims_cleans_raw_lines():
     assert out["molecule"].tolist() == ["tamoxifen", "letrozole"]
 
 
+@pytest.mark.parametrize(("extraction", "end"), [
+    ("2026-06-30", "2026-04-30"), ("2026-06-01", "2026-04-30"), ("2026-07-01", "2026-05-31"),
+    ("2024-03-31", "2024-01-31"), ("2026-01-15", "2025-11-30"),
+])
+def test_end_of_data_is_the_last_complete_flux_month(extraction, end):
+    assert adh.end_of_complete_data(extraction) == T(end)
+
+
+def test_flux_lag_matches_the_generator():
+    """Every dispensing up to the end of data is in the extraction even at the generator's longest delay; the
+    last day of the next month is not (its month is incomplete)."""
+    from oncopipe.synth.dates import month_start_after
+    from oncopipe.synth.parameters import REIMBURSEMENT_DELAY_MAX_DAYS
+
+    def in_flux(dispensed: pd.Timestamp, extraction: pd.Timestamp) -> bool:
+        day = np.array([(dispensed - T("1970-01-01")).days + REIMBURSEMENT_DELAY_MAX_DAYS])
+        return bool(month_start_after(day)[0] <= (extraction - T("1970-01-01")).days)
+
+    for extraction in pd.date_range("2024-01-01", "2026-12-31", freq="11D"):
+        end = adh.end_of_complete_data(extraction)
+        assert in_flux(end, extraction)
+        assert not in_flux(end + pd.offsets.MonthEnd(1), extraction)
+    with pytest.raises(ValueError, match="lag_months"):
+        adh.end_of_complete_data("2026-06-30", lag_months=0)
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="days_supply"):
         adh.coverage(_disp([("2024-01-01", 0, "tamoxifen")]))

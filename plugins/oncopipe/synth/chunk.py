@@ -73,7 +73,7 @@ def _pharmacy_lines(seed: int, number: int, people: People, hormone: HormoneTher
     claim = people.index[person] * 10_000 + (claim_no - first_claim_of_person + 1)
     claim_start = np.maximum.accumulate(np.where(new_claim, np.arange(n), 0))
     line = np.arange(n) - claim_start + 1
-    reimbursed = day + rng.integers(0, 21, n)
+    reimbursed = day + rng.integers(0, P.REIMBURSEMENT_DELAY_MAX_DAYS + 1, n)
     flux = month_start_after(reimbursed)
     specialty = np.where(is_ht, np.where(rng.random(n) < 0.5, 6, 1),
                          np.array([1, 1, 1, 1, 1, 1, 1, 3, 14, 32])[rng.integers(0, 10, n)])
