@@ -1,4 +1,26 @@
-"""``oncopipe ui``: the Airflow UI on the embedded metadata (``airflow standalone`` on 127.0.0.1)."""
+"""``oncopipe ui``: the Airflow UI on the embedded metadata (``airflow standalone`` on 127.0.0.1).
+
+What it does, in order:
+
+1. migrates the embedded SQLite metadata if needed and parses the dbt project (the refresh DAG is generated
+   from its manifest);
+2. starts ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server; LocalExecutor) in a process
+   group of its own, the api-server on ``127.0.0.1:<port>``, login ``admin`` with a password generated once and
+   kept in ``<airflow_home>/simple_auth_manager_passwords.json``; prints the login, then "ready" once the
+   api-server reports every component healthy;
+3. on Ctrl-C (SIGINT) or SIGTERM: sends SIGINT to the standalone process group (what a terminal does on Ctrl-C:
+   the only signal standalone stops cleanly on), waits up to :data:`INTERRUPT_GRACE_S`, then SIGTERM and, after
+   :data:`TERMINATE_GRACE_S`, SIGKILL to whatever of the group is left; exits 0 once the group is gone.
+
+Standalone runs in its own process group so that a terminal's Ctrl-C reaches only this command, which forwards
+it once (a second SIGINT while standalone joins its components would interrupt its own shutdown).
+
+The scheduler and the triggerer normally start a log server each (ports 8793/8794, bound on every interface).
+Here every component runs on this machine and writes its task logs under ``<airflow_home>/logs``, which the
+api-server reads directly, so they are started with ``--skip-serve-logs`` (through a small ``airflow`` shim put
+first on PATH: standalone starts its components as ``airflow <component>`` from PATH). Nothing listens on
+anything but ``127.0.0.1:<port>``, and the UI does not collide with another Airflow on the machine.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +28,26 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 UI_USER = "admin"
+HOST = "127.0.0.1"
+#: How long standalone gets to stop after SIGINT before the group is sent SIGTERM, then SIGKILL.
+INTERRUPT_GRACE_S = 60.0
+TERMINATE_GRACE_S = 15.0
+#: LocalExecutor slots (Airflow's default of 32 starts 32 idle worker processes on a 2-core machine).
+PARALLELISM = 4
+COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 
 def ui_environment(port: int) -> tuple[dict[str, str], str]:
@@ -29,50 +63,168 @@ def ui_environment(port: int) -> tuple[dict[str, str], str]:
         stored[UI_USER] = secrets.token_urlsafe(12)
         passwords.write_text(json.dumps(stored), encoding="utf-8")
         passwords.chmod(0o600)
-    # `airflow standalone` starts its components as `airflow <component>` looked up on PATH: put this
-    # environment's bin folder first, so `.venv/bin/oncopipe ui` works without an activated venv.
+    shim_dir = _airflow_shim(settings.airflow_home / "bin")
+    # The shim first, then this environment's bin folder, so `.venv/bin/oncopipe ui` works without an activated
+    # venv (FileNotFoundError 'airflow' otherwise).
     bin_dir = os.path.dirname(sys.executable)
     env.update({
-        "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
-        "AIRFLOW__API__HOST": "127.0.0.1",
+        "PATH": os.pathsep.join([str(shim_dir), bin_dir, env.get("PATH", "")]),
+        "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API__BASE_URL": f"http://{HOST}:{port}",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
     })
     return env, stored[UI_USER]
 
 
-def _default_sigint() -> None:
-    # typer/rich may have installed handlers; the child must die on SIGINT, which is how standalone stops cleanly.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def _airflow_shim(folder: Path) -> Path:
+    """Write ``<folder>/airflow``: this environment's ``airflow``, with ``--skip-serve-logs`` added to the
+    scheduler and the triggerer (see the module docstring)."""
+    airflow = Path(sys.executable).with_name("airflow")
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "airflow"
+    text = ("#!/bin/sh\n"
+            "# Written by `oncopipe ui`: no log servers (every component reads and writes logs on this machine).\n"
+            'case "$1" in\n'
+            f'  scheduler|triggerer) exec "{airflow}" "$@" --skip-serve-logs ;;\n'
+            f'  *) exec "{airflow}" "$@" ;;\n'
+            "esac\n")
+    if not shim.exists() or shim.read_text(encoding="utf-8") != text:
+        shim.write_text(text, encoding="utf-8")
+        shim.chmod(0o755)
+    return folder
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on ``127.0.0.1:<port>``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((HOST, port)) == 0
+
+
+def health(port: int) -> dict | None:
+    """The api-server's ``/api/v2/monitor/health`` answer, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/api/v2/monitor/health", timeout=5) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def all_healthy(report: dict | None) -> bool:
+    return bool(report) and all((report.get(c) or {}).get("status") == "healthy" for c in COMPONENTS)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_processes(pgid: int) -> list[str]:
+    """``<pid> <name>`` of every live process of a process group (read from /proc; empty elsewhere)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(f"{stat.parent.name} {text[text.index('(') + 1:text.rindex(')')]}")
+    return sorted(out)
+
+
+def _wait_group_gone(child: subprocess.Popen, pgid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        child.poll()  # reap standalone itself, or it stays in the group as a zombie
+        if child.returncode is not None and not _group_alive(pgid):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+def stop_group(child: subprocess.Popen, echo=print, *, interrupt_grace: float = INTERRUPT_GRACE_S,
+               terminate_grace: float = TERMINATE_GRACE_S) -> str:
+    """Stop standalone and every process of its group: SIGINT, then SIGTERM, then SIGKILL.
+
+    Returns the name of the signal that ended the group (``SIGINT`` when standalone stopped cleanly).
+    """
+    pgid = child.pid  # standalone leads its own group (process_group=0)
+    started = time.monotonic()
+    for sig, grace in ((signal.SIGINT, interrupt_grace), (signal.SIGTERM, terminate_grace),
+                       (signal.SIGKILL, terminate_grace)):
+        if sig != signal.SIGINT:
+            echo(f"airflow standalone still running after {time.monotonic() - started:.0f} s: {sig.name} to "
+                 f"its process group {pgid} ({', '.join(group_processes(pgid))})")
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
+        if _wait_group_gone(child, pgid, grace):
+            echo(f"airflow standalone stopped ({sig.name}) in {time.monotonic() - started:.1f} s")
+            return sig.name
+    raise RuntimeError(f"process group {pgid} survived SIGKILL")
+
+
+def serve(port: int, echo=print) -> int:
+    """Run ``airflow standalone`` until SIGINT/SIGTERM (see the module docstring); returns the exit code."""
+    from oncopipe import embedded
+
+    if port_in_use(port):
+        echo(f"port {port} is already in use on {HOST}: choose another with --port")
+        return 2
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    # Handlers first: a caught signal is reset to the default in the child at exec, so standalone can be
+    # interrupted even when this command was started with SIGINT ignored (e.g. in the background of a script).
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        settings = embedded.configure()
+        embedded.prepare_metadata(progress=echo)
+        embedded.ensure_manifest(settings, progress=echo)
+        env, password = ui_environment(port)
+        echo(f"Airflow UI: http://{HOST}:{port}  login: {UI_USER} / {password}")
+        echo(f"metadata and task logs: {settings.airflow_home}; stop with Ctrl-C")
+        if stop.is_set():
+            return 0
+        airflow = Path(sys.executable).with_name("airflow")
+        child = subprocess.Popen([str(airflow), "standalone"], env=env, process_group=0)
+        ready = False
+        while child.poll() is None and not stop.is_set():
+            if not ready and all_healthy(health(port)):
+                ready = True
+                echo(f"ready: http://{HOST}:{port} (every component healthy)")
+            stop.wait(1.0)
+        if child.returncode is not None:
+            echo(f"airflow standalone exited by itself with code {child.returncode}")
+            return child.returncode or 1
+        echo(f"stopping: SIGINT to airflow standalone (process group {child.pid}), up to "
+             f"{INTERRUPT_GRACE_S:.0f} s before SIGTERM")
+        stop_group(child, echo)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("ui")
     def ui(
-        port: Annotated[int, typer.Option("--port", help="Port of the API server / UI.")] = 8080,
+        port: Annotated[int, typer.Option("--port", help="Port of the API server / UI on 127.0.0.1.")] = 8080,
     ) -> None:
         """Start the Airflow UI (airflow standalone: scheduler, dag-processor, triggerer, api-server) on
         127.0.0.1 with a known login; Ctrl-C stops it cleanly."""
-        from oncopipe import embedded
-
-        settings = embedded.configure()
-        embedded.prepare_metadata(progress=typer.echo)
-        embedded.ensure_manifest(settings, progress=typer.echo)
-        env, password = ui_environment(port)
-        airflow = Path(sys.executable).with_name("airflow")
-        typer.echo(f"Airflow UI: http://127.0.0.1:{port}  login: {UI_USER} / {password}")
-        typer.echo(f"metadata: {settings.airflow_home}; stop with Ctrl-C")
-        child = subprocess.Popen([str(airflow), "standalone"], env=env, preexec_fn=_default_sigint)
-        try:
-            code = child.wait()
-        except KeyboardInterrupt:
-            child.send_signal(signal.SIGINT)
-            try:
-                code = child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.terminate()
-                code = child.wait()
-        raise typer.Exit(code if code and code > 0 else 0)
+        raise typer.Exit(serve(port, echo=typer.echo))
