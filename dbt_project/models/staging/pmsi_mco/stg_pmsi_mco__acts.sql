@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='stay_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Steps
 -- 1. Read the PMSI extractions not loaded yet (all of them on a full refresh).
 -- 2. Rename, cast, flag CCAM codes that are malformed.
@@ -15,8 +7,7 @@ with
 
 source as (
 
-    select * from {{ source('pmsi_mco', 't_mco_a') }}
-    {{ incremental_extraction_filter(source('pmsi_mco', 't_mco_a')) }}
+    {{ pmsi_stay_source('t_mco_a') }}
 
 ),
 
@@ -35,20 +26,13 @@ renamed as (
 
 ),
 
-latest as (
-
-    select * from renamed
-    qualify extraction_date = max(extraction_date) over (partition by stay_id)
-
-),
-
 final as (
 
     select
         *,
         {{ is_ccam('ccam_code') }} as is_valid_ccam,
-    from latest
-    qualify row_number() over (partition by act_id order by ccam_code) = 1
+    from renamed
+    {{ pmsi_latest_stay_version('act_id', 'ccam_code') }}
 
 )
 

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='stay_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Steps
 -- 1. Read the PMSI extractions not loaded yet (all of them on a full refresh).
 -- 2. Rename, cast, flag codes that are not ICD-10 shaped.
@@ -15,8 +7,7 @@ with
 
 source as (
 
-    select * from {{ source('pmsi_mco', 't_mco_d') }}
-    {{ incremental_extraction_filter(source('pmsi_mco', 't_mco_d')) }}
+    {{ pmsi_stay_source('t_mco_d') }}
 
 ),
 
@@ -34,20 +25,13 @@ renamed as (
 
 ),
 
-latest as (
-
-    select * from renamed
-    qualify extraction_date = max(extraction_date) over (partition by stay_id)
-
-),
-
 final as (
 
     select
         *,
         {{ is_icd10('diagnosis_code') }} as is_valid_diagnosis,
-    from latest
-    qualify row_number() over (partition by associated_diagnosis_id order by diagnosis_code) = 1
+    from renamed
+    {{ pmsi_latest_stay_version('associated_diagnosis_id', 'diagnosis_code') }}
 
 )
 

@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='stay_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Steps
 -- 1. Read the PMSI linkage extractions not loaded yet (all of them on a full refresh).
 -- 2. Rename, cast; is_linked when the NIR linkage return code is '0' (OK).
@@ -14,8 +6,7 @@ with
 
 source as (
 
-    select * from {{ source('pmsi_mco', 't_mco_c') }}
-    {{ incremental_extraction_filter(source('pmsi_mco', 't_mco_c')) }}
+    {{ pmsi_stay_source('t_mco_c') }}
 
 ),
 
@@ -37,7 +28,7 @@ renamed as (
 final as (
 
     select * from renamed
-    qualify row_number() over (partition by stay_id order by extraction_date desc, exit_date desc) = 1
+    {{ pmsi_latest_stay_version('stay_id', 'exit_date desc') }}
 
 )
 

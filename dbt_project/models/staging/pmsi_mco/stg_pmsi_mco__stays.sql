@@ -1,11 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='stay_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
 -- Steps
 -- 1. Read the PMSI extractions not loaded yet (all of them on a full refresh).
 -- 2. Rename, cast, flag diagnoses that are not ICD-10 shaped.
@@ -15,8 +7,7 @@ with
 
 source as (
 
-    select * from {{ source('pmsi_mco', 't_mco_b') }}
-    {{ incremental_extraction_filter(source('pmsi_mco', 't_mco_b')) }}
+    {{ pmsi_stay_source('t_mco_b') }}
 
 ),
 
@@ -44,7 +35,7 @@ final as (
         *,
         {{ is_icd10('principal_diagnosis_code') }} as is_valid_principal_diagnosis,
     from renamed
-    qualify row_number() over (partition by stay_id order by extraction_date desc, ghm_code) = 1
+    {{ pmsi_latest_stay_version('stay_id', 'ghm_code') }}
 
 )
 

@@ -1,0 +1,23 @@
+{#- The block the four PMSI MCO staging models share (dbt_project/models/staging/pmsi_mco). -#}
+
+{% macro pmsi_stay_source(table) -%}
+    {#- Configures the calling model as incremental on stay_id and selects the rows of `table` not loaded yet
+        (every extraction on a full refresh). A stay re-sent in a later extraction replaces all the lines the
+        model holds for it (delete+insert on stay_id), so an incremental run and a full refresh agree. -#}
+    {{- config(
+        materialized='incremental',
+        unique_key='stay_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    ) -}}
+    select * from {{ source('pmsi_mco', table) }}
+    {{ incremental_extraction_filter(source('pmsi_mco', table)) }}
+{%- endmacro %}
+
+
+{% macro pmsi_latest_stay_version(line_key, order_by) -%}
+    {#- Keeps the lines of a stay from the latest extraction that sent it, one per `line_key` (exact duplicates
+        collapse; `order_by` picks the kept line). -#}
+    qualify extraction_date = max(extraction_date) over (partition by stay_id)
+        and row_number() over (partition by {{ line_key }}, extraction_date order by {{ order_by }}) = 1
+{%- endmacro %}
