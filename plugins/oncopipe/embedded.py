@@ -178,16 +178,76 @@ def load_dags() -> dict[str, Any]:
     return dict(bag.dags)
 
 
-def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None) -> DagRunOutcome:
+#: Task-id prefixes reported as one stage (one line when the whole group has finished).
+STAGE_GROUPS = {"transform.": "dbt seeds, staging, intermediate", "marts_candidate.": "dbt marts (candidate)"}
+_CALLBACKS = ("on_success_callback", "on_failure_callback", "on_skipped_callback", "on_retry_callback")
+
+
+class StageReporter:
+    """Progress lines while ``dag.test()`` runs: one per task, or one per group for the dbt task groups.
+
+    Attached to the tasks as extra state-change callbacks (which ``dag.test()`` runs in this process, after each
+    task), so the operator of an embedded run sees each stage as it ends, with its time and, for a failure, why.
+    """
+
+    def __init__(self, dag: Any, progress: Progress) -> None:
+        self.dag_id = dag.dag_id
+        self.progress = progress
+        self.group_size = {p: sum(t.task_id.startswith(p) for t in dag.tasks) for p in STAGE_GROUPS}
+        self.group_done: dict[str, list[str]] = {p: [] for p in STAGE_GROUPS}
+        self.group_started: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def __call__(self, context: dict[str, Any]) -> None:
+        ti = context["ti"]
+        state = str(getattr(ti.state, "value", ti.state) or "")
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        group = next((p for p in STAGE_GROUPS if ti.task_id.startswith(p)), None)
+        if group is None:
+            detail = ""
+            if state in ("failed", "up_for_retry", "skipped") and context.get("exception") is not None:
+                detail = f": {context['exception']}"
+            self.progress(f"  {ti.task_id} {state} ({seconds:.1f} s){detail}")
+            return
+        self.group_started.setdefault(group, now - seconds)
+        done = self.group_done[group]
+        done.append(state)
+        if state != "success":
+            self.progress(f"  {ti.task_id} {state}: {context.get('exception') or ''}")
+        if len(done) == self.group_size[group]:
+            ok = done.count("success")
+            self.progress(f"  {STAGE_GROUPS[group]}: {ok}/{len(done)} models and seeds built with their tests "
+                          f"({now - self.group_started[group]:.1f} s)")
+
+    def attach(self, dag: Any) -> list[tuple[Any, str, Any]]:
+        saved = []
+        for task in dag.tasks:
+            for kind in _CALLBACKS:
+                current = getattr(task, kind, None)
+                saved.append((task, kind, current))
+                listed = list(current) if isinstance(current, list | tuple) else ([current] if current else [])
+                setattr(task, kind, [*listed, self])
+        return saved
+
+
+def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None, progress: Progress | None = None
+             ) -> DagRunOutcome:
     """Run one DAG run in this process with ``dag.test()`` and collect its task timings.
 
     A DAG's deadline alerts are dropped for the test run: they need a scheduler to be evaluated, and
     ``dag.test()`` in Airflow 3.3.2 fails at the end of a run of a DAG that has one (it looks the alerts up by
-    id in a DAG that was never written by the DAG processor).
+    id in a DAG that was never written by the DAG processor). With ``progress``, a line is reported as each
+    stage ends (:class:`StageReporter`).
     """
     dag.deadline = None
+    saved = StageReporter(dag, progress).attach(dag) if progress is not None else []
     started = time.perf_counter()
-    dag_run = dag.test(run_conf=run_conf)
+    try:
+        dag_run = dag.test(run_conf=run_conf)
+    finally:
+        for task, kind, value in saved:
+            setattr(task, kind, value)
     seconds = time.perf_counter() - started
     tasks = task_timings(dag.dag_id, dag_run.run_id)
     failed = [t.task_id for t in tasks if t.state in ("failed", "upstream_failed")]
@@ -270,14 +330,14 @@ def due_studies(dags: dict[str, Any]) -> tuple[list[tuple[Any, dict[str, Any]]],
         if not study.asset_uris:
             waiting[study.dag_id] = f"cron schedule {study.schedule.cron!r}: runs on its schedule, not on Assets"
             continue
+        problem = study.approval_problem()
+        if problem is not None:
+            waiting[study.dag_id] = f"refused: {problem} (its DAG stops at check_approval; nothing is read)"
+            continue
         updated = updated_assets_since(study.asset_uris, last_run_start(study.dag_id))
         missing = [u for u in study.asset_uris if u not in updated]
         if missing:
             waiting[study.dag_id] = f"waiting for Asset events on {missing}"
-            continue
-        problem = study.approval_problem()
-        if problem is not None:
-            waiting[study.dag_id] = f"not run: {problem}"
             continue
         versions = sorted({str(e.get("version")) for e in updated.values() if e.get("version")})
         due.append((dags[study.dag_id], {"mart_version": versions[-1] if versions else None}))
@@ -303,7 +363,7 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
     pending = refresh.pending_extractions(settings) or [None]
     for extraction in pending:
         progress(f"platform_refresh: extraction {extraction or '(none new)'}")
-        outcome = test_dag(dags[REFRESH_DAG_ID])
+        outcome = test_dag(dags[REFRESH_DAG_ID], progress=progress)
         outcome.note = extraction or "nothing new"
         run.refreshes.append(outcome)
         progress(f"  {outcome.state} in {outcome.seconds:.1f}s" +
@@ -313,9 +373,11 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
 
     due, waiting = due_studies(dags)
     run.not_run = waiting
+    for dag_id, why in sorted(waiting.items()):
+        progress(f"{dag_id}: {why}")
     for dag, conf in due:
         progress(f"{dag.dag_id}: mart version {conf['mart_version']}")
-        outcome = test_dag(dag, run_conf=conf)
+        outcome = test_dag(dag, run_conf=conf, progress=progress)
         run.studies.append(outcome)
         progress(f"  {outcome.state} in {outcome.seconds:.1f}s" +
                  (f"; failed: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else ""))

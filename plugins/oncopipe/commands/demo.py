@@ -3,7 +3,8 @@
 It is ``oncopipe run`` at the demo scale: if nothing has landed yet, a synthetic extraction of
 :data:`DEMO_PATIENTS` people is generated into the landing folder; then the platform refresh (raw gate, dbt,
 marts gate, publish) and every approved study run in one process, and the command prints where the published
-marts and the exports are.
+marts and the exports are. Airflow's own logs go to ``<airflow_home>/logs/embedded/`` (``--verbose``: the
+console).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def register(app: typer.Typer) -> None:
             "--extraction-date", help="Cut-off date.")] = DEMO_EXTRACTION_DATE,
         summary: Annotated[Path | None, typer.Option(
             "--summary", help="Where to write the JSON summary (default <home>/runs/last_run.json).")] = None,
+        verbose: Annotated[bool, typer.Option(
+            "--verbose", help="Print Airflow, dbt and GX logs here instead of <airflow_home>/logs/embedded/.")
+        ] = False,
     ) -> None:
         """Generate a small extraction if none has landed, then run the whole platform on it (oncopipe run)."""
         from oncopipe.commands.run import run_and_report
 
-        run_and_report(patients=patients, seed=seed, extraction_date=extraction_date, summary=summary)
+        run_and_report(patients=patients, seed=seed, extraction_date=extraction_date, summary=summary,
+                       verbose=verbose)

@@ -1,49 +1,104 @@
-"""``oncopipe run``: the whole platform in one process (the embedded default)."""
+"""``oncopipe run``: the whole platform in one process (the embedded default).
+
+The console shows one line per stage (raw gate, dbt groups, marts gate, publish, each study task), the studies
+that were refused or are waiting, and where the results are. Everything else the run prints - Airflow's task
+logs, dbt, Great Expectations - goes to ``<airflow_home>/logs/embedded/run-<UTC time>.log`` (``var/airflow/...``
+by default); ``--verbose`` prints it on the console instead.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from oncopipe.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED
 
 
-def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: Path | None) -> None:
+def run_log_path(airflow_home: Path) -> Path:
+    """Where the logs of one embedded run go (one file per run)."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return airflow_home / "logs" / "embedded" / f"run-{stamp}.log"
+
+
+@contextmanager
+def output_to(path: Path) -> Iterator[TextIO]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so Airflow, dbt, GX and any library
+    writing there) to ``path``; yield a stream on the original stdout for the progress lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    try:
+        with path.open("a", encoding="utf-8") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield console
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+        console.close()
+
+
+def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: Path | None,
+                   verbose: bool = False) -> None:
     """Run :func:`oncopipe.embedded.run_platform` and print where the results are; exit 1 if a run failed."""
     from rich.console import Console
 
     from oncopipe.embedded import run_platform
     from oncopipe.settings import get_settings
 
-    console = Console()
     settings = get_settings()
     summary = summary or settings.home / "runs" / "last_run.json"
-    with console.status("running the platform...") as status:
-        def progress(message: str) -> None:
-            console.log(message)
-            status.update(message)
+    log_path = None if verbose else run_log_path(settings.airflow_home)
+    with (output_to(log_path) if log_path else _stdout()) as stream:
+        console = Console(file=stream, highlight=False)
+        if log_path:
+            console.print(f"Airflow, dbt and Great Expectations logs: {log_path} (--verbose prints them here)")
+        with console.status("running the platform...") as status:
+            def progress(message: str) -> None:
+                console.log(message)
+                status.update(message.strip())
 
-        result = run_platform(patients=patients, seed=seed, extraction_date=extraction_date, progress=progress,
-                              summary_path=summary)
-    console.rule("oncopipe run")
-    if result.published_version:
-        console.print(f"published marts: version [bold]{result.published_version}[/bold] "
-                      f"(extraction {result.published_extraction}) in {result.published_path}")
-    else:
-        console.print("[yellow]nothing published yet[/yellow]")
-    for study_id, path in sorted(result.exports.items()):
-        console.print(f"export {study_id}: {path}")
-    for dag_id, why in sorted(result.not_run.items()):
-        console.print(f"[dim]{dag_id}: {why}[/dim]")
-    for outcome in (*result.refreshes, *result.studies):
-        if outcome.state != "success":
-            console.print(f"[red]{outcome.dag_id} {outcome.state}[/red]: failed tasks {outcome.failed_tasks}; "
-                          f"logs under {settings.airflow_home / 'logs'}")
-    console.print(f"summary: {summary} ({result.seconds:.0f} s)")
+            result = run_platform(patients=patients, seed=seed, extraction_date=extraction_date,
+                                  progress=progress, summary_path=summary)
+        console.rule("oncopipe run")
+        if result.published_version:
+            console.print(f"published marts: version [bold]{result.published_version}[/bold] "
+                          f"(extraction {result.published_extraction}) in {result.published_path}")
+        else:
+            console.print("[yellow]nothing published yet[/yellow]")
+        for study_id, path in sorted(result.exports.items()):
+            console.print(f"export {study_id}: {path}  (report: {Path(path) / 'report.html'})")
+        for dag_id, why in sorted(result.not_run.items()):
+            style = "yellow" if why.startswith("refused") else "dim"
+            console.print(f"[{style}]{dag_id}: {why}[/{style}]")
+        for outcome in (*result.refreshes, *result.studies):
+            if outcome.state != "success":
+                console.print(f"[red]{outcome.dag_id} {outcome.state}[/red]: failed tasks {outcome.failed_tasks}; "
+                              f"logs in {log_path or 'the output above'}")
+        console.print(f"exports index: {settings.exports / 'index.html'}")
+        console.print(f"summary: {summary} ({result.seconds:.0f} s)")
     if not result.ok:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _stdout() -> Iterator[TextIO]:
+    yield sys.stdout
 
 
 def register(app: typer.Typer) -> None:
@@ -56,9 +111,11 @@ def register(app: typer.Typer) -> None:
             "--extraction-date", help="Cut-off date of the generated extraction.")] = DEFAULT_EXTRACTION_DATE,
         summary: Annotated[Path | None, typer.Option(
             "--summary", help="Where to write the JSON summary (default <home>/runs/last_run.json).")] = None,
+        verbose: Annotated[bool, typer.Option(
+            "--verbose", help="Print Airflow, dbt and GX logs here instead of <airflow_home>/logs/embedded/.")
+        ] = False,
     ) -> None:
         """Run the whole platform in one process: refresh (raw gate, dbt, marts gate, publish), then the
         approved studies whose marts were updated (SQLite metadata under <home>/airflow, DuckDB warehouse)."""
-        run_and_report(patients=patients, seed=seed, extraction_date=extraction_date, summary=summary)
-
-
+        run_and_report(patients=patients, seed=seed, extraction_date=extraction_date, summary=summary,
+                       verbose=verbose)
