@@ -1,0 +1,66 @@
+"""Which study DAGs the embedded runner starts after a refresh (oncopipe.embedded.due_studies).
+
+The rule is the scheduler's for an ``AssetAll`` schedule: a study runs when every Asset it is scheduled on has an
+event since its last run, and only then. A study waiting on a mart the refresh did not announce, a study on a cron
+schedule and a refused study are not started. The Asset events are given here; the end-to-end test
+(tests/integration/test_dag_e2e.py) checks the same rule against real events in the Airflow metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import yaml
+from oncopipe import embedded, studies
+from oncopipe.settings import STUDIES_DIR
+from oncopipe.studies import asset_uri
+
+
+def _write(folder, study_id: str, **changes) -> None:
+    data = yaml.safe_load((STUDIES_DIR / "poor_prognosis_survival.yml").read_text())
+    data["id"] = study_id
+    for key, value in changes.items():
+        data[key] = value
+    (folder / f"{study_id}.yml").write_text(yaml.safe_dump(data))
+
+
+def test_only_studies_whose_assets_all_have_new_events_are_due(tmp_path, monkeypatch):
+    base = yaml.safe_load((STUDIES_DIR / "poor_prognosis_survival.yml").read_text())
+    wider = dict(base["approval"], marts=[*base["approval"]["marts"], "care_pathway_delays"])
+    _write(tmp_path, "on_cases")
+    _write(tmp_path, "on_cases_and_delays", approval=wider, reads=wider["marts"],
+           schedule={"assets": ["poor_prognosis_cases", "care_pathway_delays"]})
+    _write(tmp_path, "monthly", schedule={"cron": "0 6 1 * *"})
+    _write(tmp_path, "expired", approval=dict(base["approval"], granted=dt.date(2019, 6, 1),
+                                              expires=dt.date(2022, 5, 31)))
+    registry = studies.scan_registry(tmp_path, check_kinds=False)
+    assert all(entry.study for entry in registry), [entry.error for entry in registry]
+    monkeypatch.setattr(studies, "scan_registry", lambda *args, **kwargs: registry)
+
+    # The refresh announced poor_prognosis_cases only (version v2); care_pathway_delays has no new event.
+    events = {asset_uri("poor_prognosis_cases"): {"version": "v2", "extraction": "2025-06-30"}}
+    asked = []
+
+    def updated(uris, since):
+        asked.append((tuple(uris), since))
+        return {uri: extra for uri, extra in events.items() if uri in uris}
+
+    last_runs = {"study_on_cases": dt.datetime(2025, 4, 1, tzinfo=dt.UTC)}
+    monkeypatch.setattr(embedded, "updated_assets_since", updated)
+    monkeypatch.setattr(embedded, "last_run_start", lambda dag_id: last_runs.get(dag_id))
+    dags = {f"study_{name}": object() for name in ("on_cases", "on_cases_and_delays", "monthly", "expired")}
+
+    due, waiting = embedded.due_studies(dags)
+
+    assert due == [(dags["study_on_cases"], {"mart_version": "v2"})]
+    # Events are counted since each study's last run.
+    assert ((asset_uri("poor_prognosis_cases"),), last_runs["study_on_cases"]) in asked
+    assert set(waiting) == {"study_on_cases_and_delays", "study_monthly", "study_expired"}
+    assert waiting["study_on_cases_and_delays"].startswith("waiting for Asset events")
+    assert asset_uri("care_pathway_delays") in waiting["study_on_cases_and_delays"]
+    assert "cron" in waiting["study_monthly"]
+    assert waiting["study_expired"].startswith("refused: approval CESREES-2023-1187 (CESREES) expired on 2022-05-31")
+
+    # No new event at all (a re-run that published nothing): nothing is due.
+    events.clear()
+    assert embedded.due_studies(dags)[0] == []
