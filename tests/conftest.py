@@ -1,4 +1,4 @@
-"""Suite-wide fixtures and ordering: slow, topology and browser tests run last."""
+"""Suite-wide fixtures and ordering: slow, browser, live-UI and topology tests run last, in that order."""
 
 from __future__ import annotations
 
@@ -12,15 +12,19 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-_LAST = ("slow", "topology", "e2e")
+# The session's native topology (PostgreSQL, Celery, every Airflow process), shared by the airflow_ui and
+# topology tests: tests/native_topology.py.
+pytest_plugins = ["native_topology"]
+
+# Later in this tuple runs later. The airflow_ui and topology tests come last and together, so the shared
+# topology starts once and lives no longer than needed; the browser test goes first because it checks the
+# platform before any extraction landed, which the topology tests then land and refresh.
+_LAST = ("slow", "e2e", "airflow_ui", "topology")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
-        for i, marker in enumerate(_LAST, start=1):
-            if item.get_closest_marker(marker):
-                return i
-        return 0
+        return max((i for i, marker in enumerate(_LAST, start=1) if item.get_closest_marker(marker)), default=0)
 
     items.sort(key=rank)  # stable: keeps file order within a rank
 

@@ -558,7 +558,7 @@ class AirflowApi:
         tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
         return {ti["task_id"]: ti["state"] for ti in tis}
 
-    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 3.0) -> str:
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 2.0) -> str:
         """Wait until a run finishes; returns its final state (success or failed).
 
         Raises:

@@ -1,10 +1,11 @@
 """The real Airflow UI in headless Chromium: login, every DAG listed, the operator views, a platform refresh.
 
-The api-server (with scheduler, dag-processor and triggerer; LocalExecutor on a fresh PostgreSQL database)
-is started by the test through the native topology harness. Nothing is landed: the refresh triggered from
-the UI finds no new extraction and succeeds at once with its tasks skipped (the full refresh on the demo
-extraction, with a crash in the middle, is tests/integration/test_topology.py), and the operator views
-show their empty states. Screenshots go to ``tests/e2e/artifacts/`` (git-ignored).
+The api-server is the session's native topology (tests/native_topology.py: PostgreSQL metadata, scheduler,
+dag-processor, triggerer, a Celery worker on Redis). These tests run before the topology tests, so nothing is
+landed yet: the refresh triggered from the UI finds no new extraction and succeeds with its tasks skipped (the
+full refresh, with a crash in the middle, is tests/integration/test_topology.py, right after), and the operator
+views show their empty states. Chromium is Debian's, driven by Playwright. Screenshots go to
+``tests/e2e/artifacts/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oncopipe.native import AirflowApi, NativeTopology, ephemeral_topology
-
-pytestmark = [pytest.mark.e2e, pytest.mark.airflow_ui]
+from native_topology import ADMIN, PASSWORD
+from oncopipe.native import AirflowApi
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).parent / "artifacts"
-PASSWORD = "e2e-admin-password"
 REFRESH = "platform_refresh"
-DATABASE = "oncopipe_airflow_e2e"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow_ui,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason=f"no Chromium at {CHROMIUM} (make test installs the Debian package chromium)")]
 
 
 def _expected_dag_ids() -> set[str]:
@@ -33,33 +35,24 @@ def _expected_dag_ids() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory) -> Iterator[NativeTopology]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (make test installs the Debian package chromium)")
-    root = tmp_path_factory.mktemp("e2e")
-    with ephemeral_topology(root, DATABASE, celery=False, admin_password=PASSWORD) as harness:
-        yield harness
+def api(airflow_api) -> AirflowApi:
+    return airflow_api
 
 
 @pytest.fixture(scope="module")
-def api(airflow) -> AirflowApi:
-    return AirflowApi(airflow.api_url, "admin", PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def page(airflow):
+def page(native_airflow) -> Iterator:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=airflow.api_url)
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=native_airflow.api_url)
         page.set_default_timeout(60_000)
         page.goto("/")
-        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Username").fill(ADMIN)
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(airflow.api_url + "/", timeout=60_000)
+        page.wait_for_url(native_airflow.api_url + "/", timeout=60_000)
         yield page
         browser.close()
 
@@ -70,7 +63,7 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def _wait_parsed(api: AirflowApi, expected: set[str], timeout: float = 120.0) -> dict[str, dict]:
+def _wait_parsed(api: AirflowApi, expected: set[str], timeout: float = 240.0) -> dict[str, dict]:
     """DAGs appear once the dag-processor parsed them: poll the API until all expected are there."""
     import time
 

@@ -1,47 +1,46 @@
 """The production topology as native processes: PostgreSQL metadata, Celery on Redis, a refresh, a crash.
 
-One topology for the module (fresh PostgreSQL database, dedicated Redis database, demo-scale extraction):
-scheduler + api-server + dag-processor + triggerer + one Celery worker, started by PID with the environment
-of ``oncopipe.topology`` (the one docker-compose.yml is rendered from), stopped by PID at the end.
+The session's topology (tests/native_topology.py: fresh PostgreSQL database, dedicated Redis database,
+scheduler + api-server + dag-processor + triggerer + one Celery worker, started by PID with the environment of
+``oncopipe.topology``, the one docker-compose.yml is rendered from, and stopped by PID at the end). These tests
+run last, after the live-UI browser test, in file order: the first checks the processes and the DAGs, the second
+lands a small extraction and refreshes it through the REST API with the scheduler SIGKILLed in the middle, the
+third makes a task fail and reads the failure mail.
 """
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from oncopipe.native import AirflowApi, NativeTopology, ephemeral_topology, free_port
 
 pytestmark = [pytest.mark.topology]
 
-PASSWORD = "topology-admin-password"
-DATABASE = "oncopipe_airflow_test"
 REFRESH = "platform_refresh"
-OPERATORS = "ops@example.org"
+#: The smallest extraction every approved study runs on (tests/integration/test_dag_e2e.py uses the same).
+PATIENTS = 1_000
+SEED = 7
+EXTRACTION_DATE = "2025-03-31"
 #: One refresh is ~30 dbt tasks in a pool of one slot, each a process that loads dbt: minutes, not seconds.
 REFRESH_TIMEOUT = 900.0
 
 
 @pytest.fixture(scope="module")
-def landing_root(tmp_path_factory) -> Path:
-    """The topology's root, with the demo extraction generated aside (``staged/``), not yet landed.
+def staged(tmp_path_factory) -> Path:
+    """The extraction, generated aside (not yet landed) on the landing's file system.
 
     platform_refresh is hourly and DAGs are unpaused at creation, so its first scheduled run starts as soon
     as the DAG is parsed; the extraction lands only after that run found nothing new, so the run the test
     triggers through the REST API is the one that processes it.
     """
-    from oncopipe.commands.demo import DEMO_EXTRACTION_DATE, DEMO_PATIENTS, DEMO_SEED
     from oncopipe.synth.extraction import generate
 
-    root = tmp_path_factory.mktemp("topology")
-    generate(root / "staged", DEMO_PATIENTS, DEMO_SEED, DEMO_EXTRACTION_DATE)
+    root = tmp_path_factory.mktemp("staged")
+    generate(root, PATIENTS, SEED, EXTRACTION_DATE)
     return root
 
 
@@ -51,55 +50,6 @@ def land(staged: Path, landing: Path) -> None:
         for extraction in source.iterdir():
             (landing / source.name).mkdir(parents=True, exist_ok=True)
             extraction.rename(landing / source.name / extraction.name)
-
-
-class Mailbox:
-    """An SMTP server on 127.0.0.1 that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[str] = []
-        self.arrived = threading.Condition()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's handler protocol)
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        body = message.get_body(preferencelist=("plain", "html"))
-        with self.arrived:
-            self.messages.append(f"Subject: {message['subject']}\n{body.get_content() if body else ''}")
-            self.arrived.notify_all()
-        return "250 OK"
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        with self.arrived:
-            found = self.arrived.wait_for(lambda: next((m for m in self.messages if text in m), None), timeout)
-        assert found, f"no mail containing {text!r} within {timeout:.0f} s; got {len(self.messages)} other(s)"
-        return found
-
-
-@pytest.fixture(scope="module")
-def mailbox() -> Iterator[Mailbox]:
-    from aiosmtpd.controller import Controller
-
-    box = Mailbox()
-    box.port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=box.port)
-    controller.start()
-    yield box
-    controller.stop()
-
-
-@pytest.fixture(scope="module")
-def airflow(landing_root, mailbox) -> Iterator[NativeTopology]:
-    smtp = f"smtp://127.0.0.1:{mailbox.port}?disable_ssl=true&disable_tls=true&from_email=oncopipe%40localhost"
-    with ephemeral_topology(landing_root, DATABASE, celery=True, admin_password=PASSWORD, smtp_url=smtp,
-                            operator_emails=OPERATORS) as harness:
-        yield harness
-    assert not harness.forced, f"needed SIGKILL to stop: {harness.forced}"
-    assert not any(harness.alive().values())
-
-
-@pytest.fixture(scope="module")
-def api(airflow) -> AirflowApi:
-    return AirflowApi(airflow.api_url, "admin", PASSWORD)
 
 
 def _wait(predicate, timeout: float, what: str, interval: float = 1.0):
@@ -147,7 +97,8 @@ def published_state(published: Path) -> tuple[str | None, list[str]]:
     return name, problems
 
 
-def test_processes_run_on_postgres_and_celery(airflow, api):
+def test_processes_run_on_postgres_and_celery(native_airflow, airflow_api):
+    airflow, api = native_airflow, airflow_api
     health = airflow.health()
     assert {k: v["status"] for k, v in health.items()} == {
         "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy"}
@@ -165,13 +116,14 @@ def test_processes_run_on_postgres_and_celery(airflow, api):
     assert api.import_errors() == []
     assert not any(dags[d]["is_paused"] for d in expected)
     # The hourly refresh ran on its own as soon as it was parsed; with nothing landed it skips, cheaply.
-    first = _wait(lambda: [r for r in api.runs(REFRESH) if r["state"] in ("success", "failed")], 300,
-                  "the first scheduled run of platform_refresh")[0]
-    assert first["run_type"] == "scheduled" and first["state"] == "success"
+    first = _wait(lambda: [r for r in api.runs(REFRESH)
+                           if r["run_type"] == "scheduled" and r["state"] in ("success", "failed")], 300,
+                  "the first scheduled run of platform_refresh")[-1]
+    assert first["state"] == "success"
     assert api.task_states(REFRESH, first["dag_run_id"])["find_extraction"] == "skipped"
 
 
-def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(airflow, api, landing_root):
+def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(native_airflow, airflow_api, staged):
     """One refresh, triggered through the REST API, with the scheduler SIGKILLed while a dbt task runs.
 
     A reader polls the published folder all along: it must only ever see no version or a complete one
@@ -179,9 +131,10 @@ def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(airfl
     tasks kept running in the worker; the new scheduler adopts them), the marts are published, and every
     approved study DAG runs because the Assets of its marts were updated (nobody triggers them).
     """
+    airflow, api = native_airflow, airflow_api
     published = Path(airflow.environment["ONCOPIPE_PUBLISHED"])
     assert not [r for r in api.runs(REFRESH) if r["state"] not in ("success", "failed")], "no refresh pending"
-    land(landing_root / "staged", Path(airflow.environment["ONCOPIPE_LANDING"]))
+    land(staged, Path(airflow.environment["ONCOPIPE_LANDING"]))
     seen: list[tuple[str | None, list[str]]] = []
     stop = threading.Event()
 
@@ -225,14 +178,15 @@ def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(airfl
             return {d: r[0] for d, r in runs.items()}
         return None
 
-    runs = _wait(finished, REFRESH_TIMEOUT, f"asset-triggered runs of {sorted(studies)}", interval=5)
+    runs = _wait(finished, REFRESH_TIMEOUT, f"asset-triggered runs of {sorted(studies)}", interval=2)
     for dag_id, run in runs.items():
         assert run["run_type"] == "asset_triggered", (dag_id, run["run_type"])
         assert run["state"] == "success", (dag_id, api.task_states(dag_id, run["dag_run_id"]))
 
 
-def test_a_failed_task_mails_a_link_to_its_log_on_the_api_server(airflow, api, mailbox):
+def test_a_failed_task_mails_a_link_to_its_log_on_the_api_server(native_airflow, airflow_api, mailbox):
     """The failure callback runs in the Celery worker and builds the log URL from the topology's base URL."""
+    airflow, api = native_airflow, airflow_api
     run_id = api.trigger(REFRESH, conf={"extraction_date": "1999-01-01"})  # never landed: find_extraction fails
     assert api.wait_run(REFRESH, run_id, timeout=180) == "failed"
     mail = mailbox.wait_for(f"{airflow.api_url}/dags/{REFRESH}/runs/", timeout=120)
