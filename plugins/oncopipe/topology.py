@@ -88,6 +88,7 @@ AIRFLOW_ENVIRONMENT: Mapping[str, str] = {
     "AIRFLOW__CELERY__RESULT_BACKEND":
         "db+postgresql://{postgres_user}:{postgres_password}@{postgres_host}:{postgres_port}/{postgres_db}",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "{worker_concurrency}",
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "oncopipe.celery_config.CELERY_CONFIG",
     "AIRFLOW__API__HOST": "{api_host}",
     "AIRFLOW__API__PORT": "{api_port}",
     "AIRFLOW__API__WORKERS": "{api_workers}",

@@ -153,3 +153,34 @@ def test_topology_creates_the_pool_the_dags_use():
 
     assert topology.POOLS[DUCKDB_POOL][0] == 1, "DuckDB has one writer at a time"
     assert ("airflow", "pools", "set", DUCKDB_POOL, "1", topology.POOLS[DUCKDB_POOL][1]) in topology.MIGRATE_COMMANDS
+
+
+def test_test_tuning_only_adds_intervals_the_topology_does_not_set(tmp_path):
+    """The test harness's TEST_TUNING may change how often Airflow looks, never what the topology configures."""
+    from oncopipe.native import NativeTopology
+
+    compose_keys = set(_compose()["services"]["scheduler"]["environment"])
+    assert not set(topology.TEST_TUNING) & (set(topology.AIRFLOW_ENVIRONMENT) | compose_keys)
+    secrets = topology.generate_secrets()
+    target = topology.native_target(secrets=secrets, data=tmp_path / "data", airflow_home=tmp_path / "airflow",
+                                    postgres_db="x", api_port=28080)
+    tuned = NativeTopology(target, tmp_path / "state", "pw", tuning=topology.TEST_TUNING).process_environment()
+    assert {k: tuned[k] for k in topology.AIRFLOW_ENVIRONMENT} == target.environment()
+    assert {k: tuned[k] for k in topology.TEST_TUNING} == dict(topology.TEST_TUNING)
+    overriding = NativeTopology(target, tmp_path / "state", "pw", tuning={"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"})
+    with pytest.raises(ValueError, match="AIRFLOW__CORE__EXECUTOR"):
+        overriding.process_environment()
+
+
+def test_celery_workers_use_airflow_defaults_plus_a_preload_of_existing_modules():
+    import importlib.util
+
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+    from oncopipe.celery_config import CELERY_CONFIG, WORKER_PRELOAD
+
+    module, _, name = topology.AIRFLOW_ENVIRONMENT["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is CELERY_CONFIG
+    assert {k: v for k, v in CELERY_CONFIG.items() if k != "imports"} == {
+        k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"}
+    assert set(WORKER_PRELOAD) <= set(CELERY_CONFIG["imports"])
+    assert [m for m in WORKER_PRELOAD if importlib.util.find_spec(m) is None] == []
