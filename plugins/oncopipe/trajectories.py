@@ -16,16 +16,20 @@ maximises the posterior-weighted censored-normal (Tobit) likelihood in ``beta`` 
 L-BFGS with the analytic gradient. Monthly PDC takes few distinct values (days covered / days in the
 month), so observations are aggregated into cells (month, value): the data are a sparse person x cell
 incidence matrix ``A`` and every step is two sparse products (``A @ loglik_cells`` for the E-step,
-``A.T @ posterior`` for the M-step weights). Several starts (k-means, then k-means on other seeds) are run
-on a subsample of people; the best subsample likelihood is then refined by EM on all people until the
-relative change of the log-likelihood is below ``tol``.
+``A.T @ posterior`` for the M-step weights). Several starts are run on a subsample of people, each a
+k-means partition over the **observed months only** (months after a person's follow-up ends are missing in
+the starts as in the likelihood, never filled in) from its own k-means++ seeding; each start is iterated by
+EM on the subsample, the start with the best subsample likelihood is then refined by EM on all people until
+the relative change of the log-likelihood is below ``tol``.
 
 Selection. ``BIC = -2 logL + p ln N`` and ``AIC = -2 logL + 2p`` (smaller is better; Nagin's
-``BIC = logL - p ln(N) / 2`` is ``-1/2`` of this) with ``N`` the number of **people** (not observations),
-as Nagin recommends, and ``p = sum_j (d_j + 1) + (k - 1) + number of sigmas``. A model is adequate when
-every group has average posterior probability of assignment ``APP_j >= 0.7``, odds of correct
-classification ``OCC_j = [APP_j / (1 - APP_j)] / [pi_j / (1 - pi_j)] >= 5``, and at least 5% of people
-assigned to it (assignment = maximum posterior). The chosen model is the adequate one with the smallest
+``BIC = logL - p ln(N) / 2`` is ``-1/2`` of this, so the order of the models is the same) with ``N`` the
+number of **people** (not observations), as Jones, Nagin and Roeder (2001) recommend, and
+``p = sum_j (d_j + 1) + (k - 1) + number of sigmas``. A model is adequate (Nagin 2005, ch. 5) when every
+group has average posterior probability of assignment ``APP_j >= 0.7`` (mean of ``p_ij`` over the people
+assigned to ``j``), odds of correct classification ``OCC_j = [APP_j / (1 - APP_j)] / [pi_j / (1 - pi_j)] >= 5``
+with ``pi_j`` the estimated group probability, and at least 5% of people assigned to it (assignment =
+maximum posterior). The chosen model is the adequate one with the smallest
 BIC; if none is adequate, the smallest BIC overall (flagged). Relative entropy
 ``1 - sum_i sum_j -p_ij ln p_ij / (N ln k)`` is reported. Groups are numbered 1..k from the most to the
 least adherent (mean fitted PDC over the months).
@@ -348,16 +352,68 @@ class _Model:
             thetas, h, pi = self.m_step(post, thetas, h, panel)
 
 
-def _start_labels(panel: Panel, rows: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
+def _start_labels(panel: Panel, rows: np.ndarray, k: int, seed: int, max_iter: int = 100) -> np.ndarray:
+    """Start partition: k-means over the observed months only (k-means++ seeding, Lloyd iterations).
 
+    Months after a person's follow-up ends are missing, not values: the distance of a person to a centre is
+    the mean squared difference over her observed months, and a centre's month is the mean of the people of
+    the cluster observed that month. Filling them (e.g. carrying the last value forward) would pull people
+    censored early towards flat trajectories and bias the starts.
+    """
     dense = panel.dense(rows)
-    # Unobserved months take the person's last observed value (else the month mean) for clustering only.
-    filled = pd.DataFrame(dense).ffill(axis=1).to_numpy()
-    col_mean = np.nan_to_num(np.nanmean(np.where(np.isnan(filled), np.nan, filled), axis=0), nan=0.5)
-    filled = np.where(np.isnan(filled), col_mean[None, :], filled)
-    km = KMeans(n_clusters=k, n_init=1, random_state=seed, init="k-means++" if seed % 2 == 0 else "random")
-    return km.fit_predict(filled)
+    mask = ~np.isnan(dense)
+    x = np.where(mask, dense, 0.0)
+    m = mask.astype(float)
+    n_obs = np.maximum(m.sum(axis=1), 1.0)
+    x2 = (x**2).sum(axis=1)
+    month_mean = np.nan_to_num(np.nanmean(np.where(mask, dense, np.nan), axis=0), nan=0.5) if mask.any() else 0.5
+
+    def distance(centres: np.ndarray) -> np.ndarray:
+        return np.maximum(x2[:, None] - 2 * x @ centres.T + m @ (centres**2).T, 0.0) / n_obs[:, None]
+
+    def centre_of(person: int) -> np.ndarray:
+        return np.where(mask[person], x[person], month_mean)
+
+    rng = np.random.default_rng(seed)
+    n = len(rows)
+    centres = np.empty((k, panel.n_months))
+    centres[0] = centre_of(rng.integers(n))
+    closest = distance(centres[:1])[:, 0]
+    for j in range(1, k):
+        total = closest.sum()
+        pick = rng.choice(n, p=closest / total) if total > 0 else rng.integers(n)
+        centres[j] = centre_of(pick)
+        closest = np.minimum(closest, distance(centres[j:j + 1])[:, 0])
+    labels = np.full(n, -1)
+    for _ in range(max_iter):
+        d = distance(centres)
+        new = d.argmin(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        one_hot = np.zeros((n, k))
+        one_hot[np.arange(n), labels] = 1.0
+        counts = one_hot.T @ m
+        sums = one_hot.T @ x
+        centres = np.where(counts > 0, sums / np.maximum(counts, 1.0), centres)
+        empty = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
+        for j in empty:  # an empty cluster restarts at the person farthest from her centre
+            far = int(d[np.arange(n), labels].argmax())
+            centres[j] = centre_of(far)
+            labels[far] = j
+    return _by_level(panel, rows, labels, k)
+
+
+def _by_level(panel: Panel, rows: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Relabel a partition from the most to the least adherent cluster (mean observed value), so that
+    per-group degrees apply in that order."""
+    inc = panel.incidence[rows]
+    sums, counts = inc @ panel.cell_value, np.asarray(inc.sum(axis=1)).ravel()
+    level = np.bincount(labels, weights=sums, minlength=k) / np.maximum(np.bincount(labels, weights=counts,
+                                                                                   minlength=k), 1.0)
+    rank = np.empty(k, dtype=np.int64)
+    rank[np.argsort(-level, kind="stable")] = np.arange(k)
+    return rank[labels]
 
 
 def fit_gbtm(
@@ -374,20 +430,25 @@ def fit_gbtm(
     max_iter: int = 500,
     tol: float = 1e-8,
     start_iter: int = 100,
+    previous: GBTMFit | None = None,
 ) -> GBTMFit:
     """Fit a ``k``-group censored-normal trajectory model by EM (see module docstring).
 
     Args:
         panel: the data (:func:`panel_from_long`).
         k: number of groups (>= 1).
-        degree: polynomial degree (0..3) of every group, or one degree per group.
-        n_starts: number of k-means starts tried on the subsample.
+        degree: polynomial degree (0..3) of every group, or one degree per group, from the most to the least
+            adherent (start clusters are numbered in that order).
+        n_starts: number of k-means starts (over observed months only) tried on the subsample.
         start_sample: people in the subsample used for starts (all if fewer).
         seed: random seed (subsample and k-means).
         common_sigma: one sigma for all groups (True, Nagin's default) or one per group.
         lower, upper: censoring points (0 and 1 for PDC).
         max_iter, tol: EM stops when the relative change of the log-likelihood is <= ``tol``.
         start_iter: EM iterations at most for each start on the subsample (tolerance 1e-6).
+        previous: a fit with ``k - 1`` groups on the same panel: each of its groups split in two (k-means over
+            the observed months of its members) gives one more start. k-means alone tends to split the large
+            adherent group and merge small declining ones; splitting a group of the smaller model does not.
 
     Returns:
         The fit, groups ordered from the most to the least adherent.
@@ -402,9 +463,12 @@ def fit_gbtm(
     rows = (np.sort(rng.choice(panel.n_people, start_sample, replace=False))
             if panel.n_people > start_sample else np.arange(panel.n_people))
     sub = panel.subset(rows) if len(rows) < panel.n_people else panel
+    starts = [_start_labels(panel, rows, k, seed * 1000 + s) if k > 1 else np.zeros(len(rows), int)
+              for s in range(max(n_starts, 1))]
+    if previous is not None and previous.k == k - 1 and k > 1:
+        starts += _split_starts(panel, rows, previous, seed)
     best = None
-    for s in range(max(n_starts, 1)):
-        labels = _start_labels(panel, rows, k, seed * 1000 + s) if k > 1 else np.zeros(len(rows), int)
+    for labels in starts:
         thetas, h, pi = model.init_from_labels(labels, sub)
         thetas, h, pi, ll, _, _, _ = model.run_em(thetas, h, pi, sub, max_iter=start_iter, tol=1e-6)
         if best is None or ll > best[3]:
@@ -414,6 +478,23 @@ def fit_gbtm(
     fit = GBTMFit(k, degrees, betas, sigma, pi, ll, panel.n_people, panel.n_months,
                   n_iter, converged, post, panel.person_ids, lower, upper)
     return _ordered(fit)
+
+
+def _split_starts(panel: Panel, rows: np.ndarray, previous: GBTMFit, seed: int) -> list[np.ndarray]:
+    """Start partitions of the subsample ``rows`` with one group more than ``previous``: one per group split."""
+    if not np.array_equal(previous.person_ids, panel.person_ids):
+        raise ValueError("previous fit is not on the same panel")
+    assigned = previous.assignment[rows]
+    out = []
+    for j in range(previous.k):
+        members = np.flatnonzero(assigned == j)
+        if len(members) < 2:
+            continue
+        halves = _start_labels(panel, rows[members], 2, seed * 1000 + 500 + j)
+        labels = assigned.copy()
+        labels[members[halves == 1]] = previous.k
+        out.append(_by_level(panel, rows, labels, previous.k + 1))
+    return out
 
 
 def _ordered(fit: GBTMFit) -> GBTMFit:
@@ -458,7 +539,8 @@ def select_gbtm(
         min_groups, max_groups: range of the number of groups.
         degree: one degree for every group of every model, or ``{k: [degree per group]}``.
         progress: called after each fit with ``(k, fit)``.
-        **fit_options: passed to :func:`fit_gbtm` (n_starts, seed, common_sigma, ...).
+        **fit_options: passed to :func:`fit_gbtm` (n_starts, seed, common_sigma, ...); each fit after the
+            first also starts from the groups of the fit with one group fewer, each split in two.
 
     Returns:
         The :class:`Selection`; ``table`` has k, log_likelihood, n_params, bic, aic, entropy,
@@ -470,7 +552,7 @@ def select_gbtm(
     rows = []
     for k in range(min_groups, max_groups + 1):
         deg = degree.get(k, 3) if isinstance(degree, Mapping) else degree
-        fit = fit_gbtm(panel, k, deg, **fit_options)
+        fit = fit_gbtm(panel, k, deg, previous=fits.get(k - 1), **fit_options)
         fits[k] = fit
         st = fit.stats
         rows.append({"k": k, "log_likelihood": fit.loglik, "n_params": fit.n_params, "bic": fit.bic, "aic": fit.aic,

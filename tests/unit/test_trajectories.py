@@ -108,3 +108,31 @@ def test_panel_rejects_duplicates_and_bad_degree():
     ok = pd.DataFrame({"person_id": [1, 2, 3], "month_index": [0, 0, 0], "pdc": [0.5, 0.6, 1.0]})
     with pytest.raises(ValueError, match="degree"):
         tr.fit_gbtm(tr.panel_from_long(ok), 2, 4)
+
+
+def test_starts_treat_months_after_follow_up_as_missing():
+    # Early drop (0.2 for 3 months, then 1.0) vs flat 0.6; women of the first kind censored after month 2 look
+    # like the first kind over their observed months. Filling their missing months with the last value
+    # (0.2) would put them with the flat 0.6 group.
+    months = 24
+    early = np.r_[np.full(3, 0.2), np.full(months - 3, 1.0)]
+    rows = [(i, t, early[t]) for i in range(200) for t in range(months)]
+    rows += [(200 + i, t, 0.6) for i in range(200) for t in range(months)]
+    rows += [(400 + i, t, early[t]) for i in range(100) for t in range(3)]
+    panel = tr.panel_from_long(pd.DataFrame(rows, columns=["person_id", "month_index", "pdc"]))
+    labels = tr._start_labels(panel, np.arange(panel.n_people), 2, seed=0)
+    assert len(set(labels[:200])) == 1 and len(set(labels[200:400])) == 1 and labels[0] != labels[200]
+    assert (labels[400:] == labels[0]).all()
+    assert labels[0] == 0  # clusters are numbered from the most adherent (mean 0.93 against 0.6)
+
+
+def test_selection_starts_from_the_smaller_model_split():
+    frame, truth = tr.simulate_panel(1500, PLANTED, shares=[0.5, 0.3, 0.2], sigma=0.2, seed=4)
+    panel = tr.panel_from_long(frame)
+    two = tr.fit_gbtm(panel, 2, 2, n_starts=1)
+    splits = tr._split_starts(panel, np.arange(panel.n_people), two, seed=0)
+    assert len(splits) == 2 and all(set(np.unique(s)) == {0, 1, 2} for s in splits)
+    three = tr.fit_gbtm(panel, 3, 2, n_starts=1, previous=two)
+    assert three.loglik >= tr.fit_gbtm(panel, 3, 2, n_starts=1).loglik - 1e-6 * abs(three.loglik)
+    with pytest.raises(ValueError, match="same panel"):
+        tr._split_starts(tr.panel_from_long(frame[frame["person_id"] < 100]), np.arange(100), two, seed=0)

@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "discontinuation_gap_days": 90,
     "seed": 0,
     "n_starts": 6,
+    # One sigma per group: the adherent group's monthly PDC (mostly 1, some refill dips) is far less spread than
+    # a declining group's (measured on the generator's planted groups, 20,314 women, seed 2026: sigma 0.20 for
+    # the adherent group, 0.44-0.57 for the declining ones; 6-group BIC 660,938 against 778,943 with one
+    # common sigma).
+    "common_sigma": False,
     "max_months": 60,
     "age_scale": 10,
     "drop_missing_covariates": False,
@@ -74,9 +79,9 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
 
     Params: ``min_groups``/``max_groups`` (2..7), ``degree`` (polynomial degree of every group, or
     ``{k: [degree per group]}``), ``pdc_threshold`` (0.8), ``discontinuation_gap_days`` (90: the gap the
-    mart's ``is_discontinued`` was built with, recorded), ``seed``, ``n_starts``, ``max_months`` (60),
-    ``age_scale`` (odds ratio of age per 10 years), ``drop_missing_covariates`` (False: missing
-    covariates are an error).
+    mart's ``is_discontinued`` was built with, recorded), ``seed``, ``n_starts``, ``common_sigma`` (False:
+    one sigma per group), ``max_months`` (60), ``age_scale`` (odds ratio of age per 10 years),
+    ``drop_missing_covariates`` (False: missing covariates are an error).
 
     Raises:
         InputValidationError: a missing input or column, unknown parameters, missing covariates.
@@ -119,7 +124,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if isinstance(degree, Mapping):
         degree = {int(k): [int(d) for d in v] for k, v in degree.items()}
     selection = select_gbtm(panel, min_groups=int(p["min_groups"]), max_groups=max_groups, degree=degree,
-                            seed=int(p["seed"]), n_starts=int(p["n_starts"]))
+                            seed=int(p["seed"]), n_starts=int(p["n_starts"]), common_sigma=bool(p["common_sigma"]))
     fit = selection.chosen
     if not selection.chosen_adequate:
         notes.append("No candidate model met every adequacy rule (APP >= 0.7, OCC >= 5, groups >= 5%); "
@@ -349,8 +354,10 @@ def _methods(p: Mapping[str, Any], selection) -> str:
         "carry-over across molecules of the class, hospital days covered with home supply paused, month k = "
         "[index + k months, index + k+1 months - 1 day], truncated at death, end of data or 5 years). "
         "Group-based trajectory models (censored normal at 0 and 1, polynomial in time of degree "
-        f"{p['degree']}, one sigma) with {p['min_groups']} to {selection.table['k'].max()} groups were fitted by "
-        "EM with k-means starts; women contribute the months they are observed (missing at random). The model "
+        f"{p['degree']}, {'one sigma' if p['common_sigma'] else 'one sigma per group'}) with {p['min_groups']} to "
+        f"{selection.table['k'].max()} groups were fitted by EM from {p['n_starts']} k-means starts over the "
+        "observed months (the best likelihood kept); women contribute the months they are observed (missing at "
+        "random; follow-up ends at death, 5 years or the last month whose dispensings are complete). The model "
         "with the smallest BIC (N = women) among the adequate ones (average posterior probability >= 0.7, odds "
         "of correct classification >= 5, every group >= 5% of women) was chosen "
         f"({selection.chosen_k} groups). Women were assigned to the group of maximum posterior probability; "
