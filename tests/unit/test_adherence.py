@@ -197,6 +197,24 @@ def test_supply_dispensed_before_the_window_counts():
     assert out["pdc"].iloc[0] == pytest.approx(13 / 31)
 
 
+@pytest.mark.parametrize(("start", "end", "covered"), [
+    # Dec 1 (30 d) covers Dec 1..30; Dec 15 (30 d) is carried over to Dec 31..Jan 29 (AdhereR CMA7: the supply
+    # carried over from before the observation window counts; without carry-over it would end Jan 13).
+    ("2024-01-01", "2024-01-31", 29),
+    ("2024-01-29", "2024-01-29", 1),   # the last supplied day
+    ("2024-01-30", "2024-02-29", 0),   # the day after it
+    ("2023-12-31", "2023-12-31", 1),   # first carried-over day
+    ("2023-12-01", "2024-01-29", 60),  # the whole supply, counted once
+    ("2023-11-01", "2023-11-30", 0),   # before the first dispensing
+])
+def test_carry_over_chain_from_before_the_window(start, end, covered):
+    disp = _disp([("2023-12-01", 30, "tamoxifen"), ("2023-12-15", 30, "letrozole")])
+    out = adh.pdc_windows(adh.coverage(disp), pd.DataFrame({"person_id": ["p1"], "start": [T(start)],
+                                                             "end": [T(end)]}))
+    assert out["days_covered"].iloc[0] == covered
+    assert out["pdc"].iloc[0] == pytest.approx(covered / ((T(end) - T(start)).days + 1))
+
+
 @pytest.mark.parametrize(("index", "windows"), [
     ("2024-01-31", [("2024-01-31", "2024-02-28"), ("2024-02-29", "2024-03-30"), ("2024-03-31", "2024-04-29"),
                     ("2024-04-30", "2024-05-30")]),
