@@ -129,6 +129,32 @@ def test_missing_covariates_error_or_dropped(small_inputs):
     assert any("12 women with a missing covariate" in n for n in res.notes)
 
 
+def test_covariates_missing_on_almost_everyone_is_not_enough_data(small_inputs):
+    cohort = small_inputs["breast_cancer_endocrine_cohort"].copy()
+    cohort["age_at_index"] = cohort["age_at_index"].astype(float)
+    cohort.loc[cohort.index[:-9], "age_at_index"] = np.nan  # 9 complete cases left
+    with pytest.raises(NotEnoughData, match="TRADHOR.*fewer than 10 women.*every covariate.*age_at_index") as err:
+        _run({**small_inputs, "breast_cancer_endocrine_cohort": cohort}, drop_missing_covariates=True)
+    assert "9" not in str(err.value)
+
+
+def test_a_trajectory_group_without_women_is_not_enough_data(small_inputs, monkeypatch):
+    from oncopipe.analyses import tradhor
+
+    real = tradhor.select_gbtm
+
+    def emptied(*args, **kwargs):
+        selection = real(*args, **kwargs)
+        post = selection.chosen.posterior
+        post[:, 0] += post[:, 1]  # nobody's most probable group is group 2 any more
+        post[:, 1] = 0.0
+        return selection
+
+    monkeypatch.setattr(tradhor, "select_gbtm", emptied)
+    with pytest.raises(NotEnoughData, match="TRADHOR.*trajectory group.*no woman assigned"):
+        _run(small_inputs, max_groups=3)
+
+
 def test_no_discontinuation_is_not_enough_data(small_inputs):
     monthly = small_inputs["endocrine_adherence_monthly"].assign(is_discontinued=False)
     with pytest.raises(NotEnoughData, match="no discontinuation"):

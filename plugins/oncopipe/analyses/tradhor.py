@@ -109,6 +109,11 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         raise InputValidationError(study_id, f"{COHORT}: {detail}; set drop_missing_covariates to analyse "
                                              "complete cases")
 
+    complete = int(cohort[covariates].notna().all(axis=1).sum())
+    if missing and complete < MIN_PEOPLE:
+        raise NotEnoughData(study_id, f"fewer than 10 women of {COHORT} have every covariate "
+                                      f"({', '.join(missing)} missing) for the predictors of trajectory group")
+
     months = monthly[monthly["person_id"].isin(cohort["person_id"]) & (monthly["month_index"] < p["max_months"])]
     without = int((~cohort["person_id"].isin(months["person_id"])).sum())
     if without:
