@@ -5,14 +5,19 @@ Usage::
     nice -n 10 .venv/bin/python benchmarks/quality.py --landing DIR --extraction 2025-12-31
     nice -n 10 .venv/bin/python benchmarks/quality.py --patients 100000      # generate first (var/bench-quality)
 
-The gate runs as in production except that a failure does not quarantine (the benchmark must not move the
-data it measures). Writes ``benchmarks/results/quality-<extraction>-<lines>.json`` with the stage measures,
-line counts per source and the gate's pass counts.
+The gate runs as in production except that a failure does not quarantine, so ``--landing`` may point at an
+existing extraction that must stay untouched (someone else's benchmark landing): the gate only reads it, history
+and GX results go to ``<home>/bench-quality/quality``, and the benchmark fails if any file of the landing
+changed (paths, sizes, modification times compared before and after). Writes
+``benchmarks/results/quality-<extraction>-<lines>[-<label>].json`` with the stage measures, the load average
+before and after, the gate's wall time per source and phase (facts, line_rules, gx), line counts per source
+and the gate's pass counts.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -36,13 +41,26 @@ def _lines(landing: Path, extraction: str) -> dict[str, int]:
     return out
 
 
+def _listing(landing: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(landing)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(landing.rglob("*")) if p.is_file()}
+
+
+def _phases(durations: dict[str, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, seconds in durations.items():
+        phase = key.split(":")[1]
+        out[phase] = round(out.get(phase, 0.0) + seconds, 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--landing", type=Path, default=None, help="landing folder holding the extraction")
     parser.add_argument("--extraction", default=None, help="extraction date (default: latest in the landing)")
     parser.add_argument("--patients", type=int, default=None, help="generate this many patients first")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--row-sample", type=int, default=QualityConfig.row_sample)
+    parser.add_argument("--label", default="", help="suffix of the results file (e.g. baseline)")
     parser.add_argument("--docs", action="store_true", help="also rebuild the Data Docs site")
     args = parser.parse_args(argv)
     base = get_settings()
@@ -70,20 +88,30 @@ def main(argv: list[str] | None = None) -> int:
                         published=work / "published", exports=work / "exports", quality=quality,
                         airflow_home=base.airflow_home)
     lines = _lines(landing, extraction)
-    config = QualityConfig(row_sample=args.row_sample, quarantine=False, build_docs=args.docs)
+    config = QualityConfig(quarantine=False, build_docs=args.docs)
+    before = _listing(landing)
+    load_before = os.getloadavg()
     with measure("raw_gate") as m:
         m.rows = sum(lines.values())
         try:
             report = run_raw_gate(extraction, settings, config)
         except GateFailed as exc:
             report = exc.report
+    load_after = os.getloadavg()
     measures.append(m)
-    path = write_results(RESULTS / f"quality-{extraction}-{sum(lines.values())}.json", measures,
-                         landing=str(landing), extraction=extraction, lines=lines, row_sample=args.row_sample,
+    if _listing(landing) != before:
+        print(f"the landing {landing} changed during the benchmark", file=sys.stderr)
+        return 1
+    name = f"quality-{extraction}-{sum(lines.values())}{'-' + args.label if args.label else ''}.json"
+    path = write_results(RESULTS / name, measures,
+                         landing=str(landing), extraction=extraction, lines=lines, sampled_rules="none",
+                         load_average_1_5_15={"before": load_before, "after": load_after},
+                         phases_wall_s=_phases(report.durations_s), durations_wall_s=report.durations_s,
                          passed=report.passed, pass_counts=report.pass_counts,
                          critical_failures=[o.message[:500] for o in report.critical_failures])
     print(f"raw gate on {sum(lines.values()):,} lines: {m.wall_s:.1f} s wall, {m.cpu_s:.1f} s CPU, "
-          f"peak RSS {m.peak_rss_mb:,.0f} MB, passed={report.passed} -> {path}", file=sys.stderr)
+          f"peak RSS {m.peak_rss_mb:,.0f} MB, load {load_before[0]:.1f} -> {load_after[0]:.1f}, "
+          f"phases {_phases(report.durations_s)}, passed={report.passed} -> {path}", file=sys.stderr)
     return 0
 
 

@@ -85,7 +85,11 @@ def test_fault_is_caught_by_its_expectation_and_quarantined(kind, base_home, tmp
     message = str(caught.value)
     assert f"{source}: expectation {expectation}" in message
     assert "observed" in failure.message and failure.observed
-    assert "sample rows" in failure.message
+    # The sample names what is wrong: the breaking lines (line rules, keys) or the offending file/column/month.
+    assert failure.sample, failure.message
+    assert "sample rows: none" not in failure.message
+    if failure.suite.endswith(".rows"):
+        assert "checked on every line" in failure.observed, failure.observed
     # Quarantined: every source of the extraction left the landing, with the validation result beside it.
     target = settings.quarantine / NEXT
     assert (target / "validation.json").exists()

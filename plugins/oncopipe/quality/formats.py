@@ -1,10 +1,11 @@
 """Code formats and value sets of the landing contract, as the raw gate checks them.
 
-One place for the regular expressions and value sets, so the suites (``suites.py``), the custom
-CIP13 expectation (``gx_expectations.py``) and the tests agree. The formats are those of the team brief:
-ICD-10 without dot (``C509``), ICD-O-3 topography with dot (``C50.9``), ATC level 5 (``L02BA01``),
-CIP13 (13 digits starting ``34009`` with an EAN-13 check digit), CCAM (``QEFA003``), department padded to
-3 characters (``075``, ``02A``, ``971``), FINESS (9 characters).
+One place for the regular expressions and value sets, so the suites (``suites.py``), their SQL
+(``line_rules.py``, which also holds the SQL twin of :func:`is_valid_cip13`) and the tests agree. The formats
+are those of the team brief: ICD-10 without dot (``C509``), ICD-O-3 topography with dot (``C50.9``), ATC
+level 5 (``L02BA01``), CIP13 (13 digits starting ``34009`` with an EAN-13 check digit), CCAM (``QEFA003``),
+department padded to 3 characters (``075``, ``02A``, ``971``), FINESS (9 characters). The regular
+expressions are evaluated by DuckDB (RE2, search semantics, hence the anchors).
 """
 
 from __future__ import annotations

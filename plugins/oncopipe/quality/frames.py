@@ -6,9 +6,9 @@ Raw gate, per source and extraction:
   ``encoding_utf8``, ``file_rows``), per file and column (``column_present``, ``column_type_ok``,
   ``column_expected``) or per extraction (``row_count_ratio``, ``month_volume_ratio``, key and
   cross-source shares). DuckDB computes them over every Parquet/CSV file; GX judges the small frame.
-- the *rows frame* (suite ``raw.<source>.rows``): the landing columns, one row per line (a reproducible
-  uniform sample above ``QualityConfig.row_sample``), numbers as float64, each date column twice: as
-  text under its own name (parse check) and as ``<column>__date`` (datetime64[ns], null when unparsable).
+- the *rules frame* (suite ``raw.<source>.rows``): same columns, one row per line rule
+  (:mod:`oncopipe.quality.line_rules`): ``metric`` = rule name, ``value`` = share of the judged lines that
+  break it, measured by DuckDB on every line; ``detail`` holds the counts and a few breaking lines.
 
 Marts gate: one frame per mart (suite ``marts.<mart>``) and one extraction-style frame comparing the
 candidate with the published version (suite ``marts.comparisons``).
@@ -17,13 +17,6 @@ candidate with the published version (suite ``marts.comparisons``).
 from __future__ import annotations
 
 METRIC_COLUMNS = ("metric", "subject", "value", "detail")
-DATE_SUFFIX = "__date"
-BIRTH_DATE = "_BIRTH_DATE"
-
-
-def date_column(name: str) -> str:
-    """Name of the parsed-date twin of the landing date column ``name``."""
-    return f"{name}{DATE_SUFFIX}"
 
 
 def raw_suite_name(source: str, level: str) -> str:

@@ -59,6 +59,4 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place:
     os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
     import great_expectations as gx
 
-    import oncopipe.quality.gx_expectations  # noqa: F401 (registers the custom expectations)
-
     return gx.get_context(mode="file", context_root_dir=str(root))

@@ -5,11 +5,10 @@ running every line-level expectation over a 100M-line dispensing flux would take
 - whatever needs every line (file readable, encoding, column set and types, row counts, key uniqueness,
   volumes per month, cross-source rules) is computed by DuckDB or pyarrow over all the part files,
   streaming, and handed to GX as a small *extraction frame* of facts;
-- line-level rules (formats, value sets, ranges, not-null, date order) are checked by GX on the *rows
-  frame*: every line up to ``row_sample`` lines, above that a reproducible uniform reservoir sample
-  (200,000 lines estimate a rate near the 3% tolerance to within +/-0.04% (one standard error), so a 5%
-  fault and a 1% dirt rate are told apart with certainty; a zero-tolerance rule would need every line and
-  is therefore an aggregate above).
+- line-level rules (formats, value sets, ranges, not-null, date order) are measured on every line too, in
+  one DuckDB pass per source (:mod:`oncopipe.quality.line_rules`), and handed to GX as the *rules frame*:
+  per rule, the share of breaking lines, their count and a few of them. Nothing is sampled, so a single bad
+  line in a zero-tolerance rule is never missed.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncopipe.quality import suites
-from oncopipe.quality.frames import BIRTH_DATE, METRIC_COLUMNS, date_column
+from oncopipe.quality import line_rules, suites
+from oncopipe.quality.frames import METRIC_COLUMNS
 from oncopipe.quality.landing import extraction_dir, part_files, previous_extraction, relation_sql
 from oncopipe.schema import Source, source
 
@@ -179,17 +178,22 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
-def _key_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, columns: list[str]) -> list[dict[str, Any]]:
+def _key_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, columns: list[str],
+               total: int) -> list[dict[str, Any]]:
     key = ", ".join(f'"{k}"' for k in src.key)
     every = ", ".join(f'"{c}"' for c in columns)
     # One pass, grouping by a 64-bit hash of the key (not the key itself) so 100M keys fit in memory; a key
-    # whose lines hash differently is carried by different lines. Samples are fetched only when needed.
-    n_keys, total, conflicting, exact = con.execute(f"""
-        select count(*), coalesce(sum(n), 0),
-               count(*) filter (where n > 1 and lo <> hi),
-               coalesce(sum(n - 1) filter (where n > 1 and lo = hi), 0)
-        from (select hk, count(*) as n, min(hr) as lo, max(hr) as hi
-              from (select hash({key}) as hk, hash({every}) as hr from {rel}) group by hk)""").fetchone()
+    # whose lines hash differently is carried by different lines. Only repeated keys are kept (a small table
+    # the counts and samples come from): keys = lines - sum(n - 1) over them. At 91M dispensing lines this
+    # halved the cost of the earlier form (every key kept, and aggregated a second time for the samples).
+    con.execute(f"""
+        create or replace temp table _repeated_keys as
+        select hk, count(*) as n, min(hr) as lo, max(hr) as hi
+        from (select hash({key}) as hk, hash({every}) as hr from {rel}) group by hk having count(*) > 1""")
+    extra, conflicting, exact = con.execute("""
+        select coalesce(sum(n - 1), 0), count(*) filter (where lo <> hi), coalesce(sum(n - 1) filter (where lo = hi), 0)
+        from _repeated_keys""").fetchone()
+    n_keys = total - extra
     out = []
     for metric, subject, count, wanted in (
             ("conflicting_key_share", ", ".join(src.key), conflicting, "lo <> hi"),
@@ -197,10 +201,9 @@ def _key_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, columns: l
         sample: Any = ""
         if count:
             sample = _records(con, f"""
-                with dup as (select hk from (select hash({key}) as hk, min(hash({every})) as lo,
-                                                    max(hash({every})) as hi, count(*) as n
-                                             from {rel} group by 1) where n > 1 and {wanted} limit {SAMPLE_ROWS})
-                select * from {rel} where hash({key}) in (select hk from dup) order by {key} limit {2 * SAMPLE_ROWS}""")
+                select * from {rel}
+                where hash({key}) in (select hk from _repeated_keys where {wanted} order by hk limit {SAMPLE_ROWS})
+                order by {key} limit {2 * SAMPLE_ROWS}""")
         share = count / max(n_keys if metric == "conflicting_key_share" else total, 1)
         out.append(_row(metric, subject, share, sample))
     return out
@@ -341,7 +344,7 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
     paths = [f.path for f in readable]
     if paths and schema_ok and total:
         rel = relation_sql(paths)
-        rows += _key_facts(con, rel, src, src.column_names)
+        rows += _key_facts(con, rel, src, src.column_names, total)
         if src.name in suites.CARE_MONTH:
             rows += _month_facts(con, rel, src, landing, extraction_date)
         if src.name == "er_pha_f":
@@ -354,31 +357,11 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
     return SourceFrames(source_name, extraction_date, files, frame, total)
 
 
-def rows_frame(con: duckdb.DuckDBPyConnection, frames: SourceFrames, row_sample: int) -> pd.DataFrame:
-    """The landing lines (or a reproducible sample) typed for the line-level suite."""
+def rules_frame(con: duckdb.DuckDBPyConnection, frames: SourceFrames) -> pd.DataFrame:
+    """Every line rule of the source measured on every readable line (see :mod:`oncopipe.quality.line_rules`)."""
     src = source(frames.source)
-    select = []
-    for col in src.columns:
-        q = f'"{col.name}"'
-        if col.type == "string":
-            select.append(f"cast({q} as varchar) as {q}")
-        elif col.type in ("int", "float"):
-            select.append(f"try_cast({q} as double) as {q}")
-        else:
-            # A date column reads back as ISO text; a midnight timestamp loses its time; text stays as written.
-            select.append(f"regexp_replace(cast({q} as varchar), ' 00:00:00$', '') as {q}")
-            select.append(f'try_cast({q} as date) as "{date_column(col.name)}"')
-    if src.name == "ir_ben_r":
-        birth = """try_cast(concat("BEN_NAI_ANN", '-', "BEN_NAI_MOI", '-01') as date)"""
-        select.append(f'{birth} as "{BIRTH_DATE}"')
-    rel = relation_sql(frames.readable_files)
-    sample = ""
-    if frames.rows_total > row_sample:
-        sample = f" using sample reservoir({row_sample} rows) repeatable (20240101)"
-    df = con.execute(f"select {', '.join(select)} from {rel}{sample}").df()
-    for name in df.columns:
-        if name.endswith("__date") or name == BIRTH_DATE:
-            df[name] = pd.to_datetime(df[name]).astype("datetime64[ns]")
-        elif df[name].dtype != "float64":
-            df[name] = df[name].astype(object).where(df[name].notna(), None)
-    return df
+    dates = {c.name for c in src.columns if c.type == "date"}
+    text_dates = frozenset(c for f in frames.files if f.readable for c, t in f.types.items()
+                           if c in dates and t == "string")
+    return line_rules.rules_frame(con, relation_sql(frames.readable_files), src, suites.raw_line_rules(src),
+                                  frames.extraction_date, frames.rows_total, text_dates)

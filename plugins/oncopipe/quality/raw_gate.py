@@ -9,8 +9,9 @@ failure. A critical failure anywhere quarantines the whole extraction (every sou
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from oncopipe.quality import raw_frames
@@ -30,13 +31,11 @@ class QualityConfig:
     """Knobs of the raw gate.
 
     Attributes:
-        row_sample: above this many lines, the line-level suite runs on a uniform sample of this size.
         memory_limit: DuckDB memory limit for the aggregate queries (they spill to ``<quality>/tmp``).
         quarantine: move a failed extraction to the quarantine (off only for dry runs).
         build_docs: rebuild the Data Docs site after the run.
     """
 
-    row_sample: int = 200_000
     memory_limit: str = "3GB"
     quarantine: bool = True
     build_docs: bool = True
@@ -73,18 +72,22 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
                 continue
             folder = extraction_dir(settings.landing, src.name, extraction_date)
             extraction_suite, rows_suite = raw_suite_name(src.name, "extraction"), raw_suite_name(src.name, "rows")
-            frames = raw_frames.extraction_frame(con, settings.landing, src.name, extraction_date)
+            with _timed(runner.report, src.name, "facts"):
+                frames = raw_frames.extraction_frame(con, settings.landing, src.name, extraction_date)
             if not part_files(folder):
                 frames.extraction.loc[len(frames.extraction)] = ["file_readable", f"{folder}", 0.0,
                                                                  "no part file in the extraction folder"]
-            outcomes = runner.run(extraction_suite, src.name, frames.extraction)
+            with _timed(runner.report, src.name, "gx"):
+                outcomes = runner.run(extraction_suite, src.name, frames.extraction)
             blocked = [o.expectation for o in outcomes
                        if not o.success and o.severity == "critical" and o.expectation in BLOCKING]
             if blocked:
                 runner.skip(rows_suite, f"files of {src.name} failed {', '.join(blocked)}")
                 continue
-            rows = raw_frames.rows_frame(con, frames, config.row_sample)
-            runner.run(rows_suite, src.name, rows, {"extraction_date": _end_of_day(extraction_date)})
+            with _timed(runner.report, src.name, "line_rules"):
+                rules = raw_frames.rules_frame(con, frames)
+            with _timed(runner.report, src.name, "gx"):
+                runner.run(rows_suite, src.name, rules)
     finally:
         con.close()
     report = runner.report
@@ -96,6 +99,12 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
     return report
 
 
-def _end_of_day(extraction_date: str) -> str:
-    """The extraction date as an ISO datetime (GX compares datetimes with datetime64 columns, not dates)."""
-    return dt.datetime.combine(dt.date.fromisoformat(extraction_date), dt.time()).isoformat()
+@contextmanager
+def _timed(report: GateReport, source: str, phase: str) -> Iterator[None]:
+    """Add the wall time of the block to ``report.durations_s["<source>:<phase>"]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        key = f"{source}:{phase}"
+        report.durations_s[key] = round(report.durations_s.get(key, 0.0) + time.perf_counter() - start, 3)

@@ -56,6 +56,7 @@ class GateReport:
     skipped: dict[str, str] = field(default_factory=dict)  # suite -> why it was not run
     validation_ids: dict[str, str] = field(default_factory=dict)  # suite -> GX validation id
     quarantined_to: str = ""
+    durations_s: dict[str, float] = field(default_factory=dict)  # "<source>:<phase>" -> wall seconds
 
     @property
     def critical_failures(self) -> list[ExpectationOutcome]:

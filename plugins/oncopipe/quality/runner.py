@@ -48,6 +48,22 @@ def _observed(result: dict[str, Any], is_metric: bool) -> str:
     return f"{count} of {total} lines ({pct:.2f}%) e.g. {values}" if count else f"0 of {total} lines"
 
 
+def _line_rule(result: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """Observed value and breaking lines of a failed line rule (rules frame: ``detail`` holds the counts)."""
+    for row in result.get("partial_unexpected_index_list") or []:
+        try:
+            detail = json.loads(row.get("detail") or "")
+        except (TypeError, ValueError, AttributeError):
+            return None
+        if not isinstance(detail, dict) or "breaking" not in detail:
+            return None
+        judged, breaking = detail["judged"], detail["breaking"]
+        observed = (f"{breaking:,} of {judged:,} judged lines ({100 * breaking / judged:.3g}%) break it, "
+                    f"checked on every line ({detail['lines']:,} lines)")
+        return observed, detail["sample"]
+    return None
+
+
 class SuiteRunner:
     """Runs checkpoints of one gate and accumulates a :class:`GateReport`."""
 
@@ -76,15 +92,18 @@ class SuiteRunner:
                 raised = (res.exception_info or {}).get("raised_exception") or any(
                     isinstance(v, dict) and v.get("raised_exception") for v in (res.exception_info or {}).values())
                 result = res.result or {}
-                observed = _observed(result, "row_condition" in config.kwargs and "metric==" in str(
-                    config.kwargs.get("row_condition")))
+                is_metric = "metric==" in str(config.kwargs.get("row_condition", ""))
+                observed = _observed(result, is_metric)
+                sample = _plain(result.get("partial_unexpected_index_list") or [])[:5]
+                if is_metric and not res.success and (line_rule := _line_rule(result)):
+                    observed, sample = line_rule
                 if raised:
                     observed = f"could not evaluate: {_exception_message(res.exception_info)}"
                 outcomes.append(ExpectationOutcome(
                     suite=suite_name, subject=subject, expectation=meta.get("name", config.type),
                     expectation_type=config.type, severity=meta.get("severity", "critical"),
                     success=bool(res.success) and not raised, observed=observed, expected=meta.get("rule", ""),
-                    sample=_plain(result.get("partial_unexpected_index_list") or [])[:5],
+                    sample=sample,
                     validation_id=validation_id))
         self.report.outcomes += outcomes
         return outcomes

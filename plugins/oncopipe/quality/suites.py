@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from oncopipe.marts import MARTS, Mart
 from oncopipe.quality import formats
-from oncopipe.quality.frames import BIRTH_DATE, date_column, marts_suite_name, raw_suite_name
+from oncopipe.quality.frames import marts_suite_name, raw_suite_name
 from oncopipe.quality.gxcontext import quiet_gx
 from oncopipe.schema import SOURCES, Source
 
@@ -28,7 +28,7 @@ quiet_gx()
 import great_expectations as gx  # noqa: E402 (after quiet_gx)
 import great_expectations.expectations as gxe  # noqa: E402
 
-from oncopipe.quality.gx_expectations import ExpectColumnValuesToBeValidCip13  # noqa: E402
+from oncopipe.quality.line_rules import BIRTH, LineRule  # noqa: E402
 
 Severity = Literal["critical", "warning"]
 
@@ -54,8 +54,7 @@ CARE_AFTER_DEATH_MAX = 0.01
 CARE_AFTER_DEATH_LAG_DAYS = 90
 ORPHAN_STAY_MAX = 0.01
 """Critical: share of PMSI stays (t_mco_b) without their linkage line (t_mco_c)."""
-EARLIEST_DATE = "1900-01-01T00:00:00"  # a datetime: GX coerces a bare date to datetime.date
-EXTRACTION_DATE = {"$PARAMETER": "extraction_date"}
+EARLIEST_DATE = "1900-01-01"
 
 #: Fault kind of the generator -> (source, expectation name) meant to catch it (the brief's table).
 FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
@@ -90,16 +89,6 @@ CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD"}
 
 def _expectation(cls: type, name: str, severity: Severity, rule: str, **kwargs: Any) -> Any:
     return cls(meta={"name": name, "severity": severity, "rule": rule}, severity=severity, **kwargs)
-
-
-def _twin(cls: type, name: str, rule: str, critical_mostly: float, warning_mostly: float | None = DIRT_TOLERANCE,
-          **kwargs: Any) -> list[Any]:
-    """A critical expectation with a tolerance and its stricter warning twin ``<name>.any``."""
-    out = [_expectation(cls, name, "critical", rule, mostly=critical_mostly, **kwargs)]
-    if warning_mostly is not None and warning_mostly > critical_mostly:
-        out.append(_expectation(cls, f"{name}.any", "warning", rule + " (any dirt above 0.1%)",
-                                mostly=warning_mostly, **kwargs))
-    return out
 
 
 def _metric(cls: type, name: str, severity: Severity, rule: str, metric: str, **kwargs: Any) -> Any:
@@ -192,37 +181,43 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
     return out
 
 
-def _regex(column: str, kind: str, regex: str, critical: float = CODE_TOLERANCE) -> list[Any]:
-    return _twin(gxe.ExpectColumnValuesToMatchRegex, f"{column}.{kind}", f"{column} matches {regex}", critical,
-                 column=column, regex=regex)
+def _twin(kind: str, column: str | tuple[str, ...], name: str, rule: str, critical: float,
+          warning: float | None = DIRT_TOLERANCE, **params: Any) -> list[LineRule]:
+    """A critical line rule with a tolerance and its stricter warning twin ``<name>.any``."""
+    columns = (column,) if isinstance(column, str) else column
+    out = [LineRule(name, "critical", rule, kind, columns, critical, params)]
+    if warning is not None and warning > critical:
+        out.append(LineRule(f"{name}.any", "warning", rule + " (any dirt above 0.1%)", kind, columns, warning, params))
+    return out
 
 
-def _in_set(column: str, kind: str, values: Iterable[Any], critical: float = CODE_TOLERANCE) -> list[Any]:
+def _regex(column: str, kind: str, regex: str, critical: float = CODE_TOLERANCE) -> list[LineRule]:
+    return _twin("regex", column, f"{column}.{kind}", f"{column} matches {regex}", critical, regex=regex)
+
+
+def _in_set(column: str, kind: str, values: Iterable[Any], critical: float = CODE_TOLERANCE) -> list[LineRule]:
     values = list(values)
     shown = values if len(values) <= 10 else f"{len(values)} codes (quality/formats.py)"
-    return _twin(gxe.ExpectColumnValuesToBeInSet, f"{column}.{kind}", f"{column} in {shown}", critical,
-                 column=column, value_set=values)
+    return _twin("in_set", column, f"{column}.{kind}", f"{column} in {shown}", critical, values=values)
 
 
 def _range(column: str, kind: str, low: float | None, high: float | None, critical: float = CODE_TOLERANCE,
-           warning: float | None = DIRT_TOLERANCE) -> list[Any]:
-    return _twin(gxe.ExpectColumnValuesToBeBetween, f"{column}.{kind}", f"{column} within [{low}, {high}]",
-                 critical, warning, column=column, min_value=low, max_value=high)
+           warning: float | None = DIRT_TOLERANCE) -> list[LineRule]:
+    return _twin("range", column, f"{column}.{kind}", f"{column} within [{low}, {high}]", critical, warning,
+                 low=low, high=high)
 
 
-def _cip13(column: str, critical: float = CODE_TOLERANCE) -> list[Any]:
-    return _twin(ExpectColumnValuesToBeValidCip13, f"{column}.cip13_format",
-                 f"{column}: 13 digits, prefix 34009, valid EAN-13 check digit", critical, column=column)
+def _cip13(column: str, critical: float = CODE_TOLERANCE) -> list[LineRule]:
+    return _twin("cip13", column, f"{column}.cip13_format",
+                 f"{column}: 13 digits, prefix 34009, valid EAN-13 check digit", critical)
 
 
-def _date_order(name: str, later: str, earlier: str, rule: str) -> Any:
-    return _expectation(gxe.ExpectColumnPairValuesAToBeGreaterThanB, name, "critical", rule,
-                        column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing",
-                        mostly=ORDER_TOLERANCE)
+def _date_order(name: str, later: str, earlier: str, rule: str) -> LineRule:
+    return LineRule(name, "critical", rule, "date_order", (later, earlier), ORDER_TOLERANCE)
 
 
-def _source_rules() -> dict[str, list[Any]]:
-    """The code rules of each source (fresh objects on every call: GX binds an expectation to one suite)."""
+def _source_rules() -> dict[str, list[LineRule]]:
+    """The code rules of each source."""
     return {
         "ir_ben_r": [
             *_in_set("BEN_SEX_COD", "sex_value_set", formats.SEX_CODES),
@@ -232,7 +227,7 @@ def _source_rules() -> dict[str, list[Any]]:
             *_regex("BEN_RES_COM", "commune_format", formats.COMMUNE),
             *_regex("BEN_NIR_PSA", "pseudonym_format", formats.NIR_PSA),
             *_range("BEN_RNG_GEM", "twin_rank_range", 1, 9),
-            _date_order("death_after_birth", date_column("BEN_DCD_DTE"), BIRTH_DATE,
+            _date_order("death_after_birth", "BEN_DCD_DTE", BIRTH,
                         "no death before the month of birth (BEN_DCD_DTE >= BEN_NAI_ANN-BEN_NAI_MOI-01)"),
         ],
         "ir_pha_r": [
@@ -258,7 +253,7 @@ def _source_rules() -> dict[str, list[Any]]:
         ],
         "t_mco_c": [
             *_regex("ETA_NUM", "finess_format", formats.FINESS),
-            _date_order("stay_dates_order", date_column("EXE_SOI_DTF"), date_column("EXE_SOI_DTD"),
+            _date_order("stay_dates_order", "EXE_SOI_DTF", "EXE_SOI_DTD",
                         "exit date on or after entry date"),
         ],
         "t_mco_d": [*_regex("ASS_DGN", "icd10_format", formats.ICD10)],
@@ -284,21 +279,27 @@ def _source_rules() -> dict[str, list[Any]]:
     }
 
 
-def raw_rows_expectations(src: Source) -> list[Any]:
-    """Line-level checks of ``src``: mandatory fields, dates, then the source's own code rules."""
-    out: list[Any] = []
+def raw_line_rules(src: Source) -> list[LineRule]:
+    """Line-level rules of ``src``: mandatory fields, dates, then the source's own code rules.
+
+    Every rule is checked on every line (:mod:`oncopipe.quality.line_rules`); none is sampled.
+    """
+    out: list[LineRule] = []
     for col in src.columns:
         if not col.nullable:
-            out += _twin(gxe.ExpectColumnValuesToNotBeNull, f"{col.name}.not_null",
-                         f"{col.name} is mandatory", NULL_TOLERANCE, column=col.name)
+            out += _twin("not_null", col.name, f"{col.name}.not_null", f"{col.name} is mandatory", NULL_TOLERANCE)
         if col.type == "date":
-            out += _twin(gxe.ExpectColumnValuesToMatchStrftimeFormat, f"{col.name}.date_parse",
-                         f"{col.name} parses as an ISO date", DATE_TOLERANCE, column=col.name,
-                         strftime_format=formats.ISO_DATE)
-            out += _twin(gxe.ExpectColumnValuesToBeBetween, f"{col.name}.date_range",
-                         f"{col.name} within [{EARLIEST_DATE[:10]}, extraction date]", DATE_TOLERANCE,
-                         column=date_column(col.name), min_value=EARLIEST_DATE, max_value=EXTRACTION_DATE)
+            out += _twin("date_parse", col.name, f"{col.name}.date_parse", f"{col.name} parses as an ISO date",
+                         DATE_TOLERANCE)
+            out += _twin("date_range", col.name, f"{col.name}.date_range",
+                         f"{col.name} within [{EARLIEST_DATE}, extraction date]", DATE_TOLERANCE, low=EARLIEST_DATE)
     return out + _source_rules().get(src.name, [])
+
+
+def raw_rows_expectations(src: Source) -> list[Any]:
+    """One expectation per line rule of ``src``, on the share of judged lines breaking it (rules frame)."""
+    return [_metric(gxe.ExpectColumnValuesToBeBetween, r.name, r.severity, r.rule, r.name, min_value=0,
+                    max_value=r.max_share) for r in raw_line_rules(src)]
 
 
 def raw_suites() -> list[Any]:
@@ -437,8 +438,6 @@ def all_suites() -> list[Any]:
 def index_columns(suite_name: str) -> list[str]:
     """Columns GX reports for sample rows of a failed expectation of ``suite_name``."""
     parts = suite_name.split(".")
-    if parts[0] == "raw" and parts[2] == "rows":
-        return list(next(s for s in SOURCES if s.name == parts[1]).key)
     if parts[0] == "marts" and parts[1] != "comparisons":
         return list(next(m for m in MARTS if m.name == parts[1]).key)
     return ["subject", "detail"]
