@@ -2,8 +2,10 @@
 
 Simulates ``--patients`` people x 60 months of monthly PDC from a 5-group censored-normal mixture
 (a fifth of people followed for fewer months: death or end of data), then runs the selection of the
-study (2..7 groups, cubic trajectories, k-means starts on a subsample, EM on everyone) and writes wall
-time, CPU time and peak RSS to ``benchmarks/results/tradhor-<date>.json``.
+study with the study's fitting options (2..7 groups, cubic trajectories, one sigma per group, k-means starts
+over the observed months on a subsample plus the split groups of the model with one group fewer, EM on
+everyone) and writes wall time, CPU time and peak RSS of the process tree, with the machine's load average,
+to ``benchmarks/results/tradhor-<date>.json``.
 
     nice -n 10 .venv/bin/python benchmarks/tradhor.py --patients 300000
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
+from oncopipe.analyses.tradhor import DEFAULTS
 from oncopipe.benchmarking import measure, write_results
 from oncopipe.trajectories import panel_from_long, select_gbtm, simulate_panel
 from sklearn.metrics import adjusted_rand_score
@@ -44,6 +48,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    load_before = [round(x, 2) for x in os.getloadavg()]
 
     with measure("simulate") as sim:
         frame, truth = simulate_panel(args.patients, planted_trajectories(args.months),
@@ -67,7 +72,8 @@ def main() -> None:
             print(f"k={k}: logL={fit.loglik:.1f} BIC={fit.bic:.1f} iterations={fit.n_iter} {timings[k]} s", flush=True)
 
         selection = select_gbtm(panel, min_groups=args.min_groups, max_groups=args.max_groups,
-                                degree=args.degree, seed=args.seed, progress=progress)
+                                degree=args.degree, seed=args.seed, progress=progress,
+                                n_starts=DEFAULTS["n_starts"], common_sigma=DEFAULTS["common_sigma"])
         sel.rows = panel.n_observations
     ari = adjusted_rand_score(truth, selection.chosen.assignment)
     sel.extra = {"seconds_per_k": timings, "chosen_k": selection.chosen_k, "planted_k": 5, "ari": ari,
@@ -77,7 +83,9 @@ def main() -> None:
           f"peak={sel.peak_rss_mb:.0f} MB")
     out = args.out or RESULTS / f"tradhor-{dt.date.today().isoformat()}.json"
     write_results(out, [sim, pan, sel], patients=args.patients, months=args.months,
-                  groups=f"{args.min_groups}..{args.max_groups}", degree=args.degree)
+                  groups=f"{args.min_groups}..{args.max_groups}", degree=args.degree,
+                  n_starts=DEFAULTS["n_starts"], common_sigma=DEFAULTS["common_sigma"],
+                  load_average_before=load_before, load_average_after=[round(x, 2) for x in os.getloadavg()])
     print(f"written {out}")
 
 
