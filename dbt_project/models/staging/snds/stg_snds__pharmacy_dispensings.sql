@@ -7,7 +7,8 @@
     )
 }}
 -- Steps
--- 1. Read the flux extractions not loaded yet (all of them on a full refresh).
+-- 1. Read the flux extractions not loaded yet (all of them on a full refresh). The CTEs over the source are
+--    `not materialized`: each use re-reads the Parquet files (cheap) instead of holding ~100M lines in memory.
 -- 2. Rename and cast; a dispensing line is identified by (fund, claim, line) = line_id.
 -- 3. Drop information-only lines (DPN_QLF = 71).
 -- 4. Keep one version of each line: the one of the latest extraction (then latest flux). A line re-sent
@@ -15,14 +16,14 @@
 --    incremental run and a full refresh give the same table. Only the lines sent more than once are ranked.
 with
 
-source as (
+source as not materialized (
 
     select * from {{ source('snds', 'er_pha_f') }}
     {{ incremental_extraction_filter(source('snds', 'er_pha_f')) }}
 
 ),
 
-renamed as (
+renamed as not materialized (
 
     select
         cast(ORG_CLE_NUM as varchar) || '-' || cast(DCT_ORD_NUM as varchar) || '-' || cast(PRS_ORD_NUM as varchar)
@@ -46,7 +47,7 @@ renamed as (
 
 ),
 
-filtered as (
+filtered as not materialized (
 
     select * from renamed
     where line_qualifier is distinct from 71
@@ -55,11 +56,13 @@ filtered as (
 
 resent as (
 
-    -- Lines sent more than once (late reimbursements, exact duplicates: ~2 % of the lines). Only these go
-    -- through the window below: ranking every line cost a sort of all ~100M lines at 1,000,000 patients.
-    select fund_key, claim_number, claim_line_number
+    -- Lines sent more than once (late reimbursements, exact duplicates: ~2 % of the lines), found by a 64-bit
+    -- hash of the line key: only these go through the window below (ranking every line, or grouping ~100M
+    -- varchar keys, spilled gigabytes at 1,000,000 patients). A hash collision only sends a line sent once
+    -- through the window too, which keeps it: the result is exact.
+    select hash(fund_key, claim_number, claim_line_number) as line_hash
     from filtered
-    group by fund_key, claim_number, claim_line_number
+    group by line_hash
     having count(*) > 1
 
 ),
@@ -67,14 +70,14 @@ resent as (
 sent_once as (
 
     select * from filtered
-    anti join resent using (fund_key, claim_number, claim_line_number)
+    where hash(fund_key, claim_number, claim_line_number) not in (select line_hash from resent)
 
 ),
 
 latest_version as (
 
     select * from filtered
-    semi join resent using (fund_key, claim_number, claim_line_number)
+    where hash(fund_key, claim_number, claim_line_number) in (select line_hash from resent)
     qualify row_number() over (
         partition by line_id
         order by extraction_date desc, flux_date desc, flux_processed_date desc nulls last, boxes desc
