@@ -165,15 +165,17 @@ def pandas_monthly_adherence(landing: Path) -> pd.DataFrame:
     claims = claims[claims.index.isin(uncovered) & ~claims.index.isin(registry.index)]
     cases = pd.concat([registry, claims]).rename("diagnosis_date").reset_index()
     cases.columns = ["person_id", "diagnosis_date"]
-    # Cohort: women, first hormone therapy within 12 months of the diagnosis, alive at the index.
-    end_of_data = pha["extraction"].max()
+    # Cohort: women, first hormone therapy within 12 months of the diagnosis, alive at the index, by the end of
+    # data (the last complete pharmacy flux month of the extraction).
+    end_of_data = adherence.end_of_complete_data(pha["extraction"].max())
     women = persons[persons["BEN_SEX_COD"] == 2][["BEN_NIR_PSA", "death_date"]].rename(
         columns={"BEN_NIR_PSA": "person_id"})
     first = ht.merge(cases, on="person_id").merge(women, on="person_id")
     first = first[(first["dispensing_date"] >= first["diagnosis_date"])
                   & (first["dispensing_date"] <= first["diagnosis_date"] + pd.DateOffset(months=12))]
     first = first.sort_values(["person_id", "dispensing_date", "cip13", "line_id"]).drop_duplicates("person_id")
-    first = first[first["death_date"].isna() | (first["death_date"] >= first["dispensing_date"])]
+    first = first[(first["death_date"].isna() | (first["death_date"] >= first["dispensing_date"]))
+                  & (first["dispensing_date"] <= end_of_data)]
     cohort = pd.DataFrame({"person_id": first["person_id"], "index_date": first["dispensing_date"],
                            "end_of_data_date": end_of_data, "death_date": first["death_date"]})
     cov = adherence.coverage(ht[["person_id", "dispensing_date", "days_supply", "cip13", "line_id"]],

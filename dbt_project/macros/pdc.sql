@@ -27,3 +27,14 @@
     {#- Calendar months, clamped to the month end (Jan 31 + 1 month = Feb 28/29). -#}
     cast(({{ date_expr }}) + to_months(cast({{ months_expr }} as integer)) as date)
 {%- endmacro %}
+
+
+{% macro end_of_complete_flux(extraction_date_expr) -%}
+    {#- The last day of the last pharmacy flux month complete in an extraction: the extraction's month minus
+        var('pharmacy_flux_lag_months') (see dbt_project.yml). 2024-12-31 -> 2024-10-31 with a lag of 2. -#}
+    {%- set lag = var('pharmacy_flux_lag_months') | int -%}
+    {%- if lag < 1 -%}
+        {{ exceptions.raise_compiler_error("var pharmacy_flux_lag_months must be >= 1, got " ~ lag) }}
+    {%- endif -%}
+    cast(date_trunc('month', {{ extraction_date_expr }}) - to_months({{ lag - 1 }}) - interval 1 day as date)
+{%- endmacro %}

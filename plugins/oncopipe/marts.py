@@ -52,7 +52,7 @@ MARTS: tuple[Mart, ...] = (
             _m("region_code", "varchar", "INSEE region code of residence."),
             _m("deprivation_quintile", "integer", "FDep quintile of the commune of residence, 1..5 (null unknown)."),
             _m("death_date", "date", "Date of death, null if alive at the end of data."),
-            _m("end_of_data_date", "date", "Last date covered by the data (extraction cut-off)."),
+            _m("end_of_data_date", "date", "End of data: last day of the last complete pharmacy flux month."),
             _m("follow_up_end_date", "date", "min(death, end of data, index + 60 months - 1 day)."),
             _m("follow_up_end_reason", "varchar", "death, end_of_data or five_years."),
             _m("follow_up_days", "integer", "Days from index date to follow-up end, inclusive."),

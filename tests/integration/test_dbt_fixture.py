@@ -118,7 +118,9 @@ def test_marts_known_answers(built):
                                                                          "11")
     assert (p2["index_date"], p2["first_class"], p2["deprivation_quintile"]) == (
         pd.Timestamp("2020-03-02"), "aromatase_inhibitor", 3)
-    assert p1["follow_up_end_date"] == pd.Timestamp("2021-12-31") and p1["follow_up_end_reason"] == "end_of_data"
+    # Extraction of 2021-12-31: the last complete pharmacy flux month is October (var pharmacy_flux_lag_months).
+    assert p1["end_of_data_date"] == pd.Timestamp("2021-10-31")
+    assert p1["follow_up_end_date"] == pd.Timestamp("2021-10-31") and p1["follow_up_end_reason"] == "end_of_data"
     monthly = query(settings, "select * from marts.endocrine_adherence_monthly where person_id like 'P1%' "
                               "order by month_index").set_index("month_index")
     assert monthly.loc[2, "days_hospitalised"] == 5 and monthly.loc[2, "pdc"] == 1.0

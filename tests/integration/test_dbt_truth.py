@@ -7,8 +7,11 @@ Tolerances, and why:
   >= 98 % of them (claims-only cases in the first year of PMSI history fall in the washout); no extra case beyond
   2 % of the planted count.
 - registry cases: exactly the planted registry records.
-- endocrine cohort: the planted women whose index dispensing is at least 2 months before the extraction (later
-  ones are still in the pharmacy flux) are in the cohort with the same index date, >= 98 %.
+- endocrine cohort: the planted women whose index dispensing is by the end of data (the last complete pharmacy
+  flux month, oncopipe.adherence.end_of_complete_data: later dispensings are still arriving in the flux) are in
+  the cohort with the same index date, >= 98 %; nobody's follow-up goes past the end of data.
+- last month of follow-up: continuously adherent women followed to the end of data keep their PDC in their last
+  month (within 0.05 of their earlier months): no artificial non-adherence from dispensings not yet in the flux.
 - PDC profile: per planted trajectory group (>= 30 women) and band of months, the mart's mean monthly PDC is within
   0.05 of the generator's realised mean (the generator ignores hospital days and does not cut at the extraction).
 - delays: fast-track hospitals have a median delay at least 10 days shorter (20 planted); first treatment kind as
@@ -33,6 +36,7 @@ from oncopipe.transform import DbtRun, run_dbt
 pytestmark = pytest.mark.slow
 
 EXTRACTION = "2024-12-31"
+END_OF_DATA = adherence.end_of_complete_data(EXTRACTION).date()
 PATIENTS = 4_000
 
 
@@ -102,13 +106,31 @@ def test_endocrine_cohort_size_and_index_dates(con):
             count(*) filter (where c.index_date = cast(g.index_date as date)) as same_index
         from truth_groups as g
         left join marts.breast_cancer_endocrine_cohort as c on c.person_id = g.BEN_NIR_PSA
-        where g.index_date <= date '{EXTRACTION}' - interval 2 month
+        where g.index_date <= date '{END_OF_DATA}'
     """).fetchone()
     planted, found, same_index = row
     assert planted > 300
     assert same_index >= 0.98 * planted, row
-    cohort = con.sql("select count(*) from marts.breast_cancer_endocrine_cohort").fetchone()[0]
+    cohort, end_of_data, last_index, last_end = con.sql(
+        "select count(*), list(distinct end_of_data_date), max(index_date), max(follow_up_end_date) "
+        "from marts.breast_cancer_endocrine_cohort").fetchone()
     assert abs(cohort - planted) <= 0.03 * planted, (cohort, planted)
+    assert end_of_data == [END_OF_DATA]
+    assert last_index <= END_OF_DATA and last_end == END_OF_DATA
+
+
+def test_no_artificial_non_adherence_at_the_end_of_data(con):
+    months = con.sql("""
+        select m.person_id, m.month_end = c.follow_up_end_date as is_last, m.pdc
+        from marts.endocrine_adherence_monthly as m
+        inner join marts.breast_cancer_endocrine_cohort as c using (person_id)
+        inner join truth_groups as g on g.BEN_NIR_PSA = m.person_id
+        where g.group_name = 'continuously_adherent' and c.follow_up_end_reason = 'end_of_data'
+    """).df()
+    last = months.loc[months["is_last"], "pdc"]
+    earlier = months.loc[~months["is_last"], "pdc"]
+    assert len(last) >= 30, len(last)
+    assert last.mean() >= earlier.mean() - 0.05, (last.mean(), earlier.mean())
 
 
 def test_pdc_profile_per_planted_group(con, truth):

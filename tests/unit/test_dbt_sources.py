@@ -40,3 +40,12 @@ def test_every_source_column_is_described_with_the_dictionary_text(generator):
             columns = {c["name"]: c["description"] for c in table["columns"]}
             for column in by_name[table["name"]].columns:
                 assert columns[column.name].startswith(column.description)
+
+
+def test_flux_lag_of_the_dbt_project_is_the_python_rule():
+    """The cohort's end of data (dbt var pharmacy_flux_lag_months) and oncopipe.adherence.end_of_complete_data use
+    the same number of months, so the SQL and pandas follow-ups end on the same day."""
+    from oncopipe.adherence import PHARMACY_FLUX_LAG_MONTHS
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["vars"]["pharmacy_flux_lag_months"] == PHARMACY_FLUX_LAG_MONTHS

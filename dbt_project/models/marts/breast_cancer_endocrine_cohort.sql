@@ -5,6 +5,8 @@
 --    the day broken by CIP13 then line, as in the carry-over order).
 -- 3. Follow-up: index to min(death, end of data, index + 60 months - 1 day), inclusive; the reason names the
 --    earliest (ties: death, then end_of_data, then five_years). Women who died before the index are left out.
+--    End of data is the last day of the last complete pharmacy flux month (extraction month minus var
+--    pharmacy_flux_lag_months): later dispensings are still arriving; an index after it does not enter.
 -- 4. follow_up_months: the number of month windows [index + k months, ...] that start on/before the end.
 with
 
@@ -59,14 +61,14 @@ followed as (
         p.region_code,
         p.deprivation_quintile,
         p.death_date,
-        p.end_of_data_date,
+        {{ end_of_complete_flux('p.end_of_data_date') }} as end_of_data_date,
         {{ add_months('i.index_date', var('endocrine_follow_up_months')) }} - 1 as horizon_date,
     from cases as c
     inner join index_dispensings as i on i.person_id = c.person_id
     inner join persons as p on p.person_id = c.person_id
     where p.sex = 'female'
       and (p.death_date is null or p.death_date >= i.index_date)
-      and i.index_date <= p.end_of_data_date
+      and i.index_date <= {{ end_of_complete_flux('p.end_of_data_date') }}
 
 ),
 
