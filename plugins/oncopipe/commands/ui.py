@@ -8,12 +8,15 @@ What it does, in order:
    group of its own, the api-server on ``127.0.0.1:<port>``, login ``admin`` with a password generated once and
    kept in ``<airflow_home>/simple_auth_manager_passwords.json``; prints the login, then "ready" once the
    api-server reports every component healthy;
-3. on Ctrl-C (SIGINT) or SIGTERM: sends SIGINT to the standalone process group (what a terminal does on Ctrl-C:
-   the only signal standalone stops cleanly on), waits up to :data:`INTERRUPT_GRACE_S`, then SIGTERM and, after
-   :data:`TERMINATE_GRACE_S`, SIGKILL to whatever of the group is left; exits 0 once the group is gone.
+3. on Ctrl-C (SIGINT) or SIGTERM: sends SIGINT to standalone (the only signal it stops cleanly on: it then
+   sends SIGTERM to each of its components and waits for them), waits up to :data:`INTERRUPT_GRACE_S` for the
+   whole process group to end, then SIGTERM and, after :data:`TERMINATE_GRACE_S`, SIGKILL to whatever of the
+   group is left; exits 0 once the group is gone.
 
 Standalone runs in its own process group so that a terminal's Ctrl-C reaches only this command, which forwards
-it once (a second SIGINT while standalone joins its components would interrupt its own shutdown).
+it once, to standalone alone. Interrupting the whole group, as a terminal does when standalone runs in the
+foreground, also interrupts the scheduler's LocalExecutor workers while the scheduler waits for them to finish:
+seen twice here, the scheduler and its workers then outlived SIGINT by 60 s and SIGTERM by 15 s and needed SIGKILL.
 
 The scheduler and the triggerer normally start a log server each (ports 8793/8794, bound on every interface).
 Here every component runs on this machine and writes its task logs under ``<airflow_home>/logs``, which the
@@ -167,7 +170,10 @@ def stop_group(child: subprocess.Popen, echo=print, *, interrupt_grace: float = 
             echo(f"airflow standalone still running after {time.monotonic() - started:.0f} s: {sig.name} to "
                  f"its process group {pgid} ({', '.join(group_processes(pgid))})")
         try:
-            os.killpg(pgid, sig)
+            if sig == signal.SIGINT:
+                child.send_signal(sig)  # standalone alone: it stops its components itself
+            else:
+                os.killpg(pgid, sig)
         except ProcessLookupError:
             pass
         if _wait_group_gone(child, pgid, grace):
@@ -211,8 +217,8 @@ def serve(port: int, echo=print) -> int:
         if child.returncode is not None:
             echo(f"airflow standalone exited by itself with code {child.returncode}")
             return child.returncode or 1
-        echo(f"stopping: SIGINT to airflow standalone (process group {child.pid}), up to "
-             f"{INTERRUPT_GRACE_S:.0f} s before SIGTERM")
+        echo(f"stopping: SIGINT to airflow standalone (pid {child.pid}, leader of its process group), up to "
+             f"{INTERRUPT_GRACE_S:.0f} s before SIGTERM to the group")
         stop_group(child, echo)
         return 0
     finally:
