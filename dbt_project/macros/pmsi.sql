@@ -17,7 +17,11 @@
 
 {% macro pmsi_latest_stay_version(line_key, order_by) -%}
     {#- Keeps the lines of a stay from the latest extraction that sent it, one per `line_key` (exact duplicates
-        collapse; `order_by` picks the kept line). -#}
+        collapse; `order_by` picks the kept line). One window when the table has one line per stay. -#}
+    {%- if line_key == 'stay_id' %}
+    qualify row_number() over (partition by stay_id order by extraction_date desc, {{ order_by }}) = 1
+    {%- else %}
     qualify extraction_date = max(extraction_date) over (partition by stay_id)
         and row_number() over (partition by {{ line_key }}, extraction_date order by {{ order_by }}) = 1
+    {%- endif %}
 {%- endmacro %}
