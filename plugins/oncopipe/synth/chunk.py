@@ -92,17 +92,26 @@ def _pharmacy_lines(seed: int, number: int, people: People, hormone: HormoneTher
         return out
 
     if dirt_rate > 0:
-        info = copy(pick(dirt_rate), 1)
+        # The draws come in a fixed order (reproducible files): the lines of each kind of dirt, then the re-sent
+        # lines' delays and which of them correct a quantity.
+        info_sel, dup_sel, late_sel = pick(dirt_rate), pick(dirt_rate), pick(dirt_rate)
+        late_months = drng.integers(1, 7, len(late_sel))
+        late_lag = drng.integers(2, 9, len(late_sel))
+        corrected = drng.random(len(late_sel)) < 0.3
+        sel = pick(dirt_rate / 2)
+        # A re-sent line holds the true quantity, the one the refill timing was drawn with; on 30 % of them the
+        # first version carried a wrong one (one box more or less). Cleaning keeps the latest version of a line,
+        # so the other way round (a true first version "corrected" to a wrong quantity) would leave an extra box
+        # of stock that carry-over spreads over months: fully covered months with no refill behind them.
+        late = copy(late_sel, 3)
+        late["flux"] = add_months(late["flux"], late_months)
+        late["processed"] = late["flux"] - late_lag
+        wrong = late_sel[corrected]
+        base["boxes"][wrong] = np.maximum(1, base["boxes"][wrong] + np.where(base["boxes"][wrong] > 1, -1, 1))
+        info = copy(info_sel, 1)
         info["dpn_qlf"][:] = 71
         info["line"] += INFO_LINE_OFFSET
-        dup = copy(pick(dirt_rate), 2)
-        late = copy(pick(dirt_rate), 3)
-        late["flux"] = add_months(late["flux"], drng.integers(1, 7, len(late["flux"])))
-        late["processed"] = late["flux"] - drng.integers(2, 9, len(late["flux"]))
-        corrected = drng.random(len(late["boxes"])) < 0.3
-        late["boxes"] = np.where(corrected, np.maximum(1, late["boxes"] + np.where(late["boxes"] > 1, -1, 1)),
-                                 late["boxes"])
-        sel = pick(dirt_rate / 2)
+        dup = copy(dup_sel, 2)
         spurious = copy(sel, 4)
         spurious["line"] += SPURIOUS_LINE_OFFSET
         cancel = copy(sel, 5)

@@ -118,7 +118,8 @@ def build_truth(*, seed: int, patients: int, date: str, fmt: str, dirt_rate: flo
                  "rules": {"information_line": f"DPN_QLF = 71, PRS_ORD_NUM + {INFO_LINE_OFFSET}",
                            "exact_duplicate": "the same line twice",
                            "late_resent": "same ORG_CLE_NUM, DCT_ORD_NUM, PRS_ORD_NUM, later FLX_DIS_DTD (1-6 months),"
-                                          " quantity corrected on 30 %",
+                                          " true quantity; on 30 % the first version's was wrong (one box"
+                                          " more or less)",
                            "spurious_line": f"a line that never happened, PRS_ORD_NUM + {SPURIOUS_LINE_OFFSET}",
                            "cancellation": f"cancels the spurious line: PRS_ORD_NUM + {CANCEL_LINE_OFFSET}, same "
                                            "BEN_NIR_PSA, EXE_SOI_DTD, PHA_PRS_C13, DCT_ORD_NUM, negative "
