@@ -84,7 +84,7 @@ def _adherence(groups: pd.DataFrame, mean_pdc: np.ndarray) -> dict[str, Any]:
         })
     return {
         "groups_file": "trajectory_groups.parquet",
-        "model": "per woman: group profile shifted by N(0, 1.5) months (declining groups) plus N(0, 0.01) level; "
+        "model": "per woman: group profile shifted by N(0, 1.5) months (declining groups), no person-level offset; "
                  "next refill = end of supply + supply * (1 - p) / p + N(0, 2 + 0.04 * supply) days; stop when "
                  "p < 0.12, at death or 5 years. realised_mean_pdc: monthly PDC by the carry-over rule without "
                  "hospital days, over each woman's full follow-up (min(death, index + 60 months - 1 day, 2027-12-31)), "
