@@ -22,9 +22,12 @@ The rules (the SNDS small-cell rule, invariant 3 of DESIGN.md):
    same coordinates elsewhere is the same count. These form a linear system over the masked cells. A
    masked cell is *recoverable* when that system determines it (its unit vector lies in the row space of
    the constraint matrix); a line (one margin equation) whose masked cells are all on the same side and
-   sum to 1..9 reveals a small group even if no single cell is recoverable. Either way one more cell of
-   that line is masked (the smallest non-zero one, cells before margins) and the check repeats until no
-   masked cell is recoverable and no line reveals a small sum.
+   sum to 1..9 reveals a small group even if no single cell is recoverable. The reader also knows that
+   counts are never negative: a masked cell whose smallest and largest values over every non-negative
+   solution meet (:func:`pinned`, linear programming; e.g. the cells under a visible margin of 0, and what
+   they then give back) is recoverable too. Either way one more cell of that line is masked (the smallest
+   non-zero one, cells before margins; never a cell under a visible 0, which hides nothing) and the check
+   repeats until no masked cell is recoverable and no line reveals a small sum.
 6. **Statistics next to masked counts** (``statistic_on_masked_row``): once counts are settled, every
    statistic in a row with a masked count is masked, since a percentage and its denominator give back the
    numerator.
@@ -52,6 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.linalg import qr
+from scipy.optimize import linprog
 
 from oncopipe.results import ResultTable, StudyResult
 
@@ -503,6 +507,77 @@ def recoverable(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int
     return found
 
 
+def pinned(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int], value: Mapping[int, float] | list[float],
+           *, candidates: Iterable[int] | None = None) -> dict[int, float]:
+    """Masked variables that the margin equations **and non-negativity** pin to one value (linear programming).
+
+    Counts are never negative, and a reader knows it: a margin of 0 gives back every cell under it, and a
+    masked cell can be squeezed between bounds that meet (e.g. ``x + y = 10``, ``x + z = 20``, ``z <= 10``
+    give ``x = 10``) without the equations alone determining it (:func:`recoverable`). This is the attack of
+    a reader with a linear-programming solver: for each masked variable, its smallest and largest value over
+    every non-negative solution consistent with the visible cells; the variable is pinned when they meet.
+
+    Args:
+        lines: ``(total, parts)`` pairs meaning ``total = sum(parts)``, over variable ids.
+        masked: the unknown variables; every other variable is known, with its value in ``value``.
+        value: variable id -> value (only the known ones are read).
+        candidates: the masked variables to test (default: all of them).
+
+    Returns:
+        Pinned variable -> the value it is pinned to.
+    """
+    masked = set(masked)
+    wanted = masked if candidates is None else set(candidates) & masked
+    rows: list[tuple[dict[int, float], float]] = []
+    for total, parts in lines:
+        coefs: dict[int, float] = defaultdict(float)
+        coefs[total] += 1.0
+        for p in parts:
+            coefs[p] -= 1.0
+        row = {v: c for v, c in coefs.items() if v in masked and c != 0}
+        if row:
+            rhs = -sum(c * float(value[v]) for v, c in coefs.items() if v not in masked and c != 0)
+            rows.append((row, rhs))
+    parent = {v: v for v in masked}
+
+    def find(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for row, _ in rows:
+        first, *rest = row
+        for v in rest:
+            parent[find(v)] = find(first)
+    groups: dict[int, list[tuple[dict[int, float], float]]] = defaultdict(list)
+    for row in rows:
+        groups[find(next(iter(row[0])))].append(row)
+    found: dict[int, float] = {}
+    for group_rows in groups.values():
+        variables = sorted({v for row, _ in group_rows for v in row})
+        targets = [v for v in variables if v in wanted]
+        if not targets:
+            continue
+        index = {v: i for i, v in enumerate(variables)}
+        a_eq = np.zeros((len(group_rows), len(variables)))
+        b_eq = np.zeros(len(group_rows))
+        for r, (row, rhs) in enumerate(group_rows):
+            for v, c in row.items():
+                a_eq[r, index[v]] = c
+            b_eq[r] = rhs
+        for v in targets:
+            c = np.zeros(len(variables))
+            c[index[v]] = 1.0
+            low = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            if low.status != 0:  # infeasible: the margins do not hold on the data (not a margin): nothing pinned
+                break
+            high = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            if high.status == 0 and -high.fun - low.fun < 0.5:
+                found[v] = float(round(low.fun))
+    return found
+
+
 # --- control -----------------------------------------------------------------------------------------------
 
 
@@ -593,10 +668,15 @@ def _describe(model: _Model, tables: list[ResultTable], var: int) -> str:
 def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[int], mask_var, reasons) -> None:
     """Mask more cells until no masked cell is recoverable and no margin line reveals a small sum."""
 
+    def under_visible_zero(v: int) -> bool:
+        # A part of a visible margin of 0 is 0 for any reader (counts are not negative): masking it hides nothing.
+        return any(model.lines[li].total not in masked_vars and model.value[model.lines[li].total] == 0
+                   and v in model.lines[li].parts for li in model.lines_of[v])
+
     def candidates(line: _Line) -> list[int]:
         free = [v for v in line.parts if v not in masked_vars]
         ordered = sorted((v for v in free if model.value[v] > 0), key=lambda v: (model.value[v], v))
-        ordered += sorted(v for v in free if model.value[v] == 0)
+        ordered += sorted(v for v in free if model.value[v] == 0 and not under_visible_zero(v))
         if line.total not in masked_vars:
             ordered.append(line.total)
         return ordered
@@ -641,8 +721,12 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
                          f"{RULE_TEXT[COMPLEMENTARY]}: protects {what} (margin over {line.dimension!r})")
             continue
         # A masked zero that the margins give back reveals no one: 0 is not a small count.
-        exposed = sorted(v for v in recoverable(((ln.total, ln.parts) for ln in model.lines), masked_vars)
-                         if model.value[v] != 0)
+        equations = [(ln.total, ln.parts) for ln in model.lines]
+        exposed = sorted(v for v in recoverable(equations, masked_vars) if model.value[v] != 0)
+        if not exposed:
+            # Non-negativity too: a reader with a linear-programming solver squeezes cells between bounds.
+            exposed = sorted(pinned(equations, masked_vars, model.value,
+                                    candidates=[v for v in masked_vars if model.value[v] != 0]))
         if not exposed:
             return
         # Protect every exposed cell whose margins this pass has not touched yet, then check again: one
@@ -800,8 +884,13 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
     for var, line in _line_leaks(model, masked_vars):
         problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: recoverable or small sum from "
                         f"the margin over {line.dimension!r}")
-    for var in sorted(recoverable(((ln.total, ln.parts) for ln in model.lines), masked_vars)):
+    equations = [(ln.total, ln.parts) for ln in model.lines]
+    for var in sorted(recoverable(equations, masked_vars)):
         problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: determined by the margins")
+    for var, at in sorted(pinned(equations, masked_vars, model.value).items()):
+        if at != 0:
+            problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: pinned to {at:g} by the "
+                            "margins and non-negativity")
     prior = list(history)
     for var in range(len(model.members)):
         if var in masked_vars:

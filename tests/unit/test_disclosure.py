@@ -17,6 +17,7 @@ from oncopipe.disclosure import (
     DisclosureViolation,
     audit_published,
     control,
+    pinned,
     recoverable,
 )
 from oncopipe.results import ResultTable, StudyResult
@@ -223,6 +224,37 @@ def test_recoverable_finds_a_bridge_between_two_cycles():
     for c in range(4):
         lines.append((known_base + 10 + c, [v for (_, j), v in cells.items() if j == c] + [300 + c]))
     assert recoverable(lines, set(cells.values())) == {8}
+
+
+def test_non_negativity_pins_cells_the_equations_alone_do_not_determine():
+    """x + y = 10 and x + z = 20 with z = w - 10 >= 0 squeezes nothing; with z <= 10 (z + u = 10) x is 10."""
+    # variables: 0 = x, 1 = y, 2 = z, 3 = u (masked); 10, 11, 12 known totals
+    value = {10: 10.0, 11: 20.0, 12: 10.0}
+    lines = [(10, [0, 1]), (11, [0, 2]), (12, [2, 3])]
+    assert recoverable(lines, {0, 1, 2, 3}) == set()
+    assert pinned(lines, {0, 1, 2, 3}, value) == {0: 10.0, 1: 0.0, 2: 10.0, 3: 0.0}
+    # A visible margin of 0 gives back every cell under it, and the cells beside them in the other direction.
+    value = {10: 0.0, 11: 7.0}
+    assert pinned([(10, [0, 1]), (11, [0, 2])], {0, 1, 2}, value) == {0: 0.0, 1: 0.0, 2: 7.0}
+    # Loose bounds pin nothing.
+    assert pinned([(10, [0, 1]), (11, [0, 2])], {0, 1, 2}, {10: 10.0, 11: 12.0}) == {}
+
+
+def test_complementary_cells_are_not_given_back_by_zero_margins():
+    """Found by the property test (hypothesis): zero columns made masked complements recoverable by LP."""
+    rows = [("r0", [0, 0, 0, 10]), ("r1", [0, 0, 1, 10]), ("r2", [0, 0, 0, 10])]
+    cols = ["c0", "c1", "c2", "c3"]
+    records = [{"site": r, "sex": c, "n": v} for r, vals in rows for c, v in zip(cols, vals, strict=True)]
+    records += [{"site": r, "sex": "Total", "n": sum(vals)} for r, vals in rows]
+    records += [{"site": "Total", "sex": c, "n": sum(vals[j] for _, vals in rows)} for j, c in enumerate(cols)]
+    records.append({"site": "Total", "sex": "Total", "n": 31})
+    table = ResultTable("grid", pd.DataFrame(records), "counts", count_columns=("n",),
+                        group_columns=("site", "sex"), total_value="Total")
+    controlled = control(StudyResult("prop", "test", {}, [table]))
+    frame = controlled.csv_frame("grid")
+    assert audit_published(controlled.result.tables, controlled.masks) == []
+    masked = frame[frame["n"] == MASK_MARKER]
+    assert ("r1", "c2") in set(zip(masked["site"], masked["sex"], strict=True))
 
 
 def test_audit_published_flags_what_control_would_not_publish():
