@@ -91,3 +91,17 @@ def test_care_pathway_bad_input(cohort):
     bad.loc[bad.index[:3], "sex"] = None
     with pytest.raises(InputValidationError, match="3 case.*missing sex"):
         analyses.run("care_pathway_delays", {**inputs, "care_pathway_delays": bad}, {}, study_id="cpd")
+
+
+def test_cases_without_a_diagnosing_hospital_are_kept_apart_not_refused(cohort):
+    """Registry cases diagnosed just before the extraction have no hospital stay yet (seen at 100,000 people)."""
+    delays = cohort.delays.copy()
+    delays.loc[delays.index[:12], "hospital_id"] = None
+    result = analyses.run("care_pathway_delays", {"care_pathway_delays": delays,
+                                                  "poor_prognosis_cases": cohort.cases}, {}, study_id="cpd")
+    by_hospital = result.table("delay_by_hospital").frame.set_index("hospital_id")
+    assert by_hospital.loc["unknown", "n_cases"] == 12
+    assert by_hospital["n_cases"].sum() == len(delays)
+    assert "unknown" not in set(result.table("hospital_comparison").frame["hospital_id"])
+    assert result.table("delay_by_site").frame["n_cases"].sum() == len(delays)
+    control(result)  # margins still add up: disclosure control accepts the result

@@ -23,11 +23,15 @@ from oncopipe.results import InputValidationError, NotEnoughData, ResultFigure, 
 DELAY_COLUMNS = ("case_id", "site", "hospital_id", "delay_days", "stage", "sex", "age_at_diagnosis",
                  "deprivation_quintile")
 
+UNKNOWN_HOSPITAL = "unknown"
+
 METHODS = """Delay = days from diagnosis to the first treatment (surgery, chemotherapy or radiotherapy), treated
-cases only; quantiles are type-7 sample quantiles. Hospitals are compared by OLS of log(1 + delay) adjusted
-for site, stage, age group, sex and deprivation quintile (robust HC1 errors), each against the case-weighted
-average hospital; Holm-adjusted p < {alpha} with a ratio below 1 flags a significantly faster hospital, and
-a fast-track candidate when, in addition, its adjusted delay is more than {margin:g} days below the median hospital's.
+cases only; quantiles are type-7 sample quantiles. Cases whose diagnosing hospital is not (yet) in the hospital
+claims are shown under hospital "unknown" and left out of the hospital comparison. Hospitals are compared by
+OLS of log(1 + delay) adjusted for site, stage, age group, sex and deprivation quintile (robust HC1 errors),
+each against the case-weighted average hospital; Holm-adjusted p < {alpha} with a ratio below 1 flags a
+significantly faster hospital, and a fast-track candidate when, in addition, its adjusted delay is more than
+{margin:g} days below the median hospital's.
 Delay and survival: landmark analysis at {landmark} days (cases alive at the landmark, grouped by treatment
 before it), Cox model (Efron) from the landmark adjusted for the same case mix; no immortal time.
 Counts below 10 are masked by disclosure control."""
@@ -49,7 +53,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         raise NotEnoughData(study_id, "table care_pathway_delays has no cases")
     if len(delays) < 10:
         raise NotEnoughData(study_id, "table care_pathway_delays has fewer than 10 cases")
-    for col in ("site", "hospital_id", "stage", "sex", "age_at_diagnosis"):
+    for col in ("site", "stage", "sex", "age_at_diagnosis"):
         n_missing = int(delays[col].isna().sum())
         if n_missing:
             raise InputValidationError(study_id, f"table care_pathway_delays: {n_missing} case(s) with missing {col}")
@@ -58,7 +62,11 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         raise InputValidationError(study_id, "table care_pathway_delays: negative delay_days")
     if delay.notna().sum() < 10:
         raise NotEnoughData(study_id, "fewer than 10 treated cases")
-    delays = delays.assign(delay_days=delay.astype(float))
+    # A case with no diagnosing stay yet (registry case diagnosed days before the extraction, its stay not yet in
+    # the PMSI flux) keeps its own category: in the tables (so every margin still adds up and disclosure control
+    # sees it), not in the hospital comparison.
+    hospital = delays["hospital_id"].astype("string").fillna(UNKNOWN_HOSPITAL)
+    delays = delays.assign(delay_days=delay.astype(float), hospital_id=hospital)
     cases = prepare_cases(inputs["poor_prognosis_cases"], study_id=study_id)
     tables: list[ResultTable] = []
     q_stats = {c: "n_treated" for c in ("median_days", "q1_days", "q3_days", "p10_days", "p90_days",
@@ -74,8 +82,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                               "Delay from diagnosis to first treatment by diagnosing hospital, all sites.",
                               count_columns=counts, statistic_columns=q_stats, group_columns=("hospital_id",)))
     try:
-        comp = hospital_comparison(delays, min_treated=min_treated, alpha=alpha,
-                                   fast_track_margin_days=margin)
+        known = delays[delays["hospital_id"] != UNKNOWN_HOSPITAL]
+        comp = hospital_comparison(known, min_treated=min_treated, alpha=alpha, fast_track_margin_days=margin)
     except ValueError as exc:
         raise NotEnoughData(study_id, str(exc)) from exc
     comp_stats = {c: "n_treated" for c in comp.columns if c not in ("hospital_id", "n_treated")}
