@@ -20,6 +20,7 @@ Writes ``benchmarks/results/dbt_build-<N>.json``.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import os
 import shutil
@@ -118,8 +119,14 @@ def _latest(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["extraction"] == frame["extraction"].max()]
 
 
-def pandas_monthly_adherence(landing: Path) -> pd.DataFrame:
-    """The endocrine_adherence_monthly mart in plain pandas (the same rules as the dbt models)."""
+def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What both pandas baselines start from, read and cleaned in plain pandas (the rules of the dbt models).
+
+    Returns:
+        ``supplies`` (cleaned hormone-therapy dispensings: person_id, dispensing_date, cip13, days_supply,
+        line_id), ``stays`` (hospital stays: person_id, entry_date, exit_date) and ``cohort`` (person_id,
+        index_date, end_of_data_date, death_date).
+    """
     seeds = DBT_PROJECT_DIR / "seeds"
     atc = pd.read_csv(seeds / "atc_hormone_therapies.csv")
     coverage_seed = pd.read_csv(seeds / "registry_coverage.csv", dtype=str)
@@ -178,9 +185,145 @@ def pandas_monthly_adherence(landing: Path) -> pd.DataFrame:
                   & (first["dispensing_date"] <= end_of_data)]
     cohort = pd.DataFrame({"person_id": first["person_id"], "index_date": first["dispensing_date"],
                            "end_of_data_date": end_of_data, "death_date": first["death_date"]})
+    return ht, stays, cohort
+
+
+def pandas_monthly_adherence(landing: Path) -> pd.DataFrame:
+    """The endocrine_adherence_monthly mart in pandas, the PDC by the platform's vectorised engine.
+
+    The cleaning and the cohort are plain pandas (:func:`_adherence_inputs`); the coverage and the monthly
+    PDC are :func:`oncopipe.adherence.coverage` and :func:`oncopipe.adherence.monthly_pdc`.
+    """
+    ht, stays, cohort = _adherence_inputs(landing)
     cov = adherence.coverage(ht[["person_id", "dispensing_date", "days_supply", "cip13", "line_id"]],
                              stays[["person_id", "entry_date", "exit_date"]], hospital_days="covered_paused")
     return adherence.monthly_pdc(cov, adherence.follow_up_windows(cohort))
+
+
+def pandas_daily_adherence(landing: Path) -> pd.DataFrame:
+    """The endocrine_adherence_monthly mart as an analyst would write it in pandas: a walk over each woman's days.
+
+    The same cleaning and cohort as :func:`pandas_monthly_adherence` (:func:`_adherence_inputs`), then no
+    vectorised engine: per woman, day by day from her first dispensing to the end of her follow-up
+    (min(death, end of data, index + 60 months - 1 day)), a dispensing adds its days of supply to her stock on
+    its day (overlapping supplies carry over, every molecule of the class pools, dispensings before the index
+    count); a day in hospital is covered and uses no stock (``hospital_days = covered_paused``); any other day
+    is covered when there is stock, and uses one day of it. The days of follow-up are counted per follow-up
+    month (month k = [index + k months, index + (k + 1) months - 1 day], truncated at the follow-up end), and
+    the first run of 90 uncovered follow-up days dates the discontinuation. This is the "straightforward
+    pandas implementation" of issue #9.
+
+    Returns:
+        ``person_id``, ``month_index``, ``month_start``, ``month_end``, ``days_in_month``, ``days_covered``,
+        ``days_hospitalised``, ``pdc``, ``is_discontinued``: the columns of :func:`pandas_monthly_adherence`.
+    """
+    return daily_walk_adherence(*_adherence_inputs(landing))
+
+
+def daily_walk_adherence(supplies: pd.DataFrame, stays: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
+    """The day-by-day walk of :func:`pandas_daily_adherence` on cleaned inputs.
+
+    Args:
+        supplies: cleaned dispensings: ``person_id``, ``dispensing_date``, ``days_supply``.
+        stays: hospital stays: ``person_id``, ``entry_date``, ``exit_date`` (inclusive).
+        cohort: ``person_id``, ``index_date`` (one of her dispensing dates), ``end_of_data_date``, ``death_date``.
+
+    Returns:
+        The monthly adherence table (columns of :func:`pandas_monthly_adherence`).
+    """
+    one_day = dt.timedelta(days=1)
+    women = set(cohort["person_id"])
+    supplied: dict[str, dict[dt.date, int]] = {}
+    mine = supplies[supplies["person_id"].isin(women)]
+    for person, day, days in mine[["person_id", "dispensing_date", "days_supply"]].itertuples(index=False):
+        her = supplied.setdefault(person, {})
+        her[day.date()] = her.get(day.date(), 0) + int(days)
+    in_hospital: dict[str, set[dt.date]] = {}
+    mine = stays[stays["person_id"].isin(women)]
+    for person, entry, exit_ in mine[["person_id", "entry_date", "exit_date"]].itertuples(index=False):
+        day = entry.date()
+        while day <= exit_.date():
+            in_hospital.setdefault(person, set()).add(day)
+            day += one_day
+    rows = []
+    for person, index, end_of_data, death in cohort[["person_id", "index_date", "end_of_data_date",
+                                                      "death_date"]].itertuples(index=False):
+        end = min((index + pd.DateOffset(months=adherence.FOLLOW_UP_MONTHS)).date() - one_day, end_of_data.date())
+        if pd.notna(death):
+            end = min(end, death.date())
+        months = []  # [first day, last day, days covered, days in hospital] of each follow-up month
+        for k in range(adherence.FOLLOW_UP_MONTHS):
+            start = (index + pd.DateOffset(months=k)).date()
+            if start > end:
+                break
+            months.append([start, min((index + pd.DateOffset(months=k + 1)).date() - one_day, end), 0, 0])
+        her_supplies, her_stays = supplied[person], in_hospital.get(person, set())
+        stock, month, uncovered_run, run_start, discontinued_on = 0, 0, 0, None, None
+        day = min(her_supplies)
+        while day <= end:
+            stock += her_supplies.get(day, 0)
+            hospitalised = day in her_stays
+            covered = hospitalised or stock > 0
+            if covered and not hospitalised:
+                stock -= 1
+            if day >= index.date():  # days before the index only build up her stock
+                while day > months[month][1]:
+                    month += 1
+                months[month][2] += covered
+                months[month][3] += hospitalised
+                if covered:
+                    uncovered_run = 0
+                else:
+                    if uncovered_run == 0:
+                        run_start = day
+                    uncovered_run += 1
+                    if uncovered_run == adherence.DISCONTINUATION_GAP_DAYS and discontinued_on is None:
+                        discontinued_on = run_start
+            day += one_day
+        for k, (start, stop, days_covered, days_hospitalised) in enumerate(months):
+            days = (stop - start).days + 1
+            rows.append((person, k, start, stop, days, days_covered, days_hospitalised, days_covered / days,
+                         discontinued_on is not None and start >= discontinued_on))
+    out = pd.DataFrame(rows, columns=["person_id", "month_index", "month_start", "month_end", "days_in_month",
+                                      "days_covered", "days_hospitalised", "pdc", "is_discontinued"])
+    out["month_start"] = pd.to_datetime(out["month_start"])
+    out["month_end"] = pd.to_datetime(out["month_end"])
+    return out
+
+
+ADHERENCE_KEYS = ["person_id", "month_index"]
+ADHERENCE_COLUMNS = ["month_start", "month_end", "days_in_month", "days_covered", "days_hospitalised",
+                     "is_discontinued"]
+
+
+def adherence_differences(left: pd.DataFrame, right: pd.DataFrame, sample: int | None = None,
+                          seed: int = 0) -> str | None:
+    """Where two monthly adherence tables differ (None when equal), on every woman or a random sample of them.
+
+    Args:
+        left: a monthly adherence table (the columns of :func:`pandas_monthly_adherence`).
+        right: another one.
+        sample: compare only this many women drawn from both (None: everyone).
+        seed: the random draw of the sample.
+
+    Returns:
+        None when both hold the same (person_id, month_index) rows with the same values of
+        ``ADHERENCE_COLUMNS``; otherwise a message naming the rows counts and the first differing rows.
+    """
+    people = pd.Index(pd.unique(pd.concat([left["person_id"], right["person_id"]], ignore_index=True)))
+    if sample is not None and sample < len(people):
+        people = pd.Index(people.to_series().sample(sample, random_state=seed))
+    columns = ADHERENCE_KEYS + ADHERENCE_COLUMNS
+    a = left.loc[left["person_id"].isin(people), columns].reset_index(drop=True)
+    b = right.loc[right["person_id"].isin(people), columns].reset_index(drop=True)
+    merged = a.merge(b, on=ADHERENCE_KEYS, how="outer", suffixes=("_left", "_right"), indicator=True)
+    differs = merged["_merge"] != "both"
+    for column in ADHERENCE_COLUMNS:
+        differs |= merged[f"{column}_left"].ne(merged[f"{column}_right"])
+    if not differs.any():
+        return None
+    return (f"{int(differs.sum())} of {len(merged)} (person, month) rows differ over {len(people)} women "
+            f"(rows: left {len(a)}, right {len(b)}); first:\n{merged[differs].head(10).to_string()}")
 
 
 def main(argv: list[str] | None = None) -> int:
