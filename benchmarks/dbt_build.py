@@ -10,9 +10,11 @@ Usage::
    (seeds, staging, intermediate, marts: models, their data tests and unit tests), each measured for wall time,
    CPU time and peak RSS of the process (dbt and DuckDB run in process). DuckDB is bounded by the profile
    (2 threads, ``ONCOPIPE_DUCKDB_MEMORY_LIMIT``, default 8GB).
-3. A straightforward pandas implementation of ``endocrine_adherence_monthly`` (read the landing files, clean,
-   find the breast cases and the cohort, then the PDC with ``oncopipe.adherence``) runs on the
+3. A pandas implementation of ``endocrine_adherence_monthly`` (read the landing files, clean, find the breast
+   cases and the cohort, then the PDC with the platform's vectorised engine ``oncopipe.adherence``) runs on the
    ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one.
+   :func:`pandas_daily_adherence` is the straightforward one (the same cleaning, then a walk over each woman's
+   days); ``benchmarks/run.py`` measures both.
 
 Writes ``benchmarks/results/dbt_build-<N>.json``.
 """
