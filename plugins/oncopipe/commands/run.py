@@ -65,7 +65,7 @@ def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: P
     summary = summary or settings.home / "runs" / "last_run.json"
     log_path = None if verbose else run_log_path(settings.airflow_home)
     with (output_to(log_path) if log_path else _stdout()) as stream:
-        console = Console(file=stream, highlight=False)
+        console = Console(file=stream, highlight=False, log_path=False)
         if log_path:
             console.print(f"Airflow, dbt and Great Expectations logs: {log_path} (--verbose prints them here)")
         with console.status("running the platform...") as status:
