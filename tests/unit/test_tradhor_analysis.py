@@ -184,3 +184,16 @@ def test_disclosure_control_accepts_the_result_and_figures_draw_from_controlled_
         for col in t.count_columns:
             values = pd.to_numeric(t.frame[col], errors="coerce").dropna()
             assert not ((values >= 1) & (values <= 9)).any(), (t.name, col)
+
+
+def test_predictors_not_estimable_leave_a_note_and_the_trajectories():
+    """A predictors model that cannot be estimated (seen at 1,000 people in the DAG end-to-end test: separation; here
+    collinear covariates): the study still reports its trajectories; no predictors table, the reason in the notes."""
+    inputs, pattern = _marts()
+    cohort = inputs["breast_cancer_endocrine_cohort"].copy()
+    # Two regions, each with its own first molecule: the region and molecule terms are collinear.
+    cohort["region_code"] = np.where(cohort["first_molecule"] == "tamoxifen", "11", "84")
+    res = get("tradhor_adherence")({**inputs, "breast_cancer_endocrine_cohort": cohort}, PARAMS, study_id="TRADHOR")
+    names = [t.name for t in res.tables]
+    assert "predictors" not in names and "trajectory_groups" in names
+    assert any(note.startswith("Predictors of trajectory group not estimable") for note in res.notes)

@@ -85,7 +85,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
 
     Raises:
         InputValidationError: a missing input or column, unknown parameters, missing covariates.
-        NotEnoughData: empty cohort, fewer than 10 women, no discontinuation, a model that cannot be fitted.
+        NotEnoughData: empty cohort, fewer than 10 women, no discontinuation, a model that cannot be fitted
+            (the predictors model alone not estimable: a note, and no predictors table).
     """
     p = _params(params, study_id)
     for name in (COHORT, MONTHLY):
@@ -143,7 +144,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         _groups_table(fit),
         _trajectory_means_table(months, groups, fit),
         _selection_table(selection),
-        _predictors_table(cohort, groups, p, study_id, notes),
+        *_predictors_table(cohort, groups, p, study_id, notes),
         _adherence_by_year_table(months, float(p["pdc_threshold"])),
         _adherence_by_month_table(months, float(p["pdc_threshold"])),
         _cif_table(cohort, months, int(p["max_months"]), study_id),
@@ -208,7 +209,9 @@ def _selection_table(selection) -> ResultTable:
 
 
 def _predictors_table(cohort: pd.DataFrame, groups: pd.DataFrame, p: Mapping[str, Any], study_id: str,
-                      notes: list[str]) -> ResultTable:
+                      notes: list[str]) -> list[ResultTable]:
+    """The predictors table, or none with a note when the multinomial model is not estimable (e.g. separation in
+    a small cohort): the trajectories are the study's primary result and are still exported."""
     data = cohort.merge(groups, on="person_id")
     try:
         result = multinomial_odds_ratios(
@@ -219,7 +222,8 @@ def _predictors_table(cohort: pd.DataFrame, groups: pd.DataFrame, p: Mapping[str
     except MissingCovariates as exc:
         raise InputValidationError(study_id, f"{COHORT}: {exc}") from exc
     except ModelNotEstimable as exc:
-        raise NotEnoughData(study_id, f"predictors of trajectory group: {exc}") from exc
+        notes.append(f"Predictors of trajectory group not estimable ({exc}): no predictors table.")
+        return []
     if result.n_dropped:
         notes.append(f"Predictors: {_how_many(result.n_dropped)} women with a missing covariate were excluded "
                      "(complete-case analysis).")
@@ -230,11 +234,11 @@ def _predictors_table(cohort: pd.DataFrame, groups: pd.DataFrame, p: Mapping[str
     frame["reference_group"] = frame["reference_group"].astype(str)
     stats = {c: "n_group" for c in ("odds_ratio", "lower", "upper", "p_value")}
     refs = ", ".join(f"{k} = {v}" for k, v in result.reference_levels.items())
-    return ResultTable("predictors", frame,
-                       "Multinomial logistic regression of the trajectory group (reference: group 1, the most "
-                       f"adherent): odds ratios with 95% Wald CIs and p-values. Reference levels: {refs}.",
-                       count_columns=("n_group", "n_reference"), statistic_columns=stats,
-                       group_columns=("group", "term"))
+    return [ResultTable("predictors", frame,
+                        "Multinomial logistic regression of the trajectory group (reference: group 1, the most "
+                        f"adherent): odds ratios with 95% Wald CIs and p-values. Reference levels: {refs}.",
+                        count_columns=("n_group", "n_reference"), statistic_columns=stats,
+                        group_columns=("group", "term"))]
 
 
 def _adherence_by_year_table(months: pd.DataFrame, threshold: float) -> ResultTable:
