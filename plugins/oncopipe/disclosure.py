@@ -48,7 +48,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -453,6 +453,50 @@ class _Model:
         return json.dumps([col, [list(x) for x in lab], named], ensure_ascii=False)
 
 
+def _masked_systems(lines: Iterable[tuple[int, Iterable[int]]], masked: set[int],
+                    value: Mapping[int, float] | list[float] | None = None,
+                    ) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """The margin equations over the masked variables, one connected group of unknowns at a time (the systems
+    stay small): the group's variables (sorted), the coefficient matrix over them and the right-hand side given
+    by the known variables' ``value`` (zeros when ``value`` is None)."""
+    rows: list[tuple[dict[int, float], float]] = []
+    for total, parts in lines:
+        coefs: dict[int, float] = defaultdict(float)
+        coefs[total] += 1.0
+        for p in parts:
+            coefs[p] -= 1.0
+        row = {v: c for v, c in coefs.items() if v in masked and c != 0}
+        if row:
+            rhs = 0.0 if value is None else -sum(c * float(value[v]) for v, c in coefs.items()
+                                                 if v not in masked and c != 0)
+            rows.append((row, rhs))
+    parent = {v: v for v in masked}
+
+    def find(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for row, _ in rows:
+        first, *rest = row
+        for v in rest:
+            parent[find(v)] = find(first)
+    groups: dict[int, list[tuple[dict[int, float], float]]] = defaultdict(list)
+    for row in rows:
+        groups[find(next(iter(row[0])))].append(row)
+    for group_rows in groups.values():
+        variables = sorted({v for row, _ in group_rows for v in row})
+        index = {v: i for i, v in enumerate(variables)}
+        matrix = np.zeros((len(group_rows), len(variables)))
+        rhs = np.zeros(len(group_rows))
+        for r, (row, b) in enumerate(group_rows):
+            for v, c in row.items():
+                matrix[r, index[v]] = c
+            rhs[r] = b
+        yield variables, matrix, rhs
+
+
 def recoverable(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int]) -> set[int]:
     """Masked variables that a system of margin equations determines.
 
@@ -463,47 +507,15 @@ def recoverable(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int
     Returns:
         The masked variables whose value follows from the equations and the known variables.
     """
-    masked = set(masked)
-    rows: list[dict[int, float]] = []
-    for total, parts in lines:
-        coefs: dict[int, float] = defaultdict(float)
-        coefs[total] += 1.0
-        for p in parts:
-            coefs[p] -= 1.0
-        row = {v: c for v, c in coefs.items() if v in masked and c != 0}
-        if row:
-            rows.append(row)
-    # Solve each connected group of unknowns separately: the matrices stay small.
-    parent = {v: v for v in masked}
-
-    def find(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
-    for row in rows:
-        first, *rest = row
-        for v in rest:
-            parent[find(v)] = find(first)
-    groups: dict[int, list[dict[int, float]]] = defaultdict(list)
-    for row in rows:
-        groups[find(next(iter(row)))].append(row)
     found: set[int] = set()
-    for group_rows in groups.values():
-        variables = sorted({v for row in group_rows for v in row})
-        index = {v: i for i, v in enumerate(variables)}
-        matrix = np.zeros((len(group_rows), len(variables)))
-        for r, row in enumerate(group_rows):
-            for v, c in row.items():
-                matrix[r, index[v]] = c
+    for variables, matrix, _ in _masked_systems(lines, set(masked)):
         # x_i is determined iff e_i lies in the row space of the matrix: project e_i on an orthonormal basis
         # of that row space (rank-revealing QR of the transpose, cheaper than a full SVD).
         q, r, _ = qr(matrix.T, mode="economic", pivoting=True)
         diagonal = np.abs(np.diag(r))
         rank = int(np.sum(diagonal > 1e-9 * max(1.0, float(diagonal[0]) if diagonal.size else 1.0)))
         weight = np.sum(q[:, :rank] ** 2, axis=1)
-        found |= {v for v in variables if weight[index[v]] > 1 - 1e-9}
+        found |= {v for i, v in enumerate(variables) if weight[i] > 1 - 1e-9}
     return found
 
 
@@ -528,47 +540,13 @@ def pinned(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int], va
     """
     masked = set(masked)
     wanted = masked if candidates is None else set(candidates) & masked
-    rows: list[tuple[dict[int, float], float]] = []
-    for total, parts in lines:
-        coefs: dict[int, float] = defaultdict(float)
-        coefs[total] += 1.0
-        for p in parts:
-            coefs[p] -= 1.0
-        row = {v: c for v, c in coefs.items() if v in masked and c != 0}
-        if row:
-            rhs = -sum(c * float(value[v]) for v, c in coefs.items() if v not in masked and c != 0)
-            rows.append((row, rhs))
-    parent = {v: v for v in masked}
-
-    def find(v: int) -> int:
-        while parent[v] != v:
-            parent[v] = parent[parent[v]]
-            v = parent[v]
-        return v
-
-    for row, _ in rows:
-        first, *rest = row
-        for v in rest:
-            parent[find(v)] = find(first)
-    groups: dict[int, list[tuple[dict[int, float], float]]] = defaultdict(list)
-    for row in rows:
-        groups[find(next(iter(row[0])))].append(row)
     found: dict[int, float] = {}
-    for group_rows in groups.values():
-        variables = sorted({v for row, _ in group_rows for v in row})
-        targets = [v for v in variables if v in wanted]
-        if not targets:
-            continue
-        index = {v: i for i, v in enumerate(variables)}
-        a_eq = np.zeros((len(group_rows), len(variables)))
-        b_eq = np.zeros(len(group_rows))
-        for r, (row, rhs) in enumerate(group_rows):
-            for v, c in row.items():
-                a_eq[r, index[v]] = c
-            b_eq[r] = rhs
-        for v in targets:
+    for variables, a_eq, b_eq in _masked_systems(lines, masked, value):
+        for i, v in enumerate(variables):
+            if v not in wanted:
+                continue
             c = np.zeros(len(variables))
-            c[index[v]] = 1.0
+            c[i] = 1.0
             low = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
             if low.status != 0:  # infeasible: the margins do not hold on the data (not a margin): nothing pinned
                 break
@@ -708,6 +686,7 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
     def _unknowns(line: _Line) -> int:
         return sum(v in masked_vars for v in [line.total, *line.parts])
 
+    equations = [(ln.total, ln.parts) for ln in model.lines]
     while True:
         leaks = _line_leaks(model, masked_vars, first_only=True)
         if leaks:
@@ -721,7 +700,6 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
                          f"{RULE_TEXT[COMPLEMENTARY]}: protects {what} (margin over {line.dimension!r})")
             continue
         # A masked zero that the margins give back reveals no one: 0 is not a small count.
-        equations = [(ln.total, ln.parts) for ln in model.lines]
         exposed = sorted(v for v in recoverable(equations, masked_vars) if model.value[v] != 0)
         if not exposed:
             # Non-negativity too: a reader with a linear-programming solver squeezes cells between bounds.
