@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from oncopipe import topology
+from oncopipe import processes, topology
+from oncopipe.processes import live_processes
 from oncopipe.topology import HEALTH_PATH, MIGRATE_COMMANDS, Process, Target
 
 #: Variables a process must not inherit from the caller: the topology sets the ones it needs.
@@ -349,22 +350,7 @@ def _session_members(sid: int, *, airflow_only: bool = False) -> list[int]:
     harness started are its descendants, even reparented ones, and nothing else. ``airflow_only`` keeps only
     those whose command line names airflow (for PIDs read back from a file).
     """
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses, so split after the last ")".
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) != sid or fields[0] == "Z":
-            continue
-        if airflow_only and not _is_airflow(int(entry.name)):
-            continue
-        members.append(int(entry.name))
-    return members
+    return [pid for pid in live_processes(session=sid) if not airflow_only or _is_airflow(pid)]
 
 
 def _signal_session(sid: int, sig: signal.Signals, *, airflow_only: bool = False) -> None:
@@ -448,10 +434,8 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 
 def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except (OSError, IndexError):
-        return True
+    """A zombie, or gone."""
+    return processes.state(pid) in ("Z", None)
 
 
 def create_database(name: str, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres",

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from oncopipe.processes import live_processes
 from oncopipe.studies import scan_registry
 
 pytestmark = pytest.mark.slow
@@ -41,17 +42,8 @@ def _free_port() -> int:
 
 
 def _session_processes(sid: int) -> list[str]:
-    """Live processes of a session (zombies excluded: they are waiting for their parent to reap them)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            out.append(f"{stat.parent.name} {text[text.index('(') + 1:text.rindex(')')]}")
-    return out
+    """``<pid> <name>`` of the live processes of a session (zombies excluded: they wait for their parent)."""
+    return [f"{pid} {name}" for pid, name in live_processes(session=sid).items()]
 
 
 def _get(url: str, token: str | None = None) -> dict:

@@ -133,16 +133,9 @@ def _group_alive(pgid: int) -> bool:
 
 def group_processes(pgid: int) -> list[str]:
     """``<pid> <name>`` of every live process of a process group (read from /proc; empty elsewhere)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            out.append(f"{stat.parent.name} {text[text.index('(') + 1:text.rindex(')')]}")
-    return sorted(out)
+    from oncopipe.processes import live_processes
+
+    return sorted(f"{pid} {name}" for pid, name in live_processes(group=pgid).items())
 
 
 def _wait_group_gone(child: subprocess.Popen, pgid: int, timeout: float) -> bool:
