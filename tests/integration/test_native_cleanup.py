@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from oncopipe import native
+from oncopipe import native, processes
 from oncopipe.topology import Process
 
 DATABASE = "oncopipe_native_cleanup_test"
@@ -28,10 +28,7 @@ def _database_exists(name: str) -> bool:
 
 
 def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return processes.state(pid) not in ("Z", None)
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, RuntimeError])

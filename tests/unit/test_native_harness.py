@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from oncopipe import topology
+from oncopipe import processes, topology
 from oncopipe.native import NativeTopology
 from oncopipe.topology import Process
 
@@ -61,10 +61,7 @@ def tree(h: NativeTopology, name: str) -> list[int]:
 
 
 def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return processes.state(pid) not in ("Z", None)
 
 
 def test_stop_all_stops_every_process_of_each_session_on_sigterm(tmp_path):
