@@ -2,7 +2,7 @@
 
 Each treated woman belongs to one of the planted trajectory groups (``parameters.TRAJECTORY_GROUPS``) and has
 a personal version of its monthly PDC profile (a time shift of +-1.5 months for the declining groups; no
-person-level PDC offset, see ``level`` below). Refills are generated one after the other: after a box of
+person-level PDC offset, see the comment at its draw below). Refills are generated one after the other: after a box of
 ``s`` days dispensed when the woman's target PDC is ``p``, the next refill comes ``s (1 - p) / p`` days after
 the supply ends, plus a timing jitter (early refills overlap and are carried over by the PDC rule); the box
 (28/30 or 84/90 tablets) is drawn at each dispensing. When the target falls below 0.12 she stops
@@ -89,9 +89,9 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
     # no "true number of groups" (a finite mixture approximates it with extra classes; Bauer & Curran 2003,
     # Psychol Methods 8:338). Measured at 20,000 women: with an offset of sd 0.01, carry-over turned it into runs
     # of fully covered months and BIC chose 7 groups (the adherent group split, ARI 0.70); without it, 6 (ARI
-    # 0.94) - tests/integration/test_tradhor_planted.py. The draw is kept (multiplied by 0) so every later random
+    # 0.94) - tests/integration/test_tradhor_planted.py. The offset's draw is kept (and discarded) so every later random
     # draw, hence every other source of the extraction, is unchanged.
-    level = rng.normal(0, 0.01, k) * 0.0
+    rng.normal(0, 0.01, k)
     stop_day = np.minimum.reduce([people.death_day[who], index_day + FOLLOW_UP_DAYS,
                                   np.full(k, P.HISTORY_END)])
 
@@ -110,7 +110,7 @@ def simulate_hormone_therapy(seed: int, chunk: int, people: People, care: CarePl
         for g, prof in enumerate(profiles):
             m = group[a] == g
             target[m] = prof(np.maximum(month[m], 0))
-        target = np.clip(target + level[a], 0.0, 0.99)
+        target = np.clip(target, 0.0, 0.99)
         go = (target >= STOP_BELOW) & (t[a] < stop_day[a]) & (group[a] != IMMEDIATE)
         # The first dispensing always happens (it defines the index date).
         go |= t[a] == index_day[a]
