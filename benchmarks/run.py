@@ -174,18 +174,18 @@ def adherence_comparison(landing: Path, date: str) -> list[StageMeasure]:
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
     saved = {name: home / f"pandas_adherence_{name}.parquet" for name in ("vectorised", "straightforward")}
-    gc.collect()
-    with measure("pandas_adherence_mart") as vectorised_m:
-        mart = dbt_build.pandas_monthly_adherence(landing)
-        vectorised_m.rows = len(mart)
-    mart[columns].to_parquet(saved["vectorised"])
-    del mart
-    gc.collect()
-    with measure("pandas_straightforward_adherence_mart") as straightforward_m:
-        mart = dbt_build.pandas_daily_adherence(landing)
-        straightforward_m.rows = len(mart)
-    mart[columns].to_parquet(saved["straightforward"])
-    del mart
+
+    def pandas_stage(stage: str, build, name: str) -> StageMeasure:
+        gc.collect()
+        with measure(stage) as m:
+            mart = build(landing)
+            m.rows = len(mart)
+        mart[columns].to_parquet(saved[name])
+        return m
+
+    vectorised_m = pandas_stage("pandas_adherence_mart", dbt_build.pandas_monthly_adherence, "vectorised")
+    straightforward_m = pandas_stage("pandas_straightforward_adherence_mart", dbt_build.pandas_daily_adherence,
+                                     "straightforward")
     gc.collect()
     with measure("dbt_adherence_mart") as dbt_m:
         run_dbt("seed", quiet=True).raise_for_failure()
