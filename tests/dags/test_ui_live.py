@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from oncopipe.commands.ui import all_healthy, port_in_use
+from oncopipe.native import free_port
 from oncopipe.processes import live_processes
 from oncopipe.studies import scan_registry
 
@@ -33,12 +34,6 @@ pytestmark = pytest.mark.slow
 START_TIMEOUT_S = 300.0
 #: What `oncopipe ui` allows itself after SIGINT (INTERRUPT_GRACE_S + 2 x TERMINATE_GRACE_S) plus its own exit.
 STOP_TIMEOUT_S = 100.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _session_processes(sid: int) -> list[str]:
@@ -52,15 +47,8 @@ def _get(url: str, token: str | None = None) -> dict:
         return json.loads(response.read())
 
 
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_ui_serves_with_the_printed_login_and_stops_on_sigint(tmp_path):
-    from oncopipe.commands.ui import all_healthy
-
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ONCOPIPE_", "AIRFLOW"))}
     env["ONCOPIPE_HOME"] = str(home)
@@ -121,4 +109,4 @@ def test_ui_serves_with_the_printed_login_and_stops_on_sigint(tmp_path):
     assert code == 0, log.read_text()[-3000:]
     assert left == [], left
     assert "airflow standalone stopped (SIGINT)" in log.read_text(), log.read_text()[-3000:]
-    assert not _listening(port)
+    assert not port_in_use(port)

@@ -109,9 +109,11 @@ def port_in_use(port: int) -> bool:
 
 
 def health(port: int) -> dict | None:
-    """The api-server's ``/api/v2/monitor/health`` answer, or None while it does not answer."""
+    """The api-server's health report (``HEALTH_PATH``), or None while it does not answer."""
+    from oncopipe.topology import HEALTH_PATH
+
     try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/api/v2/monitor/health", timeout=5) as response:
+        with urllib.request.urlopen(f"http://{HOST}:{port}{HEALTH_PATH}", timeout=5) as response:
             return json.loads(response.read())
     except (OSError, ValueError, urllib.error.URLError):
         return None
