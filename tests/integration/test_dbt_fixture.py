@@ -18,6 +18,8 @@ from oncopipe.settings import Settings, get_settings
 from oncopipe.transform import DbtRun, run_dbt
 
 D = dt.date
+# The identity of a dispensing line (the staging model stores it as three columns).
+LINE_ID = "fund_key || '-' || claim_number || '-' || claim_line_number as line_id"
 MODELS = {
     "staging": ["stg_snds__beneficiaries", "stg_snds__drugs", "stg_snds__pharmacy_dispensings", "stg_pmsi_mco__stays",
                 "stg_pmsi_mco__stay_patients", "stg_pmsi_mco__associated_diagnoses", "stg_pmsi_mco__acts",
@@ -162,11 +164,13 @@ def test_incremental_load_equals_full_refresh(tmp_path, monkeypatch):
     settings = settings_for(tmp_path / "home", monkeypatch)
     write_extraction(settings.landing, EXTRACTIONS[0])
     assert_built(run_dbt("build", quiet=True))
-    first = query(settings, "select line_id, boxes, extraction_date from staging.stg_snds__pharmacy_dispensings")
+    first = query(settings, f"select {LINE_ID}, boxes, extraction_date from staging.stg_snds__pharmacy_dispensings")
     write_extraction(settings.landing, EXTRACTIONS[1])
     assert_built(run_dbt("build", quiet=True))
     incremental = snapshot(settings)
-    lines = incremental["stg_snds__pharmacy_dispensings"].set_index("line_id")
+    staged = incremental["stg_snds__pharmacy_dispensings"]
+    lines = staged.set_index(staged["fund_key"] + "-" + staged["claim_number"].astype(str) + "-"
+                             + staged["claim_line_number"].astype(str))
     # History kept: lines of the first flux were not re-read but are still there ...
     kept = first[first["line_id"] != "01C751000-206-1"]
     assert set(kept["line_id"]) <= set(lines.index)

@@ -28,7 +28,8 @@ hormone_therapies as (
 hormone_lines as (
 
     select
-        d.line_id,
+        d.fund_key || '-' || cast(d.claim_number as varchar) || '-' || cast(d.claim_line_number as varchar)
+            as line_id,
         d.person_id,
         d.dispensing_date,
         d.cip13,

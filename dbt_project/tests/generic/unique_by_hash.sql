@@ -1,21 +1,28 @@
-{% test unique_by_hash(model, column_name) %}
-{#- The same guarantee as dbt's `unique`, for a column of ~100M distinct strings: group by a 64-bit hash of the
-    value first (far less memory than the strings), then compare the values themselves only where a hash is
-    shared. Equal values have equal hashes, so no duplicate escapes the first step. -#}
+{% test unique_by_hash(model, column_name=none, combination_of_columns=none) %}
+{#- The same guarantee as dbt's `unique`, for ~100M distinct values: group by a 64-bit hash of the value first
+    (far less memory than the values), then compare the values themselves only where a hash is shared. Equal
+    values have equal hashes, so no duplicate escapes the first step.
+    Either one column (`column_name`, as a column test) or a key of several columns (`combination_of_columns`,
+    as a model test; a row with any of them null is skipped, as `unique` skips a null value). -#}
+{%- set columns = combination_of_columns if combination_of_columns else [column_name] -%}
+{%- if not columns or columns[0] is none -%}
+    {{ exceptions.raise_compiler_error("unique_by_hash on " ~ model ~ ": give column_name or combination_of_columns") }}
+{%- endif -%}
+{%- set key = columns | join(', ') -%}
 with shared_hashes as (
 
-    select hash({{ column_name }}) as value_hash
+    select hash({{ key }}) as value_hash
     from {{ model }}
-    where {{ column_name }} is not null
+    where {% for c in columns %}{{ c }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
     group by value_hash
     having count(*) > 1
 
 )
 
-select {{ column_name }} as unique_field, count(*) as n_records
+select {{ key }}, count(*) as n_records
 from {{ model }}
-where hash({{ column_name }}) in (select value_hash from shared_hashes)
-  and {{ column_name }} is not null
-group by {{ column_name }}
+where hash({{ key }}) in (select value_hash from shared_hashes)
+  and {% for c in columns %}{{ c }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
+group by {{ key }}
 having count(*) > 1
 {% endtest %}

@@ -1,7 +1,7 @@
 {{
     config(
         materialized='incremental',
-        unique_key='line_id',
+        unique_key=['fund_key', 'claim_number', 'claim_line_number'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
     )
@@ -9,10 +9,13 @@
 -- Steps
 -- 1. Read the flux extractions not loaded yet (all of them on a full refresh). The CTEs over the source are
 --    `not materialized`: each use re-reads the Parquet files (cheap) instead of holding ~100M lines in memory.
--- 2. Rename and cast; a dispensing line is identified by (fund, claim, line) = line_id.
+-- 2. Rename and cast; a dispensing line is identified by (fund, claim, line): fund_key, claim_number,
+--    claim_line_number. No concatenated string key is stored: building and storing ~100M unique strings cost
+--    a quarter of this model (measured at 100,000 people: 8.3 s -> 5.8 s); the models that need a text
+--    identifier build it from these three columns on the lines they keep.
 -- 3. Drop information-only lines (DPN_QLF = 71).
 -- 4. Keep one version of each line: the one of the latest extraction (then latest flux). A line re-sent
---    in a later flux (late reimbursement) replaces the loaded one: delete+insert on line_id, so an
+--    in a later flux (late reimbursement) replaces the loaded one: delete+insert on the line key, so an
 --    incremental run and a full refresh give the same table. Only the lines sent more than once are ranked.
 with
 
@@ -26,8 +29,6 @@ source as not materialized (
 renamed as not materialized (
 
     select
-        cast(ORG_CLE_NUM as varchar) || '-' || cast(DCT_ORD_NUM as varchar) || '-' || cast(PRS_ORD_NUM as varchar)
-            as line_id,
         cast(BEN_NIR_PSA as varchar) as person_id,
         cast(BEN_RNG_GEM as integer) as twin_rank,
         cast(FLX_DIS_DTD as date) as flux_date,
@@ -79,7 +80,7 @@ latest_version as (
     select * from filtered
     where hash(fund_key, claim_number, claim_line_number) in (select line_hash from resent)
     qualify row_number() over (
-        partition by line_id
+        partition by fund_key, claim_number, claim_line_number
         order by extraction_date desc, flux_date desc, flux_processed_date desc nulls last, boxes desc
     ) = 1
 
