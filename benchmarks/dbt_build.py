@@ -293,6 +293,28 @@ def daily_walk_adherence(supplies: pd.DataFrame, stays: pd.DataFrame, cohort: pd
     return out
 
 
+def warehouse_adherence_inputs(warehouse: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The cleaned inputs of the adherence mart as the dbt build left them, for :func:`daily_walk_adherence`.
+
+    ``supplies`` from int_hormone_therapy_dispensings_netted (netted hormone-therapy dispensings), ``stays``
+    from int_hospital_stays_merged (the hospital runs: the same days in hospital as the stays), ``cohort`` from
+    breast_cancer_endocrine_cohort: the inputs the dbt models int_hormone_therapy_supplies_carried and
+    endocrine_adherence_monthly read. One read-only connection, closed at once.
+    """
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        supplies = con.sql("select person_id, dispensing_date, supply_days as days_supply "
+                           "from intermediate.int_hormone_therapy_dispensings_netted").df()
+        stays = con.sql("select person_id, start_date as entry_date, end_date as exit_date "
+                        "from intermediate.int_hospital_stays_merged").df()
+        cohort = con.sql("select person_id, index_date, end_of_data_date, death_date "
+                         "from marts.breast_cancer_endocrine_cohort").df()
+    for frame, columns in ((supplies, ["dispensing_date"]), (stays, ["entry_date", "exit_date"]),
+                           (cohort, ["index_date", "end_of_data_date", "death_date"])):
+        for column in columns:
+            frame[column] = pd.to_datetime(frame[column])
+    return supplies, stays, cohort
+
+
 ADHERENCE_KEYS = ["person_id", "month_index"]
 ADHERENCE_COLUMNS = ["month_start", "month_end", "days_in_month", "days_covered", "days_hospitalised",
                      "is_discontinued"]

@@ -23,15 +23,21 @@ def test_harness_measures_every_stage_at_a_tiny_scale(tmp_path):
     assert files, list(results.iterdir())
     data = json.loads(files[-1].read_text())
     stages = {s["stage"]: s for s in data["stages"]}
-    expected = {"generate", "scan_floor", "raw_gate", "dbt_seeds", "dbt_staging", "dbt_intermediate", "dbt_marts",
-                "dbt_build", "marts_gate", "publish", "end_to_end", "pandas_adherence_mart",
-                "pandas_straightforward_adherence_mart", "dbt_adherence_mart"}
+    expected = {"generate", "scan_floor", "copy_floor", "raw_gate", "dbt_seeds", "dbt_staging", "dbt_intermediate",
+                "dbt_marts", "dbt_build", "marts_gate", "publish", "end_to_end", "pandas_adherence_mart",
+                "pandas_straightforward_adherence_mart", "dbt_parse", "dbt_adherence_mart",
+                "pandas_straightforward_adherence_step", "dbt_adherence_step"}
     assert expected <= set(stages), sorted(stages)
     assert any(name.startswith("study_") and name.endswith("_export") for name in stages)
     for stage in expected - {"dbt_build"}:
         assert stages[stage]["wall_s"] > 0 and stages[stage]["peak_rss_mb"] > 0, stages[stage]
     assert stages["scan_floor"]["rows"] > 500
+    assert stages["copy_floor"]["rows"] == stages["scan_floor"]["rows"]
     ratios = stages["dbt_adherence_mart"]["extra"]
     assert ratios["ratio_straightforward_pandas_over_dbt"] > 0 and ratios["ratio_vectorised_pandas_over_dbt"] > 0
+    # The mart step compares the same work: dbt and the pandas walk agree on every month (the run stops if not).
+    step = stages["dbt_adherence_step"]["extra"]
+    assert step["ratio_straightforward_pandas_over_dbt"] > 0
+    assert step["rows_dbt"] == step["rows_pandas"] == step["rows_in_both"] == step["days_covered_equal"] > 0
     table = (results / "latest.md").read_text()
     assert "exponent 500->1,000" in table and "| end_to_end |" in table
