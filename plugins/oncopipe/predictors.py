@@ -140,9 +140,19 @@ def multinomial_odds_ratios(
             if term == "intercept":
                 continue
             b, se = params[i, g - 1], bse[i, g - 1]
+            with np.errstate(over="ignore", under="ignore"):
+                odds_ratio, lower, upper = np.exp(b), np.exp(b - Z95 * se), np.exp(b + Z95 * se)
+            if not all(np.isfinite(v) and v > 0 for v in (odds_ratio, lower, upper)):
+                # Quasi-complete separation (e.g. a level whose women are all in one group): the likelihood has
+                # no finite maximum in that direction, Newton drifts to a huge coefficient and its interval
+                # overflows to [0, inf]. Such an odds ratio is not an estimate.
+                raise ModelNotEstimable(
+                    f"multinomial model not estimable: the odds ratio of {term} (group {levels[g]} vs "
+                    f"{reference}) is unbounded (quasi-complete separation; estimate {b:.3g} on the log scale, "
+                    f"standard error {se:.3g})")
             rows.append({"group": levels[g], "reference_group": reference, "covariate": term_covariate[term],
-                         "term": term, "odds_ratio": np.exp(b), "lower": np.exp(b - Z95 * se),
-                         "upper": np.exp(b + Z95 * se), "p_value": pvalues[i, g - 1],
+                         "term": term, "odds_ratio": odds_ratio, "lower": lower, "upper": upper,
+                         "p_value": pvalues[i, g - 1],
                          "n_group": int(group_n.get(g, 0)), "n_reference": int(group_n.get(0, 0))})
     converged = bool(fit.mle_retvals.get("converged", True))
     return MultinomialResult(pd.DataFrame(rows), len(data), n_dropped, chosen_refs, converged)

@@ -56,6 +56,15 @@ def test_not_estimable_is_named():
         multinomial_odds_ratios(data, "group", 1, continuous=["age", "const"])
 
 
+def test_quasi_separation_is_not_estimable():
+    # 30 women of a fourth region, all in group 2: the likelihood grows without bound along region=D, so no
+    # finite odds ratio exists (Newton stops at OR ~ 4e10 with the interval [0, inf] before this check).
+    data = pd.concat([_simulate(3000), pd.DataFrame({"group": [2] * 30, "age": np.linspace(-10, 10, 30),
+                                                     "region": ["D"] * 30})], ignore_index=True)
+    with pytest.raises(ModelNotEstimable, match=r"region=D .*unbounded \(quasi-complete separation"):
+        multinomial_odds_ratios(data, "group", 1, continuous={"age": 10}, categorical=["region"])
+
+
 def test_aalen_johansen_hand_computed():
     # times 1..6; status: 1 event, 2 competing, 0 censored.
     time = [1, 2, 2, 3, 4, 5]
