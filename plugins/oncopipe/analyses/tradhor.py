@@ -116,7 +116,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                                       f"({', '.join(missing)} missing) for the predictors of trajectory group")
 
     months = monthly[monthly["person_id"].isin(cohort["person_id"]) & (monthly["month_index"] < p["max_months"])]
-    without = int((~cohort["person_id"].isin(months["person_id"])).sum())
+    # .unique(): isin over the ~10M monthly ids themselves costs 4 s at 100,000 people (pandas' Arrow strings).
+    without = int((~cohort["person_id"].isin(months["person_id"].unique())).sum())
     if without:
         raise InputValidationError(study_id, f"{_how_many(without)} woman/women of {COHORT} have no row in {MONTHLY}")
     try:

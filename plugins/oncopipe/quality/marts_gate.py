@@ -16,6 +16,7 @@ import os
 import shutil
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from oncopipe.marts import MARTS
@@ -61,7 +62,10 @@ def comparison_frame(candidate: dict[str, pd.DataFrame], published: dict[str, pd
     rows.append(_row("exclusive_group_violations", "poor_prognosis_cases: censored and dead at once", len(both),
                      both[["case_id", "event", "death_date"]].head(5).to_dict("records")))
     deaths = pd.concat([cases[["person_id", "death_date"]], cohort[["person_id", "death_date"]]])
-    disagree = deaths.groupby("person_id")["death_date"].agg(lambda s: s.notna().any() and s.isna().any())
+    # Dead in one row and alive in another = some but not all of the person's rows have a death date (one
+    # vectorised groupby: a Python function per person took 66 s at 1,000,000 people).
+    known = deaths["death_date"].notna().groupby(deaths["person_id"]).agg(["any", "all"])
+    disagree = known["any"] & ~known["all"]
     rows.append(_row("exclusive_group_violations", "a person dead in one mart and alive in another",
                      int(disagree.sum()), list(disagree[disagree].index[:5])))
     monthly, delays = candidate["endocrine_adherence_monthly"], candidate["care_pathway_delays"]
@@ -72,6 +76,18 @@ def comparison_frame(candidate: dict[str, pd.DataFrame], published: dict[str, pd
     rows.append(_row("orphan_rows", "care_pathway_delays not in poor_prognosis_cases", len(stray),
                      stray[["case_id", "site"]].head(5).to_dict("records")))
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
+def gx_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its fixed-width integers as int64 and its float32 as float64, for GX.
+
+    GX's pandas ``expect_column_values_to_be_between`` is vectorised only for int64 / float64 columns; on the
+    marts' int32 columns it calls a Python function per value (39M calls, ~30 s of the gate at 1,000,000
+    people). Widening is exact, so every expectation sees the same values.
+    """
+    wide = {c: "int64" if t.kind in "iu" else "float64" for c, t in frame.dtypes.items()
+            if isinstance(t, np.dtype) and t.kind in "iuf" and t.itemsize < 8}
+    return frame.astype(wide) if wide else frame
 
 
 def _published_frames(settings: Settings) -> dict[str, pd.DataFrame] | None:
@@ -103,7 +119,7 @@ def run_marts_gate(settings: Settings | None = None, candidate: Any = None, buil
     candidate = candidate or publish.stage_candidate(settings)
     extraction = history.last_passed_extraction(settings.quality) or ""
     runner = SuiteRunner(settings, "marts", extraction)
-    frames = {m.name: candidate.frame(m.name) for m in MARTS}
+    frames = {m.name: gx_frame(candidate.frame(m.name)) for m in MARTS}
     for mart in MARTS:
         runner.run(marts_suite_name(mart.name), mart.name, frames[mart.name])
     runner.run(marts_suite_name("comparisons"), "marts", comparison_frame(frames, _published_frames(settings)))
