@@ -27,8 +27,9 @@ demo: $(STAMP)
 
 # The whole suite. The production-topology tests (PostgreSQL + Celery + every Airflow process, scheduler killed
 # mid-refresh) and the live Airflow UI browser test share one native topology and run last (tests/conftest.py).
+# The 20 slowest tests are listed at the end, so the log shows where the 20-minute budget goes.
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=20
 
 # Only the topology and live-UI tests (a convenience: `make test` runs them too).
 test-topology: $(STAMP) system-deps
