@@ -204,7 +204,7 @@ def adherence_comparison(landing: Path, date: str) -> list[StageMeasure]:
     runs, cohort), ``pandas_straightforward_adherence_step`` (reading them included) walks the days as above and
     ``dbt_adherence_step`` runs the two models that compute the mart from them (int_hormone_therapy_supplies_
     carried, endocrine_adherence_monthly; dbt start-up included). Same inputs, so the two must agree on every
-    row, or the run stops.
+    row and column (:func:`dbt_build.adherence_differences`, as for the two pandas baselines), or the run stops.
     """
     from oncopipe.transform import run_dbt
 
@@ -267,13 +267,12 @@ def adherence_comparison(landing: Path, date: str) -> list[StageMeasure]:
         run_dbt("run", select=["int_hormone_therapy_supplies_carried", "endocrine_adherence_monthly"],
                 quiet=True).raise_for_failure()
     dbt_step_m.rows = step_m.rows
-    step_agreement = agreement(dbt_mart(), pd.read_parquet(saved["step"]))
-    if not (step_agreement["rows_dbt"] == step_agreement["rows_pandas"] == step_agreement["rows_in_both"]
-            == step_agreement["days_covered_equal"]):
-        raise SystemExit(f"the adherence mart step differs between dbt and pandas on the same inputs: "
-                         f"{step_agreement}")
+    mart, step = dbt_mart(), pd.read_parquet(saved["step"])
+    difference = dbt_build.adherence_differences(mart, step)
+    if difference:
+        raise SystemExit(f"the adherence mart step differs between dbt and pandas on the same inputs: {difference}")
     dbt_step_m.extra = {"ratio_straightforward_pandas_over_dbt": round(step_m.wall_s / dbt_step_m.wall_s, 2),
-                        **step_agreement}
+                        **agreement(mart, step)}
     return [vectorised_m, straightforward_m, parse_m, dbt_m, step_m, dbt_step_m]
 
 

@@ -1,4 +1,4 @@
-"""The marts gate's own facts (comparison_frame) and the frames it hands to GX (gx_frame)."""
+"""The marts gate's own facts (comparison_frame) and the frames every gate hands to GX (runner.gx_frame)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pandas as pd
-from oncopipe.quality.marts_gate import comparison_frame, gx_frame
+from oncopipe.quality.marts_gate import comparison_frame
+from oncopipe.quality.runner import gx_frame
 
 D = dt.date(2023, 5, 1)
 
