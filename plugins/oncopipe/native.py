@@ -34,7 +34,6 @@ from pathlib import Path
 from types import TracebackType
 
 from oncopipe import processes, topology
-from oncopipe.processes import live_processes
 from oncopipe.topology import HEALTH_PATH, MIGRATE_COMMANDS, Process, Target
 
 #: Variables a process must not inherit from the caller: the topology sets the ones it needs.
@@ -350,7 +349,7 @@ def _session_members(sid: int, *, airflow_only: bool = False) -> list[int]:
     harness started are its descendants, even reparented ones, and nothing else. ``airflow_only`` keeps only
     those whose command line names airflow (for PIDs read back from a file).
     """
-    return [pid for pid in live_processes(session=sid) if not airflow_only or _is_airflow(pid)]
+    return [pid for pid in processes.live_processes(session=sid) if not airflow_only or _is_airflow(pid)]
 
 
 def _signal_session(sid: int, sig: signal.Signals, *, airflow_only: bool = False) -> None:
