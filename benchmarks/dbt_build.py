@@ -11,7 +11,7 @@ Usage::
    CPU time and peak RSS of the process (dbt and DuckDB run in process). DuckDB is bounded by the profile
    (2 threads, ``ONCOPIPE_DUCKDB_MEMORY_LIMIT``, default 8GB).
 3. A pandas implementation of ``endocrine_adherence_monthly`` (read the landing files, clean, find the breast
-   cases and the cohort, then the PDC with the platform's vectorised engine ``oncopipe.adherence``) runs on the
+   cases and the cohort, then the PDC with the platform's vectorised engine ``oncopipe.methods.adherence``) runs on the
    ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one.
    :func:`pandas_daily_adherence` is the straightforward one (the same cleaning, then a walk over each woman's
    days); ``benchmarks/run.py`` measures both.
@@ -32,11 +32,11 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from oncopipe import adherence
-from oncopipe.benchmarking import StageMeasure, measure, write_results
-from oncopipe.schema import SOURCES_BY_NAME
-from oncopipe.settings import DBT_PROJECT_DIR, PROJECT_ROOT, get_settings
-from oncopipe.transform import run_dbt
+from measure import StageMeasure, measure, write_results
+from oncopipe.contracts.settings import DBT_PROJECT_DIR, PROJECT_ROOT, get_settings
+from oncopipe.contracts.sources import SOURCES_BY_NAME
+from oncopipe.methods import adherence
+from oncopipe.warehouse.dbt_runner import run_dbt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCH = PROJECT_ROOT / "var" / "bench"
@@ -194,7 +194,7 @@ def pandas_monthly_adherence(landing: Path) -> pd.DataFrame:
     """The endocrine_adherence_monthly mart in pandas, the PDC by the platform's vectorised engine.
 
     The cleaning and the cohort are plain pandas (:func:`_adherence_inputs`); the coverage and the monthly
-    PDC are :func:`oncopipe.adherence.coverage` and :func:`oncopipe.adherence.monthly_pdc`.
+    PDC are :func:`oncopipe.methods.adherence.coverage` and :func:`oncopipe.methods.adherence.monthly_pdc`.
     """
     ht, stays, cohort = _adherence_inputs(landing)
     cov = adherence.coverage(ht[["person_id", "dispensing_date", "days_supply", "cip13", "line_id"]],

@@ -14,8 +14,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from oncopipe.benchmarking import measure, write_results
-from oncopipe.settings import get_settings
+from measure import measure, write_results
+from oncopipe.contracts.settings import get_settings
 from oncopipe.synth.extraction import generate
 
 RESULTS = Path(__file__).resolve().parent / "results"

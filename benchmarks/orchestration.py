@@ -31,8 +31,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from oncopipe.benchmarking import StageMeasure, measure, write_results
-from oncopipe.settings import PROJECT_ROOT
+from measure import StageMeasure, measure, write_results
+from oncopipe.contracts.settings import PROJECT_ROOT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCH = PROJECT_ROOT / "var" / "bench"

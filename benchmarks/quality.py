@@ -22,11 +22,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from oncopipe.benchmarking import measure, write_results
+from measure import measure, write_results
+from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.contracts.sources import SOURCES
+from oncopipe.landing.layout import extraction_dir, latest_extraction, part_files
 from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
-from oncopipe.quality.landing import extraction_dir, latest_extraction, part_files
-from oncopipe.schema import SOURCES
-from oncopipe.settings import Settings, get_settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

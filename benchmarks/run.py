@@ -49,9 +49,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dbt_build  # noqa: E402  (the sibling benchmark: extraction cache and the pandas baseline)
-from oncopipe.benchmarking import StageMeasure, machine_facts, measure, write_results  # noqa: E402
-from oncopipe.schema import SOURCES  # noqa: E402
-from oncopipe.settings import PROJECT_ROOT, get_settings  # noqa: E402
+from measure import StageMeasure, machine_facts, measure, write_results  # noqa: E402
+from oncopipe.contracts.settings import PROJECT_ROOT, get_settings  # noqa: E402
+from oncopipe.contracts.sources import SOURCES  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 README = PROJECT_ROOT / "README.md"
@@ -142,12 +142,12 @@ def use_home(home: Path, landing: Path) -> None:
 
 def refresh_and_studies(date: str, measures: list[StageMeasure]) -> None:
     """The platform refresh and every approved study, each stage measured (appended to ``measures``)."""
-    from oncopipe import study_run
-    from oncopipe.publish import publish_candidate, read_mart
-    from oncopipe.quality import run_marts_gate, run_raw_gate
-    from oncopipe.results import NotEnoughData
-    from oncopipe.studies import ApprovalError, check_approval, load_registry
-    from oncopipe.transform import run_dbt
+    from oncopipe.contracts.results import NotEnoughData
+    from oncopipe.quality import run_raw_gate
+    from oncopipe.studies import steps
+    from oncopipe.studies.registry import ApprovalError, check_approval, load_registry
+    from oncopipe.warehouse.dbt_runner import run_dbt
+    from oncopipe.warehouse.versions import gate_candidate, publish_candidate, read_mart
 
     settings = get_settings()
     with measure("raw_gate") as m:
@@ -160,7 +160,7 @@ def refresh_and_studies(date: str, measures: list[StageMeasure]) -> None:
             run_dbt("build", select=[selection], quiet=True, indirect_selection="cautious").raise_for_failure()
         measures.append(m)
     with measure("marts_gate") as m:
-        run_marts_gate(settings=settings)
+        gate_candidate(settings)
     measures.append(m)
     with measure("publish") as m:
         version = publish_candidate(extraction_date=date, settings=settings)
@@ -173,10 +173,10 @@ def refresh_and_studies(date: str, measures: list[StageMeasure]) -> None:
             continue
         run_id = f"bench_{date}"
         with measure(f"study_{study.id}_analysis") as m:
-            checked = study_run.check(study.id, requested_version=version.version)
+            checked = steps.check(study.id, requested_version=version.version)
             m.rows = sum(len(read_mart(name, version=version.version)) for name in study.reads)
             try:
-                state = study_run.analyse(checked, run_id=run_id)
+                state = steps.analyse(checked, run_id=run_id)
             except NotEnoughData as exc:  # a tiny scale may not support a study: recorded, not fatal
                 m.extra = {"not_enough_data": exc.reason}
                 state = None
@@ -184,7 +184,7 @@ def refresh_and_studies(date: str, measures: list[StageMeasure]) -> None:
         if state is None:
             continue
         with measure(f"study_{study.id}_export") as m:
-            study_run.export(study_run.report(study_run.control(state)))
+            steps.export(steps.report(steps.control(state)))
         measures.append(m)
 
 
@@ -206,7 +206,7 @@ def adherence_comparison(landing: Path, date: str) -> list[StageMeasure]:
     carried, endocrine_adherence_monthly; dbt start-up included). Same inputs, so the two must agree on every
     row and column (:func:`dbt_build.adherence_differences`, as for the two pandas baselines), or the run stops.
     """
-    from oncopipe.transform import run_dbt
+    from oncopipe.warehouse.dbt_runner import run_dbt
 
     columns = dbt_build.ADHERENCE_KEYS + dbt_build.ADHERENCE_COLUMNS
     settings = get_settings()

@@ -1,7 +1,7 @@
 """Survival scale run: both survival studies on ``--cases`` simulated poor-prognosis cases.
 
 Simulates the ``poor_prognosis_cases`` and ``care_pathway_delays`` tables
-(:func:`oncopipe.survival_simulation.simulate_cohort`, French life table), then runs the
+(``tests/support/survival_simulation.py``, French life table), then runs the
 ``poor_prognosis_survival`` analysis (Kaplan-Meier by site and five factors, log-rank, Pohar-Perme net
 survival, Cox + cox.zph + concordance, excess-hazard models) and the ``care_pathway_delays`` analysis
 (delay summaries, case-mix-adjusted hospital comparison, landmark Cox), and writes wall time, CPU time and
@@ -15,12 +15,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
-from oncopipe import analyses
-from oncopipe.benchmarking import measure, write_results
-from oncopipe.lifetable import build_life_table
-from oncopipe.survival_simulation import simulate_cohort
+from measure import measure, write_results
+from oncopipe.landing.lifetables import build_life_table
+from oncopipe.studies import kinds
+
+# The simulated cohort (known parameters) is test support, shared with the unit tests; it is not shipped.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.survival_simulation import simulate_cohort  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,18 +37,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    analyses.kinds()  # import the analysis modules (matplotlib, ...) outside the measured stages
+    kinds.kinds()  # import the analysis modules (matplotlib, ...) outside the measured stages
     life_table = build_life_table()
     with measure("simulate") as sim:
         cohort = simulate_cohort(args.cases, life_table, seed=args.seed, n_hospitals=args.hospitals)
         sim.rows = len(cohort.cases)
     with measure("all_survival_analyses") as total:
         with measure("poor_prognosis_survival") as pps:
-            res = analyses.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases,
+            res = kinds.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases,
                                                            "french_life_tables": life_table}, {}, study_id="bench")
             pps.rows = args.cases
         with measure("care_pathway_delays") as cpd:
-            cp = analyses.run("care_pathway_delays", {"care_pathway_delays": cohort.delays,
+            cp = kinds.run("care_pathway_delays", {"care_pathway_delays": cohort.delays,
                                                       "poor_prognosis_cases": cohort.cases}, {}, study_id="bench")
             cpd.rows = args.cases
         total.rows = args.cases

@@ -18,9 +18,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from oncopipe.analyses.tradhor import DEFAULTS
-from oncopipe.benchmarking import measure, write_results
-from oncopipe.trajectories import panel_from_long, select_gbtm, simulate_panel
+from measure import measure, write_results
+from oncopipe.methods.trajectories import panel_from_long, select_gbtm, simulate_panel
+from oncopipe.studies.kinds.tradhor import DEFAULTS
 from sklearn.metrics import adjusted_rand_score
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -25,9 +25,9 @@ import os
 
 from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, Param, SyncCallback, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-from oncopipe import dbt_tasks, refresh
-from oncopipe.alerts import refresh_deadline_missed
-from oncopipe.dag_factory import DUCKDB_POOL, START_DATE, dbt_task_groups, default_args, mart_asset
+from oncopipe.orchestration.alerts import refresh_deadline_missed
+from oncopipe.orchestration.dag_factory import DUCKDB_POOL, START_DATE, dbt_task_groups, default_args, mart_asset
+from oncopipe.warehouse import dbt_nodes, refresh
 
 PUBLISHED_ASSETS = [mart_asset(name) for name in refresh.PUBLISHED_TABLES]
 
@@ -93,7 +93,7 @@ with DAG(
     extraction = find_extraction()
     raw = raw_gate(extraction)
     transform, marts_candidate = dbt_task_groups(os.environ.get("ONCOPIPE_DBT_TASKS", "manifest"),
-                                                 dbt_tasks.manifest_path())
+                                                 dbt_nodes.manifest_path())
     checked = marts_gate()
     raw >> transform >> marts_candidate >> checked
     publish(extraction, raw, checked)

@@ -1,11 +1,12 @@
 """Airflow plugin: the oncopipe operator views (quality gates, Data Docs, dbt docs, exports) in the Airflow UI.
 
-Thin on purpose: the views live in :mod:`oncopipe.operator_views`. The api-server mounts the FastAPI app under
+Thin on purpose: the views live in :mod:`oncopipe.orchestration.operator_views`. The api-server mounts the FastAPI
+app under
 ``/oncopipe``; ``external_views`` puts the four pages in the UI's "Plugins" menu.
 """
 
 from airflow.plugins_manager import AirflowPlugin
-from oncopipe.operator_views import EXTERNAL_VIEWS, URL_PREFIX, create_app
+from oncopipe.orchestration.operator_views import EXTERNAL_VIEWS, URL_PREFIX, create_app
 
 
 class OncopipeOperatorViews(AirflowPlugin):

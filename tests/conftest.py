@@ -6,7 +6,7 @@ import hashlib
 import os
 
 import pytest
-from oncopipe.settings import EXPECTATIONS_DIR
+from oncopipe.contracts.settings import EXPECTATIONS_DIR
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")

@@ -3,8 +3,8 @@
 Registered from tests/conftest.py (``pytest_plugins``). Starting the topology (database migration, five Airflow
 processes, DAG parsing) is most of the cost of those tests, so it happens once: a fresh PostgreSQL database and
 Redis database, scheduler + api-server + dag-processor + triggerer + one Celery worker, started by PID with the
-environment of ``oncopipe.topology`` (the one docker-compose.yml is rendered from) and stopped by PID when the
-session ends, or at once on Ctrl-C, SIGTERM or a failed start (see :func:`oncopipe.native.ephemeral_topology`).
+environment of ``oncopipe.orchestration.deployment`` (the one docker-compose.yml is rendered from) and stopped by PID
+when the session ends, or at once on Ctrl-C, SIGTERM or a failed start (see :func:`ephemeral_topology`).
 
 The tests using it run last, browser test first (tests/conftest.py orders them): it sees the platform before
 any extraction landed, then tests/integration/test_topology.py lands one and refreshes it.
@@ -18,7 +18,8 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from oncopipe.native import AirflowApi, NativeTopology, ephemeral_topology, free_port
+from oncopipe.orchestration.native import NativeTopology, free_port
+from support.native_harness import AirflowApi, ephemeral_topology
 
 ADMIN = "admin"
 PASSWORD = "topology-admin-password"

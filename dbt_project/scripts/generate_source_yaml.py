@@ -1,10 +1,10 @@
-"""Write one ``_<source>__sources.yml`` per staging folder from the landing contract (oncopipe.schema).
+"""Write one ``_<source>__sources.yml`` per staging folder from the landing contract (oncopipe.contracts.sources).
 
-The YAML is committed; rerun this script when schema.py changes and review the diff:
+The YAML is committed; rerun this script when contracts/sources.py changes and review the diff:
 
     .venv/bin/python dbt_project/scripts/generate_source_yaml.py
 
-A unit test (tests/unit/test_dbt_sources.py) fails when the committed YAML and schema.py disagree.
+A unit test (tests/unit/warehouse/test_dbt_sources.py) fails when the committed YAML and contracts/sources.py disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES_BY_NAME
 
 STAGING = Path(__file__).resolve().parents[1] / "models" / "staging"
 
@@ -93,7 +93,7 @@ def main() -> None:
         folder = STAGING / system
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"_{system}__sources.yml"
-        header = "# Generated from plugins/oncopipe/schema.py by dbt_project/scripts/generate_source_yaml.py.\n"
+        header = "# Generated from plugins/oncopipe/contracts/sources.py by dbt_project/scripts/generate_source_yaml.py.\n"
         path.write_text(header + yaml.dump(source_yaml(system), Dumper=_NoAliasDumper, sort_keys=False,
                                            width=110, allow_unicode=True))
         print(f"wrote {path}")

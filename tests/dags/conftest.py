@@ -15,7 +15,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 @pytest.fixture(scope="session")
 def dag_home(tmp_path_factory):
     """A private ONCOPIPE_HOME holding the dbt manifest the refresh DAG is generated from."""
-    from oncopipe import dbt_tasks
+    from oncopipe.warehouse import dbt_nodes
 
     home = tmp_path_factory.mktemp("dags_home")
     with pytest.MonkeyPatch.context() as mp:
@@ -23,14 +23,14 @@ def dag_home(tmp_path_factory):
         for var in ("ONCOPIPE_LANDING", "ONCOPIPE_QUARANTINE", "ONCOPIPE_WAREHOUSE", "ONCOPIPE_PUBLISHED",
                     "ONCOPIPE_EXPORTS", "ONCOPIPE_QUALITY"):
             mp.delenv(var, raising=False)
-        dbt_tasks.parse()
+        dbt_nodes.parse()
         yield home
 
 
 @pytest.fixture(scope="session")
 def dagbag(dag_home):
     from airflow.dag_processing.dagbag import DagBag
-    from oncopipe.settings import DAGS_DIR
+    from oncopipe.contracts.settings import DAGS_DIR
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ONCOPIPE_HOME", str(dag_home))

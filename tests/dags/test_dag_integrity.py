@@ -7,11 +7,11 @@ import json
 
 import pytest
 import yaml
-from oncopipe import dbt_tasks
-from oncopipe.dag_factory import DUCKDB_POOL, STUDY_TASKS, build_study_dags
-from oncopipe.refresh import PUBLISHED_TABLES
-from oncopipe.settings import STUDIES_DIR
-from oncopipe.studies import ApprovalError, asset_uri, load_registry, load_study
+from oncopipe.contracts.settings import STUDIES_DIR
+from oncopipe.orchestration.dag_factory import DUCKDB_POOL, STUDY_TASKS, build_study_dags
+from oncopipe.studies.registry import ApprovalError, asset_uri, load_registry, load_study
+from oncopipe.warehouse import dbt_nodes
+from oncopipe.warehouse.refresh import PUBLISHED_TABLES
 
 # Tasks whose failure re-running cannot fix (a refusal, a gate): no retry, on purpose.
 NO_RETRY = {"check_approval", "disclosure_control", "find_extraction", "raw_gate", "marts_gate"}
@@ -75,7 +75,7 @@ def test_refresh_wiring(dagbag, dag_home):
     for task_id in ("find_extraction", "raw_gate"):
         assert dag.task_dict[task_id].pool != DUCKDB_POOL
     # One task per dbt model and seed, following the dbt graph; marts are the candidate group.
-    nodes = dbt_tasks.read_nodes(dbt_tasks.manifest_path())
+    nodes = dbt_nodes.read_nodes(dbt_nodes.manifest_path())
     by_id = {n.unique_id: n for n in nodes}
     task_of = {n.unique_id: ("marts_candidate." if n.layer == "marts" else "transform.") + n.task_id for n in nodes}
     assert sorted(t.task_id for t in warehouse_tasks) == sorted(task_of.values())
@@ -110,7 +110,7 @@ def test_expired_approval_fails_the_first_task(dagbag):
 
 
 def test_mart_outside_approval_is_refused_at_run_time():
-    from oncopipe.study_run import load_inputs
+    from oncopipe.studies.steps import load_inputs
 
     study = load_study(STUDIES_DIR / "care_pathway_delays.yml", check_kinds=False)
     # Refused before anything is read: no published version needs to exist.
@@ -120,10 +120,10 @@ def test_mart_outside_approval_is_refused_at_run_time():
 
 
 def test_check_refuses_a_study_whose_yaml_now_reads_outside_its_approval(tmp_path, monkeypatch):
-    from oncopipe import analyses
-    from oncopipe.study_run import check
+    from oncopipe.studies import kinds
+    from oncopipe.studies.steps import check
 
-    monkeypatch.setitem(analyses._REGISTRY, "tradhor_adherence", lambda *a, **k: None)
+    monkeypatch.setitem(kinds._REGISTRY, "tradhor_adherence", lambda *a, **k: None)
     data = yaml.safe_load((STUDIES_DIR / "tradhor.yml").read_text())
     data["reads"].append("poor_prognosis_cases")
     (tmp_path / "tradhor.yml").write_text(yaml.safe_dump(data))
@@ -145,7 +145,7 @@ def test_adding_a_study_is_one_yaml_and_a_broken_one_is_skipped_with_its_field(t
 
 
 def test_triggering_asset_events_pin_the_version(dagbag):
-    from oncopipe.dag_factory import _triggering_extras
+    from oncopipe.orchestration.dag_factory import _triggering_extras
 
     study = load_study(STUDIES_DIR / "tradhor.yml", check_kinds=False)
 

@@ -1,4 +1,4 @@
-"""Which study DAGs the embedded runner starts after a refresh (oncopipe.embedded.due_studies).
+"""Which study DAGs the embedded runner starts after a refresh (oncopipe.orchestration.embedded.due_studies).
 
 The rule is the scheduler's for an ``AssetAll`` schedule: a study runs when every Asset it is scheduled on has an
 event since its last run, and only then. A study waiting on a mart the refresh did not announce, a study on a cron
@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 
 import yaml
-from oncopipe import embedded, studies
-from oncopipe.settings import STUDIES_DIR
-from oncopipe.studies import asset_uri
+from oncopipe.contracts.settings import STUDIES_DIR
+from oncopipe.orchestration import embedded
+from oncopipe.studies import registry
+from oncopipe.studies.registry import asset_uri
 
 
 def _write(folder, study_id: str, **changes) -> None:
@@ -33,9 +34,9 @@ def test_only_studies_whose_assets_all_have_new_events_are_due(tmp_path, monkeyp
     _write(tmp_path, "monthly", schedule={"cron": "0 6 1 * *"})
     _write(tmp_path, "expired", approval=dict(base["approval"], granted=dt.date(2019, 6, 1),
                                               expires=dt.date(2022, 5, 31)))
-    registry = studies.scan_registry(tmp_path, check_kinds=False)
-    assert all(entry.study for entry in registry), [entry.error for entry in registry]
-    monkeypatch.setattr(studies, "scan_registry", lambda *args, **kwargs: registry)
+    entries = registry.scan_registry(tmp_path, check_kinds=False)
+    assert all(entry.study for entry in entries), [entry.error for entry in entries]
+    monkeypatch.setattr(registry, "scan_registry", lambda *args, **kwargs: entries)
 
     # The refresh announced poor_prognosis_cases only (version v2); care_pathway_delays has no new event.
     events = {asset_uri("poor_prognosis_cases"): {"version": "v2", "extraction": "2025-06-30"}}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from oncopipe.commands.ui import UI_USER, ui_environment
-from oncopipe.embedded import airflow_environment
-from oncopipe.settings import DAGS_DIR, get_settings
+from oncopipe.contracts.settings import DAGS_DIR, get_settings
+from oncopipe.orchestration.embedded import airflow_environment
 
 
 def test_embedded_airflow_lives_under_the_oncopipe_home(oncopipe_home):

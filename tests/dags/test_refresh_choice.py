@@ -1,12 +1,12 @@
-"""Which extraction a refresh run takes (oncopipe.refresh), on hand-made landing folders."""
+"""Which extraction a refresh run takes (oncopipe.warehouse.refresh), on hand-made landing folders."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import pytest
-from oncopipe import publish, refresh
-from oncopipe.settings import get_settings
+from oncopipe.contracts.settings import get_settings
+from oncopipe.warehouse import refresh, versions
 
 
 def _land(home, source, date):
@@ -22,7 +22,7 @@ def published(monkeypatch):
     def current_version(settings=None):
         return None if state["extraction"] is None else SimpleNamespace(version="v", extraction=state["extraction"])
 
-    monkeypatch.setattr(publish, "current_version", current_version)
+    monkeypatch.setattr(versions, "current_version", current_version)
     return state
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 from oncopipe.commands.ui import all_healthy, port_in_use
-from oncopipe.native import free_port
-from oncopipe.processes import live_processes
-from oncopipe.studies import scan_registry
+from oncopipe.orchestration.native import free_port
+from oncopipe.orchestration.processes import live_processes
+from oncopipe.studies.registry import scan_registry
 
 pytestmark = pytest.mark.slow
 

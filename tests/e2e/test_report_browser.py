@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from oncopipe.exports import publish_export
-from oncopipe.results import ResultFigure, ResultTable, StudyResult
+from oncopipe.contracts.results import ResultFigure, ResultTable, StudyResult
+from oncopipe.delivery.export_store import publish_export
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"

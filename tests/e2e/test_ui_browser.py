@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from native_topology import ADMIN, PASSWORD
-from oncopipe.native import AirflowApi
+from support.native_harness import AirflowApi
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.airflow_ui,
 
 
 def _expected_dag_ids() -> set[str]:
-    from oncopipe.studies import scan_registry
+    from oncopipe.studies.registry import scan_registry
 
     return {REFRESH} | {entry.study.dag_id for entry in scan_registry(check_kinds=False) if entry.study}
 

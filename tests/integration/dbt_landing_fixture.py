@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES_BY_NAME
 
 EXTRACTIONS = (dt.date(2021, 6, 30), dt.date(2021, 12, 31))
 _ARROW = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "date": pa.date32()}

@@ -1,6 +1,6 @@
 """A small hand-made clean landing extraction for the gate tests (independent of the generator).
 
-``write_extraction(landing, date, n)`` writes every source of schema.py with ``n`` beneficiaries, clean
+``write_extraction(landing, date, n)`` writes every source of contracts/sources.py with ``n`` beneficiaries, clean
 values and realistic shapes (dispensings every month, stays with linkage, deaths after births).
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES_BY_NAME
 
 _ARROW = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "date": pa.date32()}
 

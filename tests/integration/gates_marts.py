@@ -1,4 +1,4 @@
-"""Hand-made candidate marts (consistent with marts.py) and a tiny warehouse holding them, for gate tests."""
+"""Hand-made candidate marts (consistent with contracts/marts.py) and a tiny warehouse holding them, for gate tests."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from oncopipe.marts import MARTS_BY_NAME
-from oncopipe.settings import Settings
+from oncopipe.contracts.marts import MARTS_BY_NAME
+from oncopipe.contracts.settings import Settings
 
 _ARROW = {"varchar": pa.string(), "integer": pa.int32(), "double": pa.float64(), "date": pa.date32(),
           "boolean": pa.bool_()}

@@ -1,7 +1,7 @@
 """The two pandas baselines of the adherence benchmark (benchmarks/dbt_build.py) compute the same thing.
 
 The straightforward one walks each woman's days; the other uses the platform's vectorised PDC engine
-(``oncopipe.adherence``). On the hand-made landing fixture and on hand-made supplies built to hit each clause
+(``oncopipe.methods.adherence``). On the hand-made landing fixture and on hand-made supplies built to hit each clause
 of the rule (stock from before the index, carry-over across molecules, a dispensing during a stay, death day),
 both give the same months, with known answers.
 """
@@ -13,8 +13,8 @@ import sys
 import pandas as pd
 import pytest
 from dbt_landing_fixture import write_landing
-from oncopipe import adherence
-from oncopipe.settings import PROJECT_ROOT
+from oncopipe.contracts.settings import PROJECT_ROOT
+from oncopipe.methods import adherence
 
 sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 

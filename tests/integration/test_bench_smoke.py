@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from oncopipe.settings import PROJECT_ROOT
+from oncopipe.contracts.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

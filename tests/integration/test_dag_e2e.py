@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from oncopipe.studies import load_registry
+from oncopipe.studies.registry import load_registry
 
 PATIENTS = 1_000
 SEED = 7
@@ -30,8 +30,9 @@ SECOND = "2025-06-30"
 DRIVER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from oncopipe import embedded, refresh
-    from oncopipe.settings import get_settings
+    from oncopipe.orchestration import embedded
+    from oncopipe.warehouse import refresh
+    from oncopipe.contracts.settings import get_settings
 
     patients, seed, first, second, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
     log = lambda message: print(message, flush=True)

@@ -1,6 +1,6 @@
 """dbt build on the hand-made landing fixture (tests/integration/dbt_landing_fixture.py): known answers, the
 incremental staging against a full refresh, csv against parquet landing files, the SQL PDC rule against the
-Python one (oncopipe.adherence), and the window-function carry-over against the sequential definition."""
+Python one (oncopipe.methods.adherence), and the window-function carry-over against the sequential definition."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from dbt_landing_fixture import EXTRACTIONS, write_extraction, write_landing
-from oncopipe import adherence
-from oncopipe.settings import Settings, get_settings
-from oncopipe.transform import DbtRun, run_dbt
+from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.methods import adherence
+from oncopipe.warehouse.dbt_runner import DbtRun, run_dbt
 
 D = dt.date
 # The identity of a dispensing line (the staging model stores it as three columns).

@@ -18,7 +18,7 @@ from dbt.adapters.duckdb.environments.local import LocalEnvironment
 from dbt.config.profile import read_profile
 from dbt.config.renderer import ProfileRenderer
 from dbt_common.context import set_invocation_context
-from oncopipe.settings import DBT_PROJECT_DIR
+from oncopipe.contracts.settings import DBT_PROJECT_DIR
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ Tolerances, and why:
   2 % of the planted count.
 - registry cases: exactly the planted registry records.
 - endocrine cohort: the planted women whose index dispensing is by the end of data (the last complete pharmacy
-  flux month, oncopipe.adherence.end_of_complete_data: later dispensings are still arriving in the flux) are in
+  flux month, oncopipe.methods.adherence.end_of_complete_data: later dispensings are still arriving in the flux) are in
   the cohort with the same index date, >= 98 %; nobody's follow-up goes past the end of data.
 - last month of follow-up: continuously adherent women followed to the end of data keep their PDC in their last
   month (within 0.05 of their earlier months): no artificial non-adherence from dispensings not yet in the flux.
@@ -29,9 +29,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from oncopipe import adherence
-from oncopipe.settings import Settings, get_settings
-from oncopipe.transform import DbtRun, run_dbt
+from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.methods import adherence
+from oncopipe.warehouse.dbt_runner import DbtRun, run_dbt
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from gates_marts import mart_tables, settings_for, write_warehouse
-from oncopipe import publish
+from oncopipe.contracts.sources import SOURCES
 from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
 from oncopipe.quality.suites import FAULT_EXPECTATIONS
-from oncopipe.schema import SOURCES
 from oncopipe.synth.extraction import generate
 from oncopipe.synth.faults import FAULT_KINDS
+from oncopipe.warehouse import versions
 
 PATIENTS = 300
 SEED = 7
@@ -41,7 +41,7 @@ def base_home(tmp_path_factory) -> Path:
     generate(settings.landing, PATIENTS, SEED, BASE)
     run_raw_gate(BASE, settings, FAST)
     write_warehouse(settings.warehouse, mart_tables())
-    publish.publish_candidate(extraction_date=BASE, settings=settings)
+    versions.publish_candidate(extraction_date=BASE, settings=settings)
     return home
 
 
@@ -74,7 +74,7 @@ def test_fault_is_caught_by_its_expectation_and_quarantined(kind, base_home, tmp
     assert kind in json.dumps(truth.get("faults", truth))
     source, expectation = FAULT_EXPECTATIONS[kind]
     published_before = tree_hashes(settings.published)
-    current_before = publish.current_version(settings)
+    current_before = versions.current_version(settings)
 
     with pytest.raises(GateFailed) as caught:
         run_raw_gate(NEXT, settings, FAST, sources=[source])
@@ -100,4 +100,4 @@ def test_fault_is_caught_by_its_expectation_and_quarantined(kind, base_home, tmp
     assert (settings.landing / "er_pha_f" / f"extraction={BASE}").is_dir()
     # Nothing published changed.
     assert tree_hashes(settings.published) == published_before
-    assert publish.current_version(settings) == current_before
+    assert versions.current_version(settings) == current_before

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from gates_marts import mart_tables, settings_for, write_warehouse
-from oncopipe import publish
-from oncopipe.quality import GateFailed, run_marts_gate
+from oncopipe.quality import GateFailed
 from oncopipe.quality.history import results, runs
+from oncopipe.warehouse import versions
+from oncopipe.warehouse.versions import gate_candidate
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -23,7 +24,7 @@ def tree_hashes(root: Path) -> dict[str, str]:
 def published(tmp_path):
     settings = settings_for(tmp_path / "home")
     write_warehouse(settings.warehouse, mart_tables())
-    version = publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    version = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     return settings, version
 
 
@@ -79,19 +80,19 @@ def test_failing_candidate_is_dropped_and_published_version_untouched(published,
     before = tree_hashes(settings.published)
     write_warehouse(settings.warehouse, _break(kind))
     with pytest.raises(GateFailed) as caught:
-        publish.publish_candidate(extraction_date="2024-04-01", settings=settings)
+        versions.publish_candidate(extraction_date="2024-04-01", settings=settings)
     subject, expectation = CASES[kind]
     assert (subject, expectation) in caught.value.report.failed_names("critical"), caught.value.report.summary()
     assert expectation in str(caught.value)
     assert tree_hashes(settings.published) == before
-    assert publish.current_version(settings) == version
+    assert versions.current_version(settings) == version
     assert not any((settings.published / ".candidates").iterdir())
 
 
 def test_clean_candidate_passes_and_history_records_it(published):
     settings, _ = published
     write_warehouse(settings.warehouse, mart_tables(42))
-    report = run_marts_gate(settings)
+    report = gate_candidate(settings)
     assert report.passed, report.summary()
     assert {o.suite for o in report.outcomes} >= {"marts.comparisons", "marts.endocrine_adherence_monthly"}
     last = runs(settings.quality, "marts")[0]

@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 from gates_landing import extraction_tables, write_extraction, write_table
 from gates_marts import settings_for
+from oncopipe.contracts.sources import SOURCES_BY_NAME
 from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
 from oncopipe.quality.history import results, runs
-from oncopipe.schema import SOURCES_BY_NAME
 
 DATE = "2024-01-01"
 FAST = QualityConfig(build_docs=False)

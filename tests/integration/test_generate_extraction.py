@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from oncopipe.cli import app
-from oncopipe.schema import SOURCES
+from oncopipe.contracts.sources import SOURCES
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
 from synth_readers import read_source, read_truth

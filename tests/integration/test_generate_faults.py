@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from oncopipe.schema import SOURCES, SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES, SOURCES_BY_NAME
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
 from oncopipe.synth.faults import FAULT_KINDS, parse_faults

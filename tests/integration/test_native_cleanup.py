@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from oncopipe import native, processes
-from oncopipe.topology import Process
+from oncopipe.orchestration import native, processes
+from oncopipe.orchestration.deployment import Process
+from support import native_harness
 
 DATABASE = "oncopipe_native_cleanup_test"
 
@@ -51,7 +52,7 @@ def test_an_interrupted_start_stops_its_processes_and_drops_the_database(tmp_pat
 
     monkeypatch.setattr(native.NativeTopology, "up", interrupted_up)
     with pytest.raises(interrupt):
-        with native.ephemeral_topology(tmp_path, DATABASE, celery=False):
+        with native_harness.ephemeral_topology(tmp_path, DATABASE, celery=False):
             pytest.fail("the topology never started")
     assert seen["database_created"] is True
     assert seen["sigterm_handler"] not in (signal.SIG_DFL, None), "SIGTERM raises KeyboardInterrupt meanwhile"

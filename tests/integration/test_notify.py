@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from oncopipe.audit import AuditLog
-from oncopipe.exports import publish_export
-from oncopipe.notify import (
+from oncopipe.contracts.results import ResultTable, StudyResult
+from oncopipe.delivery.audit import AuditLog
+from oncopipe.delivery.export_store import publish_export
+from oncopipe.delivery.notify import (
     NotificationError,
     SmtpSettings,
     export_mail,
@@ -22,7 +23,6 @@ from oncopipe.notify import (
     notify_export,
     smtp_settings,
 )
-from oncopipe.results import ResultTable, StudyResult
 
 STUDY = {"id": "mail_study", "title": "Mail study", "approval": {"reference": "CESREES-2025-007"},
          "recipients": ["pi@example.org", "stat@example.org"], "export": {"figures": ["png"]}}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from gates_marts import mart_tables, settings_for, write_warehouse
-from oncopipe import publish
+from oncopipe.warehouse import versions
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -30,12 +30,12 @@ def _with_more_women(settings, n: int) -> None:
 
 
 def test_first_publish_writes_every_table_with_version_json(settings):
-    assert publish.current_version(settings) is None
-    version = publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    assert versions.current_version(settings) is None
+    version = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     folder = settings.published / version.version
     assert (settings.published / "CURRENT").read_text().strip() == version.version
     assert version.version.startswith("2024-01-01_")
-    for table in publish.PUBLISHED_TABLES:
+    for table in versions.PUBLISHED_TABLES:
         path = folder / f"{table}.parquet"
         assert version.files[path.name] == hashlib.sha256(path.read_bytes()).hexdigest()
     meta = json.loads((folder / "version.json").read_text())
@@ -44,52 +44,51 @@ def test_first_publish_writes_every_table_with_version_json(settings):
     assert meta["gates"]["marts"]["pass_counts"]["critical_failures"] == 0
     assert meta["gx_validations"] and all(v["success"] for v in meta["gx_validations"])
     assert "created_at" in meta and "dbt_invocation_id" in meta
-    assert publish.current_version(settings) == version
-    cohort = publish.read_mart("breast_cancer_endocrine_cohort", settings=settings)
+    assert versions.current_version(settings) == version
+    cohort = versions.read_mart("breast_cancer_endocrine_cohort", settings=settings)
     assert len(cohort) == 40 and cohort["person_id"].is_unique
-    assert len(publish.read_mart("french_life_tables", version.version, settings)) == 6
+    assert len(versions.read_mart("french_life_tables", version.version, settings)) == 6
 
 
 def test_republishing_identical_content_is_idempotent(settings):
-    first = publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    first = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     before = tree_hashes(settings.published)
-    again = publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    again = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     assert again.version == first.version
     assert tree_hashes(settings.published) == before
-    assert [v.version for v in publish.list_versions(settings)] == [first.version]
+    assert [v.version for v in versions.list_versions(settings)] == [first.version]
 
 
 def test_new_content_makes_a_new_version_and_keeps_the_old_one(settings):
-    first = publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    first = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     _with_more_women(settings, 44)
-    second = publish.publish_candidate(extraction_date="2024-04-01", settings=settings)
+    second = versions.publish_candidate(extraction_date="2024-04-01", settings=settings)
     assert second.version != first.version
-    assert publish.current_version(settings).version == second.version
-    assert [v.version for v in publish.list_versions(settings)] == [first.version, second.version]
-    assert len(publish.read_mart("poor_prognosis_cases", first.version, settings)) == 40
-    assert len(publish.read_mart("poor_prognosis_cases", settings=settings)) == 44
+    assert versions.current_version(settings).version == second.version
+    assert [v.version for v in versions.list_versions(settings)] == [first.version, second.version]
+    assert len(versions.read_mart("poor_prognosis_cases", first.version, settings)) == 40
+    assert len(versions.read_mart("poor_prognosis_cases", settings=settings)) == 44
 
 
 def test_retention_never_removes_current(settings):
     versions = []
     for i, n in enumerate((40, 42, 44)):
         _with_more_women(settings, n)
-        versions.append(publish.publish_candidate(extraction_date=f"2024-0{i + 1}-01", settings=settings,
+        versions.append(versions.publish_candidate(extraction_date=f"2024-0{i + 1}-01", settings=settings,
                                                   retention=2).version)
-    kept = [v.version for v in publish.list_versions(settings)]
+    kept = [v.version for v in versions.list_versions(settings)]
     assert kept == versions[1:]
-    assert publish.current_version(settings).version == versions[-1]
+    assert versions.current_version(settings).version == versions[-1]
 
 
 @pytest.mark.parametrize("crash_at", ["rename_version", "replace_current"])
 def test_crash_mid_publish_leaves_current_and_previous_version_byte_identical(settings, monkeypatch, crash_at):
-    first = publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    first = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     before = tree_hashes(settings.published)
     _with_more_women(settings, 44)
-    candidate = publish.stage_candidate(settings)
-    from oncopipe.quality import run_marts_gate
+    candidate = versions.stage_candidate(settings)
 
-    run_marts_gate(settings=settings, candidate=candidate, build_docs=False)
+    versions.gate_candidate(settings, candidate, build_docs=False)
 
     real_rename, real_replace = os.rename, os.replace
 
@@ -101,37 +100,37 @@ def test_crash_mid_publish_leaves_current_and_previous_version_byte_identical(se
     else:
         monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="injected crash"):
-        publish.publish_candidate(candidate, extraction_date="2024-04-01", settings=settings)
+        versions.publish_candidate(candidate, extraction_date="2024-04-01", settings=settings)
     monkeypatch.setattr(os, "rename", real_rename)
     monkeypatch.setattr(os, "replace", real_replace)
 
     after = {k: v for k, v in tree_hashes(settings.published).items() if not k.startswith(".")}
     assert {k: v for k, v in after.items() if k.startswith((first.version, "CURRENT"))} == before
-    assert publish.current_version(settings).version == first.version
-    assert len(publish.read_mart("poor_prognosis_cases", settings=settings)) == 40
+    assert versions.current_version(settings).version == first.version
+    assert len(versions.read_mart("poor_prognosis_cases", settings=settings)) == 40
 
 
 def test_read_mart_errors_name_the_table_and_version(settings):
     with pytest.raises(LookupError, match="nothing is published"):
-        publish.read_mart("poor_prognosis_cases", settings=settings)
-    publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
+        versions.read_mart("poor_prognosis_cases", settings=settings)
+    versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
     with pytest.raises(KeyError, match="unknown published table 'nope'"):
-        publish.read_mart("nope", settings=settings)
+        versions.read_mart("nope", settings=settings)
     with pytest.raises(LookupError, match="2099"):
-        publish.read_mart("poor_prognosis_cases", "2099-01-01_x", settings=settings)
+        versions.read_mart("poor_prognosis_cases", "2099-01-01_x", settings=settings)
 
 
 def test_missing_mart_in_warehouse_is_a_clear_error(settings):
     tables = mart_tables()
     del tables["care_pathway_delays"]
     write_warehouse(settings.warehouse, tables)
-    with pytest.raises(publish.PublishError, match="marts.care_pathway_delays is missing"):
-        publish.publish_candidate(extraction_date="2024-01-01", settings=settings)
-    assert publish.current_version(settings) is None
+    with pytest.raises(versions.PublishError, match="marts.care_pathway_delays is missing"):
+        versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    assert versions.current_version(settings) is None
 
 
 def test_staging_is_deterministic(settings):
-    a = publish.stage_tables(mart_tables(), settings)
-    b = publish.stage_tables({k: pa.Table.from_pandas(v.to_pandas(), schema=v.schema, preserve_index=False)
+    a = versions.stage_tables(mart_tables(), settings)
+    b = versions.stage_tables({k: pa.Table.from_pandas(v.to_pandas(), schema=v.schema, preserve_index=False)
                               for k, v in mart_tables().items()}, settings)
     assert a.content_sha256 == b.content_sha256

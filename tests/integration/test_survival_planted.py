@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from oncopipe.cox import design_matrix
-from oncopipe.delays import hospital_comparison
-from oncopipe.lifetable import build_life_table
-from oncopipe.net_survival import excess_hazard_regression, pohar_perme
+from oncopipe.landing.lifetables import build_life_table
+from oncopipe.methods.cox import design_matrix
+from oncopipe.methods.delays import hospital_comparison
+from oncopipe.methods.net_survival import excess_hazard_regression, pohar_perme
 
 pytestmark = pytest.mark.slow
 

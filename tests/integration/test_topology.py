@@ -1,11 +1,11 @@
 """The production topology as native processes: PostgreSQL metadata, Celery on Redis, a refresh, a crash.
 
 The session's topology (tests/native_topology.py: fresh PostgreSQL database, dedicated Redis database,
-scheduler + api-server + dag-processor + triggerer + one Celery worker, started by PID with the environment of
-``oncopipe.topology``, the one docker-compose.yml is rendered from, and stopped by PID at the end). These tests
-run last, after the live-UI browser test, in file order: the first checks the processes and the DAGs, the second
-lands a small extraction and refreshes it through the REST API with the scheduler SIGKILLed in the middle, the
-third makes a task fail and reads the failure mail.
+scheduler + api-server + dag-processor + triggerer + one Celery worker, started by PID with the environment
+of ``oncopipe.orchestration.deployment``, the one docker-compose.yml is rendered from, and stopped by PID at the end).
+These tests run last, after the live-UI browser test, in file order: the first checks the processes and the DAGs,
+the second lands a small extraction and refreshes it through the REST API with the scheduler SIGKILLed in the
+middle, the third makes a task fail and reads the failure mail.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 1.0):
 
 
 def _study_dag_ids() -> set[str]:
-    from oncopipe.studies import scan_registry
+    from oncopipe.studies.registry import scan_registry
 
     return {e.study.dag_id for e in scan_registry(check_kinds=False)
             if e.study and e.study.schedule.assets and e.study.approval_problem() is None}
@@ -85,7 +85,7 @@ def published_state(published: Path) -> tuple[str | None, list[str]]:
         return name, [f"CURRENT -> {name} has no version.json"]
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     problems = []
-    checksums = manifest.get("files") or {}  # file name -> sha256 (oncopipe.publish's version.json)
+    checksums = manifest.get("files") or {}  # file name -> sha256 (oncopipe.warehouse.versions's version.json)
     if not checksums:
         problems.append(f"{manifest_path}: no file checksums")
     for relative, expected in checksums.items():

@@ -1,4 +1,4 @@
-"""Acceptance: GBTM on PDC computed by oncopipe.adherence from a generated extraction recovers the planted
+"""Acceptance: GBTM on PDC computed by oncopipe.methods.adherence from a generated extraction recovers the planted
 trajectory groups (ARI >= 0.8) at about 20,000 women of the breast cancer endocrine cohort.
 
 The extraction is generated with ``oncopipe generate`` (several minutes), unless ``ONCOPIPE_TRADHOR_LANDING``
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from oncopipe import adherence as adh
-from oncopipe.analyses.tradhor import DEFAULTS
-from oncopipe.trajectories import group_summary, panel_from_long, select_gbtm
+from oncopipe.methods import adherence as adh
+from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
+from oncopipe.studies.kinds.tradhor import DEFAULTS
 from sklearn.metrics import adjusted_rand_score
 
 pytestmark = pytest.mark.slow

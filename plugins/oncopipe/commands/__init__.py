@@ -1,1 +1,4 @@
-"""CLI command groups; every module here defines ``register(app: typer.Typer) -> None``."""
+"""CLI command groups (top layer); every module here defines ``register(app: typer.Typer) -> None``.
+
+May import: every other layer.
+"""

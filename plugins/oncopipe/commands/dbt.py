@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from oncopipe.transform import DbtCommand, DbtRun, run_dbt
+from oncopipe.warehouse.dbt_runner import DbtCommand, DbtRun, run_dbt
 
 dbt_app = typer.Typer(help="Run the dbt project (staging -> intermediate -> marts) on the landed extractions.",
                       no_args_is_help=True)

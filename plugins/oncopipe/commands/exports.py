@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from oncopipe.audit import AuditLog
-from oncopipe.exports import ExportError, find_export, list_exports, verify_export
-from oncopipe.settings import get_settings
+from oncopipe.contracts.settings import get_settings
+from oncopipe.delivery.audit import AuditLog
+from oncopipe.delivery.export_store import ExportError, find_export, list_exports, verify_export
 
 
 def register(app: typer.Typer) -> None:

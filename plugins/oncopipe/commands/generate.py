@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
     @app.command("lifetable")
     def lifetable(out: Annotated[Path, typer.Option("--out", help="CSV file to write.")]) -> None:
         """Write the French general-population life table (sex, age, year, qx, hazard) as CSV."""
-        from oncopipe.lifetable import write_life_table
+        from oncopipe.landing.lifetables import write_life_table
 
         path = write_life_table(out)
         typer.echo(f"wrote {path}")

@@ -17,15 +17,15 @@ def register(app: typer.Typer) -> None:
             "--extraction", help="Extraction the marts were built from (default: last raw gate passed).")] = None,
     ) -> None:
         """Export the candidate marts from the warehouse, gate them (if not yet) and publish atomically."""
-        from oncopipe import publish
         from oncopipe.quality import GateFailed
+        from oncopipe.warehouse import versions
 
         try:
-            version = publish.publish_candidate(extraction_date=extraction)
+            version = versions.publish_candidate(extraction_date=extraction)
         except GateFailed as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
-        except publish.PublishError as exc:
+        except versions.PublishError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"current version {version.version} (extraction {version.extraction}) in {version.path}")
@@ -36,13 +36,13 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from oncopipe import publish
+        from oncopipe.warehouse import versions
 
-        current = publish.current_version()
+        current = versions.current_version()
         table = Table(title="published mart versions")
         for column in ("", "version", "extraction", "created at", "rows", "dbt invocation"):
             table.add_column(column)
-        for v in publish.list_versions():
+        for v in versions.list_versions():
             star = "*" if current is not None and v.version == current.version else ""
             table.add_row(star, v.version, v.extraction, v.created_at, str(sum(v.row_counts.values())),
                           v.dbt_invocation_id or "-")

@@ -18,7 +18,7 @@ from typing import Annotated, NoReturn, TextIO
 
 import typer
 
-from oncopipe.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED
+from oncopipe.orchestration.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED
 
 
 def run_log_path(airflow_home: Path) -> Path:
@@ -55,11 +55,14 @@ def output_to(path: Path) -> Iterator[TextIO]:
 
 def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: Path | None,
                    verbose: bool = False) -> None:
-    """Run :func:`oncopipe.embedded.run_platform` and print where the results are; exit 1 if a run failed."""
+    """Run :func:`oncopipe.orchestration.embedded.run_platform` and print where the results are.
+
+    Exits 1 if a run failed.
+    """
     from rich.console import Console
 
-    from oncopipe.embedded import run_platform
-    from oncopipe.settings import get_settings
+    from oncopipe.contracts.settings import get_settings
+    from oncopipe.orchestration.embedded import run_platform
 
     settings = get_settings()
     summary = summary or settings.home / "runs" / "last_run.json"

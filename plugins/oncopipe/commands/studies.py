@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from oncopipe.settings import STUDIES_DIR
-from oncopipe.studies import StudyError, load_study, scan_registry
+from oncopipe.contracts.settings import STUDIES_DIR
+from oncopipe.studies.registry import StudyError, load_study, scan_registry
 
 studies_app = typer.Typer(help="The study registry: one YAML per approved study.", no_args_is_help=True)
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from oncopipe.settings import get_settings
+from oncopipe.contracts.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -22,11 +22,11 @@ def register(app: typer.Typer) -> None:
     def render(
         check: bool = typer.Option(False, "--check", help="Exit 1 if the committed files differ from the render."),
     ) -> None:
-        """Write docker-compose.yml and .env.example from oncopipe/topology.py (the one source)."""
-        from oncopipe import topology
+        """Write docker-compose.yml and .env.example from oncopipe/orchestration/deployment.py (the one source)."""
+        from oncopipe.orchestration import deployment
 
-        outputs = {topology.COMPOSE_FILE: topology.render_compose(),
-                   topology.ENV_EXAMPLE_FILE: topology.env_example_text()}
+        outputs = {deployment.COMPOSE_FILE: deployment.render_compose(),
+                   deployment.ENV_EXAMPLE_FILE: deployment.env_example_text()}
         stale = [p for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
         if check:
             for path in stale:
@@ -39,9 +39,9 @@ def register(app: typer.Typer) -> None:
     @topology_app.command("secrets")
     def secrets() -> None:
         """Print a .env with fresh random secrets (redirect it: `oncopipe topology secrets > .env`)."""
-        from oncopipe import topology
+        from oncopipe.orchestration import deployment
 
-        for name, value in topology.generate_secrets().items():
+        for name, value in deployment.generate_secrets().items():
             typer.echo(f"{name}={value}")
 
     @topology_app.command("env")
@@ -50,14 +50,14 @@ def register(app: typer.Typer) -> None:
         env_file: Annotated[Path | None, typer.Option(help="Secrets file for native (default: .env).")] = None,
     ) -> None:
         """Print the environment every Airflow process of a deployment gets (secrets masked)."""
-        from oncopipe import topology
+        from oncopipe.orchestration import deployment
 
         if target == "compose":
-            environment = topology.COMPOSE_TARGET.environment()
+            environment = deployment.COMPOSE_TARGET.environment()
         elif target == "native":
-            secrets = topology.read_env_file(env_file or topology.ENV_FILE)
+            secrets = deployment.read_env_file(env_file or deployment.ENV_FILE)
             settings = get_settings()
-            environment = topology.native_target(
+            environment = deployment.native_target(
                 secrets=secrets, data=settings.home, airflow_home=settings.airflow_home,
                 postgres_db="oncopipe_airflow", api_port=8080).environment()
             for value in secrets.values():
@@ -84,17 +84,17 @@ def register(app: typer.Typer) -> None:
 
         Logs: <ONCOPIPE_HOME>/topology/logs/<process>.log; PIDs: <ONCOPIPE_HOME>/topology/pids.json.
         """
-        from oncopipe import topology
-        from oncopipe.native import NativeTopology, TopologyError, create_database, free_port
+        from oncopipe.orchestration import deployment
+        from oncopipe.orchestration.native import NativeTopology, TopologyError, create_database, free_port
 
-        path = env_file or topology.ENV_FILE
+        path = env_file or deployment.ENV_FILE
         if not path.exists():
             typer.echo(f"{path} not found: `oncopipe topology secrets > {path}` writes one", err=True)
             raise typer.Exit(2)
-        secrets = topology.read_env_file(path)
+        secrets = deployment.read_env_file(path)
         settings = get_settings()
         try:
-            target = topology.native_target(
+            target = deployment.native_target(
                 secrets=secrets, data=settings.home, airflow_home=settings.airflow_home, postgres_db=database,
                 api_port=port or free_port(), redis_db=redis_db, celery=celery, postgres_host=postgres_host,
                 postgres_port=postgres_port, postgres_user=postgres_user)
@@ -132,7 +132,7 @@ def register(app: typer.Typer) -> None:
     @topology_app.command("down")
     def down(timeout: float = typer.Option(30.0, help="Seconds before SIGKILL.")) -> None:
         """Stop the processes a detached `oncopipe topology up` started (by their recorded PIDs)."""
-        from oncopipe.native import stop_recorded
+        from oncopipe.orchestration.native import stop_recorded
 
         outcome = stop_recorded(get_settings().home / "topology", timeout)
         if not outcome:

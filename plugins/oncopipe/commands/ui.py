@@ -55,8 +55,8 @@ COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 
 def ui_environment(port: int) -> tuple[dict[str, str], str]:
     """The environment of ``airflow standalone`` and the password of :data:`UI_USER` (kept under airflow_home)."""
-    from oncopipe.embedded import airflow_environment
-    from oncopipe.settings import get_settings
+    from oncopipe.contracts.settings import get_settings
+    from oncopipe.orchestration.embedded import airflow_environment
 
     settings = get_settings().ensure()
     env = {**os.environ, **airflow_environment(settings)}
@@ -110,7 +110,7 @@ def port_in_use(port: int) -> bool:
 
 def health(port: int) -> dict | None:
     """The api-server's health report (``HEALTH_PATH``), or None while it does not answer."""
-    from oncopipe.topology import HEALTH_PATH
+    from oncopipe.orchestration.deployment import HEALTH_PATH
 
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}{HEALTH_PATH}", timeout=5) as response:
@@ -135,7 +135,7 @@ def _group_alive(pgid: int) -> bool:
 
 def group_processes(pgid: int) -> list[str]:
     """``<pid> <name>`` of every live process of a process group (read from /proc; empty elsewhere)."""
-    from oncopipe.processes import live_processes
+    from oncopipe.orchestration.processes import live_processes
 
     return sorted(f"{pid} {name}" for pid, name in live_processes(group=pgid).items())
 
@@ -179,7 +179,7 @@ def stop_group(child: subprocess.Popen, echo=print, *, interrupt_grace: float = 
 
 def serve(port: int, echo=print) -> int:
     """Run ``airflow standalone`` until SIGINT/SIGTERM (see the module docstring); returns the exit code."""
-    from oncopipe import embedded
+    from oncopipe.orchestration import embedded
 
     if port_in_use(port):
         echo(f"port {port} is already in use on {HOST}: choose another with --port")

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         --no-quarantine; the marts gate drops the candidate). History: <quality>/history.sqlite; Data Docs:
         <quality>/data_docs/index.html.
         """
-        from oncopipe.settings import get_settings
+        from oncopipe.contracts.settings import get_settings
 
         if write_suites:
             from oncopipe.quality.context_files import write_context
@@ -71,8 +71,9 @@ def register(app: typer.Typer) -> None:
             return
         if stage not in _STAGES:
             raise typer.BadParameter(f"--stage must be one of {', '.join(_STAGES)}, not {stage!r}")
-        from oncopipe.quality import GateFailed, QualityConfig, run_marts_gate, run_raw_gate
-        from oncopipe.quality.landing import latest_extraction
+        from oncopipe.landing.layout import latest_extraction
+        from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
+        from oncopipe.warehouse.versions import gate_candidate
 
         settings = get_settings().ensure()
         try:
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
                                           sources=source or None)
             else:
                 with _spinner("marts gate on the candidate marts"):
-                    report = run_marts_gate(settings)
+                    report = gate_candidate(settings)
         except GateFailed as exc:
             _table(exc.report)
             raise typer.Exit(1) from None

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from oncopipe.settings import EXPECTATIONS_DIR, Settings
+from oncopipe.contracts.settings import EXPECTATIONS_DIR, Settings
 
 QUALITY_DIR_VARIABLE = "ONCOPIPE_GX_QUALITY_DIR"
 DATASOURCE = "oncopipe_frames"

@@ -11,7 +11,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from oncopipe.quality.report import GateReport
+from oncopipe.quality.outcomes import GateReport
 
 SCHEMA = """
 create table if not exists gate_results (

@@ -24,8 +24,8 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
+from oncopipe.contracts.sources import Source
 from oncopipe.quality.frames import METRIC_COLUMNS
-from oncopipe.schema import Source
 
 Kind = Literal["not_null", "date_parse", "date_range", "regex", "in_set", "range", "cip13", "date_order"]
 SAMPLE_ROWS = 5

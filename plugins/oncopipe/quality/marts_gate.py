@@ -1,7 +1,7 @@
 """The marts gate: check the candidate marts before they are published.
 
 The candidate is exported from the warehouse once (read-only connection, closed at once) into a staged
-folder of Parquet files (:func:`oncopipe.publish.stage_candidate`); the gate reads those files, so it never
+folder of Parquet files (:func:`oncopipe.warehouse.versions.stage_candidate`); the gate reads those files, so it never
 holds the DuckDB lock while GX runs, and publishing then moves exactly the bytes that were checked. Marts are
 small (one row per patient or patient-month), so every row goes through GX.
 
@@ -18,12 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from oncopipe.marts import MARTS
+from oncopipe.contracts.marts import MARTS
+from oncopipe.contracts.settings import Settings, get_settings
 from oncopipe.quality import history
 from oncopipe.quality.frames import METRIC_COLUMNS, marts_suite_name
-from oncopipe.quality.report import GateFailed, GateReport
+from oncopipe.quality.outcomes import GateFailed, GateReport
 from oncopipe.quality.runner import SuiteRunner
-from oncopipe.settings import Settings, get_settings
+
+#: What a passing gate leaves in the candidate folder; publishing requires it for that exact content.
+GATE_FILE = "gate.json"
 
 _EVENT_RATES = {
     "poor_prognosis_cases": ("death", lambda df: df["event"].astype(float)),
@@ -77,21 +80,17 @@ def comparison_frame(candidate: dict[str, pd.DataFrame], published: dict[str, pd
     return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
 
 
-def _published_frames(settings: Settings) -> dict[str, pd.DataFrame] | None:
-    from oncopipe import publish
+def run_marts_gate(candidate: Any, published: dict[str, pd.DataFrame] | None, settings: Settings | None = None,
+                   build_docs: bool = True) -> GateReport:
+    """Validate staged candidate marts against their suites and against the published version.
 
-    current = publish.current_version(settings)
-    if current is None:
-        return None
-    return {m.name: publish.read_mart(m.name, current.version, settings) for m in MARTS}
-
-
-def run_marts_gate(settings: Settings | None = None, candidate: Any = None, build_docs: bool = True) -> GateReport:
-    """Validate the candidate marts (default: export them from the warehouse now).
+    The warehouse stages the candidate and reads the published version
+    (:func:`oncopipe.warehouse.versions.gate_candidate`); the gate only judges them.
 
     Args:
+        candidate: the staged candidate: a ``path`` folder and ``frame(table)`` giving each mart.
+        published: the current published marts by name (None when nothing is published yet).
         settings: locations (default: environment).
-        candidate: a staged :class:`oncopipe.publish.Candidate` (default: stage one from the warehouse).
         build_docs: rebuild the Data Docs site after the run.
 
     Returns:
@@ -100,16 +99,13 @@ def run_marts_gate(settings: Settings | None = None, candidate: Any = None, buil
     Raises:
         GateFailed: a critical expectation failed; the candidate has been dropped, nothing published changed.
     """
-    from oncopipe import publish
-
     settings = settings or get_settings()
-    candidate = candidate or publish.stage_candidate(settings)
     extraction = history.last_passed_extraction(settings.quality) or ""
     runner = SuiteRunner(settings, "marts", extraction)
     frames = {m.name: candidate.frame(m.name) for m in MARTS}
     for mart in MARTS:
         runner.run(marts_suite_name(mart.name), mart.name, frames[mart.name])
-    runner.run(marts_suite_name("comparisons"), "marts", comparison_frame(frames, _published_frames(settings)))
+    runner.run(marts_suite_name("comparisons"), "marts", comparison_frame(frames, published))
     report = runner.finish(build_docs=build_docs)
     if not report.passed:
         shutil.rmtree(candidate.path, ignore_errors=True)
@@ -123,5 +119,5 @@ def run_marts_gate(settings: Settings | None = None, candidate: Any = None, buil
                   for suite, vid in report.validation_ids.items()]}
     tmp = candidate.path / ".gate.json.tmp"
     tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    os.replace(tmp, candidate.path / publish.GATE_FILE)
+    os.replace(tmp, candidate.path / GATE_FILE)
     return report

@@ -13,9 +13,9 @@ import os
 import shutil
 from pathlib import Path
 
-from oncopipe.quality.landing import extraction_dir
-from oncopipe.quality.report import GateReport
-from oncopipe.schema import SOURCES
+from oncopipe.contracts.sources import SOURCES
+from oncopipe.landing.layout import extraction_dir
+from oncopipe.quality.outcomes import GateReport
 
 
 def quarantine_extraction(report: GateReport, landing: Path, quarantine: Path) -> Path:

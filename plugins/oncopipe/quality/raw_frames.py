@@ -24,10 +24,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from oncopipe.contracts.sources import Source, source
+from oncopipe.landing.layout import extraction_dir, part_files, previous_extraction, relation_sql
 from oncopipe.quality import line_rules, suites
 from oncopipe.quality.frames import METRIC_COLUMNS
-from oncopipe.quality.landing import extraction_dir, part_files, previous_extraction, relation_sql
-from oncopipe.schema import Source, source
 
 SAMPLE_ROWS = 5
 MIN_MONTH_LINES = 20

@@ -14,14 +14,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.contracts.sources import SOURCES
+from oncopipe.landing.layout import extraction_dir, part_files
 from oncopipe.quality import raw_frames
 from oncopipe.quality.frames import raw_suite_name
-from oncopipe.quality.landing import extraction_dir, part_files
+from oncopipe.quality.outcomes import GateFailed, GateReport
 from oncopipe.quality.quarantine import quarantine_extraction
-from oncopipe.quality.report import GateFailed, GateReport
 from oncopipe.quality.runner import SuiteRunner
-from oncopipe.schema import SOURCES
-from oncopipe.settings import Settings, get_settings
 
 BLOCKING = {"file_readable", "encoding_utf8", "column_set", "column_types", "row_count_nonzero"}
 
@@ -47,7 +47,7 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
 
     Args:
         extraction_date: ``YYYY-MM-DD`` of the ``extraction=`` folders to check.
-        settings: locations (default: :func:`oncopipe.settings.get_settings`).
+        settings: locations (default: :func:`oncopipe.contracts.settings.get_settings`).
         config: gate knobs (default :class:`QualityConfig`).
         sources: check only these sources (default: all); a failure still quarantines every source.
 

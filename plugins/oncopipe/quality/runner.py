@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oncopipe.contracts.settings import Settings
 from oncopipe.quality import history
 from oncopipe.quality.gxcontext import DATA_DOCS_SITE, open_context
-from oncopipe.quality.report import ExpectationOutcome, GateReport
-from oncopipe.settings import Settings
+from oncopipe.quality.outcomes import ExpectationOutcome, GateReport
 
 
 def now() -> str:

@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from oncopipe.marts import MARTS, Mart
+from oncopipe.contracts.marts import MARTS, Mart
+from oncopipe.contracts.sources import SOURCES, Source
 from oncopipe.quality import formats
 from oncopipe.quality.frames import marts_suite_name, raw_suite_name
 from oncopipe.quality.gxcontext import quiet_gx
-from oncopipe.schema import SOURCES, Source
 
 quiet_gx()
 import great_expectations as gx  # noqa: E402 (after quiet_gx)
@@ -137,7 +137,7 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
                 "column_present", min_value=1),
         _metric(between, "column_set.extra", "warning", "no column outside the contract", "column_expected",
                 min_value=1),
-        _metric(between, "column_types", "critical", "each column has its contract type (schema.py)",
+        _metric(between, "column_types", "critical", "each column has its contract type (contracts/sources.py)",
                 "column_type_ok", min_value=1),
         _metric(between, "row_count_nonzero", "critical", "the extraction holds at least one line", "rows_total",
                 min_value=1),
@@ -397,7 +397,7 @@ def mart_expectations(mart: Mart) -> list[Any]:
     """Checks of one candidate mart: contract columns, key, ranges, flags, exclusive groups."""
     return [
         _expectation(gxe.ExpectTableColumnsToMatchOrderedList, "column_list", "critical",
-                     "columns exactly as the mart contract (marts.py)", column_list=mart.column_names),
+                     "columns exactly as the mart contract (contracts/marts.py)", column_list=mart.column_names),
         _unique(mart),
         *_mart_rules().get(mart.name, []),
     ]
@@ -424,7 +424,7 @@ def comparison_expectations() -> list[Any]:
 
 
 def marts_suites() -> list[Any]:
-    """One suite per mart of marts.py plus ``marts.comparisons``."""
+    """One suite per mart of contracts/marts.py plus ``marts.comparisons``."""
     suites = [_suite(marts_suite_name(m.name), mart_expectations(m)) for m in MARTS]
     suites.append(_suite(marts_suite_name("comparisons"), comparison_expectations()))
     return suites

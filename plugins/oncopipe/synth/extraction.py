@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncopipe.schema import SOURCES, SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES, SOURCES_BY_NAME
 from oncopipe.synth import parameters as P
 from oncopipe.synth import tables as T
 from oncopipe.synth.chunk import DIRT_KINDS, chunk_bounds, simulate_chunk
@@ -142,7 +142,7 @@ def generate(out: str | Path, patients: int, seed: int, extraction_date: str | d
         fmt: ``parquet`` or ``csv``.
         faults: fault kinds to inject (``KIND`` or ``KIND@source``, list or comma-separated string).
         dirt_rate: rate of the ordinary dirt real extracts carry (0 for a clean extract).
-        sources: write only these sources (default: all of oncopipe.schema); the truth is always written.
+        sources: write only these sources (default: all of oncopipe.contracts.sources); the truth is always written.
         workers: worker processes (default: up to 2, one per chunk).
         on_chunk: progress callback ``(chunks done, chunks total)``.
 

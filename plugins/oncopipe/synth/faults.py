@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES_BY_NAME
 from oncopipe.synth.chunk import Chunk
 from oncopipe.synth.dates import month_start_after, to_date
 from oncopipe.synth.files import extraction_dir

@@ -78,7 +78,7 @@ TAMOXIFEN_SHARE_BY_AGE = ((50, 0.85), (55, 0.45), (200, 0.12))  # premenopausal 
 SWITCH_SHARE = 0.25            # tamoxifen -> aromatase inhibitor, after 2-3 years
 AI_SPLIT = {"L02BG03": 0.35, "L02BG04": 0.50, "L02BG06": 0.15}
 # A pharmacy line is reimbursed 0..REIMBURSEMENT_DELAY_MAX_DAYS days after the dispensing and enters the flux
-# dated the first day of the month after the reimbursement (FLX_DIS_DTD); oncopipe.adherence derives from it
+# dated the first day of the month after the reimbursement (FLX_DIS_DTD); oncopipe.methods.adherence derives from it
 # the months a dispensing month needs to be complete in an extraction (PHARMACY_FLUX_LAG_MONTHS).
 REIMBURSEMENT_DELAY_MAX_DAYS = 20
 BIG_BOX_SHARE = 0.30           # dispensings of 84/90-tablet boxes

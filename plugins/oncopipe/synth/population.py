@@ -13,14 +13,14 @@ import numpy as np
 from oncopipe.synth import parameters as P
 from oncopipe.synth.clinical_codes import ICD10, OTHER_DEATH_CAUSES, SITES
 from oncopipe.synth.dates import NEVER
-from oncopipe.synth.geography import communes, draw_residence, registry_lookup
-from oncopipe.synth.hospitals import Hospitals, choose_hospital
-from oncopipe.synth.streams import splitmix64, stream
-from oncopipe.synth.survival import (
+from oncopipe.synth.deaths import (
     hazard_ratio,
     sample_excess_death,
     sample_population_death,
 )
+from oncopipe.synth.geography import communes, draw_residence, registry_lookup
+from oncopipe.synth.hospitals import Hospitals, choose_hospital
+from oncopipe.synth.streams import splitmix64, stream
 
 COHORTS = ("other", "breast", "poor_prognosis")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from oncopipe.schema import SOURCES_BY_NAME
+from oncopipe.contracts.sources import SOURCES_BY_NAME
 from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P
 from oncopipe.synth.chunk import Chunk
@@ -23,7 +23,7 @@ ARROW_TYPES = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), 
 
 
 def arrow_schema(source: str) -> pa.Schema:
-    """The pyarrow schema of a landing source, from oncopipe.schema."""
+    """The pyarrow schema of a landing source, from oncopipe.contracts.sources."""
     return pa.schema([pa.field(c.name, ARROW_TYPES[c.type], nullable=True) for c in SOURCES_BY_NAME[source].columns])
 
 

@@ -13,10 +13,10 @@ from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P
 from oncopipe.synth.chunk import Chunk
 from oncopipe.synth.dates import NEVER, add_months
+from oncopipe.synth.deaths import excess_survival, population_survival
 from oncopipe.synth.drugs import catalogue
 from oncopipe.synth.geography import DEPARTMENT_CODES, REGISTRIES
 from oncopipe.synth.hospitals import Hospitals
-from oncopipe.synth.survival import excess_survival, population_survival
 
 MONTHS = 60
 

@@ -10,12 +10,12 @@ import pandas as pd
 from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P
 from oncopipe.synth.chunk import CANCEL_LINE_OFFSET, INFO_LINE_OFFSET, SPURIOUS_LINE_OFFSET
+from oncopipe.synth.deaths import excess_scale
 from oncopipe.synth.drugs import HORMONE_CLASS, HORMONE_MOLECULES, catalogue
 from oncopipe.synth.faults import FAULTS_BY_KIND
 from oncopipe.synth.geography import DEPARTMENT_CODES, REGISTRIES
 from oncopipe.synth.hospitals import Hospitals
 from oncopipe.synth.population import COHORTS
-from oncopipe.synth.survival import excess_scale
 
 GENERATOR_VERSION = "1"
 

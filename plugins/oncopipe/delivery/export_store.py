@@ -1,0 +1,505 @@
+"""Researcher exports: ``<exports>/<study_id>/<run>/`` with tables, figures, report, manifest; audit; index.
+
+The study DAG calls :func:`publish_export` with the *raw* analysis result: disclosure control always runs
+here, so no code path can write an uncontrolled table. An export folder holds::
+
+    tables/<name>.csv            masked cells read "masked" (oncopipe.delivery.disclosure.MASK_MARKER)
+    tables/<name>.parquet        masked cells null, plus a boolean <column>__masked column
+    figures/<name>.png|.svg      drawn by each ResultFigure.draw from the controlled tables
+    report.html                  self-contained (oncopipe.delivery.report)
+    disclosure.json              every masked cell / dropped row and its rule (never the hidden value)
+    manifest.json                provenance and the sha256 of every other file
+
+Publication is atomic: the folder is built in a hidden sibling (``.tmp-<run>-<random>``) and renamed into
+place (an existing folder of the same run is swapped with ``renameat2(RENAME_EXCHANGE)`` on Linux), so a
+failure at any step leaves no partial folder and every earlier export untouched. It is idempotent: figures
+have fixed metadata and ``svg.hashsalt``, Parquet/CSV/JSON are written deterministically, the report holds
+no clock time, and disclosure control of a re-run sees the same history; only ``created_at`` in the
+manifest changes.
+
+Study metadata (``study`` argument) may be the registry's pydantic ``Study`` or any mapping/object with:
+
+| key                           | meaning                                                          |
+|-------------------------------|------------------------------------------------------------------|
+| ``id`` (or ``study_id``)      | study id, also the export folder name                            |
+| ``title``                     | report title                                                     |
+| ``approval.reference`` (or ``approval_reference``) | named by the report, manifest, audit, email |
+| ``approval.committee``        | optional                                                         |
+| ``principal_investigator``    | optional: a name, or ``{name, email}``                           |
+| ``recipients``                | email addresses (strings, or ``{email}`` mappings)               |
+| ``export.formats``            | table formats, subset of ``csv``, ``parquet`` (default both)     |
+| ``export.figures``            | figure formats, subset of ``png``, ``svg`` (default both)        |
+| ``export.report``             | ``html`` (default), ``markdown`` (report.md) or ``none``         |
+| ``export.keep_last``          | optional: run folders kept per study (older ones are removed)    |
+
+Provenance (``provenance`` argument) keys, all optional: ``extraction_date``, ``mart_version``,
+``dbt_invocation_id``, ``gx_validations`` (list of ``{id, name, success, evaluated, passed}``; GX names
+``evaluated_expectations``/``successful_expectations`` are accepted), ``code_lists`` (name -> version),
+``row_counts`` (input table -> rows read), ``code_version`` (overrides the git lookup). Other keys are kept
+under ``provenance_extra`` in the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from oncopipe.contracts.results import ResultFigure, ResultTable, StudyResult
+from oncopipe.contracts.settings import PROJECT_ROOT, get_settings
+from oncopipe.delivery.audit import EXPORT, REFUSED, AuditLog
+from oncopipe.delivery.disclosure import (
+    AT_RISK_BELOW_10,
+    MASK_MARKER,
+    MASK_SUFFIX,
+    THRESHOLD,
+    ControlledResult,
+    DisclosureViolation,
+    audit_published,
+    control,
+)
+from oncopipe.delivery.metadata import (
+    ExportError,
+    ExportInfo,
+    StudyInfo,
+)
+from oncopipe.delivery.report import GateSummary, environment, render_markdown_report, render_report
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+PACKAGES = ("apache-airflow", "dbt-core", "dbt-duckdb", "duckdb", "great-expectations", "jinja2", "matplotlib",
+            "numpy", "oncopipe", "pandas", "pyarrow", "scikit-learn", "scikit-survival", "scipy", "statsmodels")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_folder_name(run_id: str) -> str:
+    """The folder name of a run: Airflow run ids (``scheduled__2026-01-01T00:00:00+00:00``) made path-safe."""
+    name = _SAFE.sub("_", run_id).strip("._")
+    if not name:
+        raise ExportError(f"run id {run_id!r} gives an empty folder name")
+    return name
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """The git commit of the checkout, or ``unknown`` outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit or "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages the results depend on."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+# --- files -------------------------------------------------------------------------------------------------
+
+
+def _json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+
+
+def render_figure(figure: ResultFigure, controlled: ControlledResult, study_id: str) -> dict[str, bytes]:
+    """Draw a figure from the controlled tables it names; PNG and SVG bytes with fixed metadata."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = {t.name for t in controlled.result.tables}
+    unknown = [t for t in figure.tables if t not in names]
+    if unknown:
+        raise ExportError(f"study {study_id}: figure {figure.name!r} is drawn from unknown table(s) {unknown}")
+    frames = {name: controlled.result.table(name).frame.copy() for name in figure.tables}
+    with matplotlib.rc_context({"svg.hashsalt": f"oncopipe-{figure.name}", "svg.fonttype": "path"}):
+        try:
+            fig = figure.draw(frames)
+        except Exception as error:
+            raise ExportError(f"study {study_id}: figure {figure.name!r}: draw failed: {error}") from error
+        try:
+            out = {}
+            for fmt, meta in (("png", {"Software": "oncopipe"}), ("svg", {"Creator": "oncopipe", "Date": None})):
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format=fmt, dpi=100, metadata=meta, bbox_inches="tight", pad_inches=0.1)
+                out[fmt] = buffer.getvalue()
+        finally:
+            plt.close(fig)
+    return out
+
+
+def _table_metadata(table: ResultTable, files: list[str]) -> dict[str, Any]:
+    return {"name": table.name, "description": table.description, "files": files, "rows": len(table.frame),
+            "columns": [str(c) for c in table.frame.columns], "count_columns": list(table.count_columns),
+            "statistic_columns": dict(table.statistic_columns), "group_columns": list(table.group_columns),
+            "total_value": table.total_value, "at_risk_column": table.at_risk_column}
+
+
+def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenance: Mapping[str, Any],
+           run_id: str, code: str) -> dict[str, Any]:
+    """Write every file of the export into ``folder``; returns the manifest."""
+    (folder / "tables").mkdir()
+    tables_meta = []
+    for table in controlled.result.tables:
+        written = []
+        if "csv" in info.table_formats:
+            _write_csv(controlled.csv_frame(table.name), folder / "tables" / f"{table.name}.csv")
+            written.append(f"tables/{table.name}.csv")
+        if "parquet" in info.table_formats:
+            _write_parquet(controlled.parquet_frame(table.name), folder / "tables" / f"{table.name}.parquet")
+            written.append(f"tables/{table.name}.parquet")
+        tables_meta.append(_table_metadata(table, written))
+    report_figures = []
+    if controlled.result.figures:
+        (folder / "figures").mkdir()
+    for figure in controlled.result.figures:
+        images = render_figure(figure, controlled, info.study_id)
+        for fmt in info.figure_formats:
+            (folder / "figures" / f"{figure.name}.{fmt}").write_bytes(images[fmt])
+        report_figures.append((figure.name, figure.title, images["png"]))
+    (folder / "disclosure.json").write_bytes(_json_bytes({
+        "threshold": THRESHOLD, "marker": MASK_MARKER, "parquet_flag_suffix": MASK_SUFFIX,
+        "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
+    if info.report == "html":
+        html = render_report(controlled, info, provenance, run_id=run_id, code_version=code, figures=report_figures)
+        (folder / "report.html").write_bytes(html.encode("utf-8"))
+    elif info.report == "markdown":
+        for name, _, png in report_figures:  # the Markdown report links to the PNG files
+            (folder / "figures" / f"{name}.png").write_bytes(png)
+        text = render_markdown_report(controlled, info, provenance, run_id=run_id, code_version=code,
+                                      figure_names=[(name, title) for name, title, _ in report_figures])
+        (folder / "report.md").write_bytes(text.encode("utf-8"))
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    known = {"extraction_date", "mart_version", "dbt_invocation_id", "gx_validations", "code_lists", "row_counts",
+             "code_version"}
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "study": {"id": info.study_id, "title": info.title, "principal_investigator": info.principal_investigator},
+        "approval": {"reference": info.approval_reference, "committee": info.approval_committee},
+        "run_id": run_id,
+        "analysis": controlled.result.analysis,
+        "parameters": dict(controlled.result.parameters),
+        "extraction_date": provenance.get("extraction_date"),
+        "mart_version": provenance.get("mart_version"),
+        "dbt_invocation_id": provenance.get("dbt_invocation_id"),
+        "gx_validations": [asdict(GateSummary.of(g)) for g in provenance.get("gx_validations") or ()],
+        "code_version": code,
+        "package_versions": package_versions(),
+        "code_lists": dict(provenance.get("code_lists") or {}),
+        "row_counts": {"inputs": dict(provenance.get("row_counts") or {}),
+                       "tables": {t.name: len(t.frame) for t in controlled.result.tables}},
+        "provenance_extra": {k: v for k, v in provenance.items() if k not in known},
+        "disclosure": {"threshold": THRESHOLD, "marker": MASK_MARKER,
+                       "counts_by_rule": controlled.report.counts_by_rule()},
+        "tables": tables_meta,
+        "figures": [{"name": f.name, "title": f.title, "tables": list(f.tables)} for f in controlled.result.figures],
+        "recipients": list(info.recipients),
+        "files": files,
+    }
+    (folder / MANIFEST).write_bytes(_json_bytes(manifest))
+    return manifest
+
+
+# --- atomic publication ------------------------------------------------------------------------------------
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    if ctypes.get_errno() in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+        return False
+    raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()), str(b))
+
+
+def _move_into_place(built: Path, target: Path) -> None:
+    """Rename ``built`` to ``target``; if ``target`` exists (re-run), swap and drop the old one."""
+    if not target.exists():
+        os.rename(built, target)
+        return
+    if not _exchange(built, target):
+        # No atomic exchange here: the old folder is renamed aside first, leaving a window of two
+        # renames during which the run folder is absent (never partial).
+        aside = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(target, aside)
+        os.rename(built, target)
+        built = aside
+    shutil.rmtree(built)
+
+
+@contextlib.contextmanager
+def _publish_lock(root: Path) -> Iterator[None]:
+    lock = root / "_audit" / "publish.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any], run_id: str, *,
+                   exports: Path | None = None) -> ExportInfo:
+    """Disclosure-control a result and publish it as ``<exports>/<study_id>/<run>/``, atomically.
+
+    Args:
+        result: the analysis result, before disclosure control.
+        study: study metadata (pydantic ``Study``, mapping or :class:`StudyInfo`; keys in the module docstring).
+        provenance: extraction date, mart version, dbt invocation, GX validations, code lists, row counts.
+        run_id: the Airflow run id (re-running it rewrites the same files).
+        exports: the exports folder (default: ``get_settings().exports``).
+
+    Returns:
+        Where the export is, its files and checksums.
+
+    Raises:
+        DisclosureViolation: the result cannot be made safe; nothing is written (the refusal is audited).
+        ExportError: a figure failed to draw, bad metadata, ...; nothing is written.
+    """
+    info = StudyInfo.of(study)
+    if result.study_id != info.study_id:
+        raise ExportError(f"result of study {result.study_id!r} cannot be exported as study {info.study_id!r}")
+    root = (exports or get_settings().exports).resolve()
+    target = root / info.study_id / run_folder_name(run_id)
+    audit = AuditLog(root)
+    with _publish_lock(root):
+        try:
+            controlled = control(result, history=audit.history(info.study_id, run_id))
+        except DisclosureViolation as error:
+            audit.append(REFUSED, info.study_id, run_id=run_id, approval_reference=info.approval_reference,
+                         detail={"error": str(error), "rule": error.rule, "table": error.table, "row": error.row,
+                                 "column": error.column})
+            raise
+        target.parent.mkdir(parents=True, exist_ok=True)
+        built = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+        built.mkdir()
+        try:
+            manifest = _build(built, controlled, info, provenance, run_id,
+                              str(provenance.get("code_version") or code_version()))
+            files = {**manifest["files"], MANIFEST: sha256_file(built / MANIFEST)}
+            with audit.connect() as con:
+                event = audit.record(con, EXPORT, info.study_id, run_id=run_id,
+                                     approval_reference=info.approval_reference, path=str(target),
+                                     recipients=info.recipients, files=files,
+                                     detail={"mart_version": provenance.get("mart_version"),
+                                             "masked_by_rule": controlled.report.counts_by_rule()})
+                audit.store_published_cells(con, info.study_id, run_id, event, controlled.published_cells)
+                _move_into_place(built, target)
+        except BaseException:
+            shutil.rmtree(built, ignore_errors=True)
+            raise
+        if info.keep_last:
+            _prune(target.parent, info.keep_last, audit, info.study_id)
+        write_index(root)
+    report = {"html": target / "report.html", "markdown": target / "report.md"}.get(info.report)
+    return ExportInfo(info.study_id, run_id, target, target / MANIFEST, report, files, info.recipients,
+                      info.approval_reference, controlled.report.counts_by_rule(), event)
+
+
+def _prune(study_dir: Path, keep: int, audit: AuditLog, study_id: str) -> None:
+    runs = sorted(run_dirs(study_dir), key=lambda p: (_read_manifest(p).get("created_at", ""), p.name))
+    for old in runs[:-keep]:
+        shutil.rmtree(old)
+        audit.append("pruned", study_id, run_id=_read_manifest_or_empty(old).get("run_id", old.name), path=str(old),
+                     detail={"keep_last": keep})
+
+
+# --- reading exports ---------------------------------------------------------------------------------------
+
+
+def run_dirs(study_dir: Path) -> list[Path]:
+    """Published run folders of a study (hidden build/aside folders excluded)."""
+    if not study_dir.is_dir():
+        return []
+    return sorted(p for p in study_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (p / MANIFEST).is_file())
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ExportError(f"{folder / MANIFEST}: unreadable manifest: {error}") from error
+
+
+def _read_manifest_or_empty(folder: Path) -> dict[str, Any]:
+    try:
+        return _read_manifest(folder)
+    except ExportError:
+        return {}
+
+
+def list_exports(exports: Path | None = None, study_id: str | None = None) -> list[dict[str, Any]]:
+    """Every published run (optionally of one study): study, run, created_at, approval, path."""
+    root = exports or get_settings().exports
+    out = []
+    if not root.is_dir():
+        return out
+    for study_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        if study_id and study_dir.name != study_id:
+            continue
+        for run in run_dirs(study_dir):
+            m = _read_manifest_or_empty(run)
+            out.append({"study_id": study_dir.name, "title": m.get("study", {}).get("title", ""),
+                        "run_id": m.get("run_id", run.name), "created_at": m.get("created_at", ""),
+                        "approval": m.get("approval", {}).get("reference", ""),
+                        "mart_version": m.get("mart_version") or "", "path": run,
+                        "report": next((name for name in ("report.html", "report.md") if (run / name).is_file()),
+                                       None)})
+    return out
+
+
+def find_export(study_id: str, run_id: str, exports: Path | None = None) -> Path:
+    """The folder of a published run; ``ExportError`` names what is missing."""
+    root = exports or get_settings().exports
+    folder = root / study_id / run_folder_name(run_id)
+    if not (folder / MANIFEST).is_file():
+        known = [e["run_id"] for e in list_exports(root, study_id)]
+        raise ExportError(f"no export of study {study_id!r} run {run_id!r} under {root}; runs: {known or 'none'}")
+    return folder
+
+
+def write_index(exports: Path | None = None) -> Path:
+    """(Re)write ``<exports>/index.html`` listing every run of every study; atomic replace."""
+    root = exports or get_settings().exports
+    studies: dict[str, dict[str, Any]] = {}
+    for e in list_exports(root):
+        entry = studies.setdefault(e["study_id"], {"id": e["study_id"], "title": e["title"] or e["study_id"],
+                                                   "runs": []})
+        rel = e["path"].relative_to(root).as_posix()
+        entry["runs"].append({**e, "report": f"{rel}/{e['report']}" if e["report"] else None,
+                              "manifest": f"{rel}/{MANIFEST}"})
+    html = environment().get_template("index.html.j2").render(studies=[studies[k] for k in sorted(studies)])
+    index = root / "index.html"
+    tmp = root / f".index-{uuid.uuid4().hex[:8]}.html"
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, index)
+    return index
+
+
+def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[ResultTable], dict[str, pd.DataFrame]]:
+    """The published tables with their masks; rows dropped as curves (listed in disclosure.json, which the
+    reader also has) come back as fully masked rows, since the reader knows they exist."""
+    dropped: dict[str, list[dict[str, str]]] = {}
+    disclosure_file = folder / "disclosure.json"
+    if disclosure_file.is_file():
+        for cell in json.loads(disclosure_file.read_text(encoding="utf-8")).get("cells", []):
+            if cell.get("rule") == AT_RISK_BELOW_10:
+                dropped.setdefault(cell["table"], []).append(cell.get("labels", {}))
+    tables, masks = [], {}
+    for meta in manifest.get("tables", []):
+        name = meta["name"]
+        parquet, csv = folder / "tables" / f"{name}.parquet", folder / "tables" / f"{name}.csv"
+        maskable = [*meta.get("count_columns", []), *meta.get("statistic_columns", {})]
+        if meta.get("at_risk_column"):
+            maskable.append(meta["at_risk_column"])
+        maskable = list(dict.fromkeys(maskable))
+        if parquet.is_file():
+            frame = pd.read_parquet(parquet)
+            flags = [c for c in frame.columns if str(c).endswith(MASK_SUFFIX)]
+            mask = pd.DataFrame({c[: -len(MASK_SUFFIX)]: frame[c].astype(bool) for c in flags}, index=frame.index)
+            frame = frame.drop(columns=flags)
+        elif csv.is_file():
+            frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
+            mask = pd.DataFrame({c: frame[c] == MASK_MARKER for c in maskable if c in frame.columns})
+            for c in maskable:
+                if c in frame.columns:
+                    frame[c] = pd.to_numeric(frame[c].where(frame[c] != MASK_MARKER), errors="coerce")
+        else:
+            raise ExportError(f"{folder}: table {name!r} has neither a CSV nor a Parquet file")
+        if dropped.get(name):
+            extra = pd.DataFrame(dropped[name])
+            frame = pd.concat([frame.astype({c: object for c in extra.columns if c in frame.columns}), extra],
+                              ignore_index=True)
+            mask = pd.concat([mask, pd.DataFrame(True, index=range(len(extra)), columns=mask.columns)],
+                             ignore_index=True)
+        tables.append(ResultTable(name, frame, meta.get("description", ""),
+                                  count_columns=tuple(meta.get("count_columns", [])),
+                                  statistic_columns=dict(meta.get("statistic_columns", {})),
+                                  group_columns=tuple(meta.get("group_columns", [])),
+                                  total_value=meta.get("total_value"), at_risk_column=meta.get("at_risk_column")))
+        masks[name] = mask
+    return tables, masks
+
+
+def verify_export(folder: Path, *, exports: Path | None = None) -> list[str]:
+    """Re-check a published export: every checksum, no unlisted file, and every disclosure rule.
+
+    The disclosure check reads the published tables only (Parquet when present, else CSV) and, from the
+    audit log, the counts that earlier runs of the study published.
+
+    Returns:
+        One message per problem; empty when the export is intact and safe.
+    """
+    problems: list[str] = []
+    manifest = _read_manifest(folder)
+    listed = manifest.get("files", {})
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    for rel in sorted(set(listed) - present):
+        problems.append(f"{rel}: listed in the manifest but missing")
+    for rel in sorted(present - set(listed)):
+        problems.append(f"{rel}: present but not listed in the manifest")
+    for rel in sorted(set(listed) & present):
+        if sha256_file(folder / rel) != listed[rel]:
+            problems.append(f"{rel}: sha256 differs from the manifest")
+    if not manifest.get("approval", {}).get("reference"):
+        problems.append("manifest: no approval reference")
+    tables, masks = _published_tables(folder, manifest)
+    root = exports or folder.parent.parent
+    history: list[dict[str, float]] = []
+    if (root / "_audit" / "audit.sqlite3").is_file():
+        history = AuditLog(root).history(manifest["study"]["id"], manifest["run_id"])
+    problems += audit_published(tables, masks, history=history)
+    return problems

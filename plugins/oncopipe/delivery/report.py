@@ -1,0 +1,179 @@
+"""The researcher's report: one self-contained HTML file (inline CSS, figures as base64 PNG, no external asset).
+
+It is rendered from the disclosure-controlled result only, so it can show nothing the tables had to hide,
+and holds no wall-clock time, so re-running a run writes the same bytes. Sections: data and code version,
+methods (written from the study metadata, the provenance and the analysis parameters), the disclosure rules
+applied and how many cells each masked, the quality-gate summary, the result tables and the figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from oncopipe.delivery.disclosure import MASK_MARKER, RULE_TEXT, THRESHOLD, ControlledResult
+
+if TYPE_CHECKING:
+    from oncopipe.delivery.metadata import StudyInfo
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+MAX_REPORT_ROWS = 200
+OPEN_ROWS = 30  # longer tables start folded in the report
+
+
+@dataclass(frozen=True)
+class GateSummary:
+    """One quality-gate validation as the report and the manifest show it."""
+
+    id: str
+    name: str
+    success: bool
+    evaluated: int
+    passed: int
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> GateSummary:
+        """Read a validation summary; accepts GX-style key names as well as the short ones."""
+        evaluated = raw.get("evaluated", raw.get("evaluated_expectations", 0))
+        passed = raw.get("passed", raw.get("successful_expectations", raw.get("pass_count", 0)))
+        return cls(id=str(raw.get("id", raw.get("validation_id", ""))),
+                   name=str(raw.get("name", raw.get("suite", raw.get("suite_name", "")))),
+                   success=bool(raw.get("success", passed == evaluated)),
+                   evaluated=int(evaluated), passed=int(passed))
+
+
+def environment(*, autoescape: bool = True) -> jinja2.Environment:
+    """The jinja2 environment of oncopipe's templates (HTML autoescaped, strict about undefined names)."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=autoescape,
+                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def methods_paragraphs(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any]) -> list[str]:
+    """The methods section, written from the study metadata, the provenance and the analysis."""
+    result = controlled.result
+    paragraphs = [
+        f"This export of the study “{study.title}” ({study.study_id}) was produced under the approval "
+        f"{study.approval_reference}"
+        + (f" granted by {study.approval_committee}" if study.approval_committee else "")
+        + ". It reads only the published marts named by that approval."
+    ]
+    data = "The analysis read the published mart version " + str(provenance.get("mart_version") or "unknown")
+    if provenance.get("extraction_date"):
+        data += f", built from the SNDS-shaped extraction of {provenance['extraction_date']}"
+    data += (", after the raw-data and mart quality gates passed (summary below). Marts are built with dbt "
+             "from the landed extraction and published as versioned Parquet snapshots.")
+    paragraphs.append(data)
+    params = ", ".join(f"{k} = {_format_value(v)}" for k, v in sorted(result.parameters.items()))
+    paragraphs.append(f"Analysis “{result.analysis}” was run "
+                      + (f"with parameters {params}." if params else "with its default parameters."))
+    if result.methods:
+        paragraphs += [p.strip() for p in result.methods.split("\n\n") if p.strip()]
+    return paragraphs
+
+
+def disclosure_text(controlled: ControlledResult) -> str:
+    """One paragraph stating the disclosure rules the export was controlled with."""
+    n = len(controlled.report.masked)
+    return (f"No count of 1 to {THRESHOLD - 1} people is shown: such counts, and statistics computed on fewer than "
+            f"{THRESHOLD} people, are shown as “{MASK_MARKER}”. Further cells are masked so that no masked cell "
+            "can be recomputed from row or column totals, from another table of this export, or by comparison "
+            f"with an earlier export of this study. Curve rows with fewer than {THRESHOLD} people at risk are "
+            "omitted. The same marker is used for every reason, so small cells cannot be told from their "
+            f"complements. In all, {n} cell(s) or row(s) were masked or omitted; disclosure.json lists each one "
+            "and its rule, never its value.")
+
+
+def _display(value: Any) -> str:
+    """A cell as the report shows it: floats to 4 significant digits (the CSV keeps full precision)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, str) and value != MASK_MARKER:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return value if number.is_integer() and "." not in value else f"{number:.4g}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table_view(controlled: ControlledResult, name: str) -> dict[str, Any]:
+    table = controlled.result.table(name)
+    frame = controlled.csv_frame(name)
+    numeric = set(controlled.masks[name].columns)
+    rows = []
+    for record in frame.head(MAX_REPORT_ROWS).itertuples(index=False):
+        row = []
+        for col, value in zip(frame.columns, record, strict=True):
+            text = _display(value)
+            cls = "masked" if text == MASK_MARKER else "num" if col in numeric else ""
+            row.append((text, cls))
+        rows.append(row)
+    return {"name": name, "description": table.description, "columns": [str(c) for c in frame.columns],
+            "rows": rows, "truncated": len(frame) > MAX_REPORT_ROWS, "total_rows": len(frame)}
+
+
+def render_report(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *, run_id: str,
+                  code_version: str, figures: Sequence[tuple[str, str, bytes]] = ()) -> str:
+    """Render the HTML report.
+
+    Args:
+        controlled: the disclosure-controlled result.
+        study: study metadata (title, approval reference, ...).
+        provenance: extraction date, mart version, dbt invocation id, GX validations, code lists, row counts
+            (see :func:`oncopipe.delivery.export_store.publish_export`).
+        run_id: the run being exported.
+        code_version: git commit of the code, or ``unknown``.
+        figures: ``(name, title, png bytes)`` of each figure, drawn from the controlled tables.
+
+    Returns:
+        The HTML document.
+    """
+    return _render("report.html.j2", controlled, study, provenance, run_id=run_id, code_version=code_version,
+                   figures=figures)
+
+
+def render_markdown_report(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
+                           run_id: str, code_version: str, figure_names: Sequence[tuple[str, str]] = ()) -> str:
+    """The same report as Markdown (``export.report: markdown``); figures link to ``figures/<name>.png``."""
+    return _render("report.md.j2", controlled, study, provenance, run_id=run_id, code_version=code_version,
+                   figures=[(name, title, b"") for name, title in figure_names])
+
+
+def _render(template_name: str, controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
+            run_id: str, code_version: str, figures: Sequence[tuple[str, str, bytes]]) -> str:
+    template = environment(autoescape=template_name.endswith(".html.j2")).get_template(template_name)
+    counts = controlled.report.counts_by_rule()
+    return template.render(
+        study=study,
+        run_id=run_id,
+        code_version=code_version,
+        provenance={"extraction_date": provenance.get("extraction_date"),
+                    "mart_version": provenance.get("mart_version"),
+                    "dbt_invocation_id": provenance.get("dbt_invocation_id"),
+                    "code_lists": dict(provenance.get("code_lists") or {})},
+        methods=methods_paragraphs(controlled, study, provenance),
+        parameters=[(k, _format_value(v)) for k, v in sorted(controlled.result.parameters.items())],
+        row_counts=dict(provenance.get("row_counts") or {}),
+        disclosure_text=disclosure_text(controlled),
+        disclosure_counts=[(rule, RULE_TEXT.get(rule, rule), n) for rule, n in counts.items()],
+        gates=[GateSummary.of(g) for g in provenance.get("gx_validations") or ()],
+        tables=[_table_view(controlled, t.name) for t in controlled.result.tables],
+        figures=[{"name": name, "title": title, "png_base64": base64.b64encode(png).decode("ascii")}
+                 for name, title, png in figures],
+        notes=list(controlled.result.notes),
+        open_rows=OPEN_ROWS,
+    )

@@ -1,0 +1,465 @@
+"""The embedded default: the whole platform in one process (SQLite metadata, DuckDB warehouse, local files).
+
+:func:`run_platform` is what ``oncopipe run`` and ``oncopipe demo`` do:
+
+1. point Airflow at ``<home>/airflow`` (SQLite) and this checkout's ``dags/``; migrate the metadata database
+   if needed; create the pool ``duckdb_writer`` (size 1);
+2. generate a synthetic extraction if none has landed (the generator, :mod:`oncopipe.synth`);
+3. parse the dbt project (the refresh DAG has one task per model, generated from the manifest) in a child
+   process, overlapping steps 1-2 and the build of Airflow's in-process execution API;
+4. run ``platform_refresh`` with ``dag.test()`` once per new extraction;
+5. run, with ``dag.test()`` as well, every approved study DAG whose Assets were all updated since its last run
+   (the same rule the scheduler applies to an ``AssetAll`` schedule), pinned to the published version;
+6. report where the results are: published version, exports, and the time each task took.
+
+The same DAG files run unchanged under the production topology (docker-compose.yml); only the runner differs.
+Airflow reads its configuration when first imported, so :func:`configure` must run before anything imports
+``airflow`` (the CLI commands import it lazily).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oncopipe.contracts.settings import DAGS_DIR, Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+REFRESH_DAG_ID = "platform_refresh"
+POOL = "duckdb_writer"
+DEFAULT_PATIENTS = 2_000
+DEFAULT_SEED = 42
+DEFAULT_EXTRACTION_DATE = "2025-06-30"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TaskTiming:
+    dag_id: str
+    run_id: str
+    task_id: str
+    state: str | None
+    seconds: float
+    inner: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DagRunOutcome:
+    dag_id: str
+    run_id: str
+    state: str
+    seconds: float
+    tasks: list[TaskTiming]
+    failed_tasks: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class PlatformRun:
+    """What one embedded run did."""
+
+    started_at: str
+    seconds: float = 0.0
+    generated: str | None = None
+    refreshes: list[DagRunOutcome] = field(default_factory=list)
+    studies: list[DagRunOutcome] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
+    published_version: str | None = None
+    published_extraction: str | None = None
+    published_path: str | None = None
+    exports: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.state == "success" for r in (*self.refreshes, *self.studies))
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ok"] = self.ok
+        return out
+
+
+def airflow_environment(settings: Settings) -> dict[str, str]:
+    """The environment the embedded Airflow runs with (metadata DB and logs under ``settings.airflow_home``)."""
+    home = settings.airflow_home
+    secret_file = home / "jwt_secret"
+    if not secret_file.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secrets.token_urlsafe(64), encoding="utf-8")
+        secret_file.chmod(0o600)
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(encoding="utf-8").strip(),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|oncopipe)\..*",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+        # No mail server in the embedded default: the notify task is skipped, saying so, instead of failing.
+        "ONCOPIPE_MAIL_OPTIONAL": os.environ.get("ONCOPIPE_MAIL_OPTIONAL", "1"),
+    }
+
+
+def configure(settings: Settings | None = None) -> Settings:
+    """Set the embedded Airflow environment in this process; call it before importing ``airflow``."""
+    import sys
+
+    settings = (settings or get_settings()).ensure()
+    env = airflow_environment(settings)
+    if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != env["AIRFLOW_HOME"]:
+        raise RuntimeError(f"airflow was imported before the embedded configuration (AIRFLOW_HOME="
+                           f"{os.environ.get('AIRFLOW_HOME')!r}, wanted {env['AIRFLOW_HOME']!r}): "
+                           "run in a fresh process")
+    os.environ.update(env)
+    return settings
+
+
+def prepare_metadata(progress: Progress = print) -> None:
+    """Migrate the SQLite metadata database if needed, and create the pool ``duckdb_writer`` (size 1)."""
+    from airflow.models.pool import Pool
+    from airflow.utils import db
+
+    try:
+        db.check_migrations(timeout=1)
+    except TimeoutError:
+        progress("migrating the Airflow metadata database (first run)")
+        db.upgradedb()
+    Pool.create_or_update_pool(POOL, slots=1, description="one writer of the DuckDB warehouse at a time",
+                               include_deferred=False)
+
+
+def ensure_extraction(settings: Settings, *, patients: int, seed: int, extraction_date: str,
+                      progress: Progress = print) -> str | None:
+    """Generate one synthetic extraction if nothing has landed yet; returns its date (None if not needed)."""
+    from oncopipe.warehouse import refresh
+
+    if refresh.landed_extractions(settings):
+        return None
+    from oncopipe.synth.extraction import generate
+
+    progress(f"no extraction has landed: generating {patients:,} synthetic people at {extraction_date}")
+    generate(settings.landing, patients, seed, extraction_date)
+    return extraction_date
+
+
+def manifest_is_stale(settings: Settings) -> bool:
+    """Whether the dbt manifest is missing or older than a file of the dbt project."""
+    from oncopipe.contracts.settings import DBT_PROJECT_DIR
+    from oncopipe.warehouse import dbt_nodes
+
+    manifest = dbt_nodes.manifest_path(settings)
+    newest = max((p.stat().st_mtime for p in DBT_PROJECT_DIR.rglob("*")
+                  if p.is_file() and "target" not in p.parts and "logs" not in p.parts), default=0.0)
+    return not manifest.exists() or manifest.stat().st_mtime < newest
+
+
+def ensure_manifest(settings: Settings, progress: Progress = print) -> Path:
+    """Parse the dbt project when its manifest is missing or older than any project file."""
+    from oncopipe.warehouse import dbt_nodes
+
+    if manifest_is_stale(settings):
+        progress("parsing the dbt project (one refresh task per model)")
+        dbt_nodes.parse(settings)
+    return dbt_nodes.manifest_path(settings)
+
+
+def start_manifest_parse(settings: Settings, progress: Progress = print) -> subprocess.Popen | None:
+    """Start ``dbt parse`` in a child process when the manifest is stale (None when it is up to date).
+
+    The parse (20 to 35 s on this machine) then overlaps Airflow's start-up in this process (import, metadata
+    migration, :func:`warm_execution_api`) and the generation of a first extraction, on the second core.
+    """
+    from oncopipe.warehouse.dbt_runner import dbt_args, dbt_environment
+
+    if not manifest_is_stale(settings):
+        return None
+    progress("parsing the dbt project in the background (one refresh task per model)")
+    settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
+    settings.dbt_log_dir.mkdir(parents=True, exist_ok=True)
+    dbt = Path(sys.executable).with_name("dbt")
+    return subprocess.Popen([str(dbt), *dbt_args("parse", settings, quiet=True)],
+                            env={**os.environ, **dbt_environment(settings)})
+
+
+def finish_manifest_parse(child: subprocess.Popen | None, settings: Settings) -> None:
+    """Wait for :func:`start_manifest_parse`; raises naming the dbt log when the parse failed."""
+    if child is None:
+        return
+    code = child.wait()
+    if code != 0:
+        raise RuntimeError(f"dbt parse failed (exit {code}): see {settings.dbt_log_dir / 'dbt.log'}")
+
+
+def warm_execution_api() -> float:
+    """Build Airflow's in-process execution API now; returns the seconds it took.
+
+    ``dag.test()`` runs each task through this API and builds it on the first task (FastAPI routes, then
+    cadwyn's versioned routers on the first request: about 12 s unloaded, 26 s at a load of 10). Built here,
+    it overlaps the background dbt parse instead of adding to the first task. Best effort: on any error the
+    first task builds it as before.
+    """
+    started = time.perf_counter()
+    try:
+        import httpx
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+        api = in_process_api_server()
+        with httpx.Client(transport=api.transport, base_url="http://in-process.invalid./") as client:
+            client.get("health")
+    except Exception:  # noqa: BLE001 - an optimisation only
+        log.debug("could not warm the in-process execution API", exc_info=True)
+    return time.perf_counter() - started
+
+
+def load_dags() -> dict[str, Any]:
+    """Parse the dags folder; raises naming every file that failed to import."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS_DIR))
+    if bag.import_errors:
+        raise RuntimeError("DAG import errors:\n" + "\n".join(f"{f}: {e}" for f, e in bag.import_errors.items()))
+    return dict(bag.dags)
+
+
+#: Task-id prefixes reported as one stage (one line when the whole group has finished).
+STAGE_GROUPS = {"transform.": "dbt seeds, staging, intermediate", "marts_candidate.": "dbt marts (candidate)"}
+_CALLBACKS = ("on_success_callback", "on_failure_callback", "on_skipped_callback", "on_retry_callback")
+
+
+class StageReporter:
+    """Progress lines while ``dag.test()`` runs: one per task, or one per group for the dbt task groups.
+
+    Attached to the tasks as extra state-change callbacks (which ``dag.test()`` runs in this process, after each
+    task), so the operator of an embedded run sees each stage as it ends, with its time and, for a failure, why.
+    """
+
+    def __init__(self, dag: Any, progress: Progress) -> None:
+        self.dag_id = dag.dag_id
+        self.progress = progress
+        self.group_size = {p: sum(t.task_id.startswith(p) for t in dag.tasks) for p in STAGE_GROUPS}
+        self.group_done: dict[str, list[str]] = {p: [] for p in STAGE_GROUPS}
+        self.group_started: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def __call__(self, context: dict[str, Any]) -> None:
+        ti = context["ti"]
+        state = str(getattr(ti.state, "value", ti.state) or "")
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        group = next((p for p in STAGE_GROUPS if ti.task_id.startswith(p)), None)
+        if group is None:
+            detail = ""
+            if state in ("failed", "up_for_retry", "skipped") and context.get("exception") is not None:
+                detail = f": {context['exception']}"
+            self.progress(f"  {ti.task_id} {state} ({seconds:.1f} s){detail}")
+            return
+        self.group_started.setdefault(group, now - seconds)
+        done = self.group_done[group]
+        done.append(state)
+        if state != "success":
+            self.progress(f"  {ti.task_id} {state}: {context.get('exception') or ''}")
+        if len(done) == self.group_size[group]:
+            ok = done.count("success")
+            self.progress(f"  {STAGE_GROUPS[group]}: {ok}/{len(done)} models and seeds built with their tests "
+                          f"({now - self.group_started[group]:.1f} s)")
+
+    def attach(self, dag: Any) -> list[tuple[Any, str, Any]]:
+        saved = []
+        for task in dag.tasks:
+            for kind in _CALLBACKS:
+                current = getattr(task, kind, None)
+                saved.append((task, kind, current))
+                listed = list(current) if isinstance(current, list | tuple) else ([current] if current else [])
+                setattr(task, kind, [*listed, self])
+        return saved
+
+
+def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None, progress: Progress | None = None
+             ) -> DagRunOutcome:
+    """Run one DAG run in this process with ``dag.test()`` and collect its task timings.
+
+    A DAG's deadline alerts are dropped for the test run: they need a scheduler to be evaluated, and
+    ``dag.test()`` in Airflow 3.3.2 fails at the end of a run of a DAG that has one (it looks the alerts up by
+    id in a DAG that was never written by the DAG processor). With ``progress``, a line is reported as each
+    stage ends (:class:`StageReporter`).
+    """
+    dag.deadline = None
+    saved = StageReporter(dag, progress).attach(dag) if progress is not None else []
+    started = time.perf_counter()
+    try:
+        dag_run = dag.test(run_conf=run_conf)
+    finally:
+        for task, kind, value in saved:
+            setattr(task, kind, value)
+    seconds = time.perf_counter() - started
+    tasks = task_timings(dag.dag_id, dag_run.run_id)
+    failed = [t.task_id for t in tasks if t.state in ("failed", "upstream_failed")]
+    return DagRunOutcome(dag.dag_id, dag_run.run_id, str(getattr(dag_run.state, "value", dag_run.state)), seconds,
+                         tasks, failed)
+
+
+def task_timings(dag_id: str, run_id: str) -> list[TaskTiming]:
+    """State, duration and (for dbt and gate tasks) the XCom summary of every task of a run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    out = []
+    with create_session() as session:
+        tis = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
+                                                         TaskInstance.run_id == run_id)).all()
+        for ti in sorted(tis, key=lambda t: (t.start_date or dt.datetime.max.replace(tzinfo=dt.UTC))):
+            seconds = (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else 0.0
+            inner: dict[str, Any] = {}
+            value = session.scalar(select(XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == ti.task_id,
+                XComModel.key == "return_value"))
+            if value is not None:
+                try:
+                    decoded = json.loads(value) if isinstance(value, str) else value
+                except (TypeError, ValueError):
+                    decoded = None
+                if isinstance(decoded, dict) and "dbt_seconds" in decoded:
+                    inner = {"dbt_seconds": decoded["dbt_seconds"], "wall_seconds": decoded["wall_seconds"]}
+            state = getattr(ti.state, "value", ti.state)
+            out.append(TaskTiming(dag_id, run_id, ti.task_id, state, round(seconds, 3), inner))
+    return out
+
+
+def updated_assets_since(uris: list[str], since: dt.datetime | None) -> dict[str, dict[str, Any]]:
+    """For each URI, the extra of its newest Asset event after ``since`` (absent if none)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    out: dict[str, dict[str, Any]] = {}
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.uri, AssetEvent.timestamp, AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.uri.in_(uris))
+            .order_by(AssetEvent.timestamp)
+        ).all()
+    for uri, timestamp, extra in rows:
+        if since is None or timestamp > since:
+            out[uri] = dict(extra or {})
+    return out
+
+
+def last_run_start(dag_id: str) -> dt.datetime | None:
+    """When the latest run of ``dag_id`` started (None if it never ran)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return session.scalar(select(func.max(DagRun.start_date)).where(DagRun.dag_id == dag_id))
+
+
+def due_studies(dags: dict[str, Any]) -> tuple[list[tuple[Any, dict[str, Any]]], dict[str, str]]:
+    """Study DAGs whose every scheduled Asset has an event since their last run, and why the others wait."""
+    from oncopipe.studies.registry import scan_registry
+
+    due, waiting = [], {}
+    for entry in scan_registry(check_kinds=False):
+        study = entry.study
+        if study is None:
+            waiting[entry.path.stem] = f"invalid study file: {entry.error}"
+            continue
+        if study.dag_id not in dags:
+            waiting[study.dag_id] = "no DAG"
+            continue
+        if not study.asset_uris:
+            waiting[study.dag_id] = f"cron schedule {study.schedule.cron!r}: runs on its schedule, not on Assets"
+            continue
+        problem = study.approval_problem()
+        if problem is not None:
+            waiting[study.dag_id] = f"refused: {problem} (its DAG stops at check_approval; nothing is read)"
+            continue
+        updated = updated_assets_since(study.asset_uris, last_run_start(study.dag_id))
+        missing = [u for u in study.asset_uris if u not in updated]
+        if missing:
+            waiting[study.dag_id] = f"waiting for Asset events on {missing}"
+            continue
+        versions = sorted({str(e.get("version")) for e in updated.values() if e.get("version")})
+        due.append((dags[study.dag_id], {"mart_version": versions[-1] if versions else None}))
+    return due, waiting
+
+
+def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
+                 extraction_date: str = DEFAULT_EXTRACTION_DATE, generate: bool = True,
+                 progress: Progress = print, summary_path: Path | None = None) -> PlatformRun:
+    """Run the platform end to end in this process (see the module docstring)."""
+    started = time.perf_counter()
+    settings = configure()
+    run = PlatformRun(started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    parsing = start_manifest_parse(settings, progress)
+    try:
+        prepare_metadata(progress)
+        if generate:
+            run.generated = ensure_extraction(settings, patients=patients, seed=seed,
+                                              extraction_date=extraction_date, progress=progress)
+        warm_execution_api()
+    finally:
+        finish_manifest_parse(parsing, settings)
+    dags = load_dags()
+
+    from oncopipe.warehouse import refresh
+
+    pending = refresh.pending_extractions(settings) or [None]
+    for extraction in pending:
+        progress(f"platform_refresh: extraction {extraction or '(none new)'}")
+        outcome = test_dag(dags[REFRESH_DAG_ID], progress=progress)
+        outcome.note = extraction or "nothing new"
+        run.refreshes.append(outcome)
+        progress(f"  {outcome.state} in {outcome.seconds:.1f}s" +
+                 (f"; failed: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else ""))
+        if outcome.state != "success":
+            break
+
+    due, waiting = due_studies(dags)
+    run.not_run = waiting
+    for dag_id, why in sorted(waiting.items()):
+        progress(f"{dag_id}: {why}")
+    for dag, conf in due:
+        progress(f"{dag.dag_id}: mart version {conf['mart_version']}")
+        outcome = test_dag(dag, run_conf=conf, progress=progress)
+        run.studies.append(outcome)
+        progress(f"  {outcome.state} in {outcome.seconds:.1f}s" +
+                 (f"; failed: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else ""))
+
+    from oncopipe.delivery import export_store
+    from oncopipe.warehouse import versions
+
+    current = versions.current_version()
+    if current is not None:
+        run.published_version = str(current.version)
+        run.published_extraction = str(current.extraction)
+        run.published_path = str(getattr(current, "path", settings.published / str(current.version)))
+    for outcome in run.studies:
+        study_id = outcome.dag_id.removeprefix("study_")
+        try:
+            run.exports[study_id] = str(export_store.find_export(study_id, outcome.run_id, settings.exports))
+        except export_store.ExportError:
+            continue
+    run.seconds = round(time.perf_counter() - started, 3)
+    if summary_path is not None:
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.write_text(json.dumps(run.to_json(), indent=2, default=str), encoding="utf-8")
+    return run

@@ -1,0 +1,254 @@
+"""The operator's view inside the Airflow UI: quality gates, Data Docs, dbt docs, exports.
+
+A FastAPI app mounted in the api-server under :data:`URL_PREFIX` by the plugin
+``plugins/oncopipe_operator_views.py``, linked from the UI's navigation (:data:`EXTERNAL_VIEWS`). Every page
+requires a logged-in Airflow user (the UI's ``_token`` cookie or a bearer token). Folders are looked up at
+request time, so a view shows an informative empty state until the platform has written what it serves:
+
+- ``/quality``: the quality-gate history, ``<quality>/history.sqlite`` (one row per expectation checked);
+- ``/data-docs/``: the Great Expectations Data Docs site, ``<quality>/data_docs/``;
+- ``/dbt-docs/``: the dbt docs of the published version (the copy saved at publish time, else the dbt target);
+- ``/exports/``: the researcher exports' index, ``<exports>/index.html``, and the reports it links to.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the routes' annotations (Request, ...) at runtime.
+import html
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from oncopipe.contracts.settings import get_settings
+
+URL_PREFIX = "/oncopipe"
+HISTORY_FILE = "history.sqlite"
+HISTORY_LIMIT = 500
+
+#: Navigation entries of the Airflow UI (Airflow 3 ``external_views``; ``url_route`` embeds them in the UI).
+EXTERNAL_VIEWS: list[dict[str, str]] = [
+    {"name": "Quality gates", "href": f"{URL_PREFIX}/quality", "url_route": "oncopipe-quality"},
+    {"name": "Data Docs (GX)", "href": f"{URL_PREFIX}/data-docs/", "url_route": "oncopipe-data-docs"},
+    {"name": "dbt docs", "href": f"{URL_PREFIX}/dbt-docs/", "url_route": "oncopipe-dbt-docs"},
+    {"name": "Exports", "href": f"{URL_PREFIX}/exports/", "url_route": "oncopipe-exports"},
+]
+for _view in EXTERNAL_VIEWS:
+    _view["destination"] = "nav"  # entries of the UI's "Plugins" menu
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1f2933}
+h1{font-size:1.3rem} h2{font-size:1.1rem} table{border-collapse:collapse;font-size:.85rem}
+th,td{border:1px solid #cbd2d9;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f0f4f8} tr.failed td{background:#fde8e8} .empty{padding:1rem;border:1px dashed #9aa5b1;max-width:50rem}
+code{background:#f0f4f8;padding:0 .2rem} nav a{margin-right:1rem}
+"""
+
+
+def page(title: str, body: str) -> str:
+    """A minimal HTML page with the views' navigation."""
+    links = " ".join(f'<a href="{v["href"]}">{html.escape(v["name"])}</a>' for v in EXTERNAL_VIEWS)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head><body><nav>{links}</nav><h1>{html.escape(title)}</h1>{body}</body></html>")
+
+
+def empty_state(what: str, path: Path, how: str) -> str:
+    """The page shown when a view has nothing to show yet: what is missing, where it is expected, what writes it."""
+    return page(what, f"<div class='empty' id='empty-state'><p><strong>Nothing to show yet.</strong> "
+                      f"<code>{html.escape(str(path))}</code> does not exist.</p><p>{how}</p></div>")
+
+
+def _history_table(connection: sqlite3.Connection) -> str | None:
+    tables = [row[0] for row in connection.execute("select name from sqlite_master where type in ('table','view')")]
+    for table in tables:
+        columns = [row[1] for row in connection.execute(f'pragma table_info("{table}")')]
+        if "expectation" in columns and "success" in columns:
+            return table
+    return None
+
+
+def read_history(path: Path, *, failed_only: bool = False, stage: str | None = None,
+                 limit: int = HISTORY_LIMIT) -> tuple[list[str], list[tuple]]:
+    """Read the quality-gate history, newest first.
+
+    Args:
+        path: ``<quality>/history.sqlite``.
+        failed_only: only the expectations that failed.
+        stage: only this gate stage (``raw``, ``marts``).
+        limit: at most this many rows.
+
+    Returns:
+        Column names and rows.
+
+    Raises:
+        ValueError: the file holds no table with ``expectation`` and ``success`` columns.
+    """
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        table = _history_table(connection)
+        if table is None:
+            raise ValueError(f"{path}: no table with 'expectation' and 'success' columns")
+        columns = [row[1] for row in connection.execute(f'pragma table_info("{table}")')]
+        where, params = [], []
+        if failed_only:
+            where.append("not success")
+        if stage and "stage" in columns:
+            where.append("stage = ?")
+            params.append(stage)
+        sql = f'select * from "{table}"' + (f" where {' and '.join(where)}" if where else "")
+        rows = connection.execute(sql + " order by rowid desc limit ?", [*params, limit]).fetchall()
+        return columns, rows
+    finally:
+        connection.close()
+
+
+def read_gate_runs(path: Path, limit: int = 50) -> tuple[list[str], list[tuple]]:
+    """The per-run gate summary (``gate_runs``: passed, critical failures, warnings, quarantine), newest first.
+
+    Returns empty lists when the history has no such table.
+    """
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        if "gate_runs" not in tables:
+            return [], []
+        columns = [row[1] for row in connection.execute('pragma table_info("gate_runs")')]
+        rows = connection.execute("select * from gate_runs order by rowid desc limit ?", (limit,)).fetchall()
+        return columns, rows
+    finally:
+        connection.close()
+
+
+def _cell(value: object, width: int = 200) -> str:
+    text = "" if value is None else str(value)
+    return html.escape(text if len(text) <= width else text[:width] + "…")
+
+
+def render_gate_runs(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    """The per-run summary as an HTML table; a run that did not pass is highlighted."""
+    if not rows:
+        return ""
+    passed = columns.index("passed") if "passed" in columns else None
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr class='{'passed' if passed is None or row[passed] else 'failed'}'>"
+        + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return (f"<h2>Gate runs</h2><table id='gate-runs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            "<h2>Expectations</h2>")
+
+
+def render_history(columns: Sequence[str], rows: Sequence[tuple], *, failed_only: bool, stage: str | None) -> str:
+    """The history as an HTML table; failed expectations are highlighted."""
+    success = columns.index("success")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        ok = bool(row[success])
+        cells = "".join(f"<td>{_cell(v)}</td>" for v in row)
+        body.append(f"<tr class='{'passed' if ok else 'failed'}'>{cells}</tr>")
+    failed = sum(1 for row in rows if not row[success])
+    filters = (f"<p>{len(rows)} rows shown (newest first, at most {HISTORY_LIMIT}), {failed} failed. "
+               f"<a href='?failed=1'>failed only</a> · <a href='?stage=raw'>raw gate</a> · "
+               f"<a href='?stage=marts'>marts gate</a> · <a href='?'>all</a>"
+               f"{' · filter: stage=' + html.escape(stage) if stage else ''}"
+               f"{' · filter: failed only' if failed_only else ''}</p>")
+    if not rows:
+        return filters + "<div class='empty' id='empty-state'>No gate result matches.</div>"
+    return filters + f"<table id='quality-history'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def dbt_docs_dir() -> Path:
+    """The dbt docs to serve: those saved with the published version (``<published>/<CURRENT>/dbt_docs``,
+    ``CURRENT`` holding the version id), else the dbt target folder (``oncopipe dbt docs`` writes there)."""
+    settings = get_settings()
+    candidates = []
+    current = settings.published / "CURRENT"
+    if current.is_file():
+        candidates.append(settings.published / current.read_text(encoding="utf-8").strip() / "dbt_docs")
+    candidates.append(settings.dbt_target_dir)
+    for candidate in candidates:
+        if (candidate / "index.html").exists() or (candidate / "static_index.html").exists():
+            return candidate
+    return settings.dbt_target_dir
+
+
+def safe_file(root: Path, relative: str) -> Path | None:
+    """``root/relative`` if it is a file inside ``root`` (no ``..`` escape), else None."""
+    root = root.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root):
+        return None
+    if target.is_dir():
+        target = target / "index.html"
+    return target if target.is_file() else None
+
+
+def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads in every Airflow process)
+    """The FastAPI app of the operator views."""
+    from airflow.api_fastapi.core_api.security import requires_authenticated
+    from fastapi import Depends, FastAPI, HTTPException, Query, Request
+    from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+
+    authenticated = requires_authenticated()
+    app = FastAPI(title="oncopipe operator views", dependencies=[Depends(authenticated)],
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.authenticated = authenticated  # tests override this dependency
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        settings = get_settings()
+        items = "".join(f"<li><a href='{v['href']}'>{html.escape(v['name'])}</a></li>" for v in EXTERNAL_VIEWS)
+        return page("oncopipe operator views", f"<ul>{items}</ul><p>Quality: <code>{settings.quality}</code>; "
+                                                f"exports: <code>{settings.exports}</code>; "
+                                                f"published: <code>{settings.published}</code></p>")
+
+    @app.get("/quality", response_class=HTMLResponse)
+    def quality(failed: bool = Query(False), stage: str | None = Query(None)) -> str:
+        path = get_settings().quality / HISTORY_FILE
+        if not path.exists():
+            return empty_state("Quality gates", path,
+                               "The raw and marts gates of <code>platform_refresh</code> record every expectation "
+                               "they check there (run, extraction, stage, suite, severity, success, observed value).")
+        try:
+            columns, rows = read_history(path, failed_only=failed, stage=stage)
+            summary = render_gate_runs(*read_gate_runs(path))
+        except (ValueError, sqlite3.Error) as error:
+            return page("Quality gates", f"<div class='empty' id='empty-state'>Cannot read the history: "
+                                         f"{html.escape(str(error))}</div>")
+        return page("Quality gates", summary + render_history(columns, rows, failed_only=failed, stage=stage))
+
+    def serve(root: Path, relative: str, what: str, how: str, index_names: Sequence[str] = ("index.html",)):
+        if not root.exists() or not any((root / name).exists() for name in index_names):
+            missing = root if not root.exists() else root / index_names[0]
+            return HTMLResponse(empty_state(what, missing, how))
+        if not relative:
+            for name in index_names:
+                if (root / name).exists():
+                    relative = name
+                    break
+        target = safe_file(root, relative)
+        if target is None:
+            raise HTTPException(status_code=404, detail=f"{what}: no file {relative!r}")
+        return FileResponse(target)
+
+    @app.get("/data-docs")
+    @app.get("/dbt-docs")
+    @app.get("/exports")
+    def slash(request: Request) -> RedirectResponse:  # relative links in the served sites need the trailing slash
+        return RedirectResponse(url=request.url.path + "/", status_code=307)
+
+    @app.get("/data-docs/{relative:path}")
+    def data_docs(relative: str):
+        return serve(get_settings().quality / "data_docs", relative, "Data Docs (GX)",
+                     "Great Expectations builds its Data Docs there each time a gate of "
+                     "<code>platform_refresh</code> runs.")
+
+    @app.get("/dbt-docs/{relative:path}")
+    def dbt_docs(relative: str):
+        return serve(dbt_docs_dir(), relative, "dbt docs",
+                     "The dbt documentation of the published version appears once <code>platform_refresh</code> has "
+                     "built and published the marts.", ("static_index.html", "index.html"))
+
+    @app.get("/exports/{relative:path}")
+    def exports(relative: str):
+        return serve(get_settings().exports, relative, "Exports",
+                     "The study DAGs write the export index there once a study has delivered a result.")
+
+    return app

@@ -1,0 +1,98 @@
+"""Operator views: empty states, the quality-gate history table, static sites served without path escapes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from fastapi.testclient import TestClient
+from oncopipe.orchestration.operator_views import EXTERNAL_VIEWS, create_app, read_history
+
+
+@pytest.fixture()
+def client(oncopipe_home):
+    app = create_app()
+    app.dependency_overrides[app.state.authenticated] = lambda: None
+    return TestClient(app)
+
+
+def _history(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.execute("create table gate_results (run_id text, extraction text, stage text, suite text, "
+                   "expectation text, severity text, success integer, observed_value text)")
+        db.executemany("insert into gate_results values (?,?,?,?,?,?,?,?)", rows)
+        db.execute("create table gate_runs (run_id text, stage text, passed integer, critical_failures integer)")
+        db.execute("insert into gate_runs values ('r1', 'raw', 0, 1)")
+
+
+def test_views_are_in_the_navigation():
+    assert {v["destination"] for v in EXTERNAL_VIEWS} == {"nav"}
+    assert all(v["href"].startswith("/oncopipe/") for v in EXTERNAL_VIEWS)
+
+
+@pytest.mark.parametrize("path", ["/quality", "/data-docs/", "/dbt-docs/", "/exports/"])
+def test_empty_state_names_the_missing_folder(client, oncopipe_home, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert "id='empty-state'" in response.text
+    assert str(oncopipe_home) in response.text
+
+
+def test_quality_history_table_highlights_failures_and_filters(client, oncopipe_home):
+    _history(oncopipe_home / "quality" / "history.sqlite", [
+        ("r1", "2024-01-31", "raw", "er_pha_f", "cip13_format", "critical", 0, "5.1% invalid"),
+        ("r1", "2024-01-31", "raw", "ir_ben_r", "sex_value_set", "warning", 1, "0%"),
+        ("r1", "2024-01-31", "marts", "cohort", "row_count", "critical", 1, "1200"),
+    ])
+    page = client.get("/quality").text
+    assert page.count("<tr class='failed'>") == 2 and page.count("<tr class='passed'>") == 2
+    assert "id='gate-runs'" in page
+    assert "cip13_format" in page and "5.1% invalid" in page
+    failed = client.get("/quality?failed=1").text
+    assert "cip13_format" in failed and "sex_value_set" not in failed
+    marts = client.get("/quality?stage=marts").text
+    assert "row_count" in marts and "cip13_format" not in marts
+
+
+def test_history_without_the_expected_table_is_a_clear_error(tmp_path):
+    path = tmp_path / "history.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("create table other (x integer)")
+    with pytest.raises(ValueError, match="history.sqlite: no table with 'expectation'"):
+        read_history(path)
+
+
+def test_static_sites_are_served_and_cannot_escape_their_folder(client, oncopipe_home):
+    docs = oncopipe_home / "quality" / "data_docs"
+    (docs / "validations").mkdir(parents=True)
+    (docs / "index.html").write_text("<html>GX site</html>")
+    (docs / "validations" / "v1.html").write_text("<html>one validation</html>")
+    (oncopipe_home / "secret.txt").write_text("do not serve")
+    assert "GX site" in client.get("/data-docs/").text
+    assert "one validation" in client.get("/data-docs/validations/v1.html").text
+    assert client.get("/data-docs/%2e%2e/%2e%2e/secret.txt").status_code == 404
+    redirect = client.get("/data-docs", follow_redirects=False)
+    assert redirect.status_code == 307 and redirect.headers["location"].endswith("/data-docs/")
+
+
+def test_dbt_docs_prefer_the_published_copy(client, oncopipe_home):
+    target = oncopipe_home / "dbt" / "target"
+    target.mkdir(parents=True)
+    (target / "index.html").write_text("target docs")
+    assert "target docs" in client.get("/dbt-docs/").text
+    (oncopipe_home / "published").mkdir()
+    (oncopipe_home / "published" / "CURRENT").write_text("2025-06-30_abcdef012345\n")
+    published = oncopipe_home / "published" / "2025-06-30_abcdef012345" / "dbt_docs"
+    published.mkdir(parents=True)
+    (published / "static_index.html").write_text("published docs")
+    assert "published docs" in client.get("/dbt-docs/").text
+
+
+def test_exports_index_and_reports(client, oncopipe_home):
+    run = oncopipe_home / "exports" / "tradhor" / "run1"
+    run.mkdir(parents=True)
+    (oncopipe_home / "exports" / "index.html").write_text("<a href='tradhor/run1/report.html'>report</a>")
+    (run / "report.html").write_text("the report")
+    assert "report.html" in client.get("/exports/").text
+    assert client.get("/exports/tradhor/run1/report.html").text == "the report"

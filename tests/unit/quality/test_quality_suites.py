@@ -1,0 +1,78 @@
+"""The suites: generated from code, committed as JSON, one expectation meant for every generator fault."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from oncopipe.contracts.settings import EXPECTATIONS_DIR
+from oncopipe.contracts.sources import SOURCES
+from oncopipe.quality import formats, suites
+from oncopipe.quality.frames import raw_suite_name
+from oncopipe.synth.faults import FAULT_KINDS
+
+
+def _committed(name: str) -> dict:
+    path = EXPECTATIONS_DIR / "expectations" / (name.replace(".", "/") + ".json")
+    assert path.exists(), f"{path} missing: run `oncopipe validate --write-suites` and commit expectations/"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _comparable(suite_json: dict) -> dict:
+    data = json.loads(json.dumps(suite_json, default=str))
+    data.get("meta", {}).pop("great_expectations_version", None)
+    data.pop("id", None)  # the suite's storage id is assigned by the GX store on first add, not by content
+    data["expectations"] = sorted(data["expectations"], key=lambda e: e["id"])
+    return data
+
+
+def test_committed_suites_equal_what_the_code_writes():
+    for suite in suites.all_suites():
+        assert _comparable(_committed(suite.name)) == _comparable(suite.to_json_dict()), (
+            f"{suite.name} differs from suites.py: run `oncopipe validate --write-suites` and commit expectations/")
+
+
+def test_committed_checkpoints_exist_for_every_suite():
+    for suite in suites.all_suites():
+        assert (EXPECTATIONS_DIR / "checkpoints" / f"{suite.name}.json").exists()
+        assert (EXPECTATIONS_DIR / "validation_definitions" / f"{suite.name}.json").exists()
+
+
+def test_every_expectation_has_a_name_a_severity_and_a_rule():
+    for suite in suites.all_suites():
+        names = [e.meta["name"] for e in suite.expectations]
+        assert len(names) == len(set(names)), suite.name
+        for e in suite.expectations:
+            assert e.meta["severity"] in ("critical", "warning"), (suite.name, e.meta)
+            assert e.meta["rule"], (suite.name, e.meta)
+
+
+def test_every_generator_fault_has_the_expectation_meant_for_it():
+    kinds = {f.kind for f in FAULT_KINDS}
+    assert len(kinds) >= 15
+    assert kinds <= set(suites.FAULT_EXPECTATIONS), kinds - set(suites.FAULT_EXPECTATIONS)
+    by_name = {s.name: {e.meta["name"]: e for e in s.expectations} for s in suites.raw_suites()}
+    for kind, (source, expectation) in suites.FAULT_EXPECTATIONS.items():
+        found = [level for level in ("extraction", "rows") if expectation in by_name[raw_suite_name(source, level)]]
+        assert found, f"{kind}: {source} has no expectation {expectation}"
+        level = found[0]
+        assert by_name[raw_suite_name(source, level)][expectation].meta["severity"] == "critical", kind
+
+
+def test_every_source_has_both_raw_suites():
+    names = {s.name for s in suites.raw_suites()}
+    for src in SOURCES:
+        assert {raw_suite_name(src.name, "extraction"), raw_suite_name(src.name, "rows")} <= names
+
+
+@pytest.mark.parametrize(("code", "ok"), [
+    ("3400935955838", True), ("3400935955839", False), ("340093595583", False), ("3500935955838", False),
+    ("34009359558A8", False), (None, False),
+])
+def test_cip13_check_digit(code, ok):
+    assert formats.is_valid_cip13(code) is ok
+
+
+def test_department_value_set():
+    assert {"075", "02A", "02B", "971", "976", "001", "095"} <= set(formats.DEPARTMENTS)
+    assert not {"999", "XX", "020", "75", "977"} & set(formats.DEPARTMENTS)
