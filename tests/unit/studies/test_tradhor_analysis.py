@@ -226,12 +226,19 @@ def test_sliding_window_measure_by_hand():
 
 
 def test_methods_name_the_measure_and_the_selection_rule(result):
+    """The report's methods section (delivery.report.methods_paragraphs) carries the analysis's paragraphs: the
+    measure with its reference (AdhereR, version, function) and the selection rule with Nagin's."""
+    from oncopipe.delivery.disclosure import control
+    from oncopipe.delivery.metadata import StudyInfo
+    from oncopipe.delivery.report import methods_paragraphs
+
     res, _ = result
-    paragraphs = [p for p in res.methods.split("\n\n") if p.strip()]  # as delivery.report.methods_paragraphs
-    assert len(paragraphs) == 2
-    assert "AdhereR 0.8.1, function CMA7" in paragraphs[0]
-    assert "Nagin 2005" in paragraphs[1] and "odds of correct classification >= 5" in paragraphs[1]
-    assert "at least 5% of women" in paragraphs[1] and "Kass and Raftery 1995" in paragraphs[1]
+    paragraphs = methods_paragraphs(control(res), StudyInfo("TRADHOR", "TRADHOR", "CESREES-2024-0412"), {})
+    measure = next(p for p in paragraphs if p.startswith("Adherence is AdhereR's CMA7"))
+    assert "R package AdhereR 0.8.1, function CMA7" in measure
+    rule = next(p for p in paragraphs if p.startswith("The number of groups was chosen by Nagin's criteria"))
+    assert "Nagin 2005" in rule and "odds of correct classification >= 5" in rule
+    assert "at least 5% of women" in rule and "Kass and Raftery 1995" in rule
     table = res.table("model_selection")
     for column in ("app_ok", "occ_ok", "shares_match", "size_ok", "min_estimated_share", "bic_evidence"):
         assert column in table.frame.columns
