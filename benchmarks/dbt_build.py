@@ -12,7 +12,8 @@ Usage::
    (2 threads, ``ONCOPIPE_DUCKDB_MEMORY_LIMIT``, default 8GB).
 3. A pandas implementation of ``endocrine_adherence_monthly`` (read the landing files, clean, find the breast
    cases and the cohort, then the PDC with the platform's vectorised engine ``oncopipe.methods.adherence``) runs on the
-   ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one.
+   ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one:
+   every (person, month) and every column, the CMA7-type ``pdc`` exactly (:func:`mart_parity`).
    :func:`pandas_daily_adherence` is the straightforward one (the same cleaning, then a walk over each woman's
    days); ``benchmarks/run.py`` measures both.
 

@@ -1,7 +1,8 @@
 """Adherence to hormone therapy from dispensings: the project's PDC rule, vectorised over patients.
 
 This is the Python implementation of THE PDC RULE of the project (the dbt model implements it in SQL and
-tests compare them). Every number below is defined on whole calendar days; a day is an integer (days
+tests compare them). The PDC is AdhereR's CMA7 (carry-over within and into the window), with the hospital
+rule of step 3 added; AdhereR's whole family (CMA1-CMA9, sliding windows, episodes) is :mod:`oncopipe.methods.cma`. Every number below is defined on whole calendar days; a day is an integer (days
 since 1970-01-01) and every interval is inclusive at both ends.
 
 **1. Supplies.** Input dispensings are already cleaned (information-only lines dropped, regularisation
@@ -51,6 +52,9 @@ lasts ``gap_days`` days (death before the gap completes is not discontinuation: 
 Month ``k`` has ``is_discontinued`` when its start is on/after the discontinuation date.
 Time to discontinuation (:func:`discontinuation`): ``status`` 1 = discontinued (time = date - index,
 in days), 2 = died first (time = death - index), 0 = censored (time = follow-up end - index).
+Treatment goes on after a discontinuation when supply resumes: the gaps of ``gap_days`` or more split the
+follow-up into treatment episodes (:func:`episodes`: first covered day, last day before the gap that ends
+it or the follow-up end, that gap's length), as AdhereR's treatment episodes with a maximum permissible gap.
 
 **7. Switches** (:func:`switches`): among the dispensings dated inside the follow-up, in the order of
 step 2, a switch is a dispensing whose molecule differs from the previous dispensing's; the first
