@@ -2,7 +2,8 @@
 
 This is the Python implementation of THE PDC RULE of the project (the dbt model implements it in SQL and
 tests compare them). The PDC is AdhereR's CMA7 (carry-over within and into the window), with the hospital
-rule of step 3 added; AdhereR's whole family (CMA1-CMA9, sliding windows, episodes) is :mod:`oncopipe.methods.cma`. Every number below is defined on whole calendar days; a day is an integer (days
+rule of step 3 added; AdhereR's whole family (CMA1-CMA9, sliding windows, episodes) is
+:mod:`oncopipe.methods.cma`. Every number below is defined on whole calendar days; a day is an integer (days
 since 1970-01-01) and every interval is inclusive at both ends.
 
 **1. Supplies.** Input dispensings are already cleaned (information-only lines dropped, regularisation
