@@ -178,12 +178,13 @@ def prepare_landing(settings: Settings | None = None, *, extraction_date: str | 
             continue
         read[source.name] = {d: part_formats(paths) for d, paths in parts.items()}
         if landing_format != "auto":
-            other = [d for d, formats in read[source.name].items() if formats != [landing_format] and formats]
+            other = {d: formats for d, formats in read[source.name].items() if formats not in ([], [landing_format])}
             if other:
+                landed = ", ".join(sorted({f for formats in other.values() for f in formats}))
                 raise LandingError(
                     f"dbt var landing_format={landing_format!r}, but {source.name} extraction(s) "
-                    f"{', '.join(other)} landed as {', '.join(sorted(set().union(*(read[source.name][d] for d in other))))} "
-                    f"in {settings.landing / source.name}; drop the setting (auto reads what landed)")
+                    f"{', '.join(other)} landed as {landed} in {settings.landing / source.name}; "
+                    "drop the setting (auto reads what landed)")
         views[source.name] = relation_sql(files, hive=True)
     if missing:
         raise LandingError(f"no accepted extraction{bound} in landing folder {settings.landing} for source(s): "
