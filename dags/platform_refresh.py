@@ -5,7 +5,7 @@ Turns a newly landed SNDS-shaped extraction into published marts:
     find_extraction -> raw_gate -> begin_candidate -> dbt: seeds, staging, intermediate (one task per model/seed)
         -> dbt: marts, built as the candidate -> marts_gate -> publish  ==> one Asset event per published table
 
-- **find_extraction** takes the oldest landed extraction newer than the published one (or the
+- **find_extraction** first removes what an interrupted run left (temporary folders), then takes the oldest landed extraction newer than the published one (or the
   `extraction_date` parameter); with nothing new the run is skipped, so the hourly schedule costs nothing.
 - **raw_gate** (Great Expectations, per source): a critical failure quarantines the extraction and stops the run.
 - **begin_candidate** starts from the warehouse the last accepted run left (a refused or interrupted candidate
@@ -55,6 +55,7 @@ with DAG(
 
     @task(retries=0, doc_md="The extraction to process, or skip the run when nothing new has landed.")
     def find_extraction() -> str:
+        refresh.recover()  # one refresh at a time: what a killed run left is nobody's now
         try:
             chosen = refresh.choose_extraction(get_current_context()["params"].get("extraction_date"))
         except ValueError as exc:

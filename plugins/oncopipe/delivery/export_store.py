@@ -348,6 +348,24 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
                       info.approval_reference, controlled.report.counts_by_rule(), event)
 
 
+def remove_temporary(study_id: str, exports: Path | None = None) -> list[Path]:
+    """Remove what an interrupted export of ``study_id`` left: its ``.tmp-*`` build and ``.old-*`` aside folders.
+
+    A study DAG runs one run at a time (``max_active_runs=1``) and calls this in its first task, before any
+    export of the run is built, so no folder removed here belongs to a live export.
+
+    Returns:
+        The folders removed.
+    """
+    study_dir = (exports or get_settings().exports) / study_id
+    if not study_dir.is_dir():
+        return []
+    removed = sorted(p for p in study_dir.iterdir() if p.is_dir() and p.name.startswith((".tmp-", ".old-")))
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
+
+
 def _prune(study_dir: Path, keep: int, audit: AuditLog, study_id: str) -> None:
     runs = sorted(run_dirs(study_dir), key=lambda p: (_read_manifest(p).get("created_at", ""), p.name))
     for old in runs[:-keep]:
@@ -474,17 +492,28 @@ def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[R
     return tables, masks
 
 
-def verify_export(folder: Path, *, exports: Path | None = None) -> list[str]:
-    """Re-check a published export: every checksum, no unlisted file, and every disclosure rule.
+def verify_export(folder: Path, *, exports: Path | None = None, published: Path | None = None) -> list[str]:
+    """Re-check a published export: every checksum, no unlisted file, every disclosure rule, and that the mart
+    version it pins is still published (reproducible from it).
 
     The disclosure check reads the published tables only (Parquet when present, else CSV) and, from the
     audit log, the counts that earlier runs of the study published.
+
+    Args:
+        folder: the export's run folder.
+        exports: the exports root holding the audit log (default: the folder's grandparent).
+        published: the published marts root (default: ``get_settings().published``).
 
     Returns:
         One message per problem; empty when the export is intact and safe.
     """
     problems: list[str] = []
     manifest = _read_manifest(folder)
+    version = manifest.get("mart_version")
+    published = published or get_settings().published
+    if version and not (published / str(version) / "version.json").is_file():
+        problems.append(f"manifest: pinned mart version {version} is not in {published} (removed or never "
+                        "published): the export cannot be reproduced")
     listed = manifest.get("files", {})
     present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
     for rel in sorted(set(listed) - present):

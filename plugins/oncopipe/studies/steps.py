@@ -122,7 +122,11 @@ def check(study_id: str, *, requested_version: str | None = None,
             study reads; the message names the approval reference.
         StudyError: the study file is missing or invalid.
     """
+    from oncopipe.delivery import export_store
+
     study = get_study(study_id, registry_dir)
+    # An export killed mid-way left its build folder; nothing else of this study runs now (one run at a time).
+    export_store.remove_temporary(study.id)
     check_approval(study, day)
     check_reads(study, study.reads)
     pinned = resolve_version(requested_version, triggering_events)

@@ -97,6 +97,23 @@ def choose_extraction(requested: str | None = None, settings: Settings | None = 
     return pending[0] if pending else None
 
 
+def recover(settings: Settings | None = None) -> list[str]:
+    """Remove what an interrupted refresh left (temporary published folders, warehouse copies); run first.
+
+    Returns:
+        The paths removed.
+    """
+    from oncopipe.warehouse import versions
+
+    settings = settings or get_settings()
+    removed = versions.remove_temporary(settings)
+    if settings.warehouse.parent.is_dir():
+        for stale in sorted(settings.warehouse.parent.glob(f".{settings.warehouse.name}*.tmp-*")):
+            stale.unlink()
+            removed.append(stale)
+    return [str(p) for p in removed]
+
+
 def raw_gate(extraction_date: str, settings: Settings | None = None) -> dict[str, Any]:
     """Run the raw gate on one extraction (a failure quarantines it and raises ``GateFailed``)."""
     from oncopipe import quality
@@ -222,6 +239,7 @@ def run_refresh(requested: str | None = None, *, full_refresh: bool = False,
     from oncopipe.warehouse.dbt_runner import run_dbt
 
     settings = settings or get_settings()
+    recover(settings)
     chosen = choose_extraction(requested, settings)
     if chosen is None:
         return None
