@@ -5,8 +5,9 @@ Turns a newly landed SNDS-shaped extraction into published marts:
     find_extraction -> raw_gate -> begin_candidate -> dbt: seeds, staging, intermediate (one task per model/seed)
         -> dbt: marts, built as the candidate -> marts_gate -> publish  ==> one Asset event per published table
 
-- **find_extraction** first removes what an interrupted run left (temporary folders), then takes the oldest landed extraction newer than the published one (or the
-  `extraction_date` parameter); with nothing new the run is skipped, so the hourly schedule costs nothing.
+- **find_extraction** first removes what an interrupted run left (temporary folders), then takes the oldest
+  landed extraction newer than the published one (or the `extraction_date` parameter, which may not skip an
+  older pending one); with nothing new the run is skipped, so the hourly schedule costs nothing.
 - **raw_gate** (Great Expectations, per source): a critical failure quarantines the extraction and stops the run.
 - **begin_candidate** starts from the warehouse the last accepted run left (a refused or interrupted candidate
   is rolled back) and points the dbt sources at the accepted extractions up to this one, in the format each
