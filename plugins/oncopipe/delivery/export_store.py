@@ -205,12 +205,12 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
         "threshold": THRESHOLD, "marker": MASK_MARKER, "parquet_flag_suffix": MASK_SUFFIX,
         "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
     if info.report == "html":
-        html = render_report(controlled, info, provenance, run_id=run_id, code_version=code, figures=report_figures)
+        html = render_report(controlled, info, provenance, code_version=code, figures=report_figures)
         (folder / "report.html").write_bytes(html.encode("utf-8"))
     elif info.report == "markdown":
         for name, _, png in report_figures:  # the Markdown report links to the PNG files
             (folder / "figures" / f"{name}.png").write_bytes(png)
-        text = render_markdown_report(controlled, info, provenance, run_id=run_id, code_version=code,
+        text = render_markdown_report(controlled, info, provenance, code_version=code,
                                       figure_names=[(name, title) for name, title, _ in report_figures])
         (folder / "report.md").write_bytes(text.encode("utf-8"))
     files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}

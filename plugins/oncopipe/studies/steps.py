@@ -198,8 +198,8 @@ def report(state_path: Path) -> Path:
     for figure in state.controlled.result.figures:
         images = export_store.render_figure(figure, state.controlled, info.study_id)
         figures.append((figure.name, figure.title, images["png"]))
-    html = render_report(state.controlled, info, provenance(state), run_id=state.run_id,
-                         code_version=export_store.code_version(), figures=figures)
+    html = render_report(state.controlled, info, provenance(state), code_version=export_store.code_version(),
+                         figures=figures)
     state.report_path = state.workdir / "report.html"
     state.report_path.write_text(html, encoding="utf-8")
     return state.save("report")

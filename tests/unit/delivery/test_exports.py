@@ -147,6 +147,17 @@ def test_rerun_is_idempotent_apart_from_the_manifest_timestamp(exports, monkeypa
     assert [p.name for p in (exports / "demo_study").iterdir()] == [run_folder_name(RUN)]
 
 
+def test_a_rerun_under_a_new_run_id_gives_the_same_files_but_the_manifest(exports):
+    # After a kill, the study is re-run as a new run: only the manifest's run fields may differ.
+    first = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
+    second = publish_export(demo_result(), STUDY, {**PROVENANCE, "dbt_invocation_id": "inv-2"}, "manual__retry")
+    before, after = checksums(first.path), checksums(second.path)
+    assert set(before) == set(after)
+    assert {k: v for k, v in before.items() if k != "manifest.json"} == {
+        k: v for k, v in after.items() if k != "manifest.json"}
+    assert json.loads(second.manifest.read_text())["run_id"] == "manual__retry"
+
+
 def test_failure_mid_build_leaves_no_partial_folder_and_prior_exports_untouched(exports):
     prior = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
     prior_sums = checksums(prior.path)
