@@ -62,7 +62,10 @@ def relation_sql(paths: list[Path], columns: list[str] | None = None, *, hive: b
     """
     parquet = [p for p in paths if p.suffix == ".parquet"]
     csv = [p for p in paths if p.suffix == ".csv"]
-    partitioned = ", hive_partitioning = true, hive_types = {'extraction': date}" if hive else ""
+    # DuckDB detects hive folders by default: without ``hive``, the ``extraction=`` folder must not become a
+    # column (the raw gate would report it as a column outside the contract).
+    partitioned = (", hive_partitioning = true, hive_types = {'extraction': date}" if hive
+                   else ", hive_partitioning = false")
     parts = []
     if parquet:
         parts.append(f"select * from read_parquet({sql_list(parquet)}, union_by_name = true{partitioned})")
