@@ -130,11 +130,19 @@ def _state_path(settings: Settings) -> Path:
     return settings.warehouse.with_name(settings.warehouse.name + ".state.json")
 
 
-def _write_state(settings: Settings, state: str, extraction_date: str) -> None:
+def _write_state(settings: Settings, state: str, extraction_date: str, current: str | None) -> None:
     path = _state_path(settings)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps({"state": state, "extraction": extraction_date}), encoding="utf-8")
+    tmp.write_text(json.dumps({"state": state, "extraction": extraction_date, "current": current}),
+                   encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _current_id(settings: Settings) -> str | None:
+    from oncopipe.warehouse import versions
+
+    current = versions.current_version(settings)
+    return None if current is None else current.version
 
 
 def warehouse_state(settings: Settings | None = None) -> dict[str, Any] | None:
@@ -172,6 +180,12 @@ def begin_candidate(extraction_date: str, settings: Settings | None = None) -> d
     state = warehouse_state(settings)
     accepted = _accepted_path(settings)
     restored = False
+    current = _current_id(settings)
+    if state is not None and state.get("state") == "candidate" and state.get("current") != current:
+        # CURRENT changed during that candidate: it was published, and the run died before recording it as
+        # accepted. The working warehouse is what was published: accept it rather than roll it back.
+        accept_candidate(str(state.get("extraction")), settings)
+        state = warehouse_state(settings)
     if state is None or state.get("state") != "accepted":
         restored = True
         if accepted.exists():
@@ -179,7 +193,7 @@ def begin_candidate(extraction_date: str, settings: Settings | None = None) -> d
         else:
             settings.warehouse.unlink(missing_ok=True)
             Path(f"{settings.warehouse}.wal").unlink(missing_ok=True)
-    _write_state(settings, "candidate", extraction_date)
+    _write_state(settings, "candidate", extraction_date, current)
     formats = prepare_landing(settings, extraction_date=extraction_date)
     return {"extraction": extraction_date, "restored": restored,
             "formats": {source: sorted({f for fs in dates.values() for f in fs}) for source, dates in formats.items()}}
@@ -189,7 +203,7 @@ def accept_candidate(extraction_date: str, settings: Settings | None = None) -> 
     """Record the working warehouse as accepted (its marts are published): the next run starts from it."""
     settings = settings or get_settings()
     _copy_database(settings.warehouse, _accepted_path(settings))
-    _write_state(settings, "accepted", extraction_date)
+    _write_state(settings, "accepted", extraction_date, _current_id(settings))
 
 
 def marts_gate(settings: Settings | None = None) -> dict[str, Any]:
