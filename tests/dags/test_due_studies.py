@@ -117,3 +117,9 @@ def test_owed_exports_are_the_studies_without_an_export_of_the_current_version(t
     (oncopipe_home / "exports" / "killed" / ".tmp-run_2-0000").mkdir(parents=True)
     assert embedded.owed_exports() == {"study_killed": "owes an export of mart version v2",
                                        "study_stale": "owes an export of mart version v2"}
+    from oncopipe.cli import app
+    from typer.testing import CliRunner
+
+    listed = CliRunner().invoke(app, ["studies", "owed"])
+    assert listed.exit_code == 1
+    assert "study_killed: owes an export of mart version v2" in listed.output and "study_served" not in listed.output
