@@ -327,6 +327,8 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
         if not f.readable:
             continue
         rows.append(_row("encoding_utf8", name, not f.bad_encoding, f.bad_encoding))
+        if f.bad_encoding:
+            continue  # its columns were never read: the decoding failure is the finding, not "missing" columns
         rows.append(_row("file_rows", name, f.rows))
         for col in src.columns:
             present = col.name in f.types
@@ -339,7 +341,8 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
             rows.append(_row("column_expected", f"{name}:{extra}", 0, "not in the contract"))
     readable = [f for f in files if f.readable and not f.bad_encoding]
     total = sum(f.rows for f in readable)
-    rows.append(_row("rows_total", str(folder), total, {"files": len(files), "readable": len(readable)}))
+    if readable or not files:  # when no file could be read or decoded, each one's failure is the finding
+        rows.append(_row("rows_total", str(folder), total, {"files": len(files), "readable": len(readable)}))
     schema_ok = all(all(c in f.types and _type_ok(declared[c], f.types[c]) for c in declared) for f in readable)
     paths = [f.path for f in readable]
     if paths and schema_ok and total:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from oncopipe.contracts.marts import MARTS, Mart
+from oncopipe.contracts.marts import MARTS, Mart, not_null_requirements
 from oncopipe.contracts.sources import SOURCES, Source
 from oncopipe.quality import formats
 from oncopipe.quality.frames import marts_suite_name, raw_suite_name
@@ -400,6 +400,11 @@ def mart_expectations(mart: Mart) -> list[Any]:
                      "columns exactly as the mart contract (contracts/marts.py)", column_list=mart.column_names),
         _unique(mart),
         *_mart_rules().get(mart.name, []),
+        # What the studies refuse, the gate refuses, naming them (value-set checks ignore nulls).
+        *(_expectation(gxe.ExpectColumnValuesToNotBeNull, f"{column}.required_by_studies", "critical",
+                       f"{column} not null: analysis kind(s) {', '.join(kinds)} refuse a row without it",
+                       column=column)
+          for column, kinds in not_null_requirements(mart.name).items()),
     ]
 
 
