@@ -15,10 +15,10 @@ an extraction. The profile of an accepted extraction landed before this store ex
 since, as when a corrected delivery replaces a refused one under the same date) is computed from its files on
 first use: each profile records the names, sizes and modification times of the files it was computed from.
 
-Fingerprint: per line, a 64-bit hash of every contract column read as text (so a Parquet and a CSV delivery of
-the same lines agree); the fingerprint is the line count with the sum of the line hashes modulo 2**64. A sum,
-not a xor, so that a line present twice does not cancel out; order-free, so the same lines split differently
-across part files give the same fingerprint.
+Fingerprint: per line, a 64-bit hash of every contract column read as canonical text (so a Parquet and a CSV
+delivery of the same lines agree); the fingerprint is the line count with the sum of the line hashes modulo
+2**64. A sum, not a xor, so that a line present twice does not cancel out; order-free, so the same lines split
+differently across part files give the same fingerprint.
 """
 
 from __future__ import annotations
@@ -66,16 +66,23 @@ def file_stamps(paths: list[Path]) -> list[list[Any]]:
     return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(paths)]
 
 
-def _text(column: str) -> str:
-    # A midnight timestamp reads as its date, as an ISO date in a CSV does.
-    return f"regexp_replace(cast({_q(column)} as varchar), ' 00:00:00$', '')"
+_CANONICAL = {"int": "bigint", "float": "double", "date": "date"}
+
+
+def _text(column: str, type_: str = "string") -> str:
+    """The column as canonical text: a CSV ``2`` and a Parquet ``2.0`` double, or a midnight timestamp and an
+    ISO date, read the same."""
+    text = f"cast({_q(column)} as varchar)"
+    if type_ in _CANONICAL:
+        text = f"coalesce(cast(try_cast({_q(column)} as {_CANONICAL[type_]}) as varchar), {text})"
+    return text
 
 
 def compute_profile(con: duckdb.DuckDBPyConnection, paths: list[Path], src: Source, extraction: str,
                     flux_column: str | None) -> Profile:
     """Profile the lines of ``paths`` (one streaming pass for the fingerprint, one group-by per coded column)."""
     rel = relation_sql(paths)
-    line_hash = "hash(" + ", ".join(_text(c) for c in src.column_names) + ")"
+    line_hash = "hash(" + ", ".join(_text(c.name, c.type) for c in src.columns) + ")"
     lines, total = con.execute(
         f"select count(*), coalesce(sum({line_hash}::hugeint), 0) % 18446744073709551616 from {rel}").fetchone()
     profile = Profile(src.name, extraction, int(lines), f"{int(lines)}:{int(total):016x}", files=file_stamps(paths))
@@ -83,8 +90,9 @@ def compute_profile(con: duckdb.DuckDBPyConnection, paths: list[Path], src: Sour
         months = con.execute(f"""select strftime(date_trunc('month', try_cast({_q(flux_column)} as date)), '%Y-%m'),
                                         count(*) from {rel} group by 1 order by 1""").fetchall()
         profile.flux_months = {m: int(n) for m, n in months if m is not None}
-    for col in (c.name for c in src.columns if c.coded):
-        counts = con.execute(f"""select {_text(col)}, count(*) from {rel} where {_q(col)} is not null
+    for column in (c for c in src.columns if c.coded):
+        col = column.name
+        counts = con.execute(f"""select {_text(col, column.type)}, count(*) from {rel} where {_q(col)} is not null
                                  group by 1 order by 2 desc, 1 limit {TOP_VALUES + 1}""").fetchall()
         kept = dict(counts[:TOP_VALUES])
         if len(counts) > TOP_VALUES:

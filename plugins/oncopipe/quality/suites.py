@@ -43,8 +43,10 @@ DATE_TOLERANCE = 0.99
 ORDER_TOLERANCE = 0.999
 """Critical: at most 0.1% of lines with impossible date order (death before birth, exit before entry)."""
 ROW_RATIO_CRITICAL = (0.3, 3.0)
-"""Critical band of rows (per flux month for delta sources) relative to the previous accepted extraction."""
-ROW_RATIO_WARNING = (0.67, 1.5)
+"""Critical growth of rows (per flux month for delta sources) relative to the previous accepted extraction; the
+lower bound is per source (``Source.max_volume_drop`` in the contract)."""
+ROW_RATIO_WARNING_MAX = 1.5
+"""Warning growth of rows relative to the previous accepted extraction."""
 MONTH_VOLUME_MIN = 0.25
 """Critical: a month of care with less than a quarter of the median month of the extraction is a hole."""
 CONFLICTING_KEY_MAX = 0.001
@@ -186,16 +188,16 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
     ]
     if src.delivery == "snapshot" or src.name in DELTA_FLUX_MONTH:
         unit = "rows" if src.delivery == "snapshot" else f"rows per {DELTA_FLUX_MONTH[src.name]} month"
-        low = round(1 - src.max_volume_drop, 6)
+        low, warn_low = round(1 - src.max_volume_drop, 6), round(1 - 0.75 * src.max_volume_drop, 6)
         out += [
             _metric(between, "row_count_vs_previous", "critical",
                     f"{unit} within [{low}, {ROW_RATIO_CRITICAL[1]}] x the previous accepted extraction (a drop of "
                     f"more than {src.max_volume_drop:.0%} is a lost part of the delivery)", "row_count_ratio",
                     BASIS_DELIVERY, min_value=low, max_value=ROW_RATIO_CRITICAL[1]),
+            # Warned from three quarters of the tolerated drop.
             _metric(between, "row_count_vs_previous.drift", "warning",
-                    f"{unit} within [{round(1 - src.max_volume_drop / 2, 6)}, {ROW_RATIO_WARNING[1]}] x the previous "
-                    "accepted extraction", "row_count_ratio", BASIS_DELIVERY,
-                    min_value=round(1 - src.max_volume_drop / 2, 6), max_value=ROW_RATIO_WARNING[1]),
+                    f"{unit} within [{warn_low}, {ROW_RATIO_WARNING_MAX}] x the previous accepted extraction",
+                    "row_count_ratio", BASIS_DELIVERY, min_value=warn_low, max_value=ROW_RATIO_WARNING_MAX),
         ]
     # A delta repeating an accepted delivery is refused; a snapshot of a referential may legitimately not change.
     repeat = "critical" if src.delivery == "delta" else "warning"
