@@ -73,6 +73,7 @@ CONSEQUENCES = {"critical": "quarantine", "warning": "warn"}
 """What a failed expectation does: ``quarantine`` moves the whole extraction out of the landing (nothing is
 built from it), ``warn`` records the finding and shows it in the quality view."""
 
+BASIS_CONTRACT = "landing contract (contracts/sources.py: files, columns, types, key)"
 BASIS_DICTIONARY = "SNDS data dictionary (schema-snds), column definition"
 BASIS_EXTRACT = "extract specification (contracts/sources.py: delivery mode and period)"
 BASIS_IR_NAT_V = "SNDS nomenclature IR_NAT_V (PRS_NAT_REF natures)"
@@ -169,22 +170,22 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
     between = gxe.ExpectColumnValuesToBeBetween
     out = [
         _metric(between, "file_readable", "critical", "every part file opens and reads to the end",
-                "file_readable", min_value=1),
+                "file_readable", BASIS_CONTRACT, min_value=1),
         _metric(between, "encoding_utf8", "critical", "every text value is valid UTF-8", "encoding_utf8",
-                min_value=1),
+                BASIS_CONTRACT, min_value=1),
         _metric(between, "column_set", "critical", "every contract column is present in every file",
-                "column_present", min_value=1),
+                "column_present", BASIS_CONTRACT, min_value=1),
         _metric(between, "column_set.extra", "warning", "no column outside the contract", "column_expected",
-                min_value=1),
+                BASIS_CONTRACT, min_value=1),
         _metric(between, "column_types", "critical", "each column has its contract type (contracts/sources.py)",
-                "column_type_ok", min_value=1),
+                "column_type_ok", BASIS_CONTRACT, min_value=1),
         _metric(between, "row_count_nonzero", "critical", "the extraction holds at least one line", "rows_total",
-                min_value=1),
+                BASIS_CONTRACT, min_value=1),
         _metric(between, "key_unique", "critical",
                 f"at most {CONFLICTING_KEY_MAX:.1%} of keys ({', '.join(src.key)}) carried by different lines",
-                "conflicting_key_share", max_value=CONFLICTING_KEY_MAX),
+                "conflicting_key_share", BASIS_CONTRACT, max_value=CONFLICTING_KEY_MAX),
         _metric(between, "exact_duplicates", "warning", "exact duplicated lines (staging dedupes them)",
-                "exact_duplicate_share", max_value=0),
+                "exact_duplicate_share", BASIS_CONTRACT, max_value=0),
     ]
     if src.delivery == "snapshot" or src.name in DELTA_FLUX_MONTH:
         unit = "rows" if src.delivery == "snapshot" else f"rows per {DELTA_FLUX_MONTH[src.name]} month"
@@ -239,15 +240,16 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
     if src.name in CARE_MONTH:
         out.append(_metric(between, "monthly_share", "critical",
                            f"each month of {CARE_MONTH[src.name]} the extraction covers holds >= {MONTH_VOLUME_MIN} x "
-                           "the median month (no missing month)", "month_volume_ratio", min_value=MONTH_VOLUME_MIN))
+                           "the median month (no missing month)", "month_volume_ratio", BASIS_EXTRACT,
+                           min_value=MONTH_VOLUME_MIN))
     if src.name == "er_pha_f":
         out += [
             _metric(between, "no_care_after_death", "critical",
                     f"at most {CARE_AFTER_DEATH_MAX:.0%} of the dead (ir_ben_r) dispensed > "
                     f"{CARE_AFTER_DEATH_LAG_DAYS} days after death", "care_after_death_share",
-                    max_value=CARE_AFTER_DEATH_MAX),
+                    BASIS_LOGIC, max_value=CARE_AFTER_DEATH_MAX),
             _metric(between, "no_care_after_death.any", "warning", "no dispensing beyond the flux lag after death",
-                    "care_after_death_share", max_value=0),
+                    "care_after_death_share", BASIS_LOGIC, max_value=0),
             _metric(between, "cip13_in_referential", "critical",
                     f"at most {1 - CODE_TOLERANCE:.0%} of dispensing lines with a PHA_PRS_C13 absent from IR_PHA_R",
                     "cip13_not_in_referential_share", BASIS_CIP, max_value=round(1 - CODE_TOLERANCE, 10)),
@@ -262,9 +264,11 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
         out += [
             _metric(between, "stay_has_linkage", "critical",
                     f"at most {ORPHAN_STAY_MAX:.0%} of t_mco_b stays without a t_mco_c linkage line",
-                    "orphan_stay_share", max_value=ORPHAN_STAY_MAX),
+                    "orphan_stay_share", "PMSI MCO: every RSA has its linkage line (T_MCOaaC)",
+                    max_value=ORPHAN_STAY_MAX),
             _metric(between, "stay_has_linkage.any", "warning", "every t_mco_b stay has its linkage line",
-                    "orphan_stay_share", max_value=0),
+                    "orphan_stay_share", "PMSI MCO: every RSA has its linkage line (T_MCOaaC)",
+                    max_value=0),
         ]
     return out
 
