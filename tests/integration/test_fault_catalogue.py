@@ -108,6 +108,9 @@ def test_fault_is_stopped_by_its_rule(fault: Fault, platform, tmp_path):
     assert tree_hashes(settings.published) == published_before
     assert tree_hashes(settings.exports) == exports_before
     assert versions.current_version(settings) == current_before
+    # One line per fault for the catalogue's table (shown with -s).
+    print(f"\nCATALOGUE | {fault.name} | {fault.gate} | {fault.source}: {fault.rule} | {failure.consequence} | "
+          f"{failure.observed[:160]}")
 
 
 def _landed(settings) -> set[str]:
