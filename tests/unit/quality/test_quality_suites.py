@@ -59,7 +59,7 @@ def test_volume_tolerance_is_read_from_the_contract():
     for src in SOURCES:
         e = by_name[raw_suite_name(src.name, "extraction")].get("row_count_vs_previous")
         if e is not None:
-            assert e.kwargs["min_value"] == pytest.approx(1 - src.max_volume_drop), src.name
+            assert e.min_value == pytest.approx(1 - src.max_volume_drop), src.name
 
 
 def test_every_generator_fault_has_the_expectation_meant_for_it():
