@@ -70,8 +70,11 @@ FLUX_BEFORE_PREVIOUS_MAX = 0.01
 """Critical: share of a delta's lines whose flux date is not after the previous accepted extraction."""
 
 CONSEQUENCES = {"critical": "quarantine", "warning": "warn"}
-"""What a failed expectation does: ``quarantine`` moves the whole extraction out of the landing (nothing is
+"""What a failed raw expectation does: ``quarantine`` moves the whole extraction out of the landing (nothing is
 built from it), ``warn`` records the finding and shows it in the quality view."""
+MARTS_CONSEQUENCES = {"critical": "drop_candidate", "warning": "warn"}
+"""What a failed marts expectation does: ``drop_candidate`` deletes the candidate marts (nothing is published,
+CURRENT is unchanged), ``warn`` records the finding."""
 
 BASIS_CONTRACT = "landing contract (contracts/sources.py: files, columns, types, key)"
 BASIS_DICTIONARY = "SNDS data dictionary (schema-snds), column definition"
@@ -551,9 +554,12 @@ def comparison_expectations() -> list[Any]:
 
 def marts_suites() -> list[Any]:
     """One suite per mart of contracts/marts.py plus ``marts.comparisons``."""
-    suites = [_suite(marts_suite_name(m.name), mart_expectations(m)) for m in MARTS]
-    suites.append(_suite(marts_suite_name("comparisons"), comparison_expectations()))
-    return suites
+    suites = [(marts_suite_name(m.name), mart_expectations(m)) for m in MARTS]
+    suites.append((marts_suite_name("comparisons"), comparison_expectations()))
+    for _, expectations in suites:
+        for expectation in expectations:
+            expectation.meta["consequence"] = MARTS_CONSEQUENCES[expectation.meta["severity"]]
+    return [_suite(name, expectations) for name, expectations in suites]
 
 
 def all_suites() -> list[Any]:
