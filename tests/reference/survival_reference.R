@@ -117,8 +117,11 @@ cox_block <- function(x, time, status, ties) {
   s <- summary(fit)
   z <- cox.zph(fit, transform = "km", terms = FALSE)
   cc <- concordance(fit)
+  # summary(fit)$waldtest etc. are rounded for printing: the unrounded statistics are in the fit.
+  df <- length(coef(fit))
+  global <- function(chisq) c(chisq, df, pchisq(chisq, df, lower.tail = FALSE))
   list(coef = as.numeric(coef(fit)), se = sqrt(diag(vcov(fit))), loglik = fit$loglik,
-       lr = as.numeric(s$logtest), wald = as.numeric(s$waldtest), score = as.numeric(s$sctest),
+       lr = global(2 * diff(fit$loglik)), wald = global(fit$wald.test), score = global(fit$score),
        concordance = as.numeric(s$concordance), concordance_var = cc$var,
        concordance_count = as.numeric(cc$count),
        zph_chisq = as.numeric(z$table[, "chisq"]), zph_df = as.numeric(z$table[, "df"]))
