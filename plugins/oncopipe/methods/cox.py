@@ -36,6 +36,9 @@ import pandas as pd
 from scipy import stats
 
 _Z95 = stats.norm.ppf(0.975)
+REFERENCES = {"Cox model (Efron, Breslow) and its global tests": "R survival 3.5-3, coxph()",
+              "concordance": "R survival 3.5-3, concordance()",
+              "proportional-hazards test": "R survival 3.5-3, cox.zph(transform = \"km\")"}
 
 
 class ConvergenceError(RuntimeError):

@@ -54,6 +54,7 @@ from oncopipe.methods.cox import ConvergenceError
 
 DAYS_PER_YEAR = 365.25
 CONF_TYPES = ("log", "log-log")
+REFERENCES = {"Pohar-Perme net survival": "R relsurv 2.2-9, rs.surv(method = \"pohar-perme\")"}
 _CHUNK_CELLS = 4_000_000
 _ORIGIN = np.datetime64("1960-01-01", "D")
 # Piecewise-constant baseline of the excess-hazard model: monthly over the first quarter, where the excess
@@ -97,8 +98,12 @@ class RateTable:
         return self.hazard[sex_idx, a, y]
 
 
-def _life_table_cube(life_table: pd.DataFrame) -> RateTable:
-    """The platform's annual table (sex, whole age, calendar year, hazard or qx) as a daily rate table."""
+def hazard_array(life_table: pd.DataFrame) -> tuple[dict[str, int], np.ndarray, np.ndarray, np.ndarray]:
+    """The platform's annual table -> (sex index, ages, years, annual hazard[sex, age, year]).
+
+    Raises:
+        LifeTableError: missing columns, a gap in the age x year grid, negative or missing values.
+    """
     need = {"sex", "age", "year"}
     missing = need - set(life_table.columns)
     if missing or not ({"hazard", "qx"} & set(life_table.columns)):
@@ -124,7 +129,13 @@ def _life_table_cube(life_table: pd.DataFrame) -> RateTable:
          lt["year"].astype(int).to_numpy() - years[0]] = lt["hazard"].to_numpy()
     if np.isnan(cube).any():
         raise LifeTableError("life table has missing (sex, age, year) cells")
-    return RateTable(tuple(sexes), ages * DAYS_PER_YEAR, (years - 1960) * DAYS_PER_YEAR, cube / DAYS_PER_YEAR)
+    return s_idx, ages, years, cube
+
+
+def _life_table_cube(life_table: pd.DataFrame) -> RateTable:
+    """The platform's annual table (sex, whole age, calendar year, hazard or qx) as a daily rate table."""
+    s_idx, ages, years, cube = hazard_array(life_table)
+    return RateTable(tuple(s_idx), ages * DAYS_PER_YEAR, (years - 1960) * DAYS_PER_YEAR, cube / DAYS_PER_YEAR)
 
 
 def _relsurv_cube(frame: pd.DataFrame) -> RateTable:

@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 CONF_TYPES = ("log-log", "log", "plain")
+REFERENCES = {"Kaplan-Meier": "R survival 3.5-3, survfit()", "log-rank": "R survival 3.5-3, survdiff()"}
 DAYS_PER_YEAR = 365.25
 _TOL = np.sqrt(np.finfo(float).eps)
 
