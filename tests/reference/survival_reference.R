@@ -48,8 +48,9 @@ write.csv(transform(slopop_out, hazard_per_day = sprintf("%.17g", hazard_per_day
           row.names = FALSE, quote = FALSE)
 
 years <- c(1, 3, 5)
-# The estimate at a mark is the curve's value at the last time <= mark (survfit's step function); the number at
-# risk is that at the first time >= mark (as summary.survfit(times = ) reports it).
+# The estimate at t years is the curve's value at the last time <= floor(t * 365.25) days (survfit's step
+# function); the number at risk is that at the first time >= t * 365.25 days (as summary.survfit(times = )
+# reports it; the same count as the Kaplan-Meier tables at t years).
 pick <- function(time, value, t) sapply(t, function(u) value[max(which(time <= u))])
 ns_summary <- function(fit) {
   strata <- if (is.null(fit$strata)) c(all = length(fit$time)) else fit$strata
@@ -60,7 +61,8 @@ ns_summary <- function(fit) {
     tt <- fit$time[idx]
     marks <- floor(years * 365.25)
     out[[sub(".*=", "", names(strata)[k])]] <- list(
-      years = years, day = marks, n_risk = sapply(marks, function(m) fit$n.risk[idx][min(which(tt >= m))]),
+      years = years, day = marks,
+      n_risk = sapply(years * 365.25, function(m) fit$n.risk[idx][min(which(tt >= m))]),
       net_survival = pick(tt, fit$surv[idx], marks), std_err = pick(tt, fit$std.err[idx], marks),
       lower = pick(tt, fit$lower[idx], marks), upper = pick(tt, fit$upper[idx], marks))
   }

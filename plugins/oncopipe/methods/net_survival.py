@@ -33,7 +33,8 @@ start of each day, and ``C_k``, ``D_k`` the same at its end. At ``tau_j``:
 ``dLambda_E(tau_j) = sum_{i dies at tau_j} w_i(tau_j) / sum_{i in R} w_i(tau_j) - (population part of the
 interval)``, and net survival is the product integral ``S_N(t) = prod_{tau_j <= t} (1 - dLambda_E(tau_j))``,
 read at day ``floor(t * 365.25)`` (the 1-year figure counts the deaths up to day 365, as relsurv's curve at
-365.241 days does).
+365.241 days does). ``n_risk`` at ``t`` is the number followed ``>= t * 365.25`` days (R's ``summary(fit,
+times = t)``, and the count the Kaplan-Meier tables give at ``t``).
 
 Variance of the cumulative excess hazard (relsurv's ``std.err``):
 ``sum_{tau_j <= t} sum_{deaths} w_i^2 / (sum_R w_i)^2``. Confidence intervals: ``conf_type="log"`` (relsurv's
@@ -346,10 +347,12 @@ def net_survival_table(ps: ExpectedPass, group: int | Sequence[int], times_years
     rows = []
     for ty in times_years:
         d = int(np.floor(ty * DAYS_PER_YEAR))
-        if d >= n_risk.size or n_risk[d] == 0:
+        # followed >= t: the same count as the Kaplan-Meier tables at t (R summary.survfit(times = t))
+        at = int(np.ceil(ty * DAYS_PER_YEAR))
+        if at >= n_risk.size or n_risk[at] == 0:
             rows.append({"years": ty, "n_risk": 0, "net_survival": np.nan, "std_err": np.nan})
             continue
-        rows.append({"years": ty, "n_risk": int(n_risk[d]), "net_survival": float(surv[d]),
+        rows.append({"years": ty, "n_risk": int(n_risk[at]), "net_survival": float(surv[d]),
                      "std_err": float(np.sqrt(var[d]))})
     out = pd.DataFrame(rows)
     sn, se = out["net_survival"].to_numpy(dtype=float), out["std_err"].to_numpy(dtype=float)
