@@ -93,6 +93,8 @@ class StudyResult:
     figures: list[ResultFigure] = field(default_factory=list)
     methods: str = ""
     notes: list[str] = field(default_factory=list)
+    # estimator -> the reference implementation it is tested against (package, version, function)
+    references: Mapping[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> ResultTable:
         for t in self.tables:

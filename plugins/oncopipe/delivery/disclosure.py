@@ -786,7 +786,8 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
         masks[t.name] = pd.DataFrame({col: flags[col][keep] for col in mask_cols}, index=frame.index)
     published = {model.cell_key(v): model.value[v] for v in range(len(model.members)) if v not in masked_vars}
     controlled = StudyResult(result.study_id, result.analysis, dict(result.parameters), out_tables,
-                             list(result.figures), result.methods, [*result.notes, *notes])
+                             list(result.figures), result.methods, [*result.notes, *notes],
+                             dict(result.references))
     return ControlledResult(controlled, masks, report, dict(sorted(published.items())))
 
 

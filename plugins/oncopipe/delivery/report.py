@@ -80,6 +80,9 @@ def methods_paragraphs(controlled: ControlledResult, study: StudyInfo, provenanc
                       + (f"with parameters {params}." if params else "with its default parameters."))
     if result.methods:
         paragraphs += [p.strip() for p in result.methods.split("\n\n") if p.strip()]
+    if result.references:
+        paragraphs.append("Each estimator agrees with its reference implementation on the reference's own data "
+                          "(tested): " + "; ".join(f"{k}: {v}" for k, v in result.references.items()) + ".")
     return paragraphs
 
 

@@ -13,10 +13,13 @@ Conventions (R ``survival`` 3.x):
 - Efron ties: at a time with ``d`` deaths, the ``l``-th (``l = 0..d-1``) denominator is
   ``sum_risk r - (l/d) sum_deaths r``; Breslow uses the full risk set ``d`` times.
 - Wald test per coefficient: ``z = b / se``, two-sided normal p; HR CI ``exp(b +- 1.96 se)``.
+- Global tests (``summary(coxph)``): likelihood ratio ``2 (l(b) - l(0))``, Wald ``b' V^-1 b`` and score
+  (log-rank) ``U(0)' I(0)^-1 U(0)``, each on ``p`` degrees of freedom.
 - Concordance (R ``concordance()`` on a ``coxph`` fit, Harrell's C): pairs are comparable when the shorter
   time is a death; a death and a censoring at the same time are comparable (the censored subject outlived);
   two deaths at the same time are not. C = (concordant + tied_risk / 2) / (concordant + discordant +
-  tied_risk), a higher linear predictor predicting the earlier death.
+  tied_risk), a higher linear predictor predicting the earlier death. Its standard error is R's infinitesimal
+  jackknife (see :func:`concordance`).
 - ``cox.zph`` (survival >= 3.0, ``transform="km"``): ``g(t) = 1 - KM(t-)`` (left-continuous Kaplan-Meier of
   the whole sample at each death time), centred on its mean over deaths; for each term the score test of
   adding ``x * g(t)`` to the model at ``(beta_hat, 0)`` using the full information matrix of the augmented
@@ -33,6 +36,9 @@ import pandas as pd
 from scipy import stats
 
 _Z95 = stats.norm.ppf(0.975)
+REFERENCES = {"Cox model (Efron, Breslow) and its global tests": "R survival 3.5-3, coxph()",
+              "concordance": "R survival 3.5-3, concordance()",
+              "proportional-hazards test": "R survival 3.5-3, cox.zph(transform = \"km\")"}
 
 
 class ConvergenceError(RuntimeError):
@@ -145,6 +151,7 @@ class CoxFit:
     events: int
     iterations: int
     ties: str
+    score_chisq: float
     linear_predictor: np.ndarray = field(repr=False)
     _data: _CoxData = field(repr=False)
     _x_mean: np.ndarray = field(repr=False)
@@ -165,6 +172,22 @@ class CoxFit:
     @property
     def lr_chisq(self) -> float:
         return 2 * (self.loglik - self.loglik_null)
+
+    @property
+    def wald_chisq(self) -> float:
+        """Global Wald test of beta = 0: ``b' V^-1 b``."""
+        return float(self.coef @ np.linalg.solve(self.var, self.coef))
+
+    def global_tests(self) -> pd.DataFrame:
+        """The three global tests of ``summary(coxph)``: likelihood ratio, Wald and score (log-rank).
+
+        Returns:
+            Frame with test, chisq, df, p_value.
+        """
+        df = len(self.names)
+        chisq = [self.lr_chisq, self.wald_chisq, self.score_chisq]
+        return pd.DataFrame({"test": ["likelihood_ratio", "wald", "score"], "chisq": chisq, "df": df,
+                             "p_value": stats.chi2.sf(chisq, df)})
 
 
 def fit_cox(
@@ -206,6 +229,11 @@ def fit_cox(
     beta = np.zeros(xm.shape[1])
     cur = data.pieces(beta)
     loglik_null = cur.loglik
+    try:
+        # score (log-rank) test at beta = 0: U(0)' I(0)^-1 U(0)
+        score_chisq = float(cur.score @ np.linalg.solve(cur.info, cur.score))
+    except np.linalg.LinAlgError as exc:
+        raise ConvergenceError("singular information matrix (a covariate without variation?)") from exc
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
@@ -234,59 +262,106 @@ def fit_cox(
         raise ConvergenceError("non-finite estimate or variance (separation?)")
     return CoxFit(names=names, coef=beta, se=np.sqrt(np.diag(var)), var=var, loglik=cur.loglik,
                   loglik_null=loglik_null, n=t.size, events=int(e.sum()), iterations=iterations, ties=ties,
-                  linear_predictor=(xm - mean) @ beta, _data=data, _x_mean=mean)
+                  score_chisq=score_chisq, linear_predictor=_linear_predictor(xm - mean, beta), _data=data,
+                  _x_mean=mean)
+
+
+def _linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``x @ beta`` column by column: a BLAS product may round identical rows differently (blocked and tail
+    kernels), which splits the risk ties that the concordance counts (measured on R's ``lung``)."""
+    out = np.zeros(x.shape[0])
+    for j in range(x.shape[1]):
+        out += x[:, j] * beta[j]
+    return out
+
+
+class _Fenwick:
+    """Counts by rank with prefix sums, each operation vectorised over a batch of ranks."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.tree = np.zeros(size + 1, dtype=np.int64)
+
+    def add(self, ranks: np.ndarray) -> None:
+        i = np.asarray(ranks, dtype=np.int64) + 1
+        while i.size:
+            np.add.at(self.tree, i, 1)
+            i = i + (i & -i)
+            i = i[i <= self.size]
+
+    def below(self, ranks: np.ndarray) -> np.ndarray:
+        """Number of stored ranks strictly below each of ``ranks``."""
+        i = np.asarray(ranks, dtype=np.int64).copy()
+        out = np.zeros(i.size, dtype=np.int64)
+        while (i > 0).any():
+            out += self.tree[i]
+            i = i - (i & -i)
+        return out
 
 
 def concordance(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict[str, float]:
-    """Harrell's C as R ``concordance()`` prints it for a Cox fit (see the module docstring).
+    """Harrell's C as R ``concordance()`` prints it for a Cox fit, with its standard error.
+
+    The pair rules are in the module docstring. The standard error is R's (survival 3.x ``concordancefit``):
+    the infinitesimal jackknife, from each subject's numbers of concordant ``c_i``, discordant ``d_i`` and
+    risk-tied ``t_i`` comparable pairs: with ``N`` comparable pairs and Somers' ``D = (C - D) / N``,
+    ``dfbeta_i = (c_i - d_i) / N - D (c_i + d_i + t_i) / N`` and ``var(C) = sum_i dfbeta_i^2 / 4``.
 
     Returns:
-        dict with concordance, concordant, discordant, tied_risk, comparable pairs.
+        dict with concordance, std_err, concordant, discordant, tied_risk, comparable pairs.
     """
     t = np.asarray(time, dtype=float)
     e = np.asarray(event).astype(bool)
     rk = np.asarray(risk, dtype=float)
-    ranks = np.unique(rk, return_inverse=True)[1]
+    ranks = np.unique(rk, return_inverse=True)[1].ravel()
     size = int(ranks.max()) + 2
-    tree = np.zeros(size + 1, dtype=np.int64)
+    n = t.size
+    conc_i, disc_i, tied_i = np.zeros(n), np.zeros(n), np.zeros(n)
 
-    def add(idx: np.ndarray) -> None:
-        for i in idx + 1:
-            while i <= size:
-                tree[i] += 1
-                i += i & (-i)
-
-    def prefix(idx: np.ndarray) -> np.ndarray:
-        out = np.zeros(idx.size, dtype=np.int64)
-        for k, i in enumerate(idx):
-            s = 0
-            while i > 0:
-                s += tree[i]
-                i -= i & (-i)
-            out[k] = s
-        return out
-
+    # Deaths as the shorter member: sweep times downwards, the tree holds everyone who outlived them.
+    tree = _Fenwick(size)
     order = np.argsort(-t, kind="stable")
-    ts, es, rs = t[order], e[order], ranks[order]
-    bounds = np.flatnonzero(np.concatenate([[True], ts[1:] != ts[:-1], [True]]))
-    conc = disc = tied = 0
-    total = 0
+    bounds = np.flatnonzero(np.concatenate([[True], t[order][1:] != t[order][:-1], [True]]))
+    stored = 0
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        ev, rr = es[a:b], rs[a:b]
-        add(rr[~ev])  # censored at this time are at risk longer than deaths at this time
-        dead = rr[ev]
+        idx = order[a:b]
+        dead, cens = idx[e[idx]], idx[~e[idx]]
+        tree.add(ranks[cens])  # censored at this time outlived the deaths at this time
+        stored += cens.size
         if dead.size:
-            less = prefix(dead)          # ranks strictly below: lower risk, outlived -> concordant
-            le = prefix(dead + 1)
-            conc += int(less.sum())
-            tied += int((le - less).sum())
-            disc += int((total + int((~ev).sum()) - le).sum())
-        total += int((~ev).sum())
-        add(dead)
-        total += int(dead.size)
+            less, le = tree.below(ranks[dead]), tree.below(ranks[dead] + 1)
+            conc_i[dead] += less
+            tied_i[dead] += le - less
+            disc_i[dead] += stored - le
+        tree.add(ranks[dead])
+        stored += dead.size
+    # Everyone as the longer member: sweep upwards, the tree holds the deaths before them.
+    tree = _Fenwick(size)
+    order = order[::-1]
+    tt = t[order]
+    bounds = np.flatnonzero(np.concatenate([[True], tt[1:] != tt[:-1], [True]]))
+    stored = 0
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        idx = order[a:b]
+        dead, cens = idx[e[idx]], idx[~e[idx]]
+        for who in (dead, cens):  # deaths are compared with earlier deaths only; censored also with these
+            if who.size:
+                less, le = tree.below(ranks[who]), tree.below(ranks[who] + 1)
+                conc_i[who] += stored - le   # the earlier death had the higher risk
+                tied_i[who] += le - less
+                disc_i[who] += less
+            if who is dead:
+                tree.add(ranks[dead])
+                stored += dead.size
+    conc, disc, tied = conc_i.sum() / 2, disc_i.sum() / 2, tied_i.sum() / 2
     denom = conc + disc + tied
-    return {"concordance": (conc + tied / 2) / denom if denom else float("nan"), "concordant": conc,
-            "discordant": disc, "tied_risk": tied, "comparable": denom}
+    if not denom:
+        return {"concordance": float("nan"), "std_err": float("nan"), "concordant": 0, "discordant": 0,
+                "tied_risk": 0, "comparable": 0}
+    somers = (conc - disc) / denom
+    dfbeta = (conc_i - disc_i) / denom - somers / denom * (conc_i + disc_i + tied_i)
+    return {"concordance": (somers + 1) / 2, "std_err": float(np.sqrt(np.sum(dfbeta**2) / 4)),
+            "concordant": int(conc), "discordant": int(disc), "tied_risk": int(tied), "comparable": int(denom)}
 
 
 def _km_transform(time: np.ndarray, event: np.ndarray) -> np.ndarray:

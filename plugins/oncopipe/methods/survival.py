@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 CONF_TYPES = ("log-log", "log", "plain")
+REFERENCES = {"Kaplan-Meier": "R survival 3.5-3, survfit()", "log-rank": "R survival 3.5-3, survdiff()"}
 DAYS_PER_YEAR = 365.25
 _TOL = np.sqrt(np.finfo(float).eps)
 
@@ -142,7 +143,9 @@ def survival_at(km: KaplanMeier, times: Sequence[float] | np.ndarray) -> pd.Data
     """Survival, CI and number at risk at given times (as R ``summary(fit, times=)``).
 
     ``n_risk`` is the number still followed at the time (``>= t``); ``n_event`` the deaths up to ``t``.
-    Times after the last follow-up time give NaN survival (R ``extend=FALSE``).
+    After the last follow-up time: survival 0 if the curve reached 0 (everyone still followed died at the last
+    time; R's ``summary(fit, times = , extend = TRUE)``), with its standard error and limits as at that time
+    (undefined on the log and log-log scales); otherwise NaN (the curve is unknown there).
     """
     ts = np.asarray(times, dtype=float)
     idx = np.searchsorted(km.time, ts, side="right") - 1
@@ -155,7 +158,7 @@ def survival_at(km: KaplanMeier, times: Sequence[float] | np.ndarray) -> pd.Data
     se = np.where(before, 0.0, km.std_err[safe])
     lower = np.where(before, np.nan if km.conf_type == "log-log" else 1.0, km.lower[safe])
     upper = np.where(before, np.nan if km.conf_type == "log-log" else 1.0, km.upper[safe])
-    beyond = ts > km.time[-1]
+    beyond = (ts > km.time[-1]) & (km.surv[-1] > 0)
     cum_events = np.concatenate([[0.0], np.cumsum(km.n_event)])[idx + 1]
     for arr in (surv, se, lower, upper):
         arr[beyond] = np.nan

@@ -101,3 +101,17 @@ def test_report_has_no_clock_time():
     first, _ = render()
     second, _ = render()
     assert first == second
+
+
+def test_methods_name_each_estimator_with_its_reference_implementation():
+    from oncopipe.delivery.report import methods_paragraphs
+
+    frame = pd.DataFrame({"site": ["lung"], "n": [200], "surv": [0.4]})
+    table = ResultTable("km", frame, "KM.", count_columns=("n",), statistic_columns={"surv": "n"},
+                        group_columns=("site",))
+    result = StudyResult("rep", "poor_prognosis_survival", {}, [table], methods="Kaplan-Meier.",
+                         references={"Kaplan-Meier": "R survival 3.5-3, survfit()"})
+    text = " ".join(methods_paragraphs(control(result), STUDY, PROVENANCE))
+    assert "Kaplan-Meier: R survival 3.5-3, survfit()" in text
+    plain = StudyResult("rep", "poor_prognosis_survival", {}, [table], methods="Kaplan-Meier.")
+    assert "reference implementation" not in " ".join(methods_paragraphs(control(plain), STUDY, PROVENANCE))

@@ -1,13 +1,16 @@
 """Pohar-Perme net survival and the excess-hazard regression.
 
-No published relsurv example runs on data we can ship (relsurv's examples use the Slovenian ``slopop``
-rate table and ``rdata``), so the checks are: a hand-computable case (constant population hazard: the weights
-cancel and the estimator reduces to exp(-(Nelson-Aalen - lambda_P t))), simulations with a known net
-survival (exponential and Weibull excess hazards, constant and age/year-dependent population hazards, where
-censoring is informative for all-cause survival), and input checks.
+Checks: R relsurv 2.2-9 ``rs.surv(method = "pohar-perme")`` on its ``colrec`` data with its ``slopop`` rate table
+(``tests/reference/``, made by ``survival_reference.R``), a hand-computable case (constant population hazard:
+the weights cancel), simulations with a known net survival (exponential and Weibull excess hazards, constant
+and age/year-dependent population hazards, where censoring is informative for all-cause survival), and input
+checks.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,9 +22,14 @@ from oncopipe.methods.net_survival import (
     LifeTableError,
     excess_hazard_regression,
     expected_cumhaz,
-    hazard_array,
+    expected_pass,
+    net_survival_table,
+    patient_coordinates,
     pohar_perme,
+    rate_table,
 )
+
+REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 
 
 def constant_table(hazard: float) -> pd.DataFrame:
@@ -29,20 +37,62 @@ def constant_table(hazard: float) -> pd.DataFrame:
                          for y in range(2000, 2031)], columns=["sex", "age", "year", "hazard"])
 
 
-def test_constant_population_hazard_reduces_to_nelson_aalen_by_hand():
+def test_constant_population_hazard_by_hand():
     lam = 0.1  # per year
-    one_year = int(np.ceil(DAYS_PER_YEAR))
-    # 5 patients: deaths at days 100, 200 (two deaths), censored at 150 and 400.
+    daily = lam / DAYS_PER_YEAR
+    # 5 patients: deaths at days 100, 200 (two deaths), censored at 150 and 400. With one hazard for all the
+    # weights cancel; each interval between follow-up times subtracts daily * its length, and the interval
+    # (200, 400] is not closed at day 365, so it does not count at 1 year (relsurv's step function).
     time = [100, 150, 200, 200, 400]
     event = [1, 0, 1, 1, 0]
     res = pohar_perme(time, event, [60] * 5, [2010.5] * 5, ["male"] * 5, constant_table(lam), times_years=[1])
-    nelson_aalen = 1 / 5 + 2 / 3          # day 100: 1 of 5 at risk; day 200: 2 of 3
-    expected = np.exp(-(nelson_aalen - lam * one_year / DAYS_PER_YEAR))
-    assert res.loc[0, "net_survival"] == pytest.approx(expected, rel=1e-10)
-    assert res.loc[0, "std_err"] == pytest.approx(np.sqrt(1 / 25 + 2 / 9), rel=1e-10)
+    expected = (1 - (1 / 5 - 100 * daily)) * (1 - (0 - 50 * daily)) * (1 - (2 / 3 - 50 * daily))
+    assert res.loc[0, "net_survival"] == pytest.approx(expected, rel=1e-12)
+    assert res.loc[0, "std_err"] == pytest.approx(np.sqrt(1 / 25 + 2 / 9), rel=1e-12)
     assert res.loc[0, "n_risk"] == 1
     z = 1.959963984540054
     assert res.loc[0, "lower"] == pytest.approx(expected * np.exp(-z * res.loc[0, "std_err"]), rel=1e-10)
+    # a death just after one year (day 366) is not in the 1-year figure
+    later = pohar_perme([100, 366, 400], [1, 1, 0], [60] * 3, [2010.5] * 3, ["male"] * 3, constant_table(lam),
+                        times_years=[1])
+    assert later.loc[0, "net_survival"] == pytest.approx(1 - (1 / 3 - 100 * daily), rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def colrec_pass():
+    colrec = pd.read_csv(REFERENCE / "colrec.csv")
+    slopop = rate_table(pd.read_csv(REFERENCE / "slopop.csv"))
+    dates = np.datetime64("1960-01-01") + colrec["diag_days"].to_numpy().astype("timedelta64[D]")
+    return expected_pass(colrec["time"], colrec["stat"], colrec["age_days"] / DAYS_PER_YEAR, dates, colrec["sex"],
+                         slopop, groups=colrec["sex"], horizon_years=5)
+
+
+@pytest.mark.parametrize("conf_type", ["log", "log-log"])
+@pytest.mark.parametrize("stratum", ["all", "male", "female"])
+def test_matches_relsurv_on_colrec(colrec_pass, conf_type, stratum):
+    ref = json.loads((REFERENCE / "net_survival_reference.json").read_text())
+    key = f"{'overall' if stratum == 'all' else 'sex'}_{conf_type.replace('-', '_')}"
+    expect = ref[key][stratum]
+    groups = [0, 1] if stratum == "all" else colrec_pass.labels.index(stratum)
+    out = net_survival_table(colrec_pass, groups, [1, 3, 5], conf_type=conf_type)
+    assert out["n_risk"].tolist() == expect["n_risk"]
+    np.testing.assert_allclose(out["net_survival"], expect["net_survival"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["std_err"], expect["std_err"], rtol=1e-6)
+    np.testing.assert_allclose(out["lower"], expect["lower"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out["upper"], expect["upper"], rtol=0, atol=1e-6)
+
+
+def test_relsurv_table_and_dates_agree_with_decimal_years():
+    """A date of diagnosis given as a decimal year lands on the same day as the date itself."""
+    colrec = pd.read_csv(REFERENCE / "colrec.csv").head(300)
+    slopop = rate_table(pd.read_csv(REFERENCE / "slopop.csv"))
+    dates = np.datetime64("1960-01-01") + colrec["diag_days"].to_numpy().astype("timedelta64[D]")
+    decimal = 1960 + colrec["diag_days"] / DAYS_PER_YEAR
+    assert np.array_equal(patient_coordinates([0.0] * 300, decimal)[1], colrec["diag_days"].to_numpy(float))
+    args = (colrec["time"], colrec["stat"], colrec["age_days"] / DAYS_PER_YEAR)
+    a = pohar_perme(*args, dates, colrec["sex"], slopop)
+    b = pohar_perme(*args, decimal, colrec["sex"], slopop)
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_qx_and_hazard_tables_agree():
@@ -73,9 +123,10 @@ def _simulate_life_table_cohort(n: int, seed: int, hr: np.ndarray, k: float = 0.
     age = np.clip(rng.normal(70, 10, n), 30, 98)
     year = rng.uniform(2012, 2018, n)
     sex = rng.choice(["male", "female"], n)
-    s_idx, ages, years, cube = hazard_array(lt)
+    table = rate_table(lt)
     horizon = int(8 * DAYS_PER_YEAR)
-    cum = expected_cumhaz(age, year, pd.Series(sex).map(s_idx).to_numpy(), horizon, ages, years, cube)
+    age_days, date_days = patient_coordinates(age, year)
+    cum = expected_cumhaz(table, table.sex_index(sex), age_days, date_days, horizon)
     pop_death = (cum < rng.exponential(size=n)[:, None]).sum(axis=1).astype(float)
     pop_death[pop_death > horizon] = np.inf
     excess_death = (rng.exponential(size=n) / (k * hr)) ** (1 / shape) * DAYS_PER_YEAR

@@ -63,6 +63,19 @@ def test_tables_and_metadata(result, cohort):
         assert not {"case_id", "person_id", "birth_year", "death_date"} & set(t.frame.columns)
     models = result.table("cox_models").frame
     assert models["concordance"].between(0.5, 1).all()
+    assert (models["concordance_se"] > 0).all() and (models["concordance_se"] < 0.1).all()
+    for test in ("lr", "wald", "score"):
+        assert (models[f"{test}_chisq"] > 0).all() and models[f"{test}_p"].between(0, 1).all(), test
+    net = result.table("net_survival_site_sex").frame.dropna(subset=["net_survival"])
+    inside = (net["net_survival"] < 1) & (net["net_survival"] > 0)
+    assert (net.loc[inside, "lower_loglog"] < net.loc[inside, "net_survival"]).all()
+    assert (net.loc[inside, "net_survival"] < net.loc[inside, "upper_loglog"]).all()
+    # the number at risk at a whole year is the Kaplan-Meier table's (one cell for disclosure control)
+    km_sex = result.table("km_site_sex").frame.set_index(["site", "sex", "years"])["n_risk"]
+    ns_sex = net.set_index(["site", "sex", "years"])["n_risk"]
+    common = ns_sex.index.intersection(km_sex.index)
+    assert len(common) and (ns_sex[common] == km_sex[common]).all()
+    assert set(result.references) >= {"Kaplan-Meier", "Pohar-Perme net survival", "concordance"}
     zph = result.table("ph_test").frame
     assert (zph.groupby("site")["term"].last() == "GLOBAL").all()
     lr = result.table("logrank").frame

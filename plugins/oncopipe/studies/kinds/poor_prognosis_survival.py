@@ -37,6 +37,7 @@ import pandas as pd
 
 from oncopipe.contracts.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
 from oncopipe.delivery import figures as draw
+from oncopipe.methods.cox import REFERENCES as COX_REFERENCES
 from oncopipe.methods.cox import ConvergenceError, concordance, cox_zph, design_matrix, fit_cox
 from oncopipe.methods.net_survival import (
     EXCESS_BREAKS_YEARS,
@@ -46,7 +47,9 @@ from oncopipe.methods.net_survival import (
     expected_pass,
     net_survival_table,
 )
+from oncopipe.methods.net_survival import REFERENCES as NET_REFERENCES
 from oncopipe.methods.survival import DAYS_PER_YEAR, km_tables, logrank_table
+from oncopipe.methods.survival import REFERENCES as KM_REFERENCES
 from oncopipe.studies.cases import prepare_cases, require_columns
 from oncopipe.studies.kinds import register
 
@@ -61,9 +64,10 @@ KM_COLUMNS = ("years", "n_risk", "surv", "lower", "upper")
 METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
 (R survival conventions); median survival with the Brookmeyer-Crowley interval read on the same bands.
 Log-rank (Mantel-Haenszel) tests between groups within each site. Net survival: Pohar-Perme estimator against
-the French general-population life table (expected hazard by sex, attained age and calendar year), CIs on
-the log scale from the Pohar-Perme variance. Cox proportional hazards per site (Efron ties; stage, age
-group, sex, deprivation quintile, region), Wald CIs, Harrell's concordance, and R cox.zph score tests
+the French general-population life table (expected hazard by sex, attained age and calendar date, day by day
+of follow-up, product integral as R relsurv), CIs on the log and log-log scales from the Pohar-Perme variance.
+Cox proportional hazards per site (Efron ties; stage, age group, sex, deprivation quintile, region), Wald CIs,
+global likelihood-ratio, Wald and score tests, Harrell's concordance with its standard error, and R cox.zph score tests
 (km time transform) with a flag at p < {ph_alpha}. Excess-hazard ratios from a relative-survival Poisson
 model (piecewise-constant baseline, expected deaths from the life table) per site, the same covariates
 without region. Curves are evaluated every {grid} month(s) and stop where fewer than 10 people
@@ -115,8 +119,13 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
         zph_rows.append(_stamp(zph, site=site).assign(n=n))
         conc = concordance(part["follow_up_days"].to_numpy(), part["event"].to_numpy(), fit.linear_predictor)
         glob = zph.iloc[-1]
+        glob_tests = fit.global_tests().set_index("test")
         model_rows.append({"site": site, "n": n, "events": events, "concordance": conc["concordance"],
+                           "concordance_se": conc["std_err"],
                            "lr_chisq": fit.lr_chisq, "lr_df": len(fit.names),
+                           "lr_p": float(glob_tests.loc["likelihood_ratio", "p_value"]),
+                           "wald_chisq": fit.wald_chisq, "wald_p": float(glob_tests.loc["wald", "p_value"]),
+                           "score_chisq": fit.score_chisq, "score_p": float(glob_tests.loc["score", "p_value"]),
                            "ph_global_p": float(glob["p_value"]), "ph_violated": bool(glob["ph_violated"]),
                            "ph_violated_terms": ", ".join(zph.loc[zph["ph_violated"] & (zph["term"] != "GLOBAL"),
                                                                   "term"])})
@@ -153,7 +162,8 @@ def _net(cases: pd.DataFrame, life_table: pd.DataFrame, years: list[int]
         by_site.append(_stamp(net_survival_table(ps, list(range(len(ps.labels))), years), site=site))
         for code, sex in enumerate(ps.labels):
             by_sex.append(_stamp(net_survival_table(ps, code, years), site=site, sex=sex))
-    cols = ["std_err"]
+    # lower/upper are the log-scale limits (relsurv's default); the log-log ones are beside them
+    cols = ["std_err", "lower_log", "upper_log"]
     # float years: the same coordinates as the Kaplan-Meier tables, whose n_risk at a mark is the same count
     return ({"site": pd.concat(by_site, ignore_index=True).drop(columns=cols).astype({"years": float}),
              "sex": pd.concat(by_sex, ignore_index=True).drop(columns=cols).astype({"years": float})}, passes)
@@ -222,11 +232,13 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         net, passes = _net(cases, life_table, years)
     except LifeTableError as exc:
         raise InputValidationError(study_id, f"french_life_tables: {exc}") from exc
-    ns_stats = {"net_survival": "n_risk", "lower": "n_risk", "upper": "n_risk"}
-    tables.append(ResultTable("net_survival_site", net["site"], "Pohar-Perme net survival with 95% CI, by site.",
+    ns_stats = {c: "n_risk" for c in ("net_survival", "lower", "upper", "lower_loglog", "upper_loglog")}
+    tables.append(ResultTable("net_survival_site", net["site"],
+                              "Pohar-Perme net survival with 95% CI (log scale: lower, upper; log-log scale: "
+                              "lower_loglog, upper_loglog), by site.",
                               count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site",)))
     tables.append(ResultTable("net_survival_site_sex", net["sex"],
-                              "Pohar-Perme net survival with 95% CI, by site and sex.",
+                              "Pohar-Perme net survival with 95% CI (log and log-log scales), by site and sex.",
                               count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex")))
     try:
         models = _models(cases, life_table, passes, min_cases, ph_alpha, notes)
@@ -245,9 +257,12 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                               count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
                               group_columns=("site",)))
     tables.append(ResultTable("cox_models", models["models"],
-                              "Cox model per site: concordance, likelihood-ratio chi-square, PH global test.",
+                              "Cox model per site: concordance with its standard error, global likelihood-ratio, "
+                              "Wald and score (log-rank) tests, PH global test.",
                               count_columns=("n", "events"),
-                              statistic_columns={"concordance": "n", "lr_chisq": "n", "ph_global_p": "n"},
+                              statistic_columns={c: "n" for c in (
+                                  "concordance", "concordance_se", "lr_chisq", "lr_p", "wald_chisq", "wald_p",
+                                  "score_chisq", "score_p", "ph_global_p")},
                               group_columns=("site",)))
     figures = [
         ResultFigure("km_curves", "Overall survival by site (Kaplan-Meier, 95% CI) with numbers at risk",
@@ -264,4 +279,5 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         tables=tables, figures=figures,
         methods=METHODS.format(conf_type=conf_type, ph_alpha=ph_alpha, grid=grid_months),
         notes=notes,
+        references={**KM_REFERENCES, **NET_REFERENCES, **COX_REFERENCES},
     )
