@@ -2,9 +2,9 @@
 models by site. Assembles :mod:`oncopipe.methods.survival`, :mod:`oncopipe.methods.net_survival` and
 :mod:`oncopipe.methods.cox`.
 
-Parameters (all optional): ``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_grid_months`` (1),
-``min_site_cases_model`` (50: smaller sites get KM and net survival but no regression model),
-``ph_alpha`` (0.05).
+Parameters (all optional; types and allowed values in :class:`oncopipe.studies.parameters.SurvivalParameters`):
+``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_grid_months`` (1), ``min_site_cases_model`` (50:
+smaller sites get KM and net survival but no regression model), ``ph_alpha`` (0.05).
 
 What the survival tables publish (invariant 3: no count of 1 to 9 leaves, directly or by subtraction):
 
@@ -48,14 +48,12 @@ from oncopipe.methods.net_survival import (
 )
 from oncopipe.methods.survival import DAYS_PER_YEAR, km_tables, logrank_table
 from oncopipe.studies.cases import prepare_cases, require_columns
-from oncopipe.studies.kinds import register
+from oncopipe.studies.kinds import checked_parameters, register
 
 FACTORS = {"stage": "stage", "sex": "sex", "age_group": "age_group", "deprivation": "deprivation",
            "region": "region"}
 REFERENCES = {"stage": "I", "age_group": "50-64", "sex": "female", "deprivation": "Q1"}
 BREAKS = EXCESS_BREAKS_YEARS
-# Grid steps that put a grid point on every whole year (the yearly at-risk marks).
-GRID_MONTHS = (1, 2, 3, 4, 6, 12)
 KM_COLUMNS = ("years", "n_risk", "surv", "lower", "upper")
 
 METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
@@ -168,20 +166,12 @@ def _published_km(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 @register("poor_prognosis_survival")
 def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
     """Survival tables and figures of the poor-prognosis study (see the module docstring)."""
+    p = checked_parameters("poor_prognosis_survival", params, study_id)
     for name in ("poor_prognosis_cases", "french_life_tables"):
         if name not in inputs:
             raise InputValidationError(study_id, f"input {name} is missing")
-    conf_type = str(params.get("conf_type", "log-log"))
-    years = [int(y) for y in params.get("years", [1, 3, 5])]
-    if "curve_step_days" in params:
-        raise InputValidationError(study_id, "parameter curve_step_days is no longer accepted: curves are published "
-                                             f"on a grid of whole months (curve_grid_months, one of {GRID_MONTHS})")
-    grid_months = int(params.get("curve_grid_months", 1))
-    if grid_months not in GRID_MONTHS:
-        raise InputValidationError(study_id, f"curve_grid_months must be one of {GRID_MONTHS} (a grid point on "
-                                             f"every whole year), got {grid_months}")
-    min_cases = int(params.get("min_site_cases_model", 50))
-    ph_alpha = float(params.get("ph_alpha", 0.05))
+    conf_type, years, grid_months = p["conf_type"], list(p["years"]), p["curve_grid_months"]
+    min_cases, ph_alpha = p["min_site_cases_model"], p["ph_alpha"]
     cases = prepare_cases(inputs["poor_prognosis_cases"], study_id=study_id)
     life_table = inputs["french_life_tables"]
     require_columns(life_table, ("sex", "age", "year"), table="french_life_tables", study_id=study_id)
@@ -259,8 +249,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     ]
     return StudyResult(
         study_id=study_id, analysis="poor_prognosis_survival",
-        parameters={"conf_type": conf_type, "years": years, "curve_grid_months": grid_months,
-                    "min_site_cases_model": min_cases, "ph_alpha": ph_alpha},
+        parameters=p,
         tables=tables, figures=figures,
         methods=METHODS.format(conf_type=conf_type, ph_alpha=ph_alpha, grid=grid_months),
         notes=notes,

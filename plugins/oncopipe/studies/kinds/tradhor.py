@@ -20,7 +20,7 @@ from oncopipe.contracts.results import InputValidationError, NotEnoughData, Resu
 from oncopipe.methods.competing_risks import aalen_johansen
 from oncopipe.methods.predictors import MissingCovariates, ModelNotEstimable, multinomial_odds_ratios
 from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
-from oncopipe.studies.kinds import register
+from oncopipe.studies.kinds import checked_parameters, register
 
 COHORT = "breast_cancer_endocrine_cohort"
 MONTHLY = "endocrine_adherence_monthly"
@@ -32,35 +32,10 @@ COHORT_COLUMNS = ("person_id", "index_date", "first_molecule", "age_at_index", "
                   "deprivation_quintile", "follow_up_end_date", "follow_up_end_reason")
 MONTHLY_COLUMNS = ("person_id", "month_index", "month_start", "days_in_month", "days_covered", "pdc",
                    "is_discontinued")
-DEFAULTS: dict[str, Any] = {
-    "min_groups": 2,
-    "max_groups": 7,
-    "degree": 3,
-    "pdc_threshold": 0.8,
-    "discontinuation_gap_days": 90,
-    "seed": 0,
-    "n_starts": 6,
-    # One sigma per group: the adherent group's monthly PDC (mostly 1, some refill dips) is far less spread than
-    # a declining group's (measured on the generator's planted groups, 20,314 women, seed 2026: sigma 0.20 for
-    # the adherent group, 0.44-0.57 for the declining ones; 6-group BIC 660,938 against 778,943 with one
-    # common sigma).
-    "common_sigma": False,
-    "max_months": 60,
-    "age_scale": 10,
-    "drop_missing_covariates": False,
-}
 
 
 def _params(params: Mapping[str, Any], study_id: str) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise InputValidationError(study_id, f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    if not 1 <= int(p["min_groups"]) <= int(p["max_groups"]) <= 7:
-        raise InputValidationError(study_id, "need 1 <= min_groups <= max_groups <= 7")
-    if not 0 < float(p["pdc_threshold"]) <= 1:
-        raise InputValidationError(study_id, "pdc_threshold must be in (0, 1]")
-    return p
+    return checked_parameters("tradhor_adherence", params, study_id)
 
 
 def _check_columns(frame: pd.DataFrame, name: str, columns: tuple[str, ...], study_id: str) -> None:
@@ -77,11 +52,7 @@ def _how_many(n: int) -> str:
 def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
     """Adherence trajectories, their predictors, adherence over time and discontinuation (see module doc).
 
-    Params: ``min_groups``/``max_groups`` (2..7), ``degree`` (polynomial degree of every group, or
-    ``{k: [degree per group]}``), ``pdc_threshold`` (0.8), ``discontinuation_gap_days`` (90: the gap the
-    mart's ``is_discontinued`` was built with, recorded), ``seed``, ``n_starts``, ``common_sigma`` (False:
-    one sigma per group), ``max_months`` (60), ``age_scale`` (odds ratio of age per 10 years),
-    ``drop_missing_covariates`` (False: missing covariates are an error).
+    Params: :class:`oncopipe.studies.parameters.TradhorParameters` (types, defaults and allowed values).
 
     Raises:
         InputValidationError: a missing input or column, unknown parameters, missing covariates.
