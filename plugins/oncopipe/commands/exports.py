@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         for rel, digest in sorted(manifest["files"].items()):
             typer.echo(f"  {digest}  {rel}")
         typer.echo("audit:")
-        for event in AuditLog(root).events(study, manifest["run_id"]):
+        for event in AuditLog(root).events(study, manifest.get("airflow_run_id") or manifest["run_id"]):
             who = f" to {', '.join(event.recipients)}" if event.recipients else ""
             typer.echo(f"  {event.at}  {event.kind}{who}  by {event.operator}")
 
