@@ -292,4 +292,5 @@ def test_markdown_report_option(exports):
     assert (info.path / "figures" / "cases.png").is_file() and (info.path / "figures" / "cases.svg").is_file()
     assert "| lung | 120 |" in text and "| pancreas | masked |" in text
     assert not (info.path / "report.html").exists() and verify_export(info.path) == []
-    assert 'href="demo_study/' + run_folder_name(RUN, "demo_study") + '/report.md"' in (exports / "index.html").read_text()
+    link = f'href="demo_study/{run_folder_name(RUN, "demo_study")}/report.md"'
+    assert link in (exports / "index.html").read_text()
