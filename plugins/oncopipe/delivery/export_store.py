@@ -181,29 +181,43 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
 
 
+#: Print resolution of the PNG files; the report embeds a lighter copy (its files link to the full one).
+PNG_DPI = 300
+PREVIEW_DPI = 150
+
+
 def render_figure(figure: ResultFigure, controlled: ControlledResult, study_id: str) -> dict[str, bytes]:
-    """Draw a figure from the controlled tables it names; PNG and SVG bytes with fixed metadata."""
+    """Draw a figure from the controlled tables it names, in the house style (:data:`figures.STYLE`).
+
+    Returns:
+        ``png`` (:data:`PNG_DPI`), ``svg`` and ``preview`` (a :data:`PREVIEW_DPI` PNG for the report), each with
+        fixed metadata so a re-run writes the same bytes.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from oncopipe.delivery.figures import STYLE
 
     names = {t.name for t in controlled.result.tables}
     unknown = [t for t in figure.tables if t not in names]
     if unknown:
         raise ExportError(f"study {study_id}: figure {figure.name!r} is drawn from unknown table(s) {unknown}")
     frames = {name: controlled.result.table(name).frame.copy() for name in figure.tables}
-    with matplotlib.rc_context({"svg.hashsalt": f"oncopipe-{figure.name}", "svg.fonttype": "path"}):
+    with matplotlib.rc_context({**STYLE, "svg.hashsalt": f"oncopipe-{figure.name}", "svg.fonttype": "path"}):
         try:
             fig = figure.draw(frames)
         except Exception as error:
             raise ExportError(f"study {study_id}: figure {figure.name!r}: draw failed: {error}") from error
         try:
             out = {}
-            for fmt, meta in (("png", {"Software": "oncopipe"}), ("svg", {"Creator": "oncopipe", "Date": None})):
+            for key, fmt, dpi, meta in (("png", "png", PNG_DPI, {"Software": "oncopipe"}),
+                                        ("preview", "png", PREVIEW_DPI, {"Software": "oncopipe"}),
+                                        ("svg", "svg", PNG_DPI, {"Creator": "oncopipe", "Date": None})):
                 buffer = io.BytesIO()
-                fig.savefig(buffer, format=fmt, dpi=100, metadata=meta, bbox_inches="tight", pad_inches=0.1)
-                out[fmt] = buffer.getvalue()
+                fig.savefig(buffer, format=fmt, dpi=dpi, metadata=meta, bbox_inches="tight", pad_inches=0.1)
+                out[key] = buffer.getvalue()
         finally:
             plt.close(fig)
     return out
@@ -233,11 +247,13 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
     report_figures = []
     if controlled.result.figures:
         (folder / "figures").mkdir()
+    # The Markdown report links to the PNG files, so it needs them whatever the figure formats.
+    formats = {*info.figure_formats, *(("png",) if info.report == "markdown" else ())}
     for figure in controlled.result.figures:
         images = render_figure(figure, controlled, info.study_id)
-        for fmt in info.figure_formats:
+        for fmt in sorted(formats):
             (folder / "figures" / f"{figure.name}.{fmt}").write_bytes(images[fmt])
-        report_figures.append((figure.name, figure.title, images["png"]))
+        report_figures.append((figure.name, figure.title, images["preview"]))
     (folder / "disclosure.json").write_bytes(_json_bytes({
         "threshold": THRESHOLD, "marker": MASK_MARKER, "parquet_flag_suffix": MASK_SUFFIX,
         "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
@@ -246,8 +262,6 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
                              figures=report_figures)
         (folder / "report.html").write_bytes(html.encode("utf-8"))
     elif info.report == "markdown":
-        for name, _, png in report_figures:  # the Markdown report links to the PNG files
-            (folder / "figures" / f"{name}.png").write_bytes(png)
         text = render_markdown_report(controlled, info, provenance, run_id=readable, code_version=describe_code(code),
                                       figure_names=[(name, title) for name, title, _ in report_figures])
         (folder / "report.md").write_bytes(text.encode("utf-8"))

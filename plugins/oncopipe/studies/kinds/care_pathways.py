@@ -111,7 +111,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if faster:
         notes.append("some hospitals are significantly faster after case-mix adjustment (fast-track pathways "
                      "likely): see hospital_comparison.")
-    figures = [ResultFigure("delay_by_hospital", "Delay from diagnosis to first treatment by hospital",
+    figures = [ResultFigure("delay_by_hospital", "Delay from diagnosis to first treatment by diagnosing hospital (all "
+                            "sites; hospitals with fewer than 10 treated cases are not drawn)",
                             ("delay_by_hospital", "hospital_comparison"), draw.delay_boxplots)]
     return StudyResult(study_id=study_id, analysis="care_pathway_delays",
                        parameters=p,

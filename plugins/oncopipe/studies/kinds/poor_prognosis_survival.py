@@ -74,7 +74,8 @@ def _stamp(frame: pd.DataFrame, **cols: Any) -> pd.DataFrame:
     return frame
 
 
-def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, dict[str, list[str]], dict[str, str]]:
+    """The design matrix, its terms, and each term's reference category (``stage=II`` -> ``stage=I``)."""
     categorical: dict[str, object] = {}
     for col in ("stage", "age_group", "sex", "deprivation") + (("region",) if with_region else ()):
         levels = part[col].value_counts()
@@ -84,7 +85,8 @@ def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, d
         categorical[col] = ref if ref in levels.index else levels.index[0]
     design, terms = design_matrix(part, categorical=categorical)
     keep = design.columns[(design.sum() > 0).to_numpy()]
-    return design[keep], {t: [c for c in cs if c in keep] for t, cs in terms.items()}
+    references = {c: f"{var}={categorical[var]}" for var, cs in terms.items() for c in cs if c in keep}
+    return design[keep], {t: [c for c in cs if c in keep] for t, cs in terms.items()}, references
 
 
 def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, ExpectedPass], min_cases: int,
@@ -94,7 +96,7 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
         if len(part) < min_cases:
             notes.append(f"site {site}: fewer than {min_cases} cases, no regression model")
             continue
-        design, terms = _site_design(part, with_region=True)
+        design, terms, references = _site_design(part, with_region=True)
         n, events = int(len(part)), int(part["event"].sum())
         try:
             fit = fit_cox(design, part["follow_up_days"], part["event"])
@@ -108,7 +110,7 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
             notes.append(f"site {site}: coefficient(s) {', '.join(summ.loc[infinite, 'term'])} not estimable "
                          "(no deaths in the level); reported as missing")
             summ.loc[infinite, ["coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper"]] = np.nan
-        hr_rows.append(_stamp(summ, site=site).assign(n=n, events=events))
+        hr_rows.append(_stamp(summ, site=site).assign(reference=summ["term"].map(references), n=n, events=events))
         zph = cox_zph(fit, terms, alpha=ph_alpha)
         zph_rows.append(_stamp(zph, site=site).assign(n=n))
         conc = concordance(part["follow_up_days"].to_numpy(), part["event"].to_numpy(), fit.linear_predictor)
@@ -121,7 +123,7 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
         if bool(glob["ph_violated"]):
             notes.append(f"site {site}: proportional-hazards assumption rejected (cox.zph global p = "
                          f"{glob['p_value']:.3g}); read the Cox HRs as averages over follow-up")
-        edesign, _ = _site_design(part, with_region=False)
+        edesign, _, references = _site_design(part, with_region=False)
         try:
             ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"],
                                            part["year_exact"], part["sex"], edesign, life_table, breaks_years=BREAKS,
@@ -131,11 +133,12 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
             continue
         infinite = (ehr["coef"].abs() > 10) | (ehr["se"] > 100)
         ehr.loc[infinite, ["coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value"]] = np.nan
-        ehr_rows.append(_stamp(ehr, site=site).assign(n=n, events=events))
+        ehr_rows.append(_stamp(ehr, site=site).assign(reference=ehr["term"].map(references), n=n, events=events))
     if not hr_rows:
         raise NotEnoughData("?", "no site has enough cases for a regression model")
     excess = (pd.concat(ehr_rows, ignore_index=True) if ehr_rows else pd.DataFrame(columns=[
-        "site", "term", "coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value", "n", "events"]))
+        "site", "term", "coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value", "reference", "n",
+        "events"]))
     return {"cox": pd.concat(hr_rows, ignore_index=True), "excess": excess,
             "zph": pd.concat(zph_rows, ignore_index=True), "models": pd.DataFrame(model_rows)}
 
@@ -224,7 +227,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         raise NotEnoughData(study_id, exc.reason) from exc
     hr_stats = {c: "n" for c in ("coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper")}
     tables.append(ResultTable("cox_hazard_ratios", models["cox"],
-                              "Cox hazard ratios (Efron ties) with 95% CI and Wald p-values, per site.",
+                              "Cox hazard ratios (Efron ties) with 95% CI and Wald p-values, per site; "
+                              "reference: the term's reference category.",
                               count_columns=("n", "events"), statistic_columns=hr_stats, group_columns=("site",)))
     ehr_stats = {c: "n" for c in ("coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value")}
     tables.append(ResultTable("excess_hazard_ratios", models["excess"],
@@ -240,11 +244,13 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                               statistic_columns={"concordance": "n", "lr_chisq": "n", "ph_global_p": "n"},
                               group_columns=("site",)))
     figures = [
-        ResultFigure("km_curves", "Overall survival by site (Kaplan-Meier, 95% CI) with numbers at risk",
-                     ("km_curves_site", "km_site", "median_site"), draw.km_curves),
-        ResultFigure("net_survival", "Net survival at 1, 3 and 5 years by site and sex (Pohar-Perme)",
-                     ("net_survival_site_sex",), draw.net_survival_plot),
-        ResultFigure("cox_forest", "Hazard ratios by site (Cox, Efron ties)", ("cox_hazard_ratios",),
+        ResultFigure("km_curves", f"Overall survival by site (Kaplan-Meier, 95% CI) over {max(years)} years, with "
+                     "numbers at risk at each whole year",
+                     ("km_curves_site", "km_site", "median_site"), partial(draw.km_curves, years=years)),
+        ResultFigure("net_survival", draw.net_survival_caption(years), ("net_survival_site_sex",),
+                     partial(draw.net_survival_plot, years=years)),
+        ResultFigure("cox_forest", "Hazard ratios by site (Cox, Efron ties; 95% CI; adjusted for stage, age group, "
+                     "sex, deprivation and region)", ("cox_hazard_ratios",),
                      partial(draw.forest_plot, table="cox_hazard_ratios")),
     ]
     return StudyResult(

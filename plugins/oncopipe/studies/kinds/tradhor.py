@@ -11,12 +11,14 @@ risk (:mod:`oncopipe.methods.competing_risks`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from oncopipe.contracts.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
+from oncopipe.delivery import figures as draw
 from oncopipe.methods.competing_risks import aalen_johansen
 from oncopipe.methods.predictors import MissingCovariates, ModelNotEstimable, multinomial_odds_ratios
 from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
@@ -121,13 +123,17 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         _adherence_by_month_table(months, float(p["pdc_threshold"])),
         _cif_table(cohort, months, int(p["max_months"]), study_id),
     ]
+    months, threshold = int(p["max_months"]), float(p["pdc_threshold"])
     figures = [
-        ResultFigure("trajectories", "Adherence trajectory groups: fitted (line) and observed mean PDC (band, 95% CI)",
-                     ("trajectory_means",), draw_trajectories),
-        ResultFigure("adherence_over_time", "Mean monthly PDC (95% CI) and share of women with PDC >= threshold",
-                     ("adherence_by_month",), draw_adherence_over_time),
-        ResultFigure("discontinuation_cif", "Cumulative incidence of discontinuation, death as a competing risk",
-                     ("discontinuation_cif",), draw_cif),
+        ResultFigure("trajectories", f"Adherence trajectory groups over {months} months: fitted mean PDC (line) and "
+                     "observed mean PDC (band, 95% CI)", ("trajectory_means", "trajectory_groups"),
+                     partial(draw_trajectories, max_months=months)),
+        ResultFigure("adherence_over_time", f"Mean monthly PDC (95% CI) and share of women with PDC >= "
+                     f"{threshold:g}", ("adherence_by_month",),
+                     partial(draw_adherence_over_time, threshold=threshold, max_months=months)),
+        ResultFigure("discontinuation_cif", "Cumulative incidence of discontinuation (gap of "
+                     f">= {p['discontinuation_gap_days']} days), death as a competing risk, with numbers at risk",
+                     ("discontinuation_cif",), partial(draw_cif, max_months=months)),
     ]
     return StudyResult(study_id=study_id, analysis="tradhor_adherence", parameters=p, tables=tables,
                        figures=figures, methods=_methods(p, selection), notes=notes)
@@ -284,48 +290,74 @@ def _cif_table(cohort: pd.DataFrame, months: pd.DataFrame, max_months: int, stud
                        group_columns=("month",), at_risk_column="n_at_risk")
 
 
-def _figure(width: float = 7.0, height: float = 4.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def draw_trajectories(tables: Mapping[str, pd.DataFrame]):
-    """Fitted and observed mean PDC per trajectory group, from the ``trajectory_means`` table only."""
+def draw_trajectories(tables: Mapping[str, pd.DataFrame], *, max_months: int = 60):
+    """Fitted mean PDC (line) and observed mean (band, 95% CI) per trajectory group, from ``trajectory_means``;
+    the legend gives each group's size and share from ``trajectory_groups``."""
     data = tables["trajectory_means"]
-    fig, ax = _figure()
-    for group, g in data.groupby("group", sort=True):
+    sizes = tables.get("trajectory_groups", pd.DataFrame(columns=["group", "n_patients", "share"]))
+    sizes = sizes.set_index(sizes["group"].astype(str))
+    fig = draw.new_figure(7.5, 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (group, g) in enumerate(data.groupby("group", sort=True)):
         g = g.sort_values("month")
-        line = ax.plot(g["month"], g["fitted_mean"], label=f"group {group}")[0]
-        ax.fill_between(g["month"], g["lower"], g["upper"], color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="Months since the first dispensing", ylabel="Monthly PDC", ylim=(-0.02, 1.02))
-    ax.legend(loc="lower left", fontsize="small")
+        colour = draw.COLOURS[i % len(draw.COLOURS)]
+        n = sizes["n_patients"].get(str(group), np.nan)
+        share = sizes["share"].get(str(group), np.nan)
+        pct = "" if pd.isna(share) or pd.isna(n) else f", {100 * float(share):.0f}%"
+        ax.plot(g["month"], g["fitted_mean"], color=colour, gid=f"fitted:{group}",
+                label=f"group {group} ({draw.size_label(n)}{pct})")
+        ax.fill_between(g["month"], g["lower"], g["upper"], color=colour, alpha=0.2, linewidth=0)
+    ax.set(xlabel="Months since the first dispensing", ylabel="Monthly proportion of days covered (PDC)",
+           ylim=(-0.02, 1.02), xlim=(0, max_months))
+    ax.set_xticks(range(0, max_months + 1, 12))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", frameon=False, title="Trajectory group (women assigned)")
+    fig.tight_layout()
     return fig
 
 
-def draw_adherence_over_time(tables: Mapping[str, pd.DataFrame]):
+def draw_adherence_over_time(tables: Mapping[str, pd.DataFrame], *, threshold: float = 0.8, max_months: int = 60):
     """Mean monthly PDC with its CI and share of adherent women, from ``adherence_by_month`` only."""
     data = tables["adherence_by_month"].sort_values("month")
-    fig, ax = _figure()
-    ax.plot(data["month"], data["mean_pdc"], label="mean PDC")
+    fig = draw.new_figure(7.5, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(data["month"], data["mean_pdc"], label="mean PDC (95% CI)", gid="series:mean_pdc")
     ax.fill_between(data["month"], data["lower"], data["upper"], alpha=0.2, linewidth=0)
-    ax.plot(data["month"], data["share_adherent"], linestyle="--", label="share with PDC >= threshold")
-    ax.set(xlabel="Months since the first dispensing", ylabel="Proportion", ylim=(-0.02, 1.02))
-    ax.legend(loc="lower left", fontsize="small")
+    ax.plot(data["month"], data["share_adherent"], linestyle="--", label=f"share of women with PDC >= {threshold:g}",
+            gid="series:share_adherent")
+    ax.set(xlabel="Months since the first dispensing", ylabel="Proportion", ylim=(-0.02, 1.02), xlim=(0, max_months))
+    ax.set_xticks(range(0, max_months + 1, 12))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", frameon=False)
+    fig.tight_layout()
     return fig
 
 
-def draw_cif(tables: Mapping[str, pd.DataFrame]):
-    """Cumulative incidence of discontinuation with its CI, from ``discontinuation_cif`` only."""
+def draw_cif(tables: Mapping[str, pd.DataFrame], *, max_months: int = 60):
+    """Cumulative incidence of discontinuation from (0, 0) with its CI and the numbers at risk every 12 months,
+    from ``discontinuation_cif`` only."""
     data = tables["discontinuation_cif"].sort_values("month")
-    fig, ax = _figure()
-    ax.step(data["month"], data["cif"], where="post", label="discontinuation")
-    ax.fill_between(data["month"], data["lower"], data["upper"], step="post", alpha=0.2, linewidth=0)
-    ax.set(xlabel="Months since the first dispensing", ylabel="Cumulative incidence", ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize="small")
+    curve = data.dropna(subset=["cif"])
+    if curve.empty or curve["month"].iloc[0] != 0:
+        curve = pd.concat([pd.DataFrame({"month": [0], "cif": [0.0], "lower": [0.0], "upper": [0.0]}), curve],
+                          ignore_index=True)
+    fig = draw.new_figure(7.5, 5.0)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.8], hspace=0.35)
+    ax = fig.add_subplot(grid[0])
+    tab = fig.add_subplot(grid[1], sharex=ax)
+    ax.step(curve["month"], curve["cif"], where="post", label="discontinuation (death as a competing risk)",
+            gid="curve:discontinuation")
+    ax.fill_between(curve["month"], curve["lower"], curve["upper"], step="post", alpha=0.2, linewidth=0)
+    ax.set(xlabel="Months since the first dispensing", ylabel="Cumulative incidence (95% CI)", ylim=(0, 1),
+           xlim=(-1, max_months + 1))
+    marks = list(range(0, max_months + 1, 12))
+    ax.set_xticks(marks)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", frameon=False)
+    at_risk = data.set_index("month")["n_at_risk"]
+    draw.at_risk_table(tab, [("women", "black", [draw.at_risk_text(at_risk.get(m)) for m in marks])], marks)
+    tab.tick_params(bottom=False, labelbottom=False)
+    tab.spines["bottom"].set_visible(False)
     return fig
 
 
