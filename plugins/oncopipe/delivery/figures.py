@@ -188,16 +188,19 @@ def forest_rows(frame: pd.DataFrame) -> list[tuple[str, bool]]:
     return rows
 
 
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Powers of two covering [low, high], thinned to at most 6 so their labels never meet."""
-    exps = list(range(math.floor(math.log2(low)), math.ceil(math.log2(high)) + 1))
-    step = max(1, math.ceil(len(exps) / 6))
-    chosen = [e for e in exps if e % step == 0]
-    return [2.0 ** e for e in chosen if low <= 2.0 ** e <= high]
+def _log_ticks(low: float, high: float, most: int = 7) -> list[float]:
+    """Ticks in [low, high] from the densest of the 1-2-5, 1-3 and 1-per-decade series that gives at most
+    ``most``, so their labels never meet."""
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
+        ticks = [m * 10.0 ** d for d in decades for m in mantissas if low <= m * 10.0 ** d <= high]
+        if len(ticks) <= most:
+            return ticks
+    return [10.0 ** d for d in decades if d % 2 == 0 and low <= 10.0 ** d <= high]
 
 
 def _tick_label(value: float) -> str:
-    return f"{value:g}" if value >= 0.1 else f"1/{round(1 / value):d}"
+    return f"{value:g}"
 
 
 def _ci_text(ratio: float, lower: float, upper: float) -> str:
@@ -306,7 +309,8 @@ def delay_boxplots(tables: Mapping[str, pd.DataFrame], *, summary: str = "delay_
     fig = new_figure(8, max(3.0, 0.24 * len(stats_) + 1.8))
     ax = fig.add_subplot(1, 1, 1)
     if stats_:
-        boxes = ax.bxp(stats_, showfliers=False, patch_artist=True, orientation="horizontal", widths=0.6)
+        boxes = ax.bxp(stats_, showfliers=False, patch_artist=True, orientation="horizontal", widths=0.6,
+                       medianprops={"color": "black", "linewidth": 1.5})
         for patch, r in zip(boxes["boxes"], s.itertuples(), strict=True):
             patch.set_facecolor("tab:green" if str(r.hospital_id) in fast else "lightgrey")
             patch.set_gid(f"box:{r.hospital_id}")
@@ -323,7 +327,8 @@ def delay_boxplots(tables: Mapping[str, pd.DataFrame], *, summary: str = "delay_
     ax.set_title(f"Box: IQR; line: median; whiskers: 10th-90th percentiles. {shown}.", fontsize=MIN_FONT_PT,
                  loc="left", wrap=True)
     ax.legend(handles=[Patch(facecolor="tab:green", label="fast-track candidate (case-mix adjusted)"),
-                       Patch(facecolor="lightgrey", label="other hospitals")], loc="lower right", frameon=False)
+                       Patch(facecolor="lightgrey", label="other hospitals")], loc="upper center", frameon=False,
+              bbox_to_anchor=(0.5, -0.12 - 0.6 / fig.get_figheight()), ncol=2)
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return fig

@@ -342,7 +342,7 @@ def draw_cif(tables: Mapping[str, pd.DataFrame], *, max_months: int = 60):
         curve = pd.concat([pd.DataFrame({"month": [0], "cif": [0.0], "lower": [0.0], "upper": [0.0]}), curve],
                           ignore_index=True)
     fig = draw.new_figure(7.5, 5.0)
-    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.8], hspace=0.35)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.7], hspace=0.55)
     ax = fig.add_subplot(grid[0])
     tab = fig.add_subplot(grid[1], sharex=ax)
     ax.step(curve["month"], curve["cif"], where="post", label="discontinuation (death as a competing risk)",
