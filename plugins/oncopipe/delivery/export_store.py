@@ -3,8 +3,10 @@
 The study DAG calls :func:`publish_export` with the *raw* analysis result: disclosure control always runs
 here, so no code path can write an uncontrolled table. An export folder holds::
 
-    tables/<name>.csv            masked cells read "masked" (oncopipe.delivery.disclosure.MASK_MARKER)
+    tables/<name>.csv            masked cells read "masked" (oncopipe.delivery.disclosure.MASK_MARKER); numbers
+                                 rounded as codebook.csv states, missing values empty
     tables/<name>.parquet        masked cells null, plus a boolean <column>__masked column
+    codebook.csv                 every column: label, unit, type, role, precision, how masked/missing are written
     figures/<name>.png|.svg      drawn by each ResultFigure.draw from the controlled tables
     report.html                  self-contained (oncopipe.delivery.report)
     disclosure.json              every masked cell / dropped row and its rule (never the hidden value)
@@ -71,6 +73,7 @@ import pyarrow.parquet as pq
 
 from oncopipe.contracts.results import ResultFigure, ResultTable, StudyResult
 from oncopipe.contracts.settings import PROJECT_ROOT, get_settings
+from oncopipe.delivery import codebook
 from oncopipe.delivery.audit import EXPORT, REFUSED, AuditLog
 from oncopipe.delivery.disclosure import (
     AT_RISK_BELOW_10,
@@ -238,12 +241,13 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
     for table in controlled.result.tables:
         written = []
         if "csv" in info.table_formats:
-            _write_csv(controlled.csv_frame(table.name), folder / "tables" / f"{table.name}.csv")
+            _write_csv(codebook.csv_frame(controlled, table.name), folder / "tables" / f"{table.name}.csv")
             written.append(f"tables/{table.name}.csv")
         if "parquet" in info.table_formats:
             _write_parquet(controlled.parquet_frame(table.name), folder / "tables" / f"{table.name}.parquet")
             written.append(f"tables/{table.name}.parquet")
         tables_meta.append(_table_metadata(table, written))
+    _write_csv(codebook.frame(controlled), folder / codebook.CODEBOOK)
     report_figures = []
     if controlled.result.figures:
         (folder / "figures").mkdir()

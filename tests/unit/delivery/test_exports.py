@@ -94,7 +94,7 @@ def test_publish_writes_every_file_and_a_complete_manifest(exports):
     assert info.path == folder and folder.is_dir()
     expected = {"tables/by_site.csv", "tables/by_site.parquet", "tables/km.csv", "tables/km.parquet",
                 "figures/cases.png", "figures/cases.svg", "figures/km_curves.png", "figures/km_curves.svg",
-                "report.html", "disclosure.json", "manifest.json"}
+                "report.html", "disclosure.json", "codebook.csv", "manifest.json"}
     assert set(checksums(folder)) == expected
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["approval"]["reference"] == "CESREES-2024-042"
