@@ -294,3 +294,17 @@ def test_markdown_report_option(exports):
     assert not (info.path / "report.html").exists() and verify_export(info.path) == []
     link = f'href="demo_study/{run_folder_name(RUN, "demo_study")}/report.md"'
     assert link in (exports / "index.html").read_text()
+
+
+def test_exports_list_fits_100_columns(exports):
+    result = demo_result()
+    result.study_id = "poor_prognosis_survival"
+    publish_export(result, {**STUDY, "id": "poor_prognosis_survival"}, PROVENANCE,
+                   "manual__2026-12-02T13:06:04.436522+00:00")
+    listed = CliRunner().invoke(app, ["exports", "list"], env={"COLUMNS": "100"})
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert all(len(line) <= 100 for line in lines), [len(line) for line in lines]
+    assert "poor_prognosis_survival - approval CESREES-2024-042" in listed.output
+    row = next(line for line in lines if "2026-12-02T1306" in line)
+    assert row.startswith("2026-12-02T1306-poor_prognosis_survival ") and "20260701T000000Z" in row
