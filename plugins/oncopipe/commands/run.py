@@ -61,9 +61,7 @@ def console_on(stream: TextIO) -> Any:
     pipe, CI): wrapped at 80 columns, paths were cut in two."""
     from rich.console import Console
 
-    terminal = stream.isatty()
-    return Console(file=stream, highlight=False, log_path=False, soft_wrap=not terminal,
-                   width=None if terminal else 10_000)
+    return Console(file=stream, highlight=False, log_path=False, soft_wrap=not stream.isatty())
 
 
 def progress_line(console: Any, message: str) -> None:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MAX_REPORT_ROWS = 200
-OPEN_ROWS = 30  # longer tables start folded in the report
+OPEN_ROWS = 10  # longer tables start folded in the report (the contents link to each; print unfolds them)
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,9 @@ def disclosure_text(controlled: ControlledResult) -> str:
 
 
 def _display(value: Any) -> str:
-    """A cell as the report shows it: floats to 4 significant digits (the CSV keeps full precision)."""
+    """A cell as the report shows it: as the CSV writes it (rounded to the codebook's precision)."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    if isinstance(value, str) and value != MASK_MARKER:
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return value if number.is_integer() and "." not in value else f"{number:.4g}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
     return str(value)
 
 

@@ -444,10 +444,13 @@ def select_study(study_id: str, dags: dict[str, Any], due: list[tuple[Any, dict[
     if dag_id not in dags:
         known = sorted(d.removeprefix("study_") for d in dags if d.startswith("study_"))
         raise KeyError(f"no study {study_id!r}; studies: {', '.join(known)}")
+    from oncopipe.warehouse import versions
+
     chosen = [(dag, conf) for dag, conf in due if dag.dag_id == dag_id]
     why = waiting.get(dag_id, "")
     if not chosen and why.startswith(WAITING):
-        chosen = [(dags[dag_id], {"mart_version": None})]
+        current = versions.current_version()
+        chosen = [(dags[dag_id], {"mart_version": current.version if current is not None else None})]
     return chosen, ({dag_id: why} if not chosen and why else {})
 
 

@@ -38,12 +38,13 @@ def _dags(*ids):
     return {f"study_{i}": SimpleNamespace(dag_id=f"study_{i}") for i in ids}
 
 
-def test_one_study_on_demand():
+def test_one_study_on_demand(monkeypatch):
+    monkeypatch.setattr(versions, "current_version", lambda: SimpleNamespace(version="v1"))
     dags = _dags("a", "b", "old")
     due = [(dags["study_b"], {"mart_version": "v2"})]
     waiting = {"study_a": WAIT, "study_old": "refused: expired"}
     chosen, why = embedded.select_study("a", dags, due, waiting)
-    assert [d.dag_id for d, _ in chosen] == ["study_a"] and chosen[0][1] == {"mart_version": None} and why == {}
+    assert [d.dag_id for d, _ in chosen] == ["study_a"] and chosen[0][1] == {"mart_version": "v1"} and why == {}
     chosen, why = embedded.select_study("b", dags, due, waiting)
     assert chosen == due and why == {}
     chosen, why = embedded.select_study("old", dags, due, waiting)
