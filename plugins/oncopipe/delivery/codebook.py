@@ -35,7 +35,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "region": ("Region of residence", ""), "hospital_id": ("Diagnosing hospital (FINESS)", ""),
     "years": ("Time since diagnosis", "years"), "month": ("Month of follow-up (0 = first)", "months"),
     "year": ("Year of follow-up", "years"), "group": ("Group", ""), "term": ("Model term (variable=level)", ""),
-    "reference": ("Reference category of the term", ""), "n": ("People", "people"),
+    "reference": ("Reference (category of the term, or reference group)", ""), "n": ("People", "people"),
     "events": ("Deaths", "people"), "n_risk": ("Number at risk", "people"),
     "n_at_risk": ("Number at risk", "people"), "n_patients": ("Women", "people"),
     "n_cases": ("Cases", "people"), "n_treated": ("Treated cases", "people"),
