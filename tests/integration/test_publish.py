@@ -71,14 +71,14 @@ def test_new_content_makes_a_new_version_and_keeps_the_old_one(settings):
 
 
 def test_retention_never_removes_current(settings):
-    versions = []
+    published = []
     for i, n in enumerate((40, 42, 44)):
         _with_more_women(settings, n)
-        versions.append(versions.publish_candidate(extraction_date=f"2024-0{i + 1}-01", settings=settings,
-                                                  retention=2).version)
+        published.append(versions.publish_candidate(extraction_date=f"2024-0{i + 1}-01", settings=settings,
+                                                    retention=2).version)
     kept = [v.version for v in versions.list_versions(settings)]
-    assert kept == versions[1:]
-    assert versions.current_version(settings).version == versions[-1]
+    assert kept == published[1:]
+    assert versions.current_version(settings).version == published[-1]
 
 
 @pytest.mark.parametrize("crash_at", ["rename_version", "replace_current"])

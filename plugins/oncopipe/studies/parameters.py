@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -109,6 +109,15 @@ def effective(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
 # --- the shipped kinds -------------------------------------------------------------------------------------
 
 
+# The measures the marts carry. cma7: AdhereR's CMA7 of each follow-up month, the mart's pdc (covered days / days
+# in the month, carry-over within and into the month); cma7_sliding_window: CMA7 over the trailing
+# ``sliding_window_months`` months ending with each month (AdhereR's CMA_sliding_window of CMA7, calendar
+# months, a step of one month; fewer months at the start of follow-up). The other CMAs need the dispensings,
+# which no approved mart of this study carries (oncopipe.methods.cma computes them from dispensings).
+AdherenceMeasure = Literal["cma7", "cma7_sliding_window"]
+ADHERENCE_MEASURES: tuple[str, ...] = get_args(AdherenceMeasure)
+
+
 @declare("tradhor_adherence")
 class TradhorParameters(KindParameters):
     """TRADHOR: group-based trajectories of monthly PDC, their predictors, discontinuation."""
@@ -131,6 +140,12 @@ class TradhorParameters(KindParameters):
     age_scale: float = Field(10, gt=0, le=50, description="odds ratio of age per this many years, in (0, 50]")
     drop_missing_covariates: bool = Field(
         False, description="true: complete-case predictors; false: a missing covariate is an error")
+    adherence_measure: AdherenceMeasure = Field(
+        "cma7", description="'cma7' (the mart's monthly PDC) or 'cma7_sliding_window' (over sliding_window_months); "
+                            "AdhereR's other CMAs need the dispensings, which the study's marts do not carry")
+    sliding_window_months: int = Field(3, ge=1, le=12, description="months of the sliding window, 1..12")
+    min_group_share: float = Field(
+        0.05, ge=0, lt=0.5, description="smallest trajectory group an adequate model may have, in [0, 0.5)")
 
     @field_validator("degree")
     @classmethod

@@ -21,8 +21,9 @@ from oncopipe.contracts.results import InputValidationError, NotEnoughData, Resu
 from oncopipe.delivery import figures as draw
 from oncopipe.methods.competing_risks import aalen_johansen
 from oncopipe.methods.predictors import MissingCovariates, ModelNotEstimable, multinomial_odds_ratios
-from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
+from oncopipe.methods.trajectories import SelectionRules, group_summary, panel_from_long, select_gbtm
 from oncopipe.studies.kinds import checked_parameters, register
+from oncopipe.studies.parameters import TradhorParameters
 
 COHORT = "breast_cancer_endocrine_cohort"
 MONTHLY = "endocrine_adherence_monthly"
@@ -34,10 +35,30 @@ COHORT_COLUMNS = ("person_id", "index_date", "first_molecule", "age_at_index", "
                   "deprivation_quintile", "follow_up_end_date", "follow_up_end_reason")
 MONTHLY_COLUMNS = ("person_id", "month_index", "month_start", "days_in_month", "days_covered", "pdc",
                    "is_discontinued")
+#: The defaults of every parameter (the schema's, :class:`oncopipe.studies.parameters.TradhorParameters`).
+DEFAULTS: dict[str, Any] = TradhorParameters().model_dump()
 
 
 def _params(params: Mapping[str, Any], study_id: str) -> dict[str, Any]:
     return checked_parameters("tradhor_adherence", params, study_id)
+
+
+def monthly_measure(months: pd.DataFrame, measure: str, window_months: int = 3) -> pd.Series:
+    """The adherence value of each mart month under ``measure`` (``oncopipe.studies.parameters.ADHERENCE_MEASURES``).
+
+    ``cma7`` is the mart's ``pdc``. ``cma7_sliding_window``: covered days over days in the months
+    ``k - window_months + 1 .. k`` of the same woman (CMA7 is additive over adjacent windows: the covered days
+    of the whole window over its length), from her first month while fewer are followed.
+    """
+    if measure == "cma7":
+        return months["pdc"]
+    order = months.sort_values(["person_id", "month_index"], kind="stable")
+    by = order.groupby("person_id", sort=False)
+    covered = by["days_covered"].cumsum()
+    days = by["days_in_month"].cumsum()
+    covered_before = covered.groupby(order["person_id"], sort=False).shift(window_months, fill_value=0)
+    days_before = days.groupby(order["person_id"], sort=False).shift(window_months, fill_value=0)
+    return ((covered - covered_before) / (days - days_before)).reindex(months.index)
 
 
 def _check_columns(frame: pd.DataFrame, name: str, columns: tuple[str, ...], study_id: str) -> None:
@@ -54,7 +75,10 @@ def _how_many(n: int) -> str:
 def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
     """Adherence trajectories, their predictors, adherence over time and discontinuation (see module doc).
 
-    Params: :class:`oncopipe.studies.parameters.TradhorParameters` (types, defaults and allowed values).
+    Params: :class:`oncopipe.studies.parameters.TradhorParameters` (types, defaults and allowed values), among
+    them ``adherence_measure`` (one of ``ADHERENCE_MEASURES``: ``"cma7"``, the mart's monthly PDC, or
+    ``"cma7_sliding_window"`` over ``sliding_window_months``) and ``min_group_share`` (the smallest trajectory
+    group an adequate model may have, within its sampling error).
 
     Raises:
         InputValidationError: a missing input or column, unknown parameters, missing covariates.
@@ -89,6 +113,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                                       f"({', '.join(missing)} missing) for the predictors of trajectory group")
 
     months = monthly[monthly["person_id"].isin(cohort["person_id"]) & (monthly["month_index"] < p["max_months"])]
+    months = months.assign(pdc=monthly_measure(months, p["adherence_measure"], p["sliding_window_months"]))
     # .unique(): isin over the ~10M monthly ids themselves costs 4 s at 100,000 people (pandas' Arrow strings).
     without = int((~cohort["person_id"].isin(months["person_id"].unique())).sum())
     if without:
@@ -104,11 +129,13 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if isinstance(degree, Mapping):
         degree = {int(k): [int(d) for d in v] for k, v in degree.items()}
     selection = select_gbtm(panel, min_groups=int(p["min_groups"]), max_groups=max_groups, degree=degree,
-                            seed=int(p["seed"]), n_starts=int(p["n_starts"]), common_sigma=bool(p["common_sigma"]))
+                            rules=SelectionRules(min_share=float(p["min_group_share"])), seed=int(p["seed"]),
+                            n_starts=int(p["n_starts"]), common_sigma=bool(p["common_sigma"]))
     fit = selection.chosen
     if not selection.chosen_adequate:
-        notes.append("No candidate model met every adequacy rule (APP >= 0.7, OCC >= 5, groups >= 5%); "
-                     "the model with the smallest BIC is reported.")
+        notes.append("No candidate model met every adequacy rule (APP >= 0.7, OCC >= 5, estimated and assigned "
+                     f"shares within 25%, every group >= {float(p['min_group_share']):.0%} within its sampling "
+                     "error); the model with the smallest BIC is reported.")
     groups = pd.DataFrame({"person_id": fit.person_ids, "group": fit.assignment + 1})
     sizes = np.bincount(fit.assignment, minlength=fit.k)
     if (sizes == 0).any():
@@ -179,10 +206,14 @@ def _trajectory_means_table(months: pd.DataFrame, groups: pd.DataFrame, fit) -> 
 
 def _selection_table(selection) -> ResultTable:
     frame = selection.table.copy()
+    shares = ("min_group_share", "min_estimated_share", "min_share_upper", "max_share_gap")
     return ResultTable("model_selection", frame,
-                       "Candidate trajectory models: log-likelihood, BIC (N = women), AIC, relative entropy, smallest "
-                       "group (share, women), smallest APP and OCC, adequacy, chosen model.",
-                       count_columns=("min_group_n",), statistic_columns={"min_group_share": "min_group_n"},
+                       "Candidate trajectory models and Nagin's criteria: log-likelihood, BIC (N = women), AIC, "
+                       "relative entropy, smallest group (share assigned, women, estimated probability and its 95% "
+                       "upper bound), largest relative gap between estimated and assigned shares, smallest APP and "
+                       "OCC, each criterion (app_ok, occ_ok, shares_match, size_ok), adequacy, BIC above the best "
+                       "adequate model (2 ln Bayes factor), chosen model.",
+                       count_columns=("min_group_n",), statistic_columns={c: "min_group_n" for c in shares},
                        group_columns=("k",))
 
 
@@ -362,18 +393,34 @@ def draw_cif(tables: Mapping[str, pd.DataFrame], *, max_months: int = 60):
 
 
 def _methods(p: Mapping[str, Any], selection) -> str:
+    rules = selection.rules
+    if p["adherence_measure"] == "cma7":
+        measure = ("Adherence is AdhereR's CMA7 (Dima and Dediu 2017, R package AdhereR 0.8.1, function CMA7: days "
+                   "supplied over days observed, carry-over within and into the window) of each follow-up month, the "
+                   "monthly proportion of days covered (PDC) of the endocrine_adherence_monthly mart")
+    else:
+        measure = (f"Adherence is AdhereR's CMA7 over sliding windows (Dima and Dediu 2017, R package AdhereR 0.8.1, "
+                   f"functions CMA_sliding_window and CMA7) of the {p['sliding_window_months']} months ending with "
+                   "each follow-up month (calendar months, step one month), from the endocrine_adherence_monthly mart")
     return (
-        "Monthly proportion of days covered (PDC) comes from the endocrine_adherence_monthly mart (supply "
+        f"{measure} (supply "
         "carry-over across molecules of the class, hospital days covered with home supply paused, month k = "
         "[index + k months, index + k+1 months - 1 day], truncated at death, end of data or 5 years). "
-        "Group-based trajectory models (censored normal at 0 and 1, polynomial in time of degree "
+        "Group-based trajectory models (censored normal at 0 and 1: a month at 0 or 1 counts as the latent value "
+        "below 0 or above 1, polynomial in time of degree "
         f"{p['degree']}, {'one sigma' if p['common_sigma'] else 'one sigma per group'}) with {p['min_groups']} to "
         f"{selection.table['k'].max()} groups were fitted by EM from {p['n_starts']} k-means starts over the "
         "observed months (the best likelihood kept); women contribute the months they are observed (missing at "
-        "random; follow-up ends at death, 5 years or the last month whose dispensings are complete). The model "
-        "with the smallest BIC (N = women) among the adequate ones (average posterior probability >= 0.7, odds "
-        "of correct classification >= 5, every group >= 5% of women) was chosen "
-        f"({selection.chosen_k} groups). Women were assigned to the group of maximum posterior probability; "
+        "random; follow-up ends at death, 5 years or the last month whose dispensings are complete).\n\n"
+        "The number of groups was chosen by Nagin's criteria together (Nagin 2005, Group-Based Modeling of "
+        "Development, ch. 4-5; Nagin and Odgers 2010): a model is adequate when every group has an average "
+        f"posterior probability >= {rules.app_min}, odds of correct classification >= {rules.occ_min:g}, an "
+        f"estimated probability within {rules.share_tolerance:.0%} of the share of women assigned to it, and at "
+        f"least {rules.min_share:.0%} of women within the 95% sampling error of its estimated probability; among "
+        "the adequate models the one with the fewest groups whose BIC (N = women; Jones, Nagin and Roeder 2001) "
+        f"is within {rules.bic_evidence:g} of the smallest (2 ln Bayes factor > {rules.bic_evidence:g}, 'very "
+        f"strong' evidence for a larger model: Kass and Raftery 1995) was chosen ({selection.chosen_k} groups). "
+        "Women were assigned to the group of maximum posterior probability; "
         "predictors of the group (age, deprivation quintile, region, first molecule) were estimated by "
         "multinomial logistic regression with the most adherent group as reference. Yearly PDC is the PDC over "
         f"the followed days of each year; adherence is PDC >= {p['pdc_threshold']}. Discontinuation is a gap of "
