@@ -268,7 +268,7 @@ class StageReporter:
                 detail = f": {context['exception']}"
             warned = gate_warnings(self.dag_id, ti.run_id, ti.task_id) if state == "success" else 0
             if warned:
-                state = f"success with {warned} warning(s) (see `oncopipe quality`)"
+                state = f"success with {warned} warning(s) (Airflow UI: Plugins -> Quality gates)"
             self.progress(f"  {ti.task_id} {state} ({seconds:.1f} s){detail}")
             return
         self.group_started.setdefault(group, now - seconds)
