@@ -21,7 +21,7 @@ from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 
-from oncopipe.orchestration.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED
+from oncopipe.orchestration.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED, WAITING
 
 
 def run_log_path(airflow_home: Path) -> Path:
@@ -106,7 +106,10 @@ def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: P
             console.print("[yellow]nothing published yet[/yellow]")
         for study_id, path in sorted(result.exports.items()):
             console.print(f"export {study_id}: {path}  (report: {Path(path) / 'report.html'})")
+        up_to_date = all(o.note == "nothing new" for o in result.refreshes)  # said once, in the progress lines
         for dag_id, why in sorted(result.not_run.items()):
+            if up_to_date and why.startswith(WAITING):
+                continue
             style = "yellow" if why.startswith("refused") else "dim"
             console.print(f"[{style}]{dag_id}: {why}[/{style}]")
         for outcome in (*result.refreshes, *result.studies):
