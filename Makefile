@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
+SETUP_LOG := $(VENV)/setup.log
 
 .PHONY: demo test test-topology bench lint venv system-deps clean-var
 
@@ -15,11 +16,19 @@ venv: $(STAMP)
 # is ever written, so every process (each Airflow task is one) compiled Airflow, dbt and GX from source on import:
 # 2-3x slower imports (measured: dbt 11.6 s -> ~7 s, GX 32 s -> ~11 s at load ~10-17 on this 2-core machine).
 # The Makefile is a prerequisite so a venv synced before this flag was added gets compiled once.
+# One line per step on the console; what pip and uv print goes to $(SETUP_LOG) (its tail is shown on a failure).
 $(STAMP): pyproject.toml uv.lock Makefile
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@mkdir -p $(VENV) && : > $(SETUP_LOG)
+	@echo "set-up: python virtual environment $(VENV) (details in $(SETUP_LOG))"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >>$(SETUP_LOG) 2>&1 || { tail -n 20 $(SETUP_LOG); exit 1; }
+	@echo "set-up: uv, the pinned installer"
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		"uv==$$(sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)"
-	$(BIN)/uv sync --frozen --compile-bytecode --python $(BIN)/python
+		"uv==$$(sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)" >>$(SETUP_LOG) 2>&1 \
+		|| { tail -n 20 $(SETUP_LOG); exit 1; }
+	@echo "set-up: packages from uv.lock"
+	@$(BIN)/uv sync --frozen --compile-bytecode --python $(BIN)/python >>$(SETUP_LOG) 2>&1 \
+		|| { tail -n 20 $(SETUP_LOG); exit 1; }
+	@echo "set-up: $$(grep -c '^ + ' $(SETUP_LOG) || true) package(s) installed; done"
 	@touch $(STAMP)
 
 demo: $(STAMP)

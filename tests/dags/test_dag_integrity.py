@@ -163,3 +163,13 @@ def test_triggering_asset_events_pin_the_version(dagbag):
               A(asset_uri("poor_prognosis_cases")): [Event({"version": "v9"})]}
     assert _triggering_extras(events, study) == [{"version": "v1", "extraction": "2025-01-31"}]
     assert json.dumps(_triggering_extras(None, study)) == "[]"
+
+
+def test_study_dag_docs_show_the_effective_parameters(tmp_path):
+    data = yaml.safe_load((STUDIES_DIR / "poor_prognosis_survival.yml").read_text())
+    data["analysis"]["parameters"] = {"years": [1, 2, 3]}
+    (tmp_path / "poor_prognosis_survival.yml").write_text(yaml.safe_dump(data))
+    doc = build_study_dags(tmp_path)["study_poor_prognosis_survival"].doc_md
+    assert "| `years` | `[1, 2, 3]` | study YAML |" in doc
+    assert "| `curve_grid_months` | `1` | default |" in doc
+    assert "parameters: {}" not in doc and "parameters `{" not in doc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -29,10 +30,19 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps([{**r, "path": str(r["path"])} for r in runs], indent=2, sort_keys=True))
             return
-        table = Table("study", "run", "published (UTC)", "approval", "mart version", "path")
+        # Fits 100 columns: one block per study (its title names the approval), the run id is the folder.
+        console = Console(soft_wrap=not sys.stdout.isatty())
+        console.print(f"exports in {get_settings().exports}")
+        by_study: dict[str, list[dict]] = {}
         for r in runs:
-            table.add_row(r["study_id"], r["run_id"], r["created_at"], r["approval"], r["mart_version"], str(r["path"]))
-        Console().print(table)
+            by_study.setdefault(r["study_id"], []).append(r)
+        for study_id, study_runs in by_study.items():
+            approvals = ", ".join(dict.fromkeys(r["approval"] for r in study_runs))
+            table = Table("run (folder)", "published (UTC)", "mart version", box=None, pad_edge=False,
+                          title=f"{study_id} - approval {approvals}", title_justify="left", title_style="bold")
+            for r in study_runs:
+                table.add_row(r["run_id"], r["created_at"][:16].replace("T", " "), r["mart_version"])
+            console.print(table)
         if not runs:
             typer.echo("no export published yet" + (f" for study {study}" if study else ""))
 
@@ -58,7 +68,7 @@ def register(app: typer.Typer) -> None:
         for rel, digest in sorted(manifest["files"].items()):
             typer.echo(f"  {digest}  {rel}")
         typer.echo("audit:")
-        for event in AuditLog(root).events(study, manifest["run_id"]):
+        for event in AuditLog(root).events(study, manifest.get("airflow_run_id") or manifest["run_id"]):
             who = f" to {', '.join(event.recipients)}" if event.recipients else ""
             typer.echo(f"  {event.at}  {event.kind}{who}  by {event.operator}")
 

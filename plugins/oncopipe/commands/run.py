@@ -1,9 +1,12 @@
 """``oncopipe run``: the whole platform in one process (the embedded default).
 
-The console shows one line per stage (raw gate, dbt groups, marts gate, publish, each study task), the studies
-that were refused or are waiting, and where the results are. Everything else the run prints - Airflow's task
-logs, dbt, Great Expectations - goes to ``<airflow_home>/logs/embedded/run-<UTC time>.log`` (``var/airflow/...``
-by default); ``--verbose`` prints it on the console instead.
+The console shows one line per stage, ``HH:MM:SS message``, never wrapped when the output is not a terminal
+(raw gate, dbt groups, marts gate, publish, each study task; a gate that passed with warnings says how many),
+the studies that were refused or are waiting (one line when no extraction came in: ``no new extraction since
+<date>: studies are up to date``), and where the results are; ``--study ID`` runs that study only. Everything
+else the run prints - Airflow's task logs, dbt, Great Expectations - goes to
+``<airflow_home>/logs/embedded/run-<UTC time>.log`` (``var/airflow/...`` by default); ``--verbose`` prints it
+on the console instead.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, TextIO
+from typing import Annotated, Any, NoReturn, TextIO
 
 import typer
 
-from oncopipe.orchestration.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED
+from oncopipe.orchestration.embedded import DEFAULT_EXTRACTION_DATE, DEFAULT_PATIENTS, DEFAULT_SEED, WAITING
 
 
 def run_log_path(airflow_home: Path) -> Path:
@@ -53,14 +56,27 @@ def output_to(path: Path) -> Iterator[TextIO]:
         console.close()
 
 
-def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: Path | None,
-                   verbose: bool = False) -> None:
-    """Run :func:`oncopipe.orchestration.embedded.run_platform` and print where the results are.
-
-    Exits 1 if a run failed.
-    """
+def console_on(stream: TextIO) -> Any:
+    """A rich console on ``stream`` that never wraps a line when the stream is not a terminal (a log file, a
+    pipe, CI): wrapped at 80 columns, paths were cut in two."""
     from rich.console import Console
 
+    return Console(file=stream, highlight=False, log_path=False, soft_wrap=not stream.isatty())
+
+
+def progress_line(console: Any, message: str) -> None:
+    """``HH:MM:SS message``, the message printed as is (no rich markup: it holds ``[...]`` lists)."""
+    from rich.text import Text
+
+    console.print(Text.assemble((dt.datetime.now().strftime("%H:%M:%S"), "dim"), " ", message))
+
+
+def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: Path | None,
+                   verbose: bool = False, study: str | None = None) -> None:
+    """Run :func:`oncopipe.orchestration.embedded.run_platform` and print where the results are.
+
+    Exits 1 if a run failed, 2 if ``study`` names no study.
+    """
     from oncopipe.contracts.settings import get_settings
     from oncopipe.orchestration.embedded import run_platform
 
@@ -68,16 +84,20 @@ def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: P
     summary = summary or settings.home / "runs" / "last_run.json"
     log_path = None if verbose else run_log_path(settings.airflow_home)
     with (output_to(log_path) if log_path else _stdout()) as stream:
-        console = Console(file=stream, highlight=False, log_path=False)
+        console = console_on(stream)
         if log_path:
             console.print(f"Airflow, dbt and Great Expectations logs: {log_path} (--verbose prints them here)")
         with console.status("running the platform...") as status:
             def progress(message: str) -> None:
-                console.log(message)
+                progress_line(console, message)
                 status.update(message.strip())
 
-            result = run_platform(patients=patients, seed=seed, extraction_date=extraction_date,
-                                  progress=progress, summary_path=summary)
+            try:
+                result = run_platform(patients=patients, seed=seed, extraction_date=extraction_date,
+                                      progress=progress, summary_path=summary, study=study)
+            except KeyError as exc:
+                console.print(f"[red]{exc.args[0]}[/red]")
+                end_process(2)
         console.rule("oncopipe run")
         if result.published_version:
             console.print(f"published marts: version [bold]{result.published_version}[/bold] "
@@ -86,7 +106,10 @@ def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: P
             console.print("[yellow]nothing published yet[/yellow]")
         for study_id, path in sorted(result.exports.items()):
             console.print(f"export {study_id}: {path}  (report: {Path(path) / 'report.html'})")
+        up_to_date = all(o.note == "nothing new" for o in result.refreshes)  # said once, in the progress lines
         for dag_id, why in sorted(result.not_run.items()):
+            if up_to_date and why.startswith(WAITING):
+                continue
             style = "yellow" if why.startswith("refused") else "dim"
             console.print(f"[{style}]{dag_id}: {why}[/{style}]")
         for outcome in (*result.refreshes, *result.studies):
@@ -139,8 +162,10 @@ def register(app: typer.Typer) -> None:
         verbose: Annotated[bool, typer.Option(
             "--verbose", help="Print Airflow, dbt and GX logs here instead of <airflow_home>/logs/embedded/.")
         ] = False,
+        study: Annotated[str | None, typer.Option(
+            "--study", help="Run only this study (its id), even if its marts have no new version.")] = None,
     ) -> None:
         """Run the whole platform in one process: refresh (raw gate, dbt, marts gate, publish), then the
         approved studies whose marts were updated (SQLite metadata under <home>/airflow, DuckDB warehouse)."""
         run_and_report(patients=patients, seed=seed, extraction_date=extraction_date, summary=summary,
-                       verbose=verbose)
+                       verbose=verbose, study=study)

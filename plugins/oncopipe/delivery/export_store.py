@@ -3,8 +3,10 @@
 The study DAG calls :func:`publish_export` with the *raw* analysis result: disclosure control always runs
 here, so no code path can write an uncontrolled table. An export folder holds::
 
-    tables/<name>.csv            masked cells read "masked" (oncopipe.delivery.disclosure.MASK_MARKER)
+    tables/<name>.csv            masked cells read "masked" (oncopipe.delivery.disclosure.MASK_MARKER); numbers
+                                 rounded as codebook.csv states, missing values empty
     tables/<name>.parquet        masked cells null, plus a boolean <column>__masked column
+    codebook.csv                 every column: label, unit, type, role, precision, how masked/missing are written
     figures/<name>.png|.svg      drawn by each ResultFigure.draw from the controlled tables
     report.html                  self-contained (oncopipe.delivery.report)
     disclosure.json              every masked cell / dropped row and its rule (never the hidden value)
@@ -16,6 +18,10 @@ failure at any step leaves no partial folder and every earlier export untouched.
 have fixed metadata and ``svg.hashsalt``, Parquet/CSV/JSON are written deterministically, the report holds
 no clock time, and disclosure control of a re-run sees the same history; only ``created_at`` in the
 manifest changes.
+
+The run folder is named by a readable run id, ``2026-12-02T1306-<study>`` (the minute of Airflow's logical
+date, UTC; ``-2``, ``-3`` ... when two runs share a minute); the manifest maps it to Airflow's run id
+(``run_id`` and ``airflow_run_id``), and a re-run of one Airflow run finds and rewrites its folder.
 
 Study metadata (``study`` argument) may be the registry's pydantic ``Study`` or any mapping/object with:
 
@@ -34,9 +40,11 @@ Study metadata (``study`` argument) may be the registry's pydantic ``Study`` or 
 
 Provenance (``provenance`` argument) keys, all optional: ``extraction_date``, ``mart_version``,
 ``dbt_invocation_id``, ``gx_validations`` (list of ``{id, name, success, evaluated, passed}``; GX names
-``evaluated_expectations``/``successful_expectations`` are accepted), ``code_lists`` (name -> version),
-``row_counts`` (input table -> rows read), ``code_version`` (overrides the git lookup). Other keys are kept
-under ``provenance_extra`` in the manifest.
+``evaluated_expectations``/``successful_expectations`` are accepted), ``code_lists`` (name -> version or
+``{version, source, file, sha256}``; default: every dbt seed, :func:`oncopipe.delivery.provenance.code_lists`),
+``row_counts`` (input table -> rows read), ``code_version`` (a commit string or ``{commit, dirty, diff_sha256}``;
+overrides the git lookup, :func:`oncopipe.delivery.provenance.code_state`). Other keys are kept under
+``provenance_extra`` in the manifest.
 """
 
 from __future__ import annotations
@@ -51,9 +59,7 @@ import io
 import json
 import os
 import platform
-import re
 import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
@@ -67,6 +73,7 @@ import pyarrow.parquet as pq
 
 from oncopipe.contracts.results import ResultFigure, ResultTable, StudyResult
 from oncopipe.contracts.settings import PROJECT_ROOT, get_settings
+from oncopipe.delivery import codebook
 from oncopipe.delivery.audit import EXPORT, REFUSED, AuditLog
 from oncopipe.delivery.disclosure import (
     AT_RISK_BELOW_10,
@@ -83,21 +90,40 @@ from oncopipe.delivery.metadata import (
     ExportInfo,
     StudyInfo,
 )
+from oncopipe.delivery.provenance import ProvenanceError, code_lists, code_state, describe_code, readable_run_id
 from oncopipe.delivery.report import GateSummary, environment, render_markdown_report, render_report
 
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 PACKAGES = ("apache-airflow", "dbt-core", "dbt-duckdb", "duckdb", "great-expectations", "jinja2", "matplotlib",
             "numpy", "oncopipe", "pandas", "pyarrow", "scikit-learn", "scikit-survival", "scipy", "statsmodels")
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def run_folder_name(run_id: str) -> str:
-    """The folder name of a run: Airflow run ids (``scheduled__2026-01-01T00:00:00+00:00``) made path-safe."""
-    name = _SAFE.sub("_", run_id).strip("._")
-    if not name:
-        raise ExportError(f"run id {run_id!r} gives an empty folder name")
-    return name
+def run_folder_name(run_id: str, study_id: str) -> str:
+    """The readable id of a run, its folder name: ``2026-01-01T0000-<study>`` for
+    ``scheduled__2026-01-01T00:00:00+00:00`` (see :func:`oncopipe.delivery.provenance.readable_run_id`)."""
+    try:
+        return readable_run_id(run_id, study_id)
+    except ProvenanceError as error:
+        raise ExportError(str(error)) from None
+
+
+def _airflow_run_id(manifest: Mapping[str, Any]) -> str:
+    return str(manifest.get("airflow_run_id") or manifest.get("run_id", ""))
+
+
+def _run_folder(study_dir: Path, run_id: str, study_id: str) -> Path:
+    """The folder of Airflow run ``run_id``: its existing folder on a re-run, else its readable id, suffixed
+    when another run of the same minute holds that name."""
+    base = run_folder_name(run_id, study_id)
+    for folder in run_dirs(study_dir):
+        if _airflow_run_id(_read_manifest_or_empty(folder)) == run_id:
+            return folder
+    candidate, n = study_dir / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = study_dir / f"{base}-{n}"
+    return candidate
 
 
 def sha256_file(path: Path) -> str:
@@ -109,13 +135,27 @@ def sha256_file(path: Path) -> str:
 
 
 def code_version() -> str:
-    """The git commit of the checkout, or ``unknown`` outside a git checkout."""
+    """The code version as the report prints it: the commit, and the checksum of uncommitted changes."""
+    return describe_code(code_state(PROJECT_ROOT))
+
+
+def _code(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    given = provenance.get("code_version")
+    if isinstance(given, Mapping):
+        return {"commit": str(given.get("commit", "unknown")), "dirty": given.get("dirty"),
+                "diff_sha256": given.get("diff_sha256")}
+    if given:
+        return {"commit": str(given), "dirty": None, "diff_sha256": None}
+    return code_state(PROJECT_ROOT)
+
+
+def _code_lists(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    if provenance.get("code_lists"):
+        return dict(provenance["code_lists"])
     try:
-        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return commit or "unknown"
+        return code_lists()
+    except ProvenanceError as error:
+        raise ExportError(f"cannot pin the code lists: {error}") from None
 
 
 def package_versions() -> dict[str, str]:
@@ -144,29 +184,43 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
 
 
+#: Print resolution of the PNG files; the report embeds a lighter copy (its files link to the full one).
+PNG_DPI = 300
+PREVIEW_DPI = 150
+
+
 def render_figure(figure: ResultFigure, controlled: ControlledResult, study_id: str) -> dict[str, bytes]:
-    """Draw a figure from the controlled tables it names; PNG and SVG bytes with fixed metadata."""
+    """Draw a figure from the controlled tables it names, in the house style (:data:`figures.STYLE`).
+
+    Returns:
+        ``png`` (:data:`PNG_DPI`), ``svg`` and ``preview`` (a :data:`PREVIEW_DPI` PNG for the report), each with
+        fixed metadata so a re-run writes the same bytes.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from oncopipe.delivery.figures import STYLE
 
     names = {t.name for t in controlled.result.tables}
     unknown = [t for t in figure.tables if t not in names]
     if unknown:
         raise ExportError(f"study {study_id}: figure {figure.name!r} is drawn from unknown table(s) {unknown}")
     frames = {name: controlled.result.table(name).frame.copy() for name in figure.tables}
-    with matplotlib.rc_context({"svg.hashsalt": f"oncopipe-{figure.name}", "svg.fonttype": "path"}):
+    with matplotlib.rc_context({**STYLE, "svg.hashsalt": f"oncopipe-{figure.name}", "svg.fonttype": "path"}):
         try:
             fig = figure.draw(frames)
         except Exception as error:
             raise ExportError(f"study {study_id}: figure {figure.name!r}: draw failed: {error}") from error
         try:
             out = {}
-            for fmt, meta in (("png", {"Software": "oncopipe"}), ("svg", {"Creator": "oncopipe", "Date": None})):
+            for key, fmt, dpi, meta in (("png", "png", PNG_DPI, {"Software": "oncopipe"}),
+                                        ("preview", "png", PREVIEW_DPI, {"Software": "oncopipe"}),
+                                        ("svg", "svg", PNG_DPI, {"Creator": "oncopipe", "Date": None})):
                 buffer = io.BytesIO()
-                fig.savefig(buffer, format=fmt, dpi=100, metadata=meta, bbox_inches="tight", pad_inches=0.1)
-                out[fmt] = buffer.getvalue()
+                fig.savefig(buffer, format=fmt, dpi=dpi, metadata=meta, bbox_inches="tight", pad_inches=0.1)
+                out[key] = buffer.getvalue()
         finally:
             plt.close(fig)
     return out
@@ -180,37 +234,39 @@ def _table_metadata(table: ResultTable, files: list[str]) -> dict[str, Any]:
 
 
 def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenance: Mapping[str, Any],
-           run_id: str, code: str) -> dict[str, Any]:
+           run_id: str, readable: str, code: Mapping[str, Any]) -> dict[str, Any]:
     """Write every file of the export into ``folder``; returns the manifest."""
     (folder / "tables").mkdir()
     tables_meta = []
     for table in controlled.result.tables:
         written = []
         if "csv" in info.table_formats:
-            _write_csv(controlled.csv_frame(table.name), folder / "tables" / f"{table.name}.csv")
+            _write_csv(codebook.csv_frame(controlled, table.name), folder / "tables" / f"{table.name}.csv")
             written.append(f"tables/{table.name}.csv")
         if "parquet" in info.table_formats:
             _write_parquet(controlled.parquet_frame(table.name), folder / "tables" / f"{table.name}.parquet")
             written.append(f"tables/{table.name}.parquet")
         tables_meta.append(_table_metadata(table, written))
+    _write_csv(codebook.frame(controlled), folder / codebook.CODEBOOK)
     report_figures = []
     if controlled.result.figures:
         (folder / "figures").mkdir()
+    # The Markdown report links to the PNG files, so it needs them whatever the figure formats.
+    formats = {*info.figure_formats, *(("png",) if info.report == "markdown" else ())}
     for figure in controlled.result.figures:
         images = render_figure(figure, controlled, info.study_id)
-        for fmt in info.figure_formats:
+        for fmt in sorted(formats):
             (folder / "figures" / f"{figure.name}.{fmt}").write_bytes(images[fmt])
-        report_figures.append((figure.name, figure.title, images["png"]))
+        report_figures.append((figure.name, figure.title, images["preview"]))
     (folder / "disclosure.json").write_bytes(_json_bytes({
         "threshold": THRESHOLD, "marker": MASK_MARKER, "parquet_flag_suffix": MASK_SUFFIX,
         "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
     if info.report == "html":
-        html = render_report(controlled, info, provenance, code_version=code, figures=report_figures)
+        html = render_report(controlled, info, provenance, code_version=describe_code(code),
+                             figures=report_figures)
         (folder / "report.html").write_bytes(html.encode("utf-8"))
     elif info.report == "markdown":
-        for name, _, png in report_figures:  # the Markdown report links to the PNG files
-            (folder / "figures" / f"{name}.png").write_bytes(png)
-        text = render_markdown_report(controlled, info, provenance, code_version=code,
+        text = render_markdown_report(controlled, info, provenance, code_version=describe_code(code),
                                       figure_names=[(name, title) for name, title, _ in report_figures])
         (folder / "report.md").write_bytes(text.encode("utf-8"))
     files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -221,16 +277,17 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "study": {"id": info.study_id, "title": info.title, "principal_investigator": info.principal_investigator},
         "approval": {"reference": info.approval_reference, "committee": info.approval_committee},
-        "run_id": run_id,
+        "run_id": readable,
+        "airflow_run_id": run_id,
         "analysis": controlled.result.analysis,
         "parameters": dict(controlled.result.parameters),
         "extraction_date": provenance.get("extraction_date"),
         "mart_version": provenance.get("mart_version"),
         "dbt_invocation_id": provenance.get("dbt_invocation_id"),
         "gx_validations": [asdict(GateSummary.of(g)) for g in provenance.get("gx_validations") or ()],
-        "code_version": code,
+        "code_version": dict(code),
         "package_versions": package_versions(),
-        "code_lists": dict(provenance.get("code_lists") or {}),
+        "code_lists": _code_lists(provenance),
         "row_counts": {"inputs": dict(provenance.get("row_counts") or {}),
                        "tables": {t.name: len(t.frame) for t in controlled.result.tables}},
         "provenance_extra": {k: v for k, v in provenance.items() if k not in known},
@@ -312,9 +369,10 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
     if result.study_id != info.study_id:
         raise ExportError(f"result of study {result.study_id!r} cannot be exported as study {info.study_id!r}")
     root = (exports or get_settings().exports).resolve()
-    target = root / info.study_id / run_folder_name(run_id)
+    run_folder_name(run_id, info.study_id)  # an unusable run id fails before anything is controlled or written
     audit = AuditLog(root)
     with _publish_lock(root):
+        target = _run_folder(root / info.study_id, run_id, info.study_id)
         try:
             controlled = control(result, history=audit.history(info.study_id, run_id))
         except DisclosureViolation as error:
@@ -326,8 +384,7 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
         built = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
         built.mkdir()
         try:
-            manifest = _build(built, controlled, info, provenance, run_id,
-                              str(provenance.get("code_version") or code_version()))
+            manifest = _build(built, controlled, info, provenance, run_id, target.name, _code(provenance))
             files = {**manifest["files"], MANIFEST: sha256_file(built / MANIFEST)}
             with audit.connect() as con:
                 event = audit.record(con, EXPORT, info.study_id, run_id=run_id,
@@ -370,8 +427,8 @@ def _prune(study_dir: Path, keep: int, audit: AuditLog, study_id: str) -> None:
     runs = sorted(run_dirs(study_dir), key=lambda p: (_read_manifest(p).get("created_at", ""), p.name))
     for old in runs[:-keep]:
         shutil.rmtree(old)
-        audit.append("pruned", study_id, run_id=_read_manifest_or_empty(old).get("run_id", old.name), path=str(old),
-                     detail={"keep_last": keep})
+        audit.append("pruned", study_id, run_id=_airflow_run_id(_read_manifest_or_empty(old)) or old.name,
+                     path=str(old), detail={"keep_last": keep})
 
 
 # --- reading exports ---------------------------------------------------------------------------------------
@@ -411,7 +468,8 @@ def list_exports(exports: Path | None = None, study_id: str | None = None) -> li
         for run in run_dirs(study_dir):
             m = _read_manifest_or_empty(run)
             out.append({"study_id": study_dir.name, "title": m.get("study", {}).get("title", ""),
-                        "run_id": m.get("run_id", run.name), "created_at": m.get("created_at", ""),
+                        "run_id": m.get("run_id", run.name), "airflow_run_id": _airflow_run_id(m) or run.name,
+                        "created_at": m.get("created_at", ""),
                         "approval": m.get("approval", {}).get("reference", ""),
                         "mart_version": m.get("mart_version") or "", "path": run,
                         "report": next((name for name in ("report.html", "report.md") if (run / name).is_file()),
@@ -420,13 +478,15 @@ def list_exports(exports: Path | None = None, study_id: str | None = None) -> li
 
 
 def find_export(study_id: str, run_id: str, exports: Path | None = None) -> Path:
-    """The folder of a published run; ``ExportError`` names what is missing."""
+    """The folder of a published run, by its readable id, its folder name or Airflow's run id;
+    ``ExportError`` names what is missing."""
     root = exports or get_settings().exports
-    folder = root / study_id / run_folder_name(run_id)
-    if not (folder / MANIFEST).is_file():
-        known = [e["run_id"] for e in list_exports(root, study_id)]
-        raise ExportError(f"no export of study {study_id!r} run {run_id!r} under {root}; runs: {known or 'none'}")
-    return folder
+    runs = list_exports(root, study_id)
+    for e in runs:
+        if run_id in (e["run_id"], e["airflow_run_id"], e["path"].name):
+            return e["path"]
+    known = [e["run_id"] for e in runs]
+    raise ExportError(f"no export of study {study_id!r} run {run_id!r} under {root}; runs: {known or 'none'}")
 
 
 def write_index(exports: Path | None = None) -> Path:
@@ -529,6 +589,6 @@ def verify_export(folder: Path, *, exports: Path | None = None, published: Path 
     root = exports or folder.parent.parent
     history: list[dict[str, float]] = []
     if (root / "_audit" / "audit.sqlite3").is_file():
-        history = AuditLog(root).history(manifest["study"]["id"], manifest["run_id"])
+        history = AuditLog(root).history(manifest["study"]["id"], _airflow_run_id(manifest))
     problems += audit_published(tables, masks, history=history)
     return problems

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
+from oncopipe.delivery import codebook
 from oncopipe.delivery.disclosure import MASK_MARKER, RULE_TEXT, THRESHOLD, ControlledResult
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 MAX_REPORT_ROWS = 200
-OPEN_ROWS = 30  # longer tables start folded in the report
+OPEN_ROWS = 10  # longer tables start folded in the report (the contents link to each; print unfolds them)
 
 
 @dataclass(frozen=True)
@@ -99,23 +100,15 @@ def disclosure_text(controlled: ControlledResult) -> str:
 
 
 def _display(value: Any) -> str:
-    """A cell as the report shows it: floats to 4 significant digits (the CSV keeps full precision)."""
+    """A cell as the report shows it: as the CSV writes it (rounded to the codebook's precision)."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
-    if isinstance(value, str) and value != MASK_MARKER:
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return value if number.is_integer() and "." not in value else f"{number:.4g}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
     return str(value)
 
 
-def _table_view(controlled: ControlledResult, name: str) -> dict[str, Any]:
+def _table_view(controlled: ControlledResult, name: str, formats: Sequence[str]) -> dict[str, Any]:
     table = controlled.result.table(name)
-    frame = controlled.csv_frame(name)
+    frame = codebook.csv_frame(controlled, name)
     numeric = set(controlled.masks[name].columns)
     rows = []
     for record in frame.head(MAX_REPORT_ROWS).itertuples(index=False):
@@ -126,6 +119,8 @@ def _table_view(controlled: ControlledResult, name: str) -> dict[str, Any]:
             row.append((text, cls))
         rows.append(row)
     return {"name": name, "description": table.description, "columns": [str(c) for c in frame.columns],
+            "headers": [(codebook.label_and_unit(str(c))[0], str(c)) for c in frame.columns],
+            "files": [f"tables/{name}.{fmt}" for fmt in formats],
             "rows": rows, "truncated": len(frame) > MAX_REPORT_ROWS, "total_rows": len(frame)}
 
 
@@ -161,6 +156,11 @@ def _render(template_name: str, controlled: ControlledResult, study: StudyInfo, 
             code_version: str, figures: Sequence[tuple[str, str, bytes]]) -> str:
     template = environment(autoescape=template_name.endswith(".html.j2")).get_template(template_name)
     counts = controlled.report.counts_by_rule()
+    table_formats = list(getattr(study, "table_formats", ("csv", "parquet")))
+    figure_formats = list(getattr(study, "figure_formats", ("png", "svg")))
+    book: dict[str, list[codebook.Entry]] = {}
+    for entry in codebook.entries(controlled):
+        book.setdefault(entry.table, []).append(entry)
     return template.render(
         study=study,
         code_version=code_version,
@@ -173,9 +173,11 @@ def _render(template_name: str, controlled: ControlledResult, study: StudyInfo, 
         disclosure_text=disclosure_text(controlled),
         disclosure_counts=[(rule, RULE_TEXT.get(rule, rule), n) for rule, n in counts.items()],
         gates=[GateSummary.of(g) for g in provenance.get("gx_validations") or ()],
-        tables=[_table_view(controlled, t.name) for t in controlled.result.tables],
-        figures=[{"name": name, "title": title, "png_base64": base64.b64encode(png).decode("ascii")}
+        tables=[_table_view(controlled, t.name, table_formats) for t in controlled.result.tables],
+        figures=[{"name": name, "title": title, "png_base64": base64.b64encode(png).decode("ascii"),
+                  "files": [f"figures/{name}.{fmt}" for fmt in figure_formats]}
                  for name, title, png in figures],
+        codebook=list(book.items()),
         notes=list(controlled.result.notes),
         open_rows=OPEN_ROWS,
     )

@@ -80,9 +80,14 @@ def _doc(study: Study) -> str:
         f"- principal investigator: {study.principal_investigator.name} ({study.principal_investigator.email})",
         f"- approval: {a.committee} {a.reference}, {a.status}, {a.granted} to {a.expires}; {status}",
         f"- approved marts: {', '.join(a.marts)}; reads: {', '.join(study.reads)}",
-        f"- analysis: `{study.analysis.kind}` with parameters `{study.analysis.parameters}`",
+        f"- analysis: `{study.analysis.kind}`, with the effective parameters below",
         f"- schedule: {schedule}",
         f"- recipients: {', '.join(study.recipients)}",
+        "",
+        "| parameter | value | from |",
+        "|---|---|---|",
+        *(f"| `{key}` | `{value}` | {'study YAML' if key in study.analysis.parameters else 'default'} |"
+          for key, value in study.analysis.effective_parameters.items()),
         "",
         "Chain: " + " -> ".join(STUDY_TASKS) + ". Defined by `dags/studies/" + study.id + ".yml`.",
     ])

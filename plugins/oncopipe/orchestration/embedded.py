@@ -291,6 +291,9 @@ class StageReporter:
             detail = ""
             if state in ("failed", "up_for_retry", "skipped") and context.get("exception") is not None:
                 detail = f": {context['exception']}"
+            warned = gate_warnings(self.dag_id, ti.run_id, ti.task_id) if state == "success" else 0
+            if warned:
+                state = f"success with {warned} warning(s) (Airflow UI: Plugins -> Quality gates)"
             self.progress(f"  {ti.task_id} {state} ({seconds:.1f} s){detail}")
             return
         self.group_started.setdefault(group, now - seconds)
@@ -336,6 +339,30 @@ def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None, progress: Prog
     failed, skipped = split_failures(tasks)
     return DagRunOutcome(dag.dag_id, dag_run.run_id, str(getattr(dag_run.state, "value", dag_run.state)), seconds,
                          tasks, failed, skipped_tasks=skipped)
+
+
+def return_value(dag_id: str, run_id: str, task_id: str) -> Any:
+    """The decoded XCom ``return_value`` of one task instance, or None."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        value = session.scalar(select(XComModel.value).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.task_id == task_id,
+            XComModel.key == "return_value"))
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except (TypeError, ValueError):
+        return None
+
+
+def gate_warnings(dag_id: str, run_id: str, task_id: str) -> int:
+    """How many warnings a passed gate task recorded (its summary's ``failed_warnings``); 0 for other tasks."""
+    if not task_id.endswith("_gate"):
+        return 0
+    summary = return_value(dag_id, run_id, task_id)
+    return int(summary.get("failed_warnings") or 0) if isinstance(summary, dict) else 0
 
 
 def task_timings(dag_id: str, run_id: str) -> list[TaskTiming]:
@@ -448,6 +475,9 @@ def owed_exports(settings: Settings | None = None) -> dict[str, str]:
     return owed
 
 
+WAITING = "waiting for Asset events"
+
+
 def due_studies(dags: dict[str, Any]) -> tuple[list[tuple[Any, dict[str, Any]]], dict[str, str]]:
     """Study DAGs due to run, and why the others wait.
 
@@ -480,17 +510,53 @@ def due_studies(dags: dict[str, Any]) -> tuple[list[tuple[Any, dict[str, Any]]],
             due.append((dags[study.dag_id], {"mart_version": versions.current_version().version}))
             continue
         if missing:
-            waiting[study.dag_id] = f"waiting for Asset events on {missing}"
+            waiting[study.dag_id] = f"{WAITING} on {missing}"
             continue
         versions = sorted({str(e.get("version")) for e in updated.values() if e.get("version")})
         due.append((dags[study.dag_id], {"mart_version": versions[-1] if versions else None}))
     return due, waiting
 
 
+def select_study(study_id: str, dags: dict[str, Any], due: list[tuple[Any, dict[str, Any]]],
+                 waiting: dict[str, str]) -> tuple[list[tuple[Any, dict[str, Any]]], dict[str, str]]:
+    """Only study ``study_id``: run it when due, or when it merely has no new Asset event (on the current
+    version); a refused or invalid study stays refused.
+
+    Raises:
+        KeyError: no DAG of that study (the message names the known studies).
+    """
+    dag_id = f"study_{study_id}"
+    if dag_id not in dags:
+        known = sorted(d.removeprefix("study_") for d in dags if d.startswith("study_"))
+        raise KeyError(f"no study {study_id!r}; studies: {', '.join(known)}")
+    from oncopipe.warehouse import versions
+
+    chosen = [(dag, conf) for dag, conf in due if dag.dag_id == dag_id]
+    why = waiting.get(dag_id, "")
+    if not chosen and why.startswith(WAITING):
+        current = versions.current_version()
+        chosen = [(dags[dag_id], {"mart_version": current.version if current is not None else None})]
+    return chosen, ({dag_id: why} if not chosen and why else {})
+
+
+def up_to_date_line(waiting: dict[str, str], new_extractions: int) -> str | None:
+    """One line instead of a "waiting" line per study, when no extraction came in and every study merely waits
+    for one: ``no new extraction since <date>: studies are up to date``."""
+    from oncopipe.warehouse import versions
+
+    waits = [why for why in waiting.values() if why.startswith(WAITING)]
+    if new_extractions or not waits:
+        return None
+    current = versions.current_version()
+    since = f" since {current.extraction}" if current is not None else ""
+    return f"no new extraction{since}: studies are up to date"
+
+
 def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
                  extraction_date: str = DEFAULT_EXTRACTION_DATE, generate: bool = True,
-                 progress: Progress = print, summary_path: Path | None = None) -> PlatformRun:
-    """Run the platform end to end in this process (see the module docstring)."""
+                 progress: Progress = print, summary_path: Path | None = None,
+                 study: str | None = None) -> PlatformRun:
+    """Run the platform end to end in this process (see the module docstring); ``study``: only that study."""
     started = time.perf_counter()
     settings = configure()
     run = PlatformRun(started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
@@ -510,8 +576,8 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
 
     from oncopipe.warehouse import refresh
 
-    pending = refresh.pending_extractions(settings) or [None]
-    for extraction in pending:
+    new = refresh.pending_extractions(settings)
+    for extraction in new or [None]:
         progress(f"platform_refresh: extraction {extraction or '(none new)'}")
         outcome = test_dag(dags[REFRESH_DAG_ID], progress=progress)
         outcome.note = extraction or "nothing new"
@@ -521,9 +587,15 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
             break
 
     due, waiting = due_studies(dags)
+    if study is not None:
+        due, waiting = select_study(study, dags, due, waiting)
     run.not_run = waiting
+    summary_line = up_to_date_line(waiting, len(new))
+    if summary_line:
+        progress(summary_line)
     for dag_id, why in sorted(waiting.items()):
-        progress(f"{dag_id}: {why}")
+        if not (summary_line and why.startswith(WAITING)):
+            progress(f"{dag_id}: {why}")
     for dag, conf in due:
         progress(f"{dag.dag_id}: mart version {conf['mart_version']}")
         outcome = test_dag(dag, run_conf=conf, progress=progress)

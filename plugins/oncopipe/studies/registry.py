@@ -37,10 +37,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
+    EmailStr,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -49,10 +52,22 @@ from pydantic import (
 
 from oncopipe.contracts.marts import READABLE_TABLES
 from oncopipe.contracts.settings import STUDIES_DIR
+from oncopipe.studies import parameters as kind_parameters
 
 _ID = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = TypeAdapter(EmailStr)
 _CRON_FIELDS = 5
+#: Airflow's schedule presets (a cron alias or a special schedule).
+_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
+            "@annually")
+#: How each committee writes its decision references; any other committee: letters, digits, '-', '/', '.'
+#: and at least one digit (a reference is what a reader quotes to find the decision).
+REFERENCE_PATTERNS: dict[str, str] = {
+    "CESREES": r"CESREES-\d{4}-\d{2,5}",
+    "CEREES": r"CEREES-\d{4}-\d{2,5}",
+    "CNIL": r"(?:DR-\d{4}-\d{1,5}|\d{6,7})",
+}
+_ANY_REFERENCE = r"(?=[^ ]*\d)[A-Za-z0-9][A-Za-z0-9./_-]*"
 
 
 def asset_uri(mart: str) -> str:
@@ -72,16 +87,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_an_email(value: str) -> bool:
+    try:
+        _EMAIL.validate_python(value)
+    except ValidationError:
+        return True
+    return False
+
+
 class Person(_Strict):
     name: str = Field(min_length=1)
-    email: str
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not _EMAIL.match(value):
-            raise ValueError(f"not an email address: {value!r}")
-        return value
+    email: EmailStr
 
 
 def _known_tables(names: Iterable[str]) -> list[str]:
@@ -103,6 +119,24 @@ class Approval(_Strict):
     granted: dt.date
     expires: dt.date
     marts: list[str] = Field(min_length=1, description="the published marts the approval lets the study read")
+
+    @field_validator("committee", "reference")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if value != value.strip():
+            raise ValueError(f"{value!r} has leading or trailing spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _reference_pattern(self) -> Approval:
+        pattern = REFERENCE_PATTERNS.get(self.committee.upper())
+        if not re.fullmatch(pattern or _ANY_REFERENCE, self.reference):
+            expected = (f"{self.committee} references look like {pattern!r}" if pattern else
+                        "a reference is letters, digits, '-', '/', '.' or '_' with at least one digit")
+            raise ValueError(f"reference {self.reference!r} is not a {self.committee} decision reference: {expected}")
+        return self
 
     @field_validator("marts")
     @classmethod
@@ -129,7 +163,8 @@ class Approval(_Strict):
 
 class Analysis(_Strict):
     kind: str = Field(description="a registered analysis kind (oncopipe.studies.kinds.kinds())")
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="checked against the kind's schema (oncopipe.studies.parameters)")
 
     @field_validator("kind")
     @classmethod
@@ -144,6 +179,24 @@ class Analysis(_Strict):
         if value not in known:
             raise ValueError(f"unknown analysis kind {value!r}; registered kinds: {known or 'none yet'}")
         return value
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Analysis:
+        # Light (pydantic only), so the DAG processor checks parameters too; an undeclared kind is refused
+        # by the kind check above or, on the DAG processor, by the study's first task.
+        if kind_parameters.schema_for(self.kind) is not None:
+            try:
+                kind_parameters.validate(self.kind, self.parameters)
+            except kind_parameters.ParameterError as exc:
+                raise ValueError(f"parameters: {exc}") from None
+        return self
+
+    @property
+    def effective_parameters(self) -> dict[str, Any]:
+        """The parameters the analysis runs with: the study's, with the kind's defaults filled in."""
+        if kind_parameters.schema_for(self.kind) is None:
+            return dict(self.parameters)
+        return kind_parameters.effective(self.kind, self.parameters)
 
 
 class Schedule(_Strict):
@@ -164,8 +217,11 @@ class Schedule(_Strict):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and (len(value.split()) != _CRON_FIELDS and not value.startswith("@")):
-            raise ValueError(f"not a 5-field cron expression or @preset: {value!r}")
+        if value is None or value in _PRESETS:
+            return value
+        if len(value.split()) != _CRON_FIELDS or not croniter.is_valid(value):
+            raise ValueError(f"not a 5-field cron expression (minute hour day month weekday) or one of "
+                             f"{', '.join(_PRESETS)}: {value!r}")
         return value
 
     @model_validator(mode="after")
@@ -233,7 +289,7 @@ class Study(_Strict):
     @field_validator("recipients")
     @classmethod
     def _recipients(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if not _EMAIL.match(v)]
+        bad = [v for v in value if _not_an_email(v)]
         if bad:
             raise ValueError(f"not email addresses: {bad}")
         return value
@@ -270,7 +326,7 @@ def _format_error(path: Path, error: ValidationError) -> str:
     lines = []
     for e in error.errors():
         field = ".".join(str(p) for p in e["loc"]) or "(file)"
-        lines.append(f"{path}: field '{field}': {e['msg']}")
+        lines.append(f"{path}: field '{field}': {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 
@@ -302,17 +358,36 @@ def load_study(path: Path, *, check_kinds: bool = True) -> Study:
     return study
 
 
+def _study_files(directory: Path) -> dict[str, list[Path]]:
+    """Registry files by study id (the file stem), each list sorted."""
+    files: dict[str, list[Path]] = {}
+    for path in sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")]):
+        files.setdefault(path.stem, []).append(path)
+    return files
+
+
+def _twice(study_id: str, paths: list[Path]) -> str:
+    return (f"study {study_id!r} is defined by {len(paths)} files: {', '.join(str(p) for p in paths)}; "
+            "keep one (a DAG is built from one file only)")
+
+
 def scan_registry(directory: Path | None = None, *, check_kinds: bool = True) -> list[RegistryEntry]:
-    """Every ``*.yml``/``*.yaml`` file of the registry, valid or not, sorted by file name."""
+    """Every ``*.yml``/``*.yaml`` file of the registry, valid or not, sorted by file name.
+
+    Two files of one study id (``tradhor.yml`` and ``tradhor.yaml``) are both refused, each naming the other.
+    """
     directory = Path(directory or STUDIES_DIR)
-    files = sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")])
     entries = []
-    for path in files:
-        try:
-            entries.append(RegistryEntry(path, load_study(path, check_kinds=check_kinds), None))
-        except StudyError as exc:
-            entries.append(RegistryEntry(path, None, str(exc)))
-    return entries
+    for study_id, paths in _study_files(directory).items():
+        for path in paths:
+            if len(paths) > 1:
+                entries.append(RegistryEntry(path, None, f"{path}: {_twice(study_id, paths)}"))
+                continue
+            try:
+                entries.append(RegistryEntry(path, load_study(path, check_kinds=check_kinds), None))
+            except StudyError as exc:
+                entries.append(RegistryEntry(path, None, str(exc)))
+    return sorted(entries, key=lambda e: e.path.name)
 
 
 def load_registry(directory: Path | None = None, *, check_kinds: bool = True) -> list[Study]:
@@ -327,11 +402,12 @@ def load_registry(directory: Path | None = None, *, check_kinds: bool = True) ->
 def get_study(study_id: str, directory: Path | None = None, *, check_kinds: bool = True) -> Study:
     """The study ``study_id``, re-read from its file (the registry is the source of truth at run time)."""
     directory = Path(directory or STUDIES_DIR)
-    for suffix in (".yml", ".yaml"):
-        path = directory / f"{study_id}{suffix}"
-        if path.exists():
-            return load_study(path, check_kinds=check_kinds)
-    raise StudyError(f"no study {study_id!r} in {directory}")
+    paths = [p for p in (directory / f"{study_id}.yml", directory / f"{study_id}.yaml") if p.exists()]
+    if len(paths) > 1:
+        raise StudyError(_twice(study_id, paths))
+    if not paths:
+        raise StudyError(f"no study {study_id!r} in {directory}")
+    return load_study(paths[0], check_kinds=check_kinds)
 
 
 def check_approval(study: Study, day: dt.date | None = None) -> None:

@@ -197,7 +197,7 @@ def report(state_path: Path) -> Path:
     figures = []
     for figure in state.controlled.result.figures:
         images = export_store.render_figure(figure, state.controlled, info.study_id)
-        figures.append((figure.name, figure.title, images["png"]))
+        figures.append((figure.name, figure.title, images["preview"]))
     html = render_report(state.controlled, info, provenance(state), code_version=export_store.code_version(),
                          figures=figures)
     state.report_path = state.workdir / "report.html"

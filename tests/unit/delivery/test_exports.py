@@ -96,19 +96,21 @@ def exports(oncopipe_home):
 
 def test_publish_writes_every_file_and_a_complete_manifest(exports):
     info = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
-    folder = exports / "demo_study" / run_folder_name(RUN)
+    folder = exports / "demo_study" / run_folder_name(RUN, "demo_study")
     assert info.path == folder and folder.is_dir()
     expected = {"tables/by_site.csv", "tables/by_site.parquet", "tables/km.csv", "tables/km.parquet",
                 "figures/cases.png", "figures/cases.svg", "figures/km_curves.png", "figures/km_curves.svg",
-                "report.html", "disclosure.json", "manifest.json"}
+                "report.html", "disclosure.json", "codebook.csv", "manifest.json"}
     assert set(checksums(folder)) == expected
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["approval"]["reference"] == "CESREES-2024-042"
-    assert manifest["run_id"] == RUN and manifest["mart_version"] == "20260701T000000Z"
+    assert manifest["run_id"] == "2026-07-01T0000-demo_study" and manifest["airflow_run_id"] == RUN
+    assert manifest["mart_version"] == "20260701T000000Z"
     assert manifest["extraction_date"] == "2026-06-30" and manifest["dbt_invocation_id"] == "inv-1"
     assert manifest["gx_validations"][0] == {"id": "raw-er_pha_f-1", "name": "raw er_pha_f", "success": True,
                                              "evaluated": 12, "passed": 12}
-    assert manifest["code_version"] == "0123abc" and manifest["code_lists"] == {"icd10_poor_prognosis": "2024.1"}
+    assert manifest["code_version"] == {"commit": "0123abc", "dirty": None, "diff_sha256": None}
+    assert manifest["code_lists"] == {"icd10_poor_prognosis": "2024.1"}
     assert manifest["package_versions"]["pandas"] == pd.__version__
     assert manifest["parameters"]["horizon_months"] == 36
     assert manifest["row_counts"]["inputs"] == {"poor_prognosis_cases": 5000}
@@ -119,7 +121,7 @@ def test_publish_writes_every_file_and_a_complete_manifest(exports):
     assert csv["n"].tolist() == ["120", "masked", "masked", "170"]
     parquet = pd.read_parquet(folder / "tables" / "by_site.parquet")
     assert parquet["n__masked"].tolist() == [False, True, True, False]
-    assert (exports / "index.html").read_text().count(run_folder_name(RUN)) >= 1
+    assert (exports / "index.html").read_text().count(run_folder_name(RUN, "demo_study")) >= 1
     assert verify_export(folder) == []
 
 
@@ -127,7 +129,7 @@ def test_code_version_is_the_git_commit_or_unknown(exports):
     provenance = {k: v for k, v in PROVENANCE.items() if k != "code_version"}
     info = publish_export(demo_result(), STUDY, provenance, RUN)
     version = json.loads(info.manifest.read_text())["code_version"]
-    assert version == "unknown" or len(version) == 40
+    assert version["commit"] == "unknown" or len(version["commit"]) == 40
 
 
 def test_rerun_is_idempotent_apart_from_the_manifest_timestamp(exports, monkeypatch):
@@ -144,7 +146,7 @@ def test_rerun_is_idempotent_apart_from_the_manifest_timestamp(exports, monkeypa
     assert manifest_after["created_at"] != manifest_before["created_at"]
     manifest_before.pop("created_at"), manifest_after.pop("created_at")
     assert manifest_before == manifest_after
-    assert [p.name for p in (exports / "demo_study").iterdir()] == [run_folder_name(RUN)]
+    assert [p.name for p in (exports / "demo_study").iterdir()] == [run_folder_name(RUN, "demo_study")]
 
 
 def test_a_rerun_under_a_new_run_id_gives_the_same_files_but_the_manifest(exports):
@@ -165,7 +167,7 @@ def test_failure_mid_build_leaves_no_partial_folder_and_prior_exports_untouched(
     for run in ("manual__retry", RUN):
         with pytest.raises(ExportError, match="figure 'km_curves': draw failed: boom"):
             publish_export(demo_result(fail_figure=True), STUDY, PROVENANCE, run)
-    assert sorted(p.name for p in (exports / "demo_study").iterdir()) == [run_folder_name(RUN)]
+    assert sorted(p.name for p in (exports / "demo_study").iterdir()) == [run_folder_name(RUN, "demo_study")]
     assert checksums(prior.path) == prior_sums
     assert (exports / "index.html").read_bytes() == index_before
     assert [e.kind for e in AuditLog(exports).events("demo_study")] == ["export"]
@@ -296,9 +298,13 @@ def test_cli_list_and_show(exports):
     publish_export(demo_result(), STUDY, PROVENANCE, RUN)
     runner = CliRunner()
     listed = runner.invoke(app, ["exports", "list", "--json"])
-    assert listed.exit_code == 0 and json.loads(listed.output)[0]["run_id"] == RUN
-    shown = runner.invoke(app, ["exports", "show", "demo_study", RUN])
-    assert shown.exit_code == 0 and "CESREES-2024-042" in shown.output and "export to pi@example.org" in shown.output
+    assert listed.exit_code == 0
+    assert json.loads(listed.output)[0]["run_id"] == "2026-07-01T0000-demo_study"
+    assert json.loads(listed.output)[0]["airflow_run_id"] == RUN
+    for run in (RUN, "2026-07-01T0000-demo_study"):
+        shown = runner.invoke(app, ["exports", "show", "demo_study", run])
+        assert shown.exit_code == 0 and "CESREES-2024-042" in shown.output
+        assert "export to pi@example.org" in shown.output
     ok = runner.invoke(app, ["exports", "verify", "--all"])
     assert ok.exit_code == 0 and ok.output.startswith("ok")
     missing = runner.invoke(app, ["exports", "show", "demo_study", "nope"])
@@ -325,4 +331,19 @@ def test_markdown_report_option(exports):
     assert (info.path / "figures" / "cases.png").is_file() and (info.path / "figures" / "cases.svg").is_file()
     assert "| lung | 120 |" in text and "| pancreas | masked |" in text
     assert not (info.path / "report.html").exists() and verify_export(info.path) == []
-    assert 'href="demo_study/' + run_folder_name(RUN) + '/report.md"' in (exports / "index.html").read_text()
+    link = f'href="demo_study/{run_folder_name(RUN, "demo_study")}/report.md"'
+    assert link in (exports / "index.html").read_text()
+
+
+def test_exports_list_fits_100_columns(exports):
+    result = demo_result()
+    result.study_id = "poor_prognosis_survival"
+    publish_export(result, {**STUDY, "id": "poor_prognosis_survival"}, PROVENANCE,
+                   "manual__2026-12-02T13:06:04.436522+00:00")
+    listed = CliRunner().invoke(app, ["exports", "list"], env={"COLUMNS": "100"})
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert all(len(line) <= 100 for line in lines), [len(line) for line in lines]
+    assert "poor_prognosis_survival - approval CESREES-2024-042" in listed.output
+    row = next(line for line in lines if "2026-12-02T1306" in line)
+    assert row.startswith("2026-12-02T1306-poor_prognosis_survival ") and "20260701T000000Z" in row

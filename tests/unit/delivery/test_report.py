@@ -72,10 +72,17 @@ def test_report_is_self_contained():
     html, png = render()
     parser = Collect()
     parser.feed(html)
-    assert parser.refs, "the figure must be referenced"
-    for tag, attr, value in parser.refs:
+    embedded = [(tag, attr, value) for tag, attr, value in parser.refs if attr == "src" or tag != "a"]
+    assert embedded, "the figure must be referenced"
+    for tag, attr, value in embedded:
         assert value.startswith("data:image/png;base64,"), (tag, attr, value[:60])
-    assert base64.b64decode(parser.refs[0][2].split(",", 1)[1]) == png
+    assert base64.b64decode(embedded[0][2].split(",", 1)[1]) == png
+    # links go to this report's sections or to the export's own files, never elsewhere
+    links = {value for tag, _, value in parser.refs if tag == "a"}
+    files = {"manifest.json", "codebook.csv", "disclosure.json", "tables/trajectory_groups.csv",
+             "tables/trajectory_groups.parquet", "figures/groups.png", "figures/groups.svg"}
+    assert files <= links
+    assert all(link.startswith("#") or link in files for link in links), links - files
     assert "<link" not in html and "<script" not in html and "@import" not in html
 
 

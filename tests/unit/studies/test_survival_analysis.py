@@ -117,7 +117,8 @@ def test_missing_covariates_and_columns(cohort, life_table):
         _run(bad, life_table)
     with pytest.raises(InputValidationError, match="french_life_tables"):
         _run(cohort.cases, life_table.drop(columns=["qx", "hazard"]))
-    with pytest.raises(InputValidationError, match="curve_grid_months must be one of"):
+    with pytest.raises(InputValidationError,
+                       match=r"parameter 'curve_grid_months' = 5: Input should be 1, 2, 3, 4, 6 or 12"):
         kinds.run("poor_prognosis_survival", {"poor_prognosis_cases": cohort.cases,
                                                  "french_life_tables": life_table}, {"curve_grid_months": 5},
                      study_id="pps")

@@ -201,8 +201,8 @@ def test_predictors_not_estimable_leave_a_note_and_the_trajectories():
 
 def test_adherence_measure_is_validated():
     inputs, _ = _marts(n=40)
-    with pytest.raises(InputValidationError, match="adherence_measure must be one of 'cma7', 'cma7_sliding_window', "
-                                                   "not 'cma9'"):
+    with pytest.raises(InputValidationError, match="parameter 'adherence_measure' = 'cma9': Input should be 'cma7' "
+                                                   "or 'cma7_sliding_window'"):
         get("tradhor_adherence")(inputs, {**PARAMS, "adherence_measure": "cma9"}, study_id="TRADHOR")
     with pytest.raises(InputValidationError, match="sliding_window_months"):
         get("tradhor_adherence")(inputs, {**PARAMS, "sliding_window_months": 0}, study_id="TRADHOR")

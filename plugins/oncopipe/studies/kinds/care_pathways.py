@@ -2,8 +2,8 @@
 hospital comparison (fast-track detection) and the landmark analysis of delay and survival.
 Assembles :mod:`oncopipe.methods.delays`.
 
-Parameters (all optional): ``landmark_days`` (90), ``min_treated_per_hospital`` (10), ``alpha`` (0.05),
-``fast_track_margin_days`` (10).
+Parameters (all optional; :class:`oncopipe.studies.parameters.CarePathwayParameters`): ``landmark_days`` (90),
+``min_treated_per_hospital`` (10), ``alpha`` (0.05), ``fast_track_margin_days`` (10).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from oncopipe.delivery import figures as draw
 from oncopipe.methods.cox import ConvergenceError
 from oncopipe.methods.delays import delay_summary, hospital_comparison, landmark_delay_survival
 from oncopipe.studies.cases import prepare_cases, require_columns
-from oncopipe.studies.kinds import register
+from oncopipe.studies.kinds import checked_parameters, register
 
 DELAY_COLUMNS = ("case_id", "site", "hospital_id", "delay_days", "stage", "sex", "age_at_diagnosis",
                  "deprivation_quintile")
@@ -41,13 +41,12 @@ Counts below 10 are masked by disclosure control."""
 @register("care_pathway_delays")
 def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
     """Delay tables and figures of the care-pathway study (see the module docstring)."""
+    p = checked_parameters("care_pathway_delays", params, study_id)
     for name in ("care_pathway_delays", "poor_prognosis_cases"):
         if name not in inputs:
             raise InputValidationError(study_id, f"input {name} is missing")
-    landmark = int(params.get("landmark_days", 90))
-    min_treated = int(params.get("min_treated_per_hospital", 10))
-    alpha = float(params.get("alpha", 0.05))
-    margin = float(params.get("fast_track_margin_days", 10.0))
+    landmark, min_treated = p["landmark_days"], p["min_treated_per_hospital"]
+    alpha, margin = p["alpha"], float(p["fast_track_margin_days"])
     delays = inputs["care_pathway_delays"]
     require_columns(delays, DELAY_COLUMNS, table="care_pathway_delays", study_id=study_id)
     if len(delays) == 0:
@@ -113,11 +112,11 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if faster:
         notes.append("some hospitals are significantly faster after case-mix adjustment (fast-track pathways "
                      "likely): see hospital_comparison.")
-    figures = [ResultFigure("delay_by_hospital", "Delay from diagnosis to first treatment by hospital",
+    figures = [ResultFigure("delay_by_hospital", "Delay from diagnosis to first treatment by diagnosing hospital (all "
+                            "sites; hospitals with fewer than 10 treated cases are not drawn)",
                             ("delay_by_hospital", "hospital_comparison"), draw.delay_boxplots)]
     return StudyResult(study_id=study_id, analysis="care_pathway_delays",
-                       parameters={"landmark_days": landmark, "min_treated_per_hospital": min_treated,
-                                   "alpha": alpha, "fast_track_margin_days": margin},
+                       parameters=p,
                        tables=tables, figures=figures,
                        methods=METHODS.format(alpha=alpha, landmark=landmark, margin=margin),
                        notes=notes)

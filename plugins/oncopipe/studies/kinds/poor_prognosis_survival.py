@@ -2,9 +2,9 @@
 models by site. Assembles :mod:`oncopipe.methods.survival`, :mod:`oncopipe.methods.net_survival` and
 :mod:`oncopipe.methods.cox`.
 
-Parameters (all optional): ``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_grid_months`` (1),
-``min_site_cases_model`` (50: smaller sites get KM and net survival but no regression model),
-``ph_alpha`` (0.05).
+Parameters (all optional; types and allowed values in :class:`oncopipe.studies.parameters.SurvivalParameters`):
+``conf_type`` (``log-log``), ``years`` ([1, 3, 5]), ``curve_grid_months`` (1), ``min_site_cases_model`` (50:
+smaller sites get KM and net survival but no regression model), ``ph_alpha`` (0.05).
 
 What the survival tables publish (invariant 3: no count of 1 to 9 leaves, directly or by subtraction):
 
@@ -51,14 +51,12 @@ from oncopipe.methods.net_survival import REFERENCES as NET_REFERENCES
 from oncopipe.methods.survival import DAYS_PER_YEAR, km_tables, logrank_table
 from oncopipe.methods.survival import REFERENCES as KM_REFERENCES
 from oncopipe.studies.cases import prepare_cases, require_columns
-from oncopipe.studies.kinds import register
+from oncopipe.studies.kinds import checked_parameters, register
 
 FACTORS = {"stage": "stage", "sex": "sex", "age_group": "age_group", "deprivation": "deprivation",
            "region": "region"}
 REFERENCES = {"stage": "I", "age_group": "50-64", "sex": "female", "deprivation": "Q1"}
 BREAKS = EXCESS_BREAKS_YEARS
-# Grid steps that put a grid point on every whole year (the yearly at-risk marks).
-GRID_MONTHS = (1, 2, 3, 4, 6, 12)
 KM_COLUMNS = ("years", "n_risk", "surv", "lower", "upper")
 
 METHODS = """Observed survival: Kaplan-Meier with Greenwood variance; pointwise 95% CIs on the {conf_type} scale
@@ -80,7 +78,8 @@ def _stamp(frame: pd.DataFrame, **cols: Any) -> pd.DataFrame:
     return frame
 
 
-def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, dict[str, list[str]], dict[str, str]]:
+    """The design matrix, its terms, and each term's reference category (``stage=II`` -> ``stage=I``)."""
     categorical: dict[str, object] = {}
     for col in ("stage", "age_group", "sex", "deprivation") + (("region",) if with_region else ()):
         levels = part[col].value_counts()
@@ -90,7 +89,8 @@ def _site_design(part: pd.DataFrame, with_region: bool) -> tuple[pd.DataFrame, d
         categorical[col] = ref if ref in levels.index else levels.index[0]
     design, terms = design_matrix(part, categorical=categorical)
     keep = design.columns[(design.sum() > 0).to_numpy()]
-    return design[keep], {t: [c for c in cs if c in keep] for t, cs in terms.items()}
+    references = {c: f"{var}={categorical[var]}" for var, cs in terms.items() for c in cs if c in keep}
+    return design[keep], {t: [c for c in cs if c in keep] for t, cs in terms.items()}, references
 
 
 def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, ExpectedPass], min_cases: int,
@@ -100,7 +100,7 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
         if len(part) < min_cases:
             notes.append(f"site {site}: fewer than {min_cases} cases, no regression model")
             continue
-        design, terms = _site_design(part, with_region=True)
+        design, terms, references = _site_design(part, with_region=True)
         n, events = int(len(part)), int(part["event"].sum())
         try:
             fit = fit_cox(design, part["follow_up_days"], part["event"])
@@ -114,7 +114,7 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
             notes.append(f"site {site}: coefficient(s) {', '.join(summ.loc[infinite, 'term'])} not estimable "
                          "(no deaths in the level); reported as missing")
             summ.loc[infinite, ["coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper"]] = np.nan
-        hr_rows.append(_stamp(summ, site=site).assign(n=n, events=events))
+        hr_rows.append(_stamp(summ, site=site).assign(reference=summ["term"].map(references), n=n, events=events))
         zph = cox_zph(fit, terms, alpha=ph_alpha)
         zph_rows.append(_stamp(zph, site=site).assign(n=n))
         conc = concordance(part["follow_up_days"].to_numpy(), part["event"].to_numpy(), fit.linear_predictor)
@@ -132,7 +132,7 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
         if bool(glob["ph_violated"]):
             notes.append(f"site {site}: proportional-hazards assumption rejected (cox.zph global p = "
                          f"{glob['p_value']:.3g}); read the Cox HRs as averages over follow-up")
-        edesign, _ = _site_design(part, with_region=False)
+        edesign, _, references = _site_design(part, with_region=False)
         try:
             ehr = excess_hazard_regression(part["follow_up_days"], part["event"], part["age_exact"],
                                            part["year_exact"], part["sex"], edesign, life_table, breaks_years=BREAKS,
@@ -142,11 +142,12 @@ def _models(cases: pd.DataFrame, life_table: pd.DataFrame, passes: Mapping[str, 
             continue
         infinite = (ehr["coef"].abs() > 10) | (ehr["se"] > 100)
         ehr.loc[infinite, ["coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value"]] = np.nan
-        ehr_rows.append(_stamp(ehr, site=site).assign(n=n, events=events))
+        ehr_rows.append(_stamp(ehr, site=site).assign(reference=ehr["term"].map(references), n=n, events=events))
     if not hr_rows:
         raise NotEnoughData("?", "no site has enough cases for a regression model")
     excess = (pd.concat(ehr_rows, ignore_index=True) if ehr_rows else pd.DataFrame(columns=[
-        "site", "term", "coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value", "n", "events"]))
+        "site", "term", "coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value", "reference", "n",
+        "events"]))
     return {"cox": pd.concat(hr_rows, ignore_index=True), "excess": excess,
             "zph": pd.concat(zph_rows, ignore_index=True), "models": pd.DataFrame(model_rows)}
 
@@ -178,20 +179,12 @@ def _published_km(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 @register("poor_prognosis_survival")
 def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
     """Survival tables and figures of the poor-prognosis study (see the module docstring)."""
+    p = checked_parameters("poor_prognosis_survival", params, study_id)
     for name in ("poor_prognosis_cases", "french_life_tables"):
         if name not in inputs:
             raise InputValidationError(study_id, f"input {name} is missing")
-    conf_type = str(params.get("conf_type", "log-log"))
-    years = [int(y) for y in params.get("years", [1, 3, 5])]
-    if "curve_step_days" in params:
-        raise InputValidationError(study_id, "parameter curve_step_days is no longer accepted: curves are published "
-                                             f"on a grid of whole months (curve_grid_months, one of {GRID_MONTHS})")
-    grid_months = int(params.get("curve_grid_months", 1))
-    if grid_months not in GRID_MONTHS:
-        raise InputValidationError(study_id, f"curve_grid_months must be one of {GRID_MONTHS} (a grid point on "
-                                             f"every whole year), got {grid_months}")
-    min_cases = int(params.get("min_site_cases_model", 50))
-    ph_alpha = float(params.get("ph_alpha", 0.05))
+    conf_type, years, grid_months = p["conf_type"], list(p["years"]), p["curve_grid_months"]
+    min_cases, ph_alpha = p["min_site_cases_model"], p["ph_alpha"]
     cases = prepare_cases(inputs["poor_prognosis_cases"], study_id=study_id)
     life_table = inputs["french_life_tables"]
     require_columns(life_table, ("sex", "age", "year"), table="french_life_tables", study_id=study_id)
@@ -246,7 +239,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         raise NotEnoughData(study_id, exc.reason) from exc
     hr_stats = {c: "n" for c in ("coef", "se", "z", "p_value", "hazard_ratio", "hr_lower", "hr_upper")}
     tables.append(ResultTable("cox_hazard_ratios", models["cox"],
-                              "Cox hazard ratios (Efron ties) with 95% CI and Wald p-values, per site.",
+                              "Cox hazard ratios (Efron ties) with 95% CI and Wald p-values, per site; "
+                              "reference: the term's reference category.",
                               count_columns=("n", "events"), statistic_columns=hr_stats, group_columns=("site",)))
     ehr_stats = {c: "n" for c in ("coef", "se", "excess_hazard_ratio", "ehr_lower", "ehr_upper", "p_value")}
     tables.append(ResultTable("excess_hazard_ratios", models["excess"],
@@ -265,17 +259,18 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                                   "score_chisq", "score_p", "ph_global_p")},
                               group_columns=("site",)))
     figures = [
-        ResultFigure("km_curves", "Overall survival by site (Kaplan-Meier, 95% CI) with numbers at risk",
-                     ("km_curves_site", "km_site", "median_site"), draw.km_curves),
-        ResultFigure("net_survival", "Net survival at 1, 3 and 5 years by site and sex (Pohar-Perme)",
-                     ("net_survival_site_sex",), draw.net_survival_plot),
-        ResultFigure("cox_forest", "Hazard ratios by site (Cox, Efron ties)", ("cox_hazard_ratios",),
+        ResultFigure("km_curves", f"Overall survival by site (Kaplan-Meier, 95% CI) over {max(years)} years, with "
+                     "numbers at risk at each whole year",
+                     ("km_curves_site", "km_site", "median_site"), partial(draw.km_curves, years=years)),
+        ResultFigure("net_survival", draw.net_survival_caption(years), ("net_survival_site_sex",),
+                     partial(draw.net_survival_plot, years=years)),
+        ResultFigure("cox_forest", "Hazard ratios by site (Cox, Efron ties; 95% CI; adjusted for stage, age group, "
+                     "sex, deprivation and region)", ("cox_hazard_ratios",),
                      partial(draw.forest_plot, table="cox_hazard_ratios")),
     ]
     return StudyResult(
         study_id=study_id, analysis="poor_prognosis_survival",
-        parameters={"conf_type": conf_type, "years": years, "curve_grid_months": grid_months,
-                    "min_site_cases_model": min_cases, "ph_alpha": ph_alpha},
+        parameters=p,
         tables=tables, figures=figures,
         methods=METHODS.format(conf_type=conf_type, ph_alpha=ph_alpha, grid=grid_months),
         notes=notes,

@@ -11,6 +11,7 @@ risk (:mod:`oncopipe.methods.competing_risks`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,12 @@ import pandas as pd
 
 from oncopipe.contracts.marts import NOT_NULL_FOR_KINDS
 from oncopipe.contracts.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
+from oncopipe.delivery import figures as draw
 from oncopipe.methods.competing_risks import aalen_johansen
 from oncopipe.methods.predictors import MissingCovariates, ModelNotEstimable, multinomial_odds_ratios
 from oncopipe.methods.trajectories import SelectionRules, group_summary, panel_from_long, select_gbtm
-from oncopipe.studies.kinds import register
+from oncopipe.studies.kinds import checked_parameters, register
+from oncopipe.studies.parameters import TradhorParameters
 
 COHORT = "breast_cancer_endocrine_cohort"
 MONTHLY = "endocrine_adherence_monthly"
@@ -33,58 +36,16 @@ COHORT_COLUMNS = ("person_id", "index_date", "first_molecule", "age_at_index", "
                   "deprivation_quintile", "follow_up_end_date", "follow_up_end_reason")
 MONTHLY_COLUMNS = ("person_id", "month_index", "month_start", "days_in_month", "days_covered", "pdc",
                    "is_discontinued")
-DEFAULTS: dict[str, Any] = {
-    "min_groups": 2,
-    "max_groups": 7,
-    "degree": 3,
-    "pdc_threshold": 0.8,
-    "discontinuation_gap_days": 90,
-    "seed": 0,
-    "n_starts": 6,
-    # One sigma per group: the adherent group's monthly PDC (mostly 1, some refill dips) is far less spread than
-    # a declining group's (measured on the generator's planted groups, 20,314 women, seed 2026: sigma 0.20 for
-    # the adherent group, 0.44-0.57 for the declining ones; 6-group BIC 660,938 against 778,943 with one
-    # common sigma).
-    "common_sigma": False,
-    "max_months": 60,
-    "age_scale": 10,
-    "drop_missing_covariates": False,
-    "adherence_measure": "cma7",
-    "sliding_window_months": 3,
-    "min_group_share": 0.05,
-}
-# The measures the marts carry. cma7: AdhereR's CMA7 of each follow-up month, the mart's pdc (covered days / days
-# in the month, carry-over within and into the month); cma7_sliding_window: CMA7 over the trailing
-# ``sliding_window_months`` months ending with each month (AdhereR's CMA_sliding_window of CMA7, calendar
-# months, a step of one month; fewer months at the start of follow-up). The other CMAs need the dispensings,
-# which no approved mart of this study carries (oncopipe.methods.cma computes them from dispensings).
-ADHERENCE_MEASURES: tuple[str, ...] = ("cma7", "cma7_sliding_window")
+#: The defaults of every parameter (the schema's, :class:`oncopipe.studies.parameters.TradhorParameters`).
+DEFAULTS: dict[str, Any] = TradhorParameters().model_dump()
 
 
 def _params(params: Mapping[str, Any], study_id: str) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise InputValidationError(study_id, f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(DEFAULTS)}")
-    p = {**DEFAULTS, **params}
-    if not 1 <= int(p["min_groups"]) <= int(p["max_groups"]) <= 7:
-        raise InputValidationError(study_id, "need 1 <= min_groups <= max_groups <= 7")
-    if not 0 < float(p["pdc_threshold"]) <= 1:
-        raise InputValidationError(study_id, "pdc_threshold must be in (0, 1]")
-    if p["adherence_measure"] not in ADHERENCE_MEASURES:
-        raise InputValidationError(
-            study_id, f"adherence_measure must be one of {', '.join(map(repr, ADHERENCE_MEASURES))}, not "
-                      f"{p['adherence_measure']!r} (AdhereR's other CMAs need the dispensings, which the study's "
-                      "marts do not carry)")
-    if not isinstance(p["sliding_window_months"], int) or not 1 <= p["sliding_window_months"] <= 12:
-        raise InputValidationError(study_id, f"sliding_window_months must be a whole number of months from 1 to 12, "
-                                             f"not {p['sliding_window_months']!r}")
-    if not 0 <= float(p["min_group_share"]) < 0.5:
-        raise InputValidationError(study_id, f"min_group_share must be in [0, 0.5), not {p['min_group_share']!r}")
-    return p
+    return checked_parameters("tradhor_adherence", params, study_id)
 
 
 def monthly_measure(months: pd.DataFrame, measure: str, window_months: int = 3) -> pd.Series:
-    """The adherence value of each mart month under ``measure`` (see ``ADHERENCE_MEASURES``).
+    """The adherence value of each mart month under ``measure`` (``oncopipe.studies.parameters.ADHERENCE_MEASURES``).
 
     ``cma7`` is the mart's ``pdc``. ``cma7_sliding_window``: covered days over days in the months
     ``k - window_months + 1 .. k`` of the same woman (CMA7 is additive over adjacent windows: the covered days
@@ -115,14 +76,10 @@ def _how_many(n: int) -> str:
 def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_id: str) -> StudyResult:
     """Adherence trajectories, their predictors, adherence over time and discontinuation (see module doc).
 
-    Params: ``min_groups``/``max_groups`` (2..7), ``degree`` (polynomial degree of every group, or
-    ``{k: [degree per group]}``), ``pdc_threshold`` (0.8), ``discontinuation_gap_days`` (90: the gap the
-    mart's ``is_discontinued`` was built with, recorded), ``seed``, ``n_starts``, ``common_sigma`` (False:
-    one sigma per group), ``max_months`` (60), ``age_scale`` (odds ratio of age per 10 years),
-    ``drop_missing_covariates`` (False: missing covariates are an error), ``adherence_measure`` (one of
-    ``ADHERENCE_MEASURES``: ``"cma7"``, the mart's monthly PDC, or ``"cma7_sliding_window"`` over
-    ``sliding_window_months``, 3), ``min_group_share`` (0.05: the smallest trajectory group an adequate model
-    may have, within its sampling error).
+    Params: :class:`oncopipe.studies.parameters.TradhorParameters` (types, defaults and allowed values), among
+    them ``adherence_measure`` (one of ``ADHERENCE_MEASURES``: ``"cma7"``, the mart's monthly PDC, or
+    ``"cma7_sliding_window"`` over ``sliding_window_months``) and ``min_group_share`` (the smallest trajectory
+    group an adequate model may have, within its sampling error).
 
     Raises:
         InputValidationError: a missing input or column, unknown parameters, missing covariates.
@@ -194,13 +151,17 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         _adherence_by_month_table(months, float(p["pdc_threshold"])),
         _cif_table(cohort, months, int(p["max_months"]), study_id),
     ]
+    months, threshold = int(p["max_months"]), float(p["pdc_threshold"])
     figures = [
-        ResultFigure("trajectories", "Adherence trajectory groups: fitted (line) and observed mean PDC (band, 95% CI)",
-                     ("trajectory_means",), draw_trajectories),
-        ResultFigure("adherence_over_time", "Mean monthly PDC (95% CI) and share of women with PDC >= threshold",
-                     ("adherence_by_month",), draw_adherence_over_time),
-        ResultFigure("discontinuation_cif", "Cumulative incidence of discontinuation, death as a competing risk",
-                     ("discontinuation_cif",), draw_cif),
+        ResultFigure("trajectories", f"Adherence trajectory groups over {months} months: fitted mean PDC (line) and "
+                     "observed mean PDC (band, 95% CI)", ("trajectory_means", "trajectory_groups"),
+                     partial(draw_trajectories, max_months=months)),
+        ResultFigure("adherence_over_time", f"Mean monthly PDC (95% CI) and share of women with PDC >= "
+                     f"{threshold:g}", ("adherence_by_month",),
+                     partial(draw_adherence_over_time, threshold=threshold, max_months=months)),
+        ResultFigure("discontinuation_cif", "Cumulative incidence of discontinuation (gap of "
+                     f">= {p['discontinuation_gap_days']} days), death as a competing risk, with numbers at risk",
+                     ("discontinuation_cif",), partial(draw_cif, max_months=months)),
     ]
     return StudyResult(study_id=study_id, analysis="tradhor_adherence", parameters=p, tables=tables,
                        figures=figures, methods=_methods(p, selection), notes=notes)
@@ -361,48 +322,74 @@ def _cif_table(cohort: pd.DataFrame, months: pd.DataFrame, max_months: int, stud
                        group_columns=("month",), at_risk_column="n_at_risk")
 
 
-def _figure(width: float = 7.0, height: float = 4.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def draw_trajectories(tables: Mapping[str, pd.DataFrame]):
-    """Fitted and observed mean PDC per trajectory group, from the ``trajectory_means`` table only."""
+def draw_trajectories(tables: Mapping[str, pd.DataFrame], *, max_months: int = 60):
+    """Fitted mean PDC (line) and observed mean (band, 95% CI) per trajectory group, from ``trajectory_means``;
+    the legend gives each group's size and share from ``trajectory_groups``."""
     data = tables["trajectory_means"]
-    fig, ax = _figure()
-    for group, g in data.groupby("group", sort=True):
+    sizes = tables.get("trajectory_groups", pd.DataFrame(columns=["group", "n_patients", "share"]))
+    sizes = sizes.set_index(sizes["group"].astype(str))
+    fig = draw.new_figure(7.5, 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for i, (group, g) in enumerate(data.groupby("group", sort=True)):
         g = g.sort_values("month")
-        line = ax.plot(g["month"], g["fitted_mean"], label=f"group {group}")[0]
-        ax.fill_between(g["month"], g["lower"], g["upper"], color=line.get_color(), alpha=0.2, linewidth=0)
-    ax.set(xlabel="Months since the first dispensing", ylabel="Monthly PDC", ylim=(-0.02, 1.02))
-    ax.legend(loc="lower left", fontsize="small")
+        colour = draw.COLOURS[i % len(draw.COLOURS)]
+        n = sizes["n_patients"].get(str(group), np.nan)
+        share = sizes["share"].get(str(group), np.nan)
+        pct = "" if pd.isna(share) or pd.isna(n) else f", {100 * float(share):.0f}%"
+        ax.plot(g["month"], g["fitted_mean"], color=colour, gid=f"fitted:{group}",
+                label=f"group {group} ({draw.size_label(n)}{pct})")
+        ax.fill_between(g["month"], g["lower"], g["upper"], color=colour, alpha=0.2, linewidth=0)
+    ax.set(xlabel="Months since the first dispensing", ylabel="Monthly proportion of days covered (PDC)",
+           ylim=(-0.02, 1.02), xlim=(0, max_months))
+    ax.set_xticks(range(0, max_months + 1, 12))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", frameon=False, title="Trajectory group (women assigned)")
+    fig.tight_layout()
     return fig
 
 
-def draw_adherence_over_time(tables: Mapping[str, pd.DataFrame]):
+def draw_adherence_over_time(tables: Mapping[str, pd.DataFrame], *, threshold: float = 0.8, max_months: int = 60):
     """Mean monthly PDC with its CI and share of adherent women, from ``adherence_by_month`` only."""
     data = tables["adherence_by_month"].sort_values("month")
-    fig, ax = _figure()
-    ax.plot(data["month"], data["mean_pdc"], label="mean PDC")
+    fig = draw.new_figure(7.5, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(data["month"], data["mean_pdc"], label="mean PDC (95% CI)", gid="series:mean_pdc")
     ax.fill_between(data["month"], data["lower"], data["upper"], alpha=0.2, linewidth=0)
-    ax.plot(data["month"], data["share_adherent"], linestyle="--", label="share with PDC >= threshold")
-    ax.set(xlabel="Months since the first dispensing", ylabel="Proportion", ylim=(-0.02, 1.02))
-    ax.legend(loc="lower left", fontsize="small")
+    ax.plot(data["month"], data["share_adherent"], linestyle="--", label=f"share of women with PDC >= {threshold:g}",
+            gid="series:share_adherent")
+    ax.set(xlabel="Months since the first dispensing", ylabel="Proportion", ylim=(-0.02, 1.02), xlim=(0, max_months))
+    ax.set_xticks(range(0, max_months + 1, 12))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", frameon=False)
+    fig.tight_layout()
     return fig
 
 
-def draw_cif(tables: Mapping[str, pd.DataFrame]):
-    """Cumulative incidence of discontinuation with its CI, from ``discontinuation_cif`` only."""
+def draw_cif(tables: Mapping[str, pd.DataFrame], *, max_months: int = 60):
+    """Cumulative incidence of discontinuation from (0, 0) with its CI and the numbers at risk every 12 months,
+    from ``discontinuation_cif`` only."""
     data = tables["discontinuation_cif"].sort_values("month")
-    fig, ax = _figure()
-    ax.step(data["month"], data["cif"], where="post", label="discontinuation")
-    ax.fill_between(data["month"], data["lower"], data["upper"], step="post", alpha=0.2, linewidth=0)
-    ax.set(xlabel="Months since the first dispensing", ylabel="Cumulative incidence", ylim=(0, 1))
-    ax.legend(loc="upper left", fontsize="small")
+    curve = data.dropna(subset=["cif"])
+    if curve.empty or curve["month"].iloc[0] != 0:
+        curve = pd.concat([pd.DataFrame({"month": [0], "cif": [0.0], "lower": [0.0], "upper": [0.0]}), curve],
+                          ignore_index=True)
+    fig = draw.new_figure(7.5, 5.0)
+    grid = fig.add_gridspec(2, 1, height_ratios=[4, 0.7], hspace=0.55)
+    ax = fig.add_subplot(grid[0])
+    tab = fig.add_subplot(grid[1], sharex=ax)
+    ax.step(curve["month"], curve["cif"], where="post", label="discontinuation (death as a competing risk)",
+            gid="curve:discontinuation")
+    ax.fill_between(curve["month"], curve["lower"], curve["upper"], step="post", alpha=0.2, linewidth=0)
+    ax.set(xlabel="Months since the first dispensing", ylabel="Cumulative incidence (95% CI)", ylim=(0, 1),
+           xlim=(-1, max_months + 1))
+    marks = list(range(0, max_months + 1, 12))
+    ax.set_xticks(marks)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", frameon=False)
+    at_risk = data.set_index("month")["n_at_risk"]
+    draw.at_risk_table(tab, [("women", "black", [draw.at_risk_text(at_risk.get(m)) for m in marks])], marks)
+    tab.tick_params(bottom=False, labelbottom=False)
+    tab.spines["bottom"].set_visible(False)
     return fig
 
 
