@@ -111,6 +111,9 @@ def test_readable_run_ids(run_id, readable):
 
 def test_run_folders_use_the_readable_id_and_the_manifest_maps_it(oncopipe_home):
     exports = oncopipe_home / "exports"
+    pinned = oncopipe_home / "published" / PROVENANCE["mart_version"]  # verify checks the pinned version exists
+    pinned.mkdir(parents=True)
+    (pinned / "version.json").write_text(json.dumps({"version": PROVENANCE["mart_version"]}))
     first = publish_export(demo_result(), STUDY, PROVENANCE, AIRFLOW_RUN)
     assert first.path == exports / "demo_study" / "2026-12-02T1306-demo_study"
     manifest = json.loads(first.manifest.read_text())
