@@ -83,6 +83,7 @@ from oncopipe.delivery.metadata import (
     ExportInfo,
     StudyInfo,
 )
+from oncopipe.delivery.output_check import OutputCheckFailed, check_export, raise_if_unsafe
 from oncopipe.delivery.report import GateSummary, environment, render_markdown_report, render_report
 
 MANIFEST = "manifest.json"
@@ -306,6 +307,8 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
 
     Raises:
         DisclosureViolation: the result cannot be made safe; nothing is written (the refusal is audited).
+        OutputCheckFailed: the independent output checker (:mod:`oncopipe.delivery.output_check`) found a
+            stated or recoverable small count in the built folder; nothing is written (the refusal is audited).
         ExportError: a figure failed to draw, bad metadata, ...; nothing is written.
     """
     info = StudyInfo.of(study)
@@ -328,6 +331,7 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
         try:
             manifest = _build(built, controlled, info, provenance, run_id,
                               str(provenance.get("code_version") or code_version()))
+            _check_before_publishing(built, target, audit, info, run_id)
             files = {**manifest["files"], MANIFEST: sha256_file(built / MANIFEST)}
             with audit.connect() as con:
                 event = audit.record(con, EXPORT, info.study_id, run_id=run_id,
@@ -346,6 +350,19 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
     report = {"html": target / "report.html", "markdown": target / "report.md"}.get(info.report)
     return ExportInfo(info.study_id, run_id, target, target / MANIFEST, report, files, info.recipients,
                       info.approval_reference, controlled.report.counts_by_rule(), event)
+
+
+def _check_before_publishing(built: Path, target: Path, audit: AuditLog, info: StudyInfo, run_id: str) -> None:
+    """The last step before publication: the independent output checker reads the built folder as a
+    researcher would, with the study's other published runs beside it; any finding refuses the export."""
+    others = [p for p in run_dirs(target.parent) if p.name != target.name]
+    try:
+        raise_if_unsafe(built, other_runs=others)
+    except OutputCheckFailed as error:
+        audit.append(REFUSED, info.study_id, run_id=run_id, approval_reference=info.approval_reference,
+                     detail={"error": str(error), "rule": "output_check",
+                             "findings": [str(f) for f in error.findings]})
+        raise
 
 
 def _prune(study_dir: Path, keep: int, audit: AuditLog, study_id: str) -> None:
@@ -502,4 +519,5 @@ def verify_export(folder: Path, *, exports: Path | None = None) -> list[str]:
     if (root / "_audit" / "audit.sqlite3").is_file():
         history = AuditLog(root).history(manifest["study"]["id"], manifest["run_id"])
     problems += audit_published(tables, masks, history=history)
+    problems += [str(f) for f in check_export(folder).findings]
     return problems

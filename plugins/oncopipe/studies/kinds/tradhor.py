@@ -205,7 +205,9 @@ def _selection_table(selection) -> ResultTable:
     return ResultTable("model_selection", frame,
                        "Candidate trajectory models: log-likelihood, BIC (N = women), AIC, relative entropy, smallest "
                        "group (share, women), smallest APP and OCC, adequacy, chosen model.",
-                       count_columns=("min_group_n",), statistic_columns={"min_group_share": "min_group_n"},
+                       count_columns=("min_group_n",),
+                       # APP and OCC are averages over a group's women: with a group under 10 they describe it
+                       statistic_columns={c: "min_group_n" for c in ("min_group_share", "min_app", "min_occ")},
                        group_columns=("k",))
 
 
