@@ -83,7 +83,12 @@ from oncopipe.delivery.metadata import (
     ExportInfo,
     StudyInfo,
 )
-from oncopipe.delivery.output_check import OutputCheckFailed, check_export, raise_if_unsafe
+from oncopipe.delivery.output_check import (
+    OutputCheckFailed,
+    check_export,
+    check_exports_root,
+    raise_if_unsafe,
+)
 from oncopipe.delivery.report import GateSummary, environment, render_markdown_report, render_report
 
 MANIFEST = "manifest.json"
@@ -520,4 +525,5 @@ def verify_export(folder: Path, *, exports: Path | None = None) -> list[str]:
         history = AuditLog(root).history(manifest["study"]["id"], manifest["run_id"])
     problems += audit_published(tables, masks, history=history)
     problems += [str(f) for f in check_export(folder).findings]
+    problems += [str(f) for f in check_exports_root(root).findings]
     return problems

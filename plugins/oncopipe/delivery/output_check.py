@@ -575,7 +575,8 @@ def _check_differencing(tables: Sequence[_Table], report: CheckReport) -> None:
     (column, labels, coordinates; a dimension a table lacks counting as its total) printed twice is one
     number. Counts are never negative.
     """
-    tables = [t for t in tables if t.groups and t.at_risk is None]
+    # A curve is a sequence over time, not a partition of people: it takes no part in margins.
+    tables = [t for t in tables if t.at_risk is None and t.counts]
     dims = sorted({d for t in tables for d in t.groups})
     # One variable per cell key; a CSV and a Parquet file of the same table give the same cells.
     value: dict[tuple, float] = {}
@@ -728,3 +729,47 @@ def _check_other_runs(folder: Path, tables: Sequence[_Table], runs: Sequence[Pat
             if key in theirs and 1 <= abs(v - theirs[key][0]) <= THRESHOLD - 1:
                 report.add(file, where, DIFFERENCING_RUNS,
                            f"{RULES[DIFFERENCING_RUNS]} ({run.name}, {theirs[key][1]} {theirs[key][2]})")
+
+
+# --- what sits beside the exports: index, audit log, mail -------------------------------------------------
+
+
+def check_exports_root(root: Path) -> CheckReport:
+    """Check what a researcher can read beside the run folders: ``index.html`` and the audit log.
+
+    The audit log (``_audit/audit.sqlite3``) is read as a reader of the exports folder would: every event's
+    JSON detail is checked like a JSON file, and every count it keeps for cross-run comparison must be safe.
+    """
+    import sqlite3  # only here: the rest of the checker reads files
+
+    report = CheckReport()
+    index = root / "index.html"
+    if index.is_file():
+        report.files_checked += 1
+        check_text("index.html", index.read_text(encoding="utf-8", errors="replace"), report)
+    audit = root / "_audit" / "audit.sqlite3"
+    if audit.is_file():
+        report.files_checked += 1
+        with sqlite3.connect(f"file:{audit}?mode=ro", uri=True) as con:
+            for event_id, detail in con.execute("select id, detail from events"):
+                try:
+                    data = json.loads(detail) if detail else None
+                except json.JSONDecodeError:
+                    data = detail
+                if data is not None:
+                    _check_json(f"_audit/audit.sqlite3#event {event_id}", data, report)
+            for study, run, cell, value in con.execute("select study_id, run_id, cell, value from published_cells"):
+                report.cells_checked += 1
+                if 1 <= value <= THRESHOLD - 1:
+                    report.add("_audit/audit.sqlite3", f"published_cells {study}/{run} {cell}", FREQUENCY_THRESHOLD)
+    return report
+
+
+def check_mail(folder: Path, subject: str, text: str, html: str | None = None) -> None:
+    """Refuse a notification mail that states a small count (:class:`OutputCheckFailed`)."""
+    report = CheckReport()
+    check_text("mail.txt", f"{subject}\n{text}", report)
+    if html:
+        check_text("mail.html", html, report)
+    if report.findings:
+        raise OutputCheckFailed(Path(folder), report.findings)
