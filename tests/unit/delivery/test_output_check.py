@@ -272,13 +272,22 @@ def _attack(truth: pd.DataFrame, folder) -> list[str]:
             leaks.append(f"{cell} bounded in [{bounds[0]:g}, {bounds[1]:g}]")
     everything = "\n".join(p.read_text(errors="replace") for p in folder.rglob("*")
                            if p.is_file() and p.suffix in (".json", ".html", ".md", ".csv"))
+    records = json.loads((folder / "disclosure.json").read_text())["cells"]
     for cell in unknown:
-        if 1 <= value[cell] <= 9 and re.search(rf"=\s*{value[cell]}(?!\d)", everything):
+        v = value[cell]
+        if not 1 <= v <= 9:
+            continue
+        if re.search(rf"\bn\w*\s*(?:=|:)\s*{v}(?![\d.])|difference {v}(?!\d)", everything):
             leaks.append(f"{cell} value stated in a file")
+        row = cells.index(cell)
+        for record in records:  # the record of this very cell, read for its value
+            if record["row"] == row and re.search(rf"(?<![\w\[.]){v}(?![\d\].])",
+                                                  record["detail"].replace(RULE_TEXT[record["rule"]], "")):
+                leaks.append(f"{cell} value in its disclosure record: {record['detail']!r}")
     return leaks
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(successive_grids())
 def test_attacker_recovers_no_masked_count_from_two_successive_runs(oncopipe_home, grids):
     first, second = grids
@@ -300,3 +309,21 @@ def test_attacker_recovers_no_masked_count_from_two_successive_runs(oncopipe_hom
         for x, y in zip(a.n, b.n, strict=True):
             if MASK_MARKER not in (x, y):
                 assert not 1 <= abs(int(x) - int(y)) <= 9
+
+
+def test_masked_cells_stay_usable_and_not_reached_differs_from_masked(oncopipe_home):
+    frame = pd.DataFrame({"site": ["a", "b", "c", T], "n": [4, 40, 52, 96],
+                          "median_months": [11.0, 14.5, float("nan"), 13.0]})
+    result = StudyResult("oc_study", "t", {}, [ResultTable("medians", frame, "", count_columns=("n",),
+                                                           statistic_columns={"median_months": "n"},
+                                                           group_columns=("site",), total_value=T)])
+    info = publish_export(result, STUDY, PROVENANCE, "run_1")
+    csv = pd.read_csv(info.path / "tables" / "medians.csv", dtype=str, keep_default_na=False)
+    assert csv.loc[0, "n"] == MASK_MARKER and csv.loc[0, "median_months"] == MASK_MARKER
+    assert csv.loc[2, "median_months"] == ""  # not reached: blank, not the marker
+    parquet = pd.read_parquet(info.path / "tables" / "medians.parquet")
+    assert pd.isna(parquet.loc[0, "n"]) and bool(parquet.loc[0, "n__masked"])
+    assert pd.isna(parquet.loc[2, "median_months"]) and not bool(parquet.loc[2, "median_months__masked"])
+    html = (info.path / "report.html").read_text()
+    assert '<td class="masked">masked</td>' in html and '<td class="na">—</td>' in html
+    assert check_export(info.path).safe
