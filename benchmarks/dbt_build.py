@@ -12,7 +12,8 @@ Usage::
    (2 threads, ``ONCOPIPE_DUCKDB_MEMORY_LIMIT``, default 8GB).
 3. A pandas implementation of ``endocrine_adherence_monthly`` (read the landing files, clean, find the breast
    cases and the cohort, then the PDC with the platform's vectorised engine ``oncopipe.methods.adherence``) runs on the
-   ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one.
+   ``--pandas-patients`` extraction, and its rows are compared with the dbt mart when both used the same one:
+   every (person, month) and every column, the CMA7-type ``pdc`` exactly (:func:`mart_parity`).
    :func:`pandas_daily_adherence` is the straightforward one (the same cleaning, then a walk over each woman's
    days); ``benchmarks/run.py`` measures both.
 
@@ -350,6 +351,31 @@ def adherence_differences(left: pd.DataFrame, right: pd.DataFrame, sample: int |
             f"(rows: left {len(a)}, right {len(b)}); first:\n{merged[differs].head(10).to_string()}")
 
 
+def mart_parity(warehouse: Path, mart: pd.DataFrame) -> dict[str, Any]:
+    """The dbt mart against the Python PDC engine on every (person, month): rows and per-column equality.
+
+    A month is equal when it is in both tables and every column of ``ADHERENCE_COLUMNS`` and ``pdc`` (the
+    CMA7-type PDC, compared exactly as a double) is equal; ``<column>_equal`` counts each column apart.
+    """
+    columns = ADHERENCE_KEYS + ADHERENCE_COLUMNS + ["pdc"]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        sql = con.sql(f"select {', '.join(columns)} from marts.endocrine_adherence_monthly").df()
+    for column in ("month_start", "month_end"):
+        sql[column] = pd.to_datetime(sql[column])
+    merged = sql.merge(mart[columns], on=ADHERENCE_KEYS, how="outer", suffixes=("_dbt", "_pandas"),
+                       indicator=True)
+    both = merged["_merge"] == "both"
+    equal = both.copy()
+    per_column = {}
+    for column in ADHERENCE_COLUMNS + ["pdc"]:
+        same = both & merged[f"{column}_dbt"].eq(merged[f"{column}_pandas"])
+        per_column[f"{column}_equal"] = int(same.sum())
+        equal &= same
+    return {"rows_dbt": len(sql), "rows_pandas": len(mart), "months_compared": int(len(merged)),
+            "rows_in_both": int(both.sum()), "months_equal": int(equal.sum()),
+            "women": int(merged["person_id"].nunique()), **per_column, "_sql": sql}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=1_000_000)
@@ -373,14 +399,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         measures.append(m)
         if pandas_landing == landing:
-            with duckdb.connect(str(dbt["warehouse"]), read_only=True) as con:
-                sql = con.sql("select person_id, month_index, days_covered from marts.endocrine_adherence_monthly").df()
-            merged = sql.merge(mart[["person_id", "month_index", "days_covered"]], on=["person_id", "month_index"],
-                               how="outer", suffixes=("_dbt", "_pandas"), indicator=True)
-            same = merged["days_covered_dbt"] == merged["days_covered_pandas"]
-            comparison = {"rows_dbt": len(sql), "rows_pandas": len(mart),
-                          "rows_in_both": int((merged["_merge"] == "both").sum()),
-                          "days_covered_equal": int(same.sum())}
+            comparison = mart_parity(dbt["warehouse"], mart)
+            if comparison["months_equal"] != comparison["months_compared"]:
+                print(adherence_differences(comparison.pop("_sql"), mart), file=sys.stderr)
+            comparison.pop("_sql", None)
             print(f"dbt vs pandas: {comparison}", file=sys.stderr)
     suffix = "-dbt-only" if args.skip_pandas else ""
     path = write_results(RESULTS / f"dbt_build-{args.patients}{suffix}.json", measures, patients=args.patients,

@@ -1,7 +1,9 @@
 """Adherence to hormone therapy from dispensings: the project's PDC rule, vectorised over patients.
 
 This is the Python implementation of THE PDC RULE of the project (the dbt model implements it in SQL and
-tests compare them). Every number below is defined on whole calendar days; a day is an integer (days
+tests compare them). The PDC is AdhereR's CMA7 (carry-over within and into the window), with the hospital
+rule of step 3 added; AdhereR's whole family (CMA1-CMA9, sliding windows, episodes) is
+:mod:`oncopipe.methods.cma`. Every number below is defined on whole calendar days; a day is an integer (days
 since 1970-01-01) and every interval is inclusive at both ends.
 
 **1. Supplies.** Input dispensings are already cleaned (information-only lines dropped, regularisation
@@ -51,6 +53,9 @@ lasts ``gap_days`` days (death before the gap completes is not discontinuation: 
 Month ``k`` has ``is_discontinued`` when its start is on/after the discontinuation date.
 Time to discontinuation (:func:`discontinuation`): ``status`` 1 = discontinued (time = date - index,
 in days), 2 = died first (time = death - index), 0 = censored (time = follow-up end - index).
+Treatment goes on after a discontinuation when supply resumes: the gaps of ``gap_days`` or more split the
+follow-up into treatment episodes (:func:`episodes`: first covered day, last day before the gap that ends
+it or the follow-up end, that gap's length), as AdhereR's treatment episodes with a maximum permissible gap.
 
 **7. Switches** (:func:`switches`): among the dispensings dated inside the follow-up, in the order of
 step 2, a switch is a dispensing whose molecule differs from the previous dispensing's; the first
@@ -414,24 +419,12 @@ def _periods(follow_up: pd.DataFrame, months_per_period: int, n_periods: int) ->
     })
 
 
-def discontinuation(
-    cov: Coverage, follow_up: pd.DataFrame, *, gap_days: int = DISCONTINUATION_GAP_DAYS
-) -> pd.DataFrame:
-    """Discontinuation and time to it, death as a competing event (step 6).
+def _uncovered_runs(cov: Coverage, follow_up: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Every run of consecutive uncovered days inside each follow-up (step 6): row, first day u, last day v.
 
-    Args:
-        cov: the coverage.
-        follow_up: from :func:`follow_up_windows` (``person_id``, ``index_date``, ``follow_up_end_date``,
-            ``follow_up_end_reason``).
-        gap_days: the gap that makes a discontinuation (90).
-
-    Returns:
-        One row per person: ``person_id``, ``discontinued`` (bool), ``discontinuation_date`` (NaT if
-        none), ``status`` (1 discontinued, 2 died first, 0 censored) and ``time_days`` (days from index
-        date to the discontinuation date, the death, or the follow-up end).
+    Returns ``(row, u, v, index, fu_end)``: the runs (``u <= v``, sorted by row then day) and, per follow-up
+    row, its index date and follow-up end (day numbers).
     """
-    if gap_days < 1:
-        raise ValueError(f"gap_days must be >= 1, not {gap_days}")
     _require(follow_up, ("person_id", "index_date", "follow_up_end_date"), "follow_up")
     n = len(follow_up)
     owner = cov.person_numbers(follow_up["person_id"])
@@ -452,7 +445,93 @@ def discontinuation(
     next_start = np.where(is_last, _POS_INF, starts[np.minimum(interval + 1, len(c.start))])
     u = np.maximum(prev_end + 1, index[row])
     v = np.minimum(next_start - 1, fu_end[row])
-    gap = (u <= v) & (v - u + 1 >= gap_days)
+    keep = u <= v
+    return row[keep], u[keep], v[keep], index, fu_end
+
+
+def episodes(cov: Coverage, follow_up: pd.DataFrame, *, gap_days: int = DISCONTINUATION_GAP_DAYS) -> pd.DataFrame:
+    """Treatment episodes inside the follow-up: the stretches between discontinuation gaps (step 6).
+
+    The gaps of ``gap_days`` or more uncovered days (step 6, so a gap cut by the follow-up end counts only if
+    it already lasts ``gap_days``) split the follow-up; each stretch with a covered day is an episode, from its
+    first covered day to the day before the gap that ends it, or to the follow-up end (shorter gaps stay inside
+    an episode, as AdhereR's maximum permissible gap). An episode after the first one is a resumption.
+
+    Args:
+        cov: the coverage.
+        follow_up: from :func:`follow_up_windows`.
+        gap_days: the discontinuation gap (90).
+
+    Returns:
+        One row per episode, by person (input order) and time: ``person_id``, ``episode`` (1-based),
+        ``episode_start``, ``episode_end`` (dates, inclusive), ``episode_days``, ``ending_gap_days`` (the gap that
+        ended it, 0 if none), ``ended_by`` (``"gap"`` or ``"follow_up_end"``).
+    """
+    if gap_days < 1:
+        raise ValueError(f"gap_days must be >= 1, not {gap_days}")
+    row, u, v, index, fu_end = _uncovered_runs(cov, follow_up)
+    gap = v - u + 1 >= gap_days
+    row, u, v = row[gap], u[gap], v[gap]
+    n = len(follow_up)
+    # Stretch starts (index, day after each gap) and ends (day before each gap, follow-up end), per row in order.
+    seg_row = np.r_[np.arange(n), row]
+    start = np.r_[index, v + 1]
+    end = np.r_[u - 1, fu_end]
+    end_row = np.r_[row, np.arange(n)]
+    gap_len = np.r_[v - u + 1, np.zeros(n, np.int64)]
+    by_start = np.lexsort((start, seg_row))
+    by_end = np.lexsort((end, end_row))
+    seg_row, start = seg_row[by_start], start[by_start]
+    end, gap_len = end[by_end], gap_len[by_end]
+    owner = cov.person_numbers(follow_up["person_id"])[seg_row]
+    covered = _window(cov.covered, owner, start, end)
+    keep = (start <= end) & (covered > 0)
+    seg_row, start, end, gap_len, owner = seg_row[keep], start[keep], end[keep], gap_len[keep], owner[keep]
+    first = _first_covered_from(cov.covered, owner, start)
+    number = _grouped_cumsum(np.ones(len(seg_row), np.int64), seg_row)
+    return pd.DataFrame({
+        "person_id": follow_up["person_id"].to_numpy()[seg_row],
+        "episode": number,
+        "episode_start": _to_dates(first),
+        "episode_end": _to_dates(end),
+        "episode_days": end - first + 1,
+        "ending_gap_days": gap_len,
+        "ended_by": np.where(gap_len > 0, "gap", "follow_up_end"),
+    })
+
+
+def _first_covered_from(covered: _IntervalSet, owner: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """First covered day >= ``day`` of each owner (the caller knows there is one)."""
+    pos = np.searchsorted(covered.keys, owner * _KEY + (day + _DAY_SHIFT), side="right") - 1
+    safe = np.maximum(pos, 0)
+    inside = (pos >= 0) & (covered.owner[safe] == owner) & (covered.end[safe] >= day)
+    following = covered.start[np.minimum(pos + 1, len(covered.start) - 1)]
+    return np.where(inside, day, following)
+
+
+def discontinuation(
+    cov: Coverage, follow_up: pd.DataFrame, *, gap_days: int = DISCONTINUATION_GAP_DAYS
+) -> pd.DataFrame:
+    """Discontinuation and time to it, death as a competing event, and what follows it (step 6).
+
+    Args:
+        cov: the coverage.
+        follow_up: from :func:`follow_up_windows` (``person_id``, ``index_date``, ``follow_up_end_date``,
+            ``follow_up_end_reason``).
+        gap_days: the gap that makes a discontinuation (90).
+
+    Returns:
+        One row per person: ``person_id``, ``discontinued`` (bool), ``discontinuation_date`` (NaT if
+        none), ``status`` (1 discontinued, 2 died first, 0 censored) and ``time_days`` (days from index
+        date to the discontinuation date, the death, or the follow-up end), all on the first discontinuation;
+        then ``n_discontinuations`` (gaps of ``gap_days`` or more in the follow-up), ``n_episodes`` and
+        ``resumption_date`` (start of the second episode, NaT if treatment never resumed): see :func:`episodes`.
+    """
+    if gap_days < 1:
+        raise ValueError(f"gap_days must be >= 1, not {gap_days}")
+    n = len(follow_up)
+    row, u, v, index, fu_end = _uncovered_runs(cov, follow_up)
+    gap = v - u + 1 >= gap_days
     disc_day = np.full(n, _POS_INF)
     np.minimum.at(disc_day, row[gap], u[gap])
     discontinued = disc_day < _POS_INF
@@ -461,12 +540,21 @@ def discontinuation(
     status = np.where(discontinued, 1, np.where(died, 2, 0))
     time_days = np.where(discontinued, disc_day - index, fu_end - index)
     disc_date = pd.Series(_to_dates(np.where(discontinued, disc_day, 0))).where(discontinued)
+    ep = episodes(cov, follow_up, gap_days=gap_days)
+    per_row = pd.Series(np.arange(n), index=pd.Index(follow_up["person_id"].to_numpy()))
+    ep_row = per_row.reindex(ep["person_id"].to_numpy()).to_numpy()
+    second = ep["episode"].to_numpy() == 2
+    resumption = pd.Series(pd.NaT, index=np.arange(n), dtype="datetime64[ns]")
+    resumption.iloc[ep_row[second]] = ep["episode_start"].to_numpy()[second]
     return pd.DataFrame({
         "person_id": follow_up["person_id"].to_numpy(),
         "discontinued": discontinued,
         "discontinuation_date": disc_date.to_numpy(),
         "status": status.astype(np.int64),
         "time_days": time_days.astype(np.int64),
+        "n_discontinuations": np.bincount(row[gap], minlength=n).astype(np.int64),
+        "n_episodes": np.bincount(ep_row, minlength=n).astype(np.int64),
+        "resumption_date": resumption.to_numpy(),
     })
 
 

@@ -22,17 +22,38 @@ the starts as in the likelihood, never filled in) from its own k-means++ seeding
 EM on the subsample, the start with the best subsample likelihood is then refined by EM on all people until
 the relative change of the log-likelihood is below ``tol``.
 
-Selection. ``BIC = -2 logL + p ln N`` and ``AIC = -2 logL + 2p`` (smaller is better; Nagin's
-``BIC = logL - p ln(N) / 2`` is ``-1/2`` of this, so the order of the models is the same) with ``N`` the
-number of **people** (not observations), as Jones, Nagin and Roeder (2001) recommend, and
-``p = sum_j (d_j + 1) + (k - 1) + number of sigmas``. A model is adequate (Nagin 2005, ch. 5) when every
-group has average posterior probability of assignment ``APP_j >= 0.7`` (mean of ``p_ij`` over the people
-assigned to ``j``), odds of correct classification ``OCC_j = [APP_j / (1 - APP_j)] / [pi_j / (1 - pi_j)] >= 5``
-with ``pi_j`` the estimated group probability, and at least 5% of people assigned to it (assignment =
-maximum posterior). The chosen model is the adequate one with the smallest
-BIC; if none is adequate, the smallest BIC overall (flagged). Relative entropy
-``1 - sum_i sum_j -p_ij ln p_ij / (N ln k)`` is reported. Groups are numbered 1..k from the most to the
-least adherent (mean fitted PDC over the months).
+Censoring at both bounds. Monthly PDC piles up at 1 (every day covered) and at 0 (none): these are not
+values of the normal variable but the events "latent value >= 1" and "latent value <= 0". A month at 1.0
+contributes ``P(y* >= 1) = 1 - Phi((1 - mu) / sigma)`` and a month at 0 contributes ``P(y* <= 0) =
+Phi(-mu / sigma)`` (Tobit; Nagin 2005, ch. 2, the ``cnorm`` model of ``traj``); only months strictly inside
+(0, 1) use the density. So a group whose months are mostly at 1.0 has a latent mean above 1 (its fitted mean
+PDC, :meth:`GBTMFit.expected_value`, stays <= 1), and a group that stopped has a latent mean below 0; the
+model is never fitted to the piled-up values as if they were ordinary observations.
+
+Selection (Nagin 2005, ch. 4-5; Nagin and Odgers 2010). ``BIC = -2 logL + p ln N`` and ``AIC = -2 logL + 2p``
+(smaller is better; Nagin's ``BIC = logL - p ln(N) / 2`` is ``-1/2`` of this, so the order of the models is
+the same) with ``N`` the number of **people** (not observations), as Jones, Nagin and Roeder (2001) recommend,
+and ``p = sum_j (d_j + 1) + (k - 1) + number of sigmas``. Every candidate is judged on Nagin's criteria
+together (:class:`SelectionRules`), each reported in the selection table:
+
+* ``app_ok``: average posterior probability of assignment ``APP_j >= 0.7`` in every group (mean of ``p_ij``
+  over the people assigned to ``j``, assignment = maximum posterior);
+* ``occ_ok``: odds of correct classification ``OCC_j = [APP_j / (1 - APP_j)] / [pi_j / (1 - pi_j)] >= 5``
+  with ``pi_j`` the estimated group probability;
+* ``shares_match``: the estimated probability and the share assigned agree in every group,
+  ``|assigned_j - pi_j| <= share_tolerance * pi_j`` (0.25);
+* ``size_ok``: every group reaches the minimum share (a parameter, 5% by default) within its sampling error:
+  ``pi_j + 1.96 sqrt(pi_j (1 - pi_j) / N) >= min_share``. A true group of exactly 5% is estimated at 5% +/-
+  its error; asking ``pi_j >= 5%`` would keep or drop it by chance (Nagin's criterion of a reasonably tight
+  confidence interval for ``pi_j``), while a split-off group of 1-2% stays out.
+
+A candidate meeting all four is adequate. Among the adequate ones the chosen model is the one with the fewest
+groups whose BIC is within ``bic_evidence`` (10) of the smallest adequate BIC: ``BIC_simple - BIC_complex``
+approximates ``2 ln B`` (the Bayes factor of the larger model, Jones, Nagin and Roeder 2001; Kass and Raftery
+1995), and a larger model is taken only on "very strong" evidence (``2 ln B > 10``), so the choice does not
+follow small BIC gains of spurious groups. If no candidate is adequate, the smallest BIC overall is chosen
+(flagged). Relative entropy ``1 - sum_i sum_j -p_ij ln p_ij / (N ln k)`` is reported. Groups are numbered
+1..k from the most to the least adherent (mean fitted PDC over the months).
 """
 
 from __future__ import annotations
@@ -49,6 +70,33 @@ _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 APP_MIN = 0.7
 OCC_MIN = 5.0
 SHARE_MIN = 0.05
+SHARE_TOLERANCE = 0.25
+BIC_EVIDENCE = 10.0
+START_SOFTNESS = 0.01  # posterior mass a start partition leaves to the other groups
+_Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class SelectionRules:
+    """Nagin's adequacy criteria and the BIC evidence a larger model needs (module docstring)."""
+
+    app_min: float = APP_MIN
+    occ_min: float = OCC_MIN
+    min_share: float = SHARE_MIN
+    share_tolerance: float = SHARE_TOLERANCE
+    bic_evidence: float = BIC_EVIDENCE
+
+    def __post_init__(self) -> None:
+        if not 0 < self.app_min < 1:
+            raise ValueError(f"app_min must be in (0, 1), not {self.app_min}")
+        if self.occ_min <= 0:
+            raise ValueError(f"occ_min must be > 0, not {self.occ_min}")
+        if not 0 <= self.min_share < 1:
+            raise ValueError(f"min_share must be in [0, 1), not {self.min_share}")
+        if self.share_tolerance <= 0:
+            raise ValueError(f"share_tolerance must be > 0, not {self.share_tolerance}")
+        if self.bic_evidence < 0:
+            raise ValueError(f"bic_evidence must be >= 0, not {self.bic_evidence}")
 
 
 @dataclass(frozen=True)
@@ -193,27 +241,41 @@ class GBTMFit:
         inside = mu * (ndtr(b) - ndtr(a)) + s * (np.exp(-0.5 * a**2) - np.exp(-0.5 * b**2)) / np.sqrt(2 * np.pi)
         return self.lower * ndtr(a) + inside + self.upper * (1 - ndtr(b))
 
-    def diagnostics(self) -> dict[str, float]:
-        """Entropy, group shares, APP and OCC (see module docstring)."""
+    def diagnostics(self, rules: SelectionRules | None = None) -> dict[str, float]:
+        """Entropy, group shares, APP, OCC and Nagin's criteria under ``rules`` (see module docstring)."""
+        rules = rules or SelectionRules()
         post = self.posterior
         assign = self.assignment
-        share = np.bincount(assign, minlength=self.k) / self.n_people
+        counts = np.bincount(assign, minlength=self.k)
+        share = counts / self.n_people
         app = np.array([post[assign == j, j].mean() if (assign == j).any() else 0.0 for j in range(self.k)])
         with np.errstate(divide="ignore", invalid="ignore"):
             occ = (app / (1 - app)) / (self.pi / (1 - self.pi))
+            share_gap = np.abs(share - self.pi) / self.pi
         occ = np.where(app >= 1, np.inf, occ)
+        share_upper = self.pi + _Z95 * np.sqrt(self.pi * (1 - self.pi) / self.n_people)
         plogp = np.where(post > 0, post * np.log(np.clip(post, 1e-300, 1)), 0.0)
         entropy = 1 + plogp.sum() / (self.n_people * np.log(self.k)) if self.k > 1 else 1.0
+        checks = {
+            "app_ok": bool(app.min() >= rules.app_min),
+            "occ_ok": bool(occ.min() >= rules.occ_min),
+            "shares_match": bool(np.nan_to_num(share_gap, nan=np.inf).max() <= rules.share_tolerance),
+            "size_ok": bool(share_upper.min() >= rules.min_share),
+        }
         return {
             "entropy": float(entropy),
             "shares": share,
             "app": app,
             "occ": occ,
             "min_group_share": float(share.min()),
-            "min_group_n": int(np.bincount(assign, minlength=self.k).min()),
+            "min_group_n": int(counts.min()),
+            "min_estimated_share": float(self.pi.min()),
+            "min_share_upper": float(share_upper.min()),
+            "max_share_gap": float(np.nan_to_num(share_gap, nan=np.inf).max()),
             "min_app": float(app.min()),
             "min_occ": float(occ.min()),
-            "adequate": bool(app.min() >= APP_MIN and occ.min() >= OCC_MIN and share.min() >= SHARE_MIN),
+            **checks,
+            "adequate": all(checks.values()),
         }
 
 
@@ -330,8 +392,10 @@ class _Model:
         return thetas, h, pi
 
     def init_from_labels(self, labels: np.ndarray, panel: Panel):
-        post = np.full((panel.n_people, self.k), 0.1 / max(self.k - 1, 1))
-        post[np.arange(panel.n_people), labels] = 0.9 if self.k > 1 else 1.0
+        # Nearly hard labels: with 0.9 / 0.1 the other groups' people outweigh a small group's own (a 3% group of
+        # a 4-group start: 0.9 x 3% of the people against 0.1 / 3 x 97%) and its start dissolves into the mean.
+        post = np.full((panel.n_people, self.k), START_SOFTNESS / max(self.k - 1, 1))
+        post[np.arange(panel.n_people), labels] = 1 - START_SOFTNESS if self.k > 1 else 1.0
         weights = np.asarray(panel.incidence_t @ post)
         means = (weights * self.y[:, None]).sum(0) / np.maximum(weights.sum(0), 1e-12)
         h = np.full(self.n_h, 1 / 0.3)
@@ -467,6 +531,7 @@ def fit_gbtm(
               for s in range(max(n_starts, 1))]
     if previous is not None and previous.k == k - 1 and k > 1:
         starts += _split_starts(panel, rows, previous, seed)
+        starts += _misfit_starts(panel, rows, previous)
     best = None
     for labels in starts:
         thetas, h, pi = model.init_from_labels(labels, sub)
@@ -497,6 +562,37 @@ def _split_starts(panel: Panel, rows: np.ndarray, previous: GBTMFit, seed: int) 
     return out
 
 
+# Shares of the worst-fitted people of the (k-1)-group fit that seed a new group (see _misfit_starts).
+MISFIT_SHARES = (0.03, 0.06)
+
+
+def _misfit_starts(panel: Panel, rows: np.ndarray, previous: GBTMFit) -> list[np.ndarray]:
+    """Start partitions with one group more than ``previous``: its worst-fitted people form the new group.
+
+    A small real group (a few % of people) is absorbed by a large group in the (k-1)-group fit, and neither
+    k-means nor splitting a large group in two isolates it; its members are the people that the (k-1)-group
+    fit explains worst (lowest mean log-likelihood per observed month under their assigned group). Each share
+    of ``MISFIT_SHARES`` of those people seeds one start; EM then keeps or dissolves the group.
+    """
+    model = _Model(panel, previous.degrees, len(previous.sigma) == 1, previous.lower, previous.upper)
+    h = 1 / previous.sigma
+    hj = h if len(h) > 1 else np.repeat(h, previous.k)
+    thetas = [b * hj[j] for j, b in enumerate(previous.betas)]
+    sub = panel.subset(rows) if len(rows) < panel.n_people else panel
+    person_ll = np.asarray(sub.incidence @ model.terms(thetas, h))
+    assigned = previous.assignment[rows]
+    fit_per_month = person_ll[np.arange(len(rows)), assigned] / np.maximum(sub.observed, 1)
+    order = np.argsort(fit_per_month, kind="stable")
+    out = []
+    for share in MISFIT_SHARES:
+        worst = order[:max(int(round(share * len(rows))), 2)]
+        labels = assigned.copy()
+        labels[worst] = previous.k
+        if len(np.unique(labels)) == previous.k + 1:
+            out.append(_by_level(panel, rows, labels, previous.k + 1))
+    return out
+
+
 def _ordered(fit: GBTMFit) -> GBTMFit:
     order = np.argsort(-fit.expected_value().mean(axis=1), kind="stable")
     fit.betas = [fit.betas[j] for j in order]
@@ -517,6 +613,7 @@ class Selection:
     table: pd.DataFrame
     chosen_k: int
     chosen_adequate: bool
+    rules: SelectionRules = field(default_factory=SelectionRules)
 
     @property
     def chosen(self) -> GBTMFit:
@@ -529,43 +626,71 @@ def select_gbtm(
     min_groups: int = 2,
     max_groups: int = 7,
     degree: int | Mapping[int, Sequence[int]] = 3,
+    rules: SelectionRules | None = None,
     progress: Callable[[int, GBTMFit], None] | None = None,
     **fit_options,
 ) -> Selection:
-    """Fit ``min_groups..max_groups`` groups and choose by BIC among adequate models.
+    """Fit ``min_groups..max_groups`` groups and choose by Nagin's criteria together (module docstring).
 
     Args:
         panel: the data.
         min_groups, max_groups: range of the number of groups.
         degree: one degree for every group of every model, or ``{k: [degree per group]}``.
+        rules: the criteria (:class:`SelectionRules`: APP, OCC, share match, minimum share, BIC evidence).
         progress: called after each fit with ``(k, fit)``.
         **fit_options: passed to :func:`fit_gbtm` (n_starts, seed, common_sigma, ...); each fit after the
             first also starts from the groups of the fit with one group fewer, each split in two.
 
     Returns:
-        The :class:`Selection`; ``table`` has k, log_likelihood, n_params, bic, aic, entropy,
-        min_group_share, min_group_n, min_app, min_occ, adequate, chosen.
+        The :class:`Selection`; ``table`` has, per candidate: k, log_likelihood, n_params, bic, aic, entropy,
+        min_group_share (assigned), min_group_n, min_estimated_share (``pi``), min_share_upper (its 95% upper
+        bound), max_share_gap (``|assigned - pi| / pi``), min_app, min_occ, the criteria app_ok, occ_ok,
+        shares_match, size_ok, adequate, bic_evidence (``BIC - smallest adequate BIC``, ``2 ln B`` against the
+        best adequate model), converged, chosen.
     """
     if not 1 <= min_groups <= max_groups:
         raise ValueError(f"need 1 <= min_groups <= max_groups, got {min_groups}..{max_groups}")
     fits: dict[int, GBTMFit] = {}
-    rows = []
     for k in range(min_groups, max_groups + 1):
         deg = degree.get(k, 3) if isinstance(degree, Mapping) else degree
-        fit = fit_gbtm(panel, k, deg, previous=fits.get(k - 1), **fit_options)
-        fits[k] = fit
+        fits[k] = fit_gbtm(panel, k, deg, previous=fits.get(k - 1), **fit_options)
+        if progress is not None:
+            progress(k, fits[k])
+    return choose_model(fits, rules)
+
+
+def choose_model(fits: Mapping[int, GBTMFit], rules: SelectionRules | None = None) -> Selection:
+    """Judge fitted candidates on Nagin's criteria under ``rules`` and choose one (see :func:`select_gbtm`).
+
+    The fits are not changed except their ``stats``, recomputed under ``rules``; so the same candidates can be
+    judged again under other rules (e.g. another minimum share) without fitting them again.
+    """
+    if not fits:
+        raise ValueError("choose_model: no candidate model")
+    rules = rules or SelectionRules()
+    rows = []
+    for k in sorted(fits):
+        fit = fits[k]
+        fit.stats = fit.diagnostics(rules)
         st = fit.stats
         rows.append({"k": k, "log_likelihood": fit.loglik, "n_params": fit.n_params, "bic": fit.bic, "aic": fit.aic,
                      "entropy": st["entropy"], "min_group_share": st["min_group_share"],
-                     "min_group_n": st["min_group_n"], "min_app": st["min_app"], "min_occ": st["min_occ"],
+                     "min_group_n": st["min_group_n"], "min_estimated_share": st["min_estimated_share"],
+                     "min_share_upper": st["min_share_upper"], "max_share_gap": st["max_share_gap"],
+                     "min_app": st["min_app"], "min_occ": st["min_occ"], "app_ok": st["app_ok"],
+                     "occ_ok": st["occ_ok"], "shares_match": st["shares_match"], "size_ok": st["size_ok"],
                      "adequate": st["adequate"], "converged": fit.converged})
-        if progress is not None:
-            progress(k, fit)
     table = pd.DataFrame(rows)
-    pool = table[table["adequate"]] if table["adequate"].any() else table
-    chosen_k = int(pool.loc[pool["bic"].idxmin(), "k"])
+    adequate = table[table["adequate"]]
+    if len(adequate):
+        best = float(adequate["bic"].min())
+        chosen_k = int(adequate.loc[adequate["bic"] <= best + rules.bic_evidence, "k"].min())
+    else:
+        best = float(table["bic"].min())
+        chosen_k = int(table.loc[table["bic"].idxmin(), "k"])
+    table.insert(table.columns.get_loc("converged"), "bic_evidence", table["bic"] - best)
     table["chosen"] = table["k"] == chosen_k
-    return Selection(fits, table, chosen_k, bool(table.loc[table["chosen"], "adequate"].iloc[0]))
+    return Selection(dict(fits), table, chosen_k, bool(table.loc[table["chosen"], "adequate"].iloc[0]), rules)
 
 
 def group_summary(fit: GBTMFit) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 Layout::
 
     <published>/CURRENT                       the current version id (one line), switched with os.replace
-    <published>/<version>/<mart>.parquet      each mart of contracts/marts.py, plus the life-table seed french_life_tables
+    <published>/<version>/<mart>.parquet      each mart of contracts/marts.py, plus the seed french_life_tables
     <published>/<version>/version.json        version id, extraction, dbt invocation, gates, row counts, sha256
     <published>/.candidates/<content hash>/   staged candidates (the marts gate checks these files)
 

@@ -368,3 +368,68 @@ def test_bad_input_is_named():
         adh.coverage(_disp([("2024-01-01", 30, "tamoxifen")]), hospital_days="bogus")
     with pytest.raises(ValueError, match="missing column"):
         adh.coverage(pd.DataFrame({"person_id": ["a"]}))
+
+
+def test_discontinuation_goes_on_after_a_resumption():
+    """Supplies Jan 1 (30 d: Jan 1..30), Jun 1 and Jul 1 (30 d each: Jun 1..Jul 30); follow-up to Dec 31, gap 90.
+
+    Uncovered Jan 31..May 31 = 1 + 29 + 31 + 30 + 31 = 122 days >= 90: episode 1 is Jan 1..Jan 30 (30 days),
+    ended by that gap; treatment resumes on Jun 1 (episode 2, Jun 1..Jul 30, 60 days), then Jul 31..Dec 31 =
+    1 + 31 + 30 + 31 + 30 + 31 = 154 days >= 90 ends it. With follow-up to Aug 31 the last gap (32 days) is too
+    short: episode 2 runs to the follow-up end (Jun 1..Aug 31, 92 days).
+    """
+    disp = _disp([("2024-01-01", 30, "tamoxifen"), ("2024-06-01", 30, "tamoxifen"), ("2024-07-01", 30, "letrozole")])
+    cov = adh.coverage(disp)
+    d = adh.discontinuation(cov, _fu("2024-01-01", "2024-12-31")).iloc[0]
+    assert d["discontinuation_date"] == T("2024-01-31") and d["status"] == 1
+    assert (d["n_episodes"], d["n_discontinuations"], d["resumption_date"]) == (2, 2, T("2024-06-01"))
+    ep = adh.episodes(cov, _fu("2024-01-01", "2024-12-31"))
+    assert ep["episode"].tolist() == [1, 2]
+    assert ep["episode_start"].tolist() == [T("2024-01-01"), T("2024-06-01")]
+    assert ep["episode_end"].tolist() == [T("2024-01-30"), T("2024-07-30")]
+    assert ep["episode_days"].tolist() == [30, 60]
+    assert ep["ending_gap_days"].tolist() == [122, 154]
+    assert ep["ended_by"].tolist() == ["gap", "gap"]
+    short = adh.episodes(cov, _fu("2024-01-01", "2024-08-31"))
+    assert short["episode_end"].tolist() == [T("2024-01-30"), T("2024-08-31")]
+    assert short["ended_by"].tolist() == ["gap", "follow_up_end"] and short["ending_gap_days"].tolist() == [122, 0]
+    d = adh.discontinuation(cov, _fu("2024-01-01", "2024-08-31")).iloc[0]
+    assert (d["n_episodes"], d["n_discontinuations"]) == (2, 1)
+
+
+def test_episodes_start_at_the_first_covered_day_and_skip_people_without_supply():
+    """Follow-up Jan 1..Mar 31, first supply Jan 11 (30 d: Jan 11..Feb 9): the 10-day gap before it is short,
+    episode 1 starts on Jan 11; the trailing gap Feb 10..Mar 31 (20 + 31 = 51 days) is short too, so the
+    episode runs to the follow-up end. A person with no dispensing and 100 days of follow-up (Jan 1..Apr 9)
+    has one 100-day gap and no episode."""
+    disp = _disp([("2024-01-11", 30, "tamoxifen")])
+    fu = pd.concat([_fu("2024-01-01", "2024-03-31"), _fu("2024-01-01", "2024-04-09").assign(person_id="nobody")])
+    ep = adh.episodes(adh.coverage(disp), fu)
+    assert ep["person_id"].tolist() == ["p1"]
+    assert ep["episode_start"].tolist() == [T("2024-01-11")] and ep["episode_end"].tolist() == [T("2024-03-31")]
+    assert ep["episode_days"].tolist() == [81] and ep["ended_by"].tolist() == ["follow_up_end"]
+    d = adh.discontinuation(adh.coverage(disp), fu)
+    assert d["n_episodes"].tolist() == [1, 0]
+    assert d["resumption_date"].isna().all()
+
+
+def test_episodes_vectorised_over_people_match_one_by_one():
+    rng = np.random.default_rng(11)
+    frames = []
+    for i in range(15):
+        n = int(rng.integers(1, 10))
+        dates = T("2022-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 900, n)), unit="D")
+        frames.append(pd.DataFrame({"person_id": f"p{i}", "dispensing_date": dates,
+                                    "days_supply": rng.choice([28, 30, 90], n), "molecule": "tamoxifen"}))
+    disp = pd.concat(frames)
+    cohort = disp.groupby("person_id")["dispensing_date"].min().rename("index_date").reset_index()
+    cohort["end_of_data_date"] = T("2024-12-31")
+    fu = adh.follow_up_windows(cohort)
+    together = adh.episodes(adh.coverage(disp), fu, gap_days=60)
+    assert together["episode"].max() > 1
+    for pid in fu["person_id"]:
+        alone = adh.episodes(adh.coverage(disp[disp.person_id == pid]), fu[fu.person_id == pid], gap_days=60)
+        pd.testing.assert_frame_equal(together[together.person_id == pid].reset_index(drop=True), alone)
+        # Episodes and gaps tile the follow-up from the first covered day.
+        assert (alone["episode_days"] + alone["ending_gap_days"]).sum() <= (
+            fu.loc[fu.person_id == pid, "follow_up_end_date"].iloc[0] - alone["episode_start"].iloc[0]).days + 1

@@ -60,8 +60,8 @@ def test_tables_and_disclosure_metadata(result):
     frame = groups.frame.set_index("group")
     assert frame.loc["all", "n_patients"] == 300 == frame.drop("all")["n_patients"].sum()
     # APP and OCC of the smallest group describe it: masked with it when it has fewer than 10 women
-    assert res.table("model_selection").statistic_columns == {c: "min_group_n"
-                                                              for c in ("min_group_share", "min_app", "min_occ")}
+    assert {"min_group_share", "min_app", "min_occ"} <= set(res.table("model_selection").statistic_columns)
+    assert set(res.table("model_selection").statistic_columns.values()) == {"min_group_n"}
     sel = res.table("model_selection").frame
     assert sel["chosen"].sum() == 1 and sel["k"].tolist() == [2, 3, 4]
     k = int(sel.loc[sel["chosen"], "k"].iloc[0])
@@ -200,3 +200,61 @@ def test_predictors_not_estimable_leave_a_note_and_the_trajectories():
     names = [t.name for t in res.tables]
     assert "predictors" not in names and "trajectory_groups" in names
     assert any(note.startswith("Predictors of trajectory group not estimable") for note in res.notes)
+
+
+def test_adherence_measure_is_validated():
+    inputs, _ = _marts(n=40)
+    with pytest.raises(InputValidationError, match="adherence_measure must be one of 'cma7', 'cma7_sliding_window', "
+                                                   "not 'cma9'"):
+        get("tradhor_adherence")(inputs, {**PARAMS, "adherence_measure": "cma9"}, study_id="TRADHOR")
+    with pytest.raises(InputValidationError, match="sliding_window_months"):
+        get("tradhor_adherence")(inputs, {**PARAMS, "sliding_window_months": 0}, study_id="TRADHOR")
+    with pytest.raises(InputValidationError, match="min_group_share"):
+        get("tradhor_adherence")(inputs, {**PARAMS, "min_group_share": 0.7}, study_id="TRADHOR")
+
+
+def test_sliding_window_measure_by_hand():
+    """Covered days 30, 0, 31, 15 over months of 31, 29, 31, 30 days; windows of 3 months ending with each month:
+    30/31, (30 + 0)/(31 + 29), (30 + 0 + 31)/(31 + 29 + 31), (0 + 31 + 15)/(29 + 31 + 30). Rows in any order, and
+    another woman's months never enter the window."""
+    from oncopipe.studies.kinds.tradhor import monthly_measure
+
+    months = pd.DataFrame({"person_id": ["a"] * 4 + ["b"], "month_index": [0, 1, 2, 3, 0],
+                           "days_covered": [30, 0, 31, 15, 10], "days_in_month": [31, 29, 31, 30, 31]})
+    months["pdc"] = months["days_covered"] / months["days_in_month"]
+    shuffled = months.sample(frac=1, random_state=3)
+    got = monthly_measure(shuffled, "cma7_sliding_window", 3).sort_index()
+    assert got.tolist() == pytest.approx([30 / 31, 30 / 60, 61 / 91, 46 / 90, 10 / 31])
+    assert monthly_measure(months, "cma7").equals(months["pdc"])
+
+
+def test_methods_name_the_measure_and_the_selection_rule(result):
+    """The report's methods section (delivery.report.methods_paragraphs) carries the analysis's paragraphs: the
+    measure with its reference (AdhereR, version, function) and the selection rule with Nagin's."""
+    from oncopipe.delivery.disclosure import control
+    from oncopipe.delivery.metadata import StudyInfo
+    from oncopipe.delivery.report import methods_paragraphs
+
+    res, _ = result
+    paragraphs = methods_paragraphs(control(res), StudyInfo("TRADHOR", "TRADHOR", "CESREES-2024-0412"), {})
+    measure = next(p for p in paragraphs if p.startswith("Adherence is AdhereR's CMA7"))
+    assert "R package AdhereR 0.8.1, function CMA7" in measure
+    rule = next(p for p in paragraphs if p.startswith("The number of groups was chosen by Nagin's criteria"))
+    assert "Nagin 2005" in rule and "odds of correct classification >= 5" in rule
+    assert "at least 5% of women" in rule and "Kass and Raftery 1995" in rule
+    table = res.table("model_selection")
+    for column in ("app_ok", "occ_ok", "shares_match", "size_ok", "min_estimated_share", "bic_evidence"):
+        assert column in table.frame.columns
+    assert table.statistic_columns["min_estimated_share"] == "min_group_n"
+
+
+def test_sliding_window_measure_runs_the_study():
+    inputs, _ = _marts(n=200, seed=4)
+    res = get("tradhor_adherence")(inputs, {**PARAMS, "adherence_measure": "cma7_sliding_window"},
+                                   study_id="TRADHOR")
+    assert "CMA_sliding_window" in res.methods and "3 months ending with each follow-up month" in res.methods
+    by_month = res.table("adherence_by_month").frame.set_index("month")
+    monthly = inputs["endocrine_adherence_monthly"]
+    # Month 0 has a one-month window (= the mart PDC); later months average over three.
+    assert by_month.loc[0, "mean_pdc"] == pytest.approx(monthly.loc[monthly.month_index == 0, "pdc"].mean())
+    assert by_month.loc[5, "mean_pdc"] != pytest.approx(monthly.loc[monthly.month_index == 5, "pdc"].mean())

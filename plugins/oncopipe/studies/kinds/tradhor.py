@@ -19,7 +19,7 @@ import pandas as pd
 from oncopipe.contracts.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
 from oncopipe.methods.competing_risks import aalen_johansen
 from oncopipe.methods.predictors import MissingCovariates, ModelNotEstimable, multinomial_odds_ratios
-from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
+from oncopipe.methods.trajectories import SelectionRules, group_summary, panel_from_long, select_gbtm
 from oncopipe.studies.kinds import register
 
 COHORT = "breast_cancer_endocrine_cohort"
@@ -48,7 +48,16 @@ DEFAULTS: dict[str, Any] = {
     "max_months": 60,
     "age_scale": 10,
     "drop_missing_covariates": False,
+    "adherence_measure": "cma7",
+    "sliding_window_months": 3,
+    "min_group_share": 0.05,
 }
+# The measures the marts carry. cma7: AdhereR's CMA7 of each follow-up month, the mart's pdc (covered days / days
+# in the month, carry-over within and into the month); cma7_sliding_window: CMA7 over the trailing
+# ``sliding_window_months`` months ending with each month (AdhereR's CMA_sliding_window of CMA7, calendar
+# months, a step of one month; fewer months at the start of follow-up). The other CMAs need the dispensings,
+# which no approved mart of this study carries (oncopipe.methods.cma computes them from dispensings).
+ADHERENCE_MEASURES: tuple[str, ...] = ("cma7", "cma7_sliding_window")
 
 
 def _params(params: Mapping[str, Any], study_id: str) -> dict[str, Any]:
@@ -60,7 +69,35 @@ def _params(params: Mapping[str, Any], study_id: str) -> dict[str, Any]:
         raise InputValidationError(study_id, "need 1 <= min_groups <= max_groups <= 7")
     if not 0 < float(p["pdc_threshold"]) <= 1:
         raise InputValidationError(study_id, "pdc_threshold must be in (0, 1]")
+    if p["adherence_measure"] not in ADHERENCE_MEASURES:
+        raise InputValidationError(
+            study_id, f"adherence_measure must be one of {', '.join(map(repr, ADHERENCE_MEASURES))}, not "
+                      f"{p['adherence_measure']!r} (AdhereR's other CMAs need the dispensings, which the study's "
+                      "marts do not carry)")
+    if not isinstance(p["sliding_window_months"], int) or not 1 <= p["sliding_window_months"] <= 12:
+        raise InputValidationError(study_id, f"sliding_window_months must be a whole number of months from 1 to 12, "
+                                             f"not {p['sliding_window_months']!r}")
+    if not 0 <= float(p["min_group_share"]) < 0.5:
+        raise InputValidationError(study_id, f"min_group_share must be in [0, 0.5), not {p['min_group_share']!r}")
     return p
+
+
+def monthly_measure(months: pd.DataFrame, measure: str, window_months: int = 3) -> pd.Series:
+    """The adherence value of each mart month under ``measure`` (see ``ADHERENCE_MEASURES``).
+
+    ``cma7`` is the mart's ``pdc``. ``cma7_sliding_window``: covered days over days in the months
+    ``k - window_months + 1 .. k`` of the same woman (CMA7 is additive over adjacent windows: the covered days
+    of the whole window over its length), from her first month while fewer are followed.
+    """
+    if measure == "cma7":
+        return months["pdc"]
+    order = months.sort_values(["person_id", "month_index"], kind="stable")
+    by = order.groupby("person_id", sort=False)
+    covered = by["days_covered"].cumsum()
+    days = by["days_in_month"].cumsum()
+    covered_before = covered.groupby(order["person_id"], sort=False).shift(window_months, fill_value=0)
+    days_before = days.groupby(order["person_id"], sort=False).shift(window_months, fill_value=0)
+    return ((covered - covered_before) / (days - days_before)).reindex(months.index)
 
 
 def _check_columns(frame: pd.DataFrame, name: str, columns: tuple[str, ...], study_id: str) -> None:
@@ -81,7 +118,10 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     ``{k: [degree per group]}``), ``pdc_threshold`` (0.8), ``discontinuation_gap_days`` (90: the gap the
     mart's ``is_discontinued`` was built with, recorded), ``seed``, ``n_starts``, ``common_sigma`` (False:
     one sigma per group), ``max_months`` (60), ``age_scale`` (odds ratio of age per 10 years),
-    ``drop_missing_covariates`` (False: missing covariates are an error).
+    ``drop_missing_covariates`` (False: missing covariates are an error), ``adherence_measure`` (one of
+    ``ADHERENCE_MEASURES``: ``"cma7"``, the mart's monthly PDC, or ``"cma7_sliding_window"`` over
+    ``sliding_window_months``, 3), ``min_group_share`` (0.05: the smallest trajectory group an adequate model
+    may have, within its sampling error).
 
     Raises:
         InputValidationError: a missing input or column, unknown parameters, missing covariates.
@@ -116,6 +156,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                                       f"({', '.join(missing)} missing) for the predictors of trajectory group")
 
     months = monthly[monthly["person_id"].isin(cohort["person_id"]) & (monthly["month_index"] < p["max_months"])]
+    months = months.assign(pdc=monthly_measure(months, p["adherence_measure"], p["sliding_window_months"]))
     # .unique(): isin over the ~10M monthly ids themselves costs 4 s at 100,000 people (pandas' Arrow strings).
     without = int((~cohort["person_id"].isin(months["person_id"].unique())).sum())
     if without:
@@ -131,11 +172,13 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if isinstance(degree, Mapping):
         degree = {int(k): [int(d) for d in v] for k, v in degree.items()}
     selection = select_gbtm(panel, min_groups=int(p["min_groups"]), max_groups=max_groups, degree=degree,
-                            seed=int(p["seed"]), n_starts=int(p["n_starts"]), common_sigma=bool(p["common_sigma"]))
+                            rules=SelectionRules(min_share=float(p["min_group_share"])), seed=int(p["seed"]),
+                            n_starts=int(p["n_starts"]), common_sigma=bool(p["common_sigma"]))
     fit = selection.chosen
     if not selection.chosen_adequate:
-        notes.append("No candidate model met every adequacy rule (APP >= 0.7, OCC >= 5, groups >= 5%); "
-                     "the model with the smallest BIC is reported.")
+        notes.append("No candidate model met every adequacy rule (APP >= 0.7, OCC >= 5, estimated and assigned "
+                     f"shares within 25%, every group >= {float(p['min_group_share']):.0%} within its sampling "
+                     "error); the model with the smallest BIC is reported.")
     groups = pd.DataFrame({"person_id": fit.person_ids, "group": fit.assignment + 1})
     sizes = np.bincount(fit.assignment, minlength=fit.k)
     if (sizes == 0).any():
@@ -202,12 +245,15 @@ def _trajectory_means_table(months: pd.DataFrame, groups: pd.DataFrame, fit) -> 
 
 def _selection_table(selection) -> ResultTable:
     frame = selection.table.copy()
+    # APP and OCC are averages over a group's women: with a group under 10 they describe it, masked with it
+    shares = ("min_group_share", "min_estimated_share", "min_share_upper", "max_share_gap", "min_app", "min_occ")
     return ResultTable("model_selection", frame,
-                       "Candidate trajectory models: log-likelihood, BIC (N = women), AIC, relative entropy, smallest "
-                       "group (share, women), smallest APP and OCC, adequacy, chosen model.",
-                       count_columns=("min_group_n",),
-                       # APP and OCC are averages over a group's women: with a group under 10 they describe it
-                       statistic_columns={c: "min_group_n" for c in ("min_group_share", "min_app", "min_occ")},
+                       "Candidate trajectory models and Nagin's criteria: log-likelihood, BIC (N = women), AIC, "
+                       "relative entropy, smallest group (share assigned, women, estimated probability and its 95% "
+                       "upper bound), largest relative gap between estimated and assigned shares, smallest APP and "
+                       "OCC, each criterion (app_ok, occ_ok, shares_match, size_ok), adequacy, BIC above the best "
+                       "adequate model (2 ln Bayes factor), chosen model.",
+                       count_columns=("min_group_n",), statistic_columns={c: "min_group_n" for c in shares},
                        group_columns=("k",))
 
 
@@ -361,18 +407,34 @@ def draw_cif(tables: Mapping[str, pd.DataFrame]):
 
 
 def _methods(p: Mapping[str, Any], selection) -> str:
+    rules = selection.rules
+    if p["adherence_measure"] == "cma7":
+        measure = ("Adherence is AdhereR's CMA7 (Dima and Dediu 2017, R package AdhereR 0.8.1, function CMA7: days "
+                   "supplied over days observed, carry-over within and into the window) of each follow-up month, the "
+                   "monthly proportion of days covered (PDC) of the endocrine_adherence_monthly mart")
+    else:
+        measure = (f"Adherence is AdhereR's CMA7 over sliding windows (Dima and Dediu 2017, R package AdhereR 0.8.1, "
+                   f"functions CMA_sliding_window and CMA7) of the {p['sliding_window_months']} months ending with "
+                   "each follow-up month (calendar months, step one month), from the endocrine_adherence_monthly mart")
     return (
-        "Monthly proportion of days covered (PDC) comes from the endocrine_adherence_monthly mart (supply "
+        f"{measure} (supply "
         "carry-over across molecules of the class, hospital days covered with home supply paused, month k = "
         "[index + k months, index + k+1 months - 1 day], truncated at death, end of data or 5 years). "
-        "Group-based trajectory models (censored normal at 0 and 1, polynomial in time of degree "
+        "Group-based trajectory models (censored normal at 0 and 1: a month at 0 or 1 counts as the latent value "
+        "below 0 or above 1, polynomial in time of degree "
         f"{p['degree']}, {'one sigma' if p['common_sigma'] else 'one sigma per group'}) with {p['min_groups']} to "
         f"{selection.table['k'].max()} groups were fitted by EM from {p['n_starts']} k-means starts over the "
         "observed months (the best likelihood kept); women contribute the months they are observed (missing at "
-        "random; follow-up ends at death, 5 years or the last month whose dispensings are complete). The model "
-        "with the smallest BIC (N = women) among the adequate ones (average posterior probability >= 0.7, odds "
-        "of correct classification >= 5, every group >= 5% of women) was chosen "
-        f"({selection.chosen_k} groups). Women were assigned to the group of maximum posterior probability; "
+        "random; follow-up ends at death, 5 years or the last month whose dispensings are complete).\n\n"
+        "The number of groups was chosen by Nagin's criteria together (Nagin 2005, Group-Based Modeling of "
+        "Development, ch. 4-5; Nagin and Odgers 2010): a model is adequate when every group has an average "
+        f"posterior probability >= {rules.app_min}, odds of correct classification >= {rules.occ_min:g}, an "
+        f"estimated probability within {rules.share_tolerance:.0%} of the share of women assigned to it, and at "
+        f"least {rules.min_share:.0%} of women within the 95% sampling error of its estimated probability; among "
+        "the adequate models the one with the fewest groups whose BIC (N = women; Jones, Nagin and Roeder 2001) "
+        f"is within {rules.bic_evidence:g} of the smallest (2 ln Bayes factor > {rules.bic_evidence:g}, 'very "
+        f"strong' evidence for a larger model: Kass and Raftery 1995) was chosen ({selection.chosen_k} groups). "
+        "Women were assigned to the group of maximum posterior probability; "
         "predictors of the group (age, deprivation quintile, region, first molecule) were estimated by "
         "multinomial logistic regression with the most adherent group as reference. Yearly PDC is the PDC over "
         f"the followed days of each year; adherence is PDC >= {p['pdc_threshold']}. Discontinuation is a gap of "
