@@ -327,3 +327,40 @@ def test_masked_cells_stay_usable_and_not_reached_differs_from_masked(oncopipe_h
     html = (info.path / "report.html").read_text()
     assert '<td class="masked">masked</td>' in html and '<td class="na">—</td>' in html
     assert check_export(info.path).safe
+
+
+@st.composite
+def curves(draw):
+    """A Kaplan-Meier-like curve: people at risk falling by events and censoring, down to a few."""
+    at_risk, rows = draw(st.integers(12, 60)), []
+    steps = draw(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=20))
+    for time, (events, censored) in enumerate(steps, start=1):
+        events = min(events, at_risk)
+        censored = min(censored, at_risk - events)
+        rows.append({"time": float(time), "n_risk": at_risk, "n_event": events, "n_censor": censored})
+        at_risk -= events + censored
+        if at_risk == 0:
+            break
+    frame = pd.DataFrame(rows)
+    frame["survival"] = (1 - frame.n_event / frame.n_risk).cumprod()
+    return frame
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(curves())
+def test_attacker_learns_no_small_number_at_risk_from_a_curve_export(oncopipe_home, curve):
+    study_id = f"km_{next(_examples)}"
+    result = StudyResult(study_id, "t", {}, [ResultTable(
+        "km", curve, "", count_columns=("n_risk", "n_event", "n_censor"), statistic_columns={"survival": "n_risk"},
+        at_risk_column="n_risk")])
+    info = publish_export(result, {**STUDY, "id": study_id}, PROVENANCE, "run_1")
+    shown = pd.read_csv(info.path / "tables" / "km.csv", dtype=str, keep_default_na=False)
+    small = set(curve.loc[curve.n_risk < 10, "time"].astype(float))
+    assert not small & set(shown.time.astype(float))  # every step under 10 at risk is gone
+    for col in ("n_risk", "n_event", "n_censor"):
+        assert not shown[col].isin([str(v) for v in range(1, 10)]).any()
+    for path in info.path.rglob("*"):
+        if path.suffix in (".json", ".html", ".md"):
+            text = path.read_text()
+            assert not re.search(r"n_\w+\s*=\s*\d|\d\s*<\s*10\b", text), path.name
+    assert check_export(info.path).safe
