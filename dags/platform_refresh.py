@@ -2,12 +2,16 @@
 
 Turns a newly landed SNDS-shaped extraction into published marts:
 
-    find_extraction -> raw_gate -> dbt: seeds, staging, intermediate (one task per model/seed)
+    find_extraction -> raw_gate -> begin_candidate -> dbt: seeds, staging, intermediate (one task per model/seed)
         -> dbt: marts, built as the candidate -> marts_gate -> publish  ==> one Asset event per published table
 
-- **find_extraction** takes the oldest landed extraction newer than the published one (or the
-  `extraction_date` parameter); with nothing new the run is skipped, so the hourly schedule costs nothing.
+- **find_extraction** first removes what an interrupted run left (temporary folders), then takes the oldest
+  landed extraction newer than the published one (or the `extraction_date` parameter, which may not skip an
+  older pending one); with nothing new the run is skipped, so the hourly schedule costs nothing.
 - **raw_gate** (Great Expectations, per source): a critical failure quarantines the extraction and stops the run.
+- **begin_candidate** starts from the warehouse the last accepted run left (a refused or interrupted candidate
+  is rolled back) and points the dbt sources at the accepted extractions up to this one, in the format each
+  landed in: nothing newer, whose raw gate has not run, reaches the warehouse.
 - **dbt** tasks each run `dbt build --select <node>` (the node and its tests) on the DuckDB warehouse.
 - **marts_gate**: dbt tests passed; Great Expectations on the candidate marts. A failure drops the candidate:
   nothing is published, the last published version stays current.
@@ -52,6 +56,7 @@ with DAG(
 
     @task(retries=0, doc_md="The extraction to process, or skip the run when nothing new has landed.")
     def find_extraction() -> str:
+        refresh.recover()  # one refresh at a time: what a killed run left is nobody's now
         try:
             chosen = refresh.choose_extraction(get_current_context()["params"].get("extraction_date"))
         except ValueError as exc:
@@ -67,6 +72,16 @@ with DAG(
         try:
             return refresh.raw_gate(extraction_date)
         except (GateFailed, FileNotFoundError) as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(pool=DUCKDB_POOL,
+          doc_md="Roll back to the last accepted warehouse if needed; read only accepted extractions up to this one.")
+    def begin_candidate(extraction_date: str, raw: dict) -> dict:
+        from oncopipe.warehouse.dbt_runner import LandingError
+
+        try:
+            return refresh.begin_candidate(extraction_date)
+        except LandingError as exc:
             raise AirflowFailException(str(exc)) from exc
 
     @task(retries=0, pool=DUCKDB_POOL, doc_md="Marts gate on the candidate; a failure drops the candidate.")
@@ -92,8 +107,9 @@ with DAG(
 
     extraction = find_extraction()
     raw = raw_gate(extraction)
+    candidate = begin_candidate(extraction, raw)
     transform, marts_candidate = dbt_task_groups(os.environ.get("ONCOPIPE_DBT_TASKS", "manifest"),
                                                  dbt_nodes.manifest_path())
     checked = marts_gate()
-    raw >> transform >> marts_candidate >> checked
+    candidate >> transform >> marts_candidate >> checked
     publish(extraction, raw, checked)

@@ -4,25 +4,21 @@
 
 
 {% macro assert_landing_present() %}
-    {#- on-run-start: name the landing folder and the missing sources instead of DuckDB's "No files found". -#}
+    {#- on-run-start: name what is missing instead of a "table landing.<source> does not exist" per model. -#}
     {%- if execute and flags.WHICH in ('build', 'run', 'test', 'compile') -%}
-        {%- set fmt = var('landing_format') -%}
-        {%- if fmt not in ('parquet', 'csv') -%}
-            {{ exceptions.raise_compiler_error("var landing_format must be 'parquet' or 'csv', got '" ~ fmt ~ "'") }}
-        {%- endif -%}
         {%- set sources = ['ir_ben_r', 'ir_pha_r', 'er_pha_f', 't_mco_b', 't_mco_c', 't_mco_d', 't_mco_a',
                            'registry_cases', 'ki_cci_r', 'ir_geo_fdep'] -%}
+        {%- set found = run_query("select table_name from information_schema.tables where table_schema = 'landing'"
+                                  ).columns[0].values() -%}
         {%- set missing = [] -%}
         {%- for name in sources -%}
-            {%- set pattern = landing_path() ~ '/' ~ name ~ '/extraction=*/*.' ~ fmt -%}
-            {%- set found = run_query("select count(*) from glob('" ~ pattern ~ "')").columns[0][0] -%}
-            {%- if found == 0 -%}{%- do missing.append(name) -%}{%- endif -%}
+            {%- if name not in found -%}{%- do missing.append(name) -%}{%- endif -%}
         {%- endfor -%}
         {%- if missing -%}
             {{ exceptions.raise_compiler_error(
-                "no accepted " ~ fmt ~ " extraction in landing folder " ~ landing_path() ~ " for source(s): "
-                ~ missing | join(', ') ~ " (expected <landing>/<source>/extraction=YYYY-MM-DD/part-NNNNN." ~ fmt
-                ~ "; generate one with `oncopipe generate`)") }}
+                "no landing view for source(s) " ~ missing | join(', ') ~ " in the warehouse: the views over the "
+                ~ "landing folder " ~ landing_path() ~ " are written by `oncopipe dbt ...` and the refresh "
+                ~ "(oncopipe.warehouse.dbt_runner.prepare_landing); run dbt through them") }}
         {%- endif -%}
     {%- endif -%}
     select 1

@@ -28,18 +28,6 @@ SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "fdep": ("French deprivation index (FDep) by commune, with its national quintile.", ("ir_geo_fdep",)),
 }
 
-# Rendered by dbt (env_var, var), then formatted by dbt-duckdb with {name} = the table (landing folder) name.
-# csv is read as text (all_varchar) so codes keep their leading zeros; staging casts every column.
-EXTERNAL_LOCATION = (
-    "{%- set landing = env_var('ONCOPIPE_LANDING', env_var('ONCOPIPE_HOME', '../var') ~ '/landing') -%}"
-    "{%- if var('landing_format') == 'csv' -%}"
-    "read_csv('{{ landing }}/{name}/extraction=*/*.csv', delim=';', header=true, all_varchar=true, "
-    "hive_partitioning=true, union_by_name=true)"
-    "{%- else -%}"
-    "read_parquet('{{ landing }}/{name}/extraction=*/*.parquet', hive_partitioning=true, union_by_name=true)"
-    "{%- endif -%}"
-)
-
 _TYPES = {"string": "varchar", "int": "bigint", "float": "double", "date": "date"}
 
 # Delta sources receive a flux every month: warn after a missed month, error after a quarter.
@@ -78,12 +66,13 @@ def source_yaml(system: str) -> dict:
         })
     return {"version": 2, "sources": [{
         "name": system,
-        "description": description + " Read in place from the landing folder (accepted extractions only: "
-                                     "the raw gate moves refused ones to quarantine).",
+        # The landing.<table> views are written by oncopipe.warehouse.dbt_runner.prepare_landing before each
+        # build: they read, in place, the accepted extractions up to the one being processed, in the format
+        # each extraction landed in (Parquet and/or CSV), so no project setting decides what is read.
+        "description": description + " Read in place from the landing folder through the view landing.<table>: "
+                                     "the accepted extractions up to the one being processed (refused ones are "
+                                     "quarantined, newer ones have not passed their raw gate yet).",
         "schema": "landing",
-        "config": {"meta": {
-            "external_location": EXTERNAL_LOCATION,
-        }},
         "tables": out_tables,
     }]}
 

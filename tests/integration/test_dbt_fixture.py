@@ -186,15 +186,26 @@ def test_csv_landing_gives_the_same_marts(built, tmp_path, monkeypatch):
     expected = snapshot(parquet_settings)
     settings = settings_for(tmp_path / "home", monkeypatch)
     write_landing(settings.landing, fmt="csv")
-    assert_built(run_dbt("build", vars={"landing_format": "csv"}, quiet=True))
+    # No setting: the format is read from the files that landed.
+    assert_built(run_dbt("build", quiet=True))
     got = snapshot(settings)
     assert_same_tables({k: expected[k] for k in MODELS["marts"]}, {k: got[k] for k in MODELS["marts"]})
+
+
+def test_a_format_setting_that_contradicts_the_landing_is_named(tmp_path, monkeypatch):
+    settings = settings_for(tmp_path / "home", monkeypatch)
+    write_landing(settings.landing, fmt="csv")
+    run = run_dbt("build", vars={"landing_format": "parquet"}, quiet=True)
+    assert not run.success
+    assert "landing_format='parquet'" in run.error and "landed as csv" in run.error and "ir_ben_r" in run.error
+    run = run_dbt("build", vars={"landing_format": "xml"}, quiet=True)
+    assert not run.success and "landing_format must be one of auto, parquet, csv" in run.error
 
 
 def test_a_missing_landing_is_named(tmp_path, monkeypatch):
     settings = settings_for(tmp_path / "home", monkeypatch)
     run = run_dbt("build", quiet=True)
-    assert not run.success and "no accepted parquet extraction" in run.error and str(settings.landing) in run.error
+    assert not run.success and "no accepted extraction" in run.error and str(settings.landing) in run.error
     run = run_dbt("build", vars={"hospital_days": "sometimes"}, quiet=True)
     assert not run.success
 

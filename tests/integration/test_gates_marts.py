@@ -59,6 +59,8 @@ def _break(kind: str) -> dict[str, pa.Table]:
         tables = mart_tables(12)
     elif kind == "event_rate_jump":
         tables = mart_tables(40, deaths_every=1)
+    elif kind == "unknown_sex":  # BEN_SEX_COD 0/9 ("unknown" in the contract) is decoded to a null sex
+        tables["poor_prognosis_cases"] = _set(tables["poor_prognosis_cases"], "sex", 4, None)
     return tables
 
 
@@ -71,7 +73,16 @@ CASES = {
     "event_not_binary": ("poor_prognosis_cases", "event.binary"),
     "cohort_collapse": ("marts", "cohort_size_vs_published"),
     "event_rate_jump": ("marts", "event_rate_vs_published"),
+    "unknown_sex": ("poor_prognosis_cases", "sex.required_by_studies"),
 }
+
+
+def test_a_null_the_studies_refuse_is_refused_naming_them(published):
+    settings, _ = published
+    write_warehouse(settings.warehouse, _break("unknown_sex"))
+    with pytest.raises(GateFailed) as caught:
+        versions.publish_candidate(extraction_date="2024-04-01", settings=settings)
+    assert "analysis kind(s) care_pathway_delays, poor_prognosis_survival refuse a row without it" in str(caught.value)
 
 
 @pytest.mark.parametrize("kind", list(CASES))

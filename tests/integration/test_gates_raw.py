@@ -65,6 +65,8 @@ def test_csv_extraction_is_checked_like_parquet(settings):
                 writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.date) else v for v in row])
     report = run_raw_gate(DATE, settings, FAST, sources=["ir_ben_r", "ir_pha_r"])
     assert report.passed, report.summary()
+    # Clean CSV warns about nothing (the extraction=<date> folder is not a column of the file).
+    assert report.failed_names("warning") == set(), report.summary()
 
     # A text value in an integer column of a CSV is a type fault.
     path = settings.landing / "ir_pha_r" / f"extraction={DATE}" / "part-00000.csv"
@@ -85,6 +87,8 @@ def test_latin1_csv_fails_encoding(settings):
         run_raw_gate(DATE, settings, FAST, sources=["ir_pha_r"])
     assert ("ir_pha_r", "encoding_utf8") in caught.value.report.failed_names()
     assert "raw.ir_pha_r.rows" in caught.value.report.skipped
+    # The decoding is the finding: no cascade of "missing" columns (they were never read).
+    assert caught.value.report.failed_names() == {("ir_pha_r", "encoding_utf8")}, caught.value.report.summary()
 
 
 def test_missing_extraction_is_a_clear_error(settings):

@@ -75,10 +75,54 @@ def test_retention_never_removes_current(settings):
     for i, n in enumerate((40, 42, 44)):
         _with_more_women(settings, n)
         published.append(versions.publish_candidate(extraction_date=f"2024-0{i + 1}-01", settings=settings,
-                                                    retention=2).version)
+                                                   retention=2).version)
     kept = [v.version for v in versions.list_versions(settings)]
     assert kept == published[1:]
     assert versions.current_version(settings).version == published[-1]
+
+
+def _pin(settings, study: str, run: str, version: str) -> None:
+    folder = settings.exports / study / run
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"mart_version": version, "run_id": run}))
+
+
+def test_retention_never_removes_a_version_an_export_pins(settings):
+    published = []
+    for i, n in enumerate((40, 42, 44, 46)):
+        _with_more_women(settings, n)
+        published.append(versions.publish_candidate(extraction_date=f"2024-0{i + 1}-01", settings=settings,
+                                                   retention=1).version)
+        if i < 3:  # three studies export from each of the first three versions
+            _pin(settings, f"study_{i}", f"run_{i}", published[-1])
+    assert [v.version for v in versions.list_versions(settings)] == published
+    # Once no export names it, a version goes at the next publish.
+    import shutil
+
+    shutil.rmtree(settings.exports / "study_0")
+    _with_more_women(settings, 48)
+    newest = versions.publish_candidate(extraction_date="2024-06-01", settings=settings, retention=1).version
+    assert [v.version for v in versions.list_versions(settings)] == [*published[1:3], newest]
+
+
+def test_recovery_removes_every_temporary_folder(settings):
+    from oncopipe.warehouse import refresh
+
+    first = versions.publish_candidate(extraction_date="2024-01-01", settings=settings)
+    before = tree_hashes(settings.published)
+    left = [settings.published / ".tmp-2024-02-01_abc-1234abcd", settings.published / ".candidates" / ".tmp-ff00"]
+    for folder in left:
+        folder.mkdir(parents=True)
+        (folder / "poor_prognosis_cases.parquet").write_bytes(b"half")
+    (settings.published / ".CURRENT.tmp-99").write_text("x")
+    copy = settings.warehouse.with_name(f".{settings.warehouse.name}.tmp-0badf00d")
+    copy.write_bytes(b"half a warehouse")
+    removed = refresh.recover(settings)
+    assert len(removed) == 4 and str(copy) in removed
+    assert not any(p.name.startswith(".tmp-") for p in settings.published.rglob("*"))
+    assert not copy.exists() and not (settings.published / ".CURRENT.tmp-99").exists()
+    assert tree_hashes(settings.published) == before
+    assert versions.current_version(settings).version == first.version
 
 
 @pytest.mark.parametrize("crash_at", ["rename_version", "replace_current"])

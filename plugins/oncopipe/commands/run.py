@@ -91,8 +91,12 @@ def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: P
             console.print(f"[{style}]{dag_id}: {why}[/{style}]")
         for outcome in (*result.refreshes, *result.studies):
             if outcome.state != "success":
-                console.print(f"[red]{outcome.dag_id} {outcome.state}[/red]: failed tasks {outcome.failed_tasks}; "
-                              f"logs in {log_path or 'the output above'}")
+                skipped = (f"; {len(outcome.skipped_tasks)} downstream task(s) skipped (upstream failed)"
+                           if outcome.skipped_tasks else "")
+                console.print(f"[red]{outcome.dag_id} {outcome.state}[/red]: failed tasks {outcome.failed_tasks}"
+                              f"{skipped}; logs in {log_path or 'the output above'}")
+        for dag_id, why in sorted(result.owed.items()):
+            console.print(f"[yellow]{dag_id}: {why}[/yellow]; the next `oncopipe run` retries it")
         console.print(f"exports index: {settings.exports / 'index.html'}")
         console.print(f"summary: {summary} ({result.seconds:.0f} s)")
     end_process(0 if result.ok else 1)

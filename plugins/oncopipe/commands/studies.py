@@ -69,5 +69,19 @@ def validate(
     typer.echo(f"{checked} study file(s) valid")
 
 
+@studies_app.command("owed")
+def owed() -> None:
+    """List the approved studies with no export of the current published marts (a run failed or died after
+    the publish); exit 1 if any. `oncopipe run` runs them again; under the scheduler, trigger their DAG."""
+    from oncopipe.orchestration.embedded import owed_exports
+
+    missing = owed_exports()
+    for dag_id, why in sorted(missing.items()):
+        typer.echo(f"{dag_id}: {why}")
+    if missing:
+        raise typer.Exit(1)
+    typer.echo("every approved study has an export of the current published marts")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(studies_app, name="studies")

@@ -129,3 +129,29 @@ MARTS_BY_NAME: dict[str, Mart] = {m.name: m for m in MARTS}
 #: Published tables a study may be approved to read: the marts plus the life-table seed published with them.
 REFERENCE_TABLES: tuple[str, ...] = ("french_life_tables",)
 READABLE_TABLES: tuple[str, ...] = (*MARTS_BY_NAME, *REFERENCE_TABLES)
+
+#: What each analysis kind (oncopipe.studies.kinds) refuses to find null: kind -> mart -> columns. The kinds read
+#: their checks from here and the marts gate turns every entry into a critical not-null expectation naming the
+#: kinds, so the gate never publishes a version an approved study then refuses (a null ``sex`` decoded from
+#: the contract's "unknown" codes 0/9, say).
+_CASE_COLUMNS = ("site", "stage", "sex", "age_at_diagnosis", "diagnosis_date", "follow_up_days", "event")
+NOT_NULL_FOR_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "poor_prognosis_survival": {"poor_prognosis_cases": _CASE_COLUMNS},
+    "care_pathway_delays": {
+        "poor_prognosis_cases": _CASE_COLUMNS,  # its cases go through the same preparation (studies.cases)
+        "care_pathway_delays": ("site", "stage", "sex", "age_at_diagnosis"),
+    },
+    # Unless a study sets drop_missing_covariates (then it analyses complete cases only).
+    "tradhor_adherence": {
+        "breast_cancer_endocrine_cohort": ("age_at_index", "deprivation_quintile", "region_code", "first_molecule"),
+    },
+}
+
+
+def not_null_requirements(mart: str) -> dict[str, tuple[str, ...]]:
+    """For one mart: column -> the analysis kinds that refuse a null in it (sorted), from NOT_NULL_FOR_KINDS."""
+    out: dict[str, list[str]] = {}
+    for kind, marts in sorted(NOT_NULL_FOR_KINDS.items()):
+        for column in marts.get(mart, ()):
+            out.setdefault(column, []).append(kind)
+    return {column: tuple(kinds) for column, kinds in out.items()}

@@ -14,6 +14,12 @@ Delivery mode per source:
   extraction date (DCIR pharmacy flux, PMSI stays). The union of all accepted extractions is the history;
   a line re-sent in a later flux (late reimbursement) supersedes its earlier version.
 
+Volume tolerance per source (``max_volume_drop``): the referentials and the registry only grow between two
+deliveries (a beneficiary, a case or a death is never removed), so a drop of more than 10% (5% for the fixed
+FDep table) is a lost part of the delivery; the DCIR flux varies from month to month (seasonal dispensing,
+reimbursement delays: about 15% between two consecutive generated deliveries) and is allowed 30%; the PMSI
+deltas are small (a few hundred stays a quarter for a regional cohort) and allowed 50%.
+
 Column names are those of the SNDS data dictionary (schema-snds); the registry and causes-of-death
 tables follow the French registries' (FRANCIM) and CepiDc variable names in the same style.
 """
@@ -29,10 +35,24 @@ Delivery = Literal["snapshot", "delta"]
 
 @dataclass(frozen=True)
 class Column:
+    """One landing column.
+
+    Attributes:
+        name: SNDS dictionary name.
+        type: contract type.
+        description: meaning, with its nomenclature.
+        nullable: whether an empty value is legitimate.
+        coded: a code of a small closed set (a nomenclature value, an order number, a count of boxes): the raw
+            gate compares its value distribution with the previous accepted extraction (a swapped or shifted
+            column changes it). Identifiers, dates, years and free labels are not coded: they move legitimately
+            from one delivery to the next.
+    """
+
     name: str
     type: ColumnType
     description: str
     nullable: bool = False
+    coded: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,14 +63,17 @@ class Source:
     key: tuple[str, ...]  # unique key of a line within one extraction
     description: str
     columns: tuple[Column, ...]
+    max_volume_drop: float = 0.5
+    """Largest tolerated drop of lines (per flux month for a delta source) relative to the previous accepted
+    extraction; a larger drop is critical (raw gate ``row_count_vs_previous``)."""
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
 
-def _c(name: str, type_: ColumnType, description: str, nullable: bool = False) -> Column:
-    return Column(name, type_, description, nullable)
+def _c(name: str, type_: ColumnType, description: str, nullable: bool = False, coded: bool = False) -> Column:
+    return Column(name, type_, description, nullable, coded)
 
 
 SOURCES: tuple[Source, ...] = (
@@ -59,8 +82,8 @@ SOURCES: tuple[Source, ...] = (
         "Beneficiary referential: one line per beneficiary (pseudonymised NIR + twin rank).",
         (
             _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier (17 characters)."),
-            _c("BEN_RNG_GEM", "int", "Twin rank (1 for almost everyone)."),
-            _c("BEN_SEX_COD", "int", "Sex: 1 male, 2 female (0/9 unknown)."),
+            _c("BEN_RNG_GEM", "int", "Twin rank (1 for almost everyone).", coded=True),
+            _c("BEN_SEX_COD", "int", "Sex: 1 male, 2 female (0/9 unknown).", coded=True),
             _c("BEN_NAI_ANN", "string", "Year of birth, YYYY."),
             _c("BEN_NAI_MOI", "string", "Month of birth, MM."),
             _c("BEN_RES_DPT", "string", "Department of residence, 3 characters (075, 02A, 971)."),
@@ -69,6 +92,7 @@ SOURCES: tuple[Source, ...] = (
             _c("BEN_DTE_INS", "date", "Date the beneficiary entered the referential."),
             _c("BEN_DTE_MAJ", "date", "Date of the last update of the line."),
         ),
+        max_volume_drop=0.1,
     ),
     Source(
         "ir_pha_r", "IR_PHA_R", "snapshot", ("PHA_CIP_C13",),
@@ -77,9 +101,10 @@ SOURCES: tuple[Source, ...] = (
             _c("PHA_CIP_C13", "string", "CIP13 code of the presentation (13 digits, starts 34009)."),
             _c("PHA_ATC_C07", "string", "ATC code, level 5 (7 characters, e.g. L02BA01)."),
             _c("PHA_ATC_L07", "string", "ATC label."),
-            _c("PHA_UNT_NBR_DSP", "int", "Number of dispensing units (tablets) per box."),
+            _c("PHA_UNT_NBR_DSP", "int", "Number of dispensing units (tablets) per box.", coded=True),
             _c("PHA_NOM_PA", "string", "Product label (brand or generic name, strength, pack)."),
         ),
+        max_volume_drop=0.2,
     ),
     Source(
         "er_pha_f", "ER_PRS_F x ER_PHA_F", "delta",
@@ -87,20 +112,21 @@ SOURCES: tuple[Source, ...] = (
         "DCIR pharmacy dispensings: ER_PRS_F (claims) joined with ER_PHA_F (drug lines).",
         (
             _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier."),
-            _c("BEN_RNG_GEM", "int", "Twin rank."),
+            _c("BEN_RNG_GEM", "int", "Twin rank.", coded=True),
             _c("FLX_DIS_DTD", "date", "Date the flux was made available (first day of a month)."),
             _c("FLX_TRT_DTD", "date", "Date the flux was processed."),
             _c("ORG_CLE_NUM", "string", "Paying fund (organisme) key."),
             _c("DCT_ORD_NUM", "int", "Claim (decompte) order number; with PRS_ORD_NUM identifies the line."),
-            _c("PRS_ORD_NUM", "int", "Line order number within the claim."),
+            _c("PRS_ORD_NUM", "int", "Line order number within the claim.", coded=True),
             _c("EXE_SOI_DTD", "date", "Date of dispensing (start of care)."),
-            _c("PRS_NAT_REF", "int", "Nature of the service (3317 = pharmacy dispensing)."),
+            _c("PRS_NAT_REF", "int", "Nature of the service (3317 = pharmacy dispensing).", coded=True),
             _c("PHA_PRS_C13", "string", "CIP13 code of the dispensed presentation."),
-            _c("PHA_ACT_QSN", "int", "Number of boxes (negative on a regularisation line)."),
+            _c("PHA_ACT_QSN", "int", "Number of boxes (negative on a regularisation line).", coded=True),
             _c("PHA_ACT_PRU", "float", "Unit price of a box, euros."),
-            _c("DPN_QLF", "int", "Line qualifier: 0 reimbursed, 71 information only (to be dropped)."),
-            _c("PSE_SPE_COD", "int", "Specialty of the prescriber (1 GP, 2 anaesthesia, 6 oncology...)."),
+            _c("DPN_QLF", "int", "Line qualifier: 0 reimbursed, 71 information only (to be dropped).", coded=True),
+            _c("PSE_SPE_COD", "int", "Specialty of the prescriber (1 GP, 2 anaesthesia, 6 oncology...).", coded=True),
         ),
+        max_volume_drop=0.3,
     ),
     Source(
         "t_mco_b", "T_MCOaaB", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -112,10 +138,11 @@ SOURCES: tuple[Source, ...] = (
             _c("DGN_REL", "string", "Related diagnosis, ICD-10 without dot.", True),
             _c("GRG_GHM", "string", "Diagnosis-related group (GHM, 6 characters)."),
             _c("SEJ_NBJ", "int", "Length of stay in days (0 for a day case)."),
-            _c("ENT_MOD", "string", "Mode of entry (8 home, 7 transfer)."),
-            _c("SOR_MOD", "string", "Mode of exit (8 home, 7 transfer, 9 death)."),
+            _c("ENT_MOD", "string", "Mode of entry (8 home, 7 transfer).", coded=True),
+            _c("SOR_MOD", "string", "Mode of exit (8 home, 7 transfer, 9 death).", coded=True),
             _c("SOR_ANN", "string", "Year of exit, YYYY."),
         ),
+        max_volume_drop=0.5,
     ),
     Source(
         "t_mco_c", "T_MCOaaC", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -126,8 +153,9 @@ SOURCES: tuple[Source, ...] = (
             _c("NIR_ANO_17", "string", "Pseudonymised patient identifier (same pseudonym as BEN_NIR_PSA)."),
             _c("EXE_SOI_DTD", "date", "Date of entry."),
             _c("EXE_SOI_DTF", "date", "Date of exit."),
-            _c("NIR_RET", "string", "Linkage return code on the NIR ('0' = OK)."),
+            _c("NIR_RET", "string", "Linkage return code on the NIR ('0' = OK).", coded=True),
         ),
+        max_volume_drop=0.5,
     ),
     Source(
         "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "ASS_NUM"),
@@ -135,9 +163,10 @@ SOURCES: tuple[Source, ...] = (
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
             _c("RSA_NUM", "string", "Stay number within the hospital."),
-            _c("ASS_NUM", "int", "Order of the associated diagnosis within the stay."),
+            _c("ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
             _c("ASS_DGN", "string", "Associated diagnosis, ICD-10 without dot."),
         ),
+        max_volume_drop=0.5,
     ),
     Source(
         "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "ACT_NUM"),
@@ -145,11 +174,12 @@ SOURCES: tuple[Source, ...] = (
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
             _c("RSA_NUM", "string", "Stay number within the hospital."),
-            _c("ACT_NUM", "int", "Order of the act within the stay."),
+            _c("ACT_NUM", "int", "Order of the act within the stay.", coded=True),
             _c("CDC_ACT", "string", "CCAM act code (4 letters + 3 digits, e.g. QEFA003)."),
             _c("ENT_DAT_DEL", "int", "Days between entry and the act."),
-            _c("ACV_ACT", "int", "Activity code (1 = main act)."),
+            _c("ACV_ACT", "int", "Activity code (1 = main act).", coded=True),
         ),
+        max_volume_drop=0.5,
     ),
     Source(
         "registry_cases", "FRANCIM registry records", "snapshot", ("REG_ID", "REG_CAS_ID"),
@@ -162,9 +192,10 @@ SOURCES: tuple[Source, ...] = (
             _c("TOP_ICDO3", "string", "ICD-O-3 topography (C50.9)."),
             _c("MOR_ICDO3", "string", "ICD-O-3 morphology with behaviour (8500/3)."),
             _c("CIM10", "string", "ICD-10 code derived from topography, without dot (C509)."),
-            _c("STADE", "string", "Stage at diagnosis: I, II, III, IV or X (unknown)."),
-            _c("BASE_DIAG", "int", "Basis of diagnosis (7 = histology of the primary)."),
+            _c("STADE", "string", "Stage at diagnosis: I, II, III, IV or X (unknown).", coded=True),
+            _c("BASE_DIAG", "int", "Basis of diagnosis (7 = histology of the primary).", coded=True),
         ),
+        max_volume_drop=0.1,
     ),
     Source(
         "ki_cci_r", "KI_CCI_R (CepiDc)", "snapshot", ("BEN_NIR_PSA",),
@@ -175,6 +206,7 @@ SOURCES: tuple[Source, ...] = (
             _c("DCD_CIM_COD", "string", "Underlying cause of death, ICD-10 without dot."),
             _c("DCD_DPT", "string", "Department of death, 3 characters."),
         ),
+        max_volume_drop=0.1,
     ),
     Source(
         "ir_geo_fdep", "FDep (commune deprivation index)", "snapshot", ("DPT_COD", "COM_COD"),
@@ -183,8 +215,9 @@ SOURCES: tuple[Source, ...] = (
             _c("DPT_COD", "string", "Department, 3 characters."),
             _c("COM_COD", "string", "Commune within the department, 3 characters."),
             _c("FDEP_IDX", "float", "FDep index value."),
-            _c("FDEP_QUINT", "int", "National population-weighted quintile of FDep, 1..5."),
+            _c("FDEP_QUINT", "int", "National population-weighted quintile of FDep, 1..5.", coded=True),
         ),
+        max_volume_drop=0.05,
     ),
 )
 

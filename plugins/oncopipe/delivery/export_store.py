@@ -211,12 +211,12 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
         "threshold": THRESHOLD, "marker": MASK_MARKER, "parquet_flag_suffix": MASK_SUFFIX,
         "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
     if info.report == "html":
-        html = render_report(controlled, info, provenance, run_id=run_id, code_version=code, figures=report_figures)
+        html = render_report(controlled, info, provenance, code_version=code, figures=report_figures)
         (folder / "report.html").write_bytes(html.encode("utf-8"))
     elif info.report == "markdown":
         for name, _, png in report_figures:  # the Markdown report links to the PNG files
             (folder / "figures" / f"{name}.png").write_bytes(png)
-        text = render_markdown_report(controlled, info, provenance, run_id=run_id, code_version=code,
+        text = render_markdown_report(controlled, info, provenance, code_version=code,
                                       figure_names=[(name, title) for name, title, _ in report_figures])
         (folder / "report.md").write_bytes(text.encode("utf-8"))
     files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -370,6 +370,24 @@ def _check_before_publishing(built: Path, target: Path, audit: AuditLog, info: S
         raise
 
 
+def remove_temporary(study_id: str, exports: Path | None = None) -> list[Path]:
+    """Remove what an interrupted export of ``study_id`` left: its ``.tmp-*`` build and ``.old-*`` aside folders.
+
+    A study DAG runs one run at a time (``max_active_runs=1``) and calls this in its first task, before any
+    export of the run is built, so no folder removed here belongs to a live export.
+
+    Returns:
+        The folders removed.
+    """
+    study_dir = (exports or get_settings().exports) / study_id
+    if not study_dir.is_dir():
+        return []
+    removed = sorted(p for p in study_dir.iterdir() if p.is_dir() and p.name.startswith((".tmp-", ".old-")))
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
+
+
 def _prune(study_dir: Path, keep: int, audit: AuditLog, study_id: str) -> None:
     runs = sorted(run_dirs(study_dir), key=lambda p: (_read_manifest(p).get("created_at", ""), p.name))
     for old in runs[:-keep]:
@@ -496,17 +514,28 @@ def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[R
     return tables, masks
 
 
-def verify_export(folder: Path, *, exports: Path | None = None) -> list[str]:
-    """Re-check a published export: every checksum, no unlisted file, and every disclosure rule.
+def verify_export(folder: Path, *, exports: Path | None = None, published: Path | None = None) -> list[str]:
+    """Re-check a published export: every checksum, no unlisted file, every disclosure rule, and that the mart
+    version it pins is still published (reproducible from it).
 
     The disclosure check reads the published tables only (Parquet when present, else CSV) and, from the
     audit log, the counts that earlier runs of the study published.
+
+    Args:
+        folder: the export's run folder.
+        exports: the exports root holding the audit log (default: the folder's grandparent).
+        published: the published marts root (default: ``get_settings().published``).
 
     Returns:
         One message per problem; empty when the export is intact and safe.
     """
     problems: list[str] = []
     manifest = _read_manifest(folder)
+    version = manifest.get("mart_version")
+    published = published or get_settings().published
+    if version and not (published / str(version) / "version.json").is_file():
+        problems.append(f"manifest: pinned mart version {version} is not in {published} (removed or never "
+                        "published): the export cannot be reproduced")
     listed = manifest.get("files", {})
     present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
     for rel in sorted(set(listed) - present):

@@ -135,44 +135,43 @@ def _table_view(controlled: ControlledResult, name: str) -> dict[str, Any]:
             "rows": rows, "truncated": len(frame) > MAX_REPORT_ROWS, "total_rows": len(frame)}
 
 
-def render_report(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *, run_id: str,
+def render_report(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
                   code_version: str, figures: Sequence[tuple[str, str, bytes]] = ()) -> str:
     """Render the HTML report.
+
+    The report holds no run identity (run id, dbt invocation id): those live in the manifest's run fields
+    only, so a re-run of the same analysis on the same mart version (after a kill, say) gives the same bytes.
 
     Args:
         controlled: the disclosure-controlled result.
         study: study metadata (title, approval reference, ...).
-        provenance: extraction date, mart version, dbt invocation id, GX validations, code lists, row counts
+        provenance: extraction date, mart version, GX validations, code lists, row counts
             (see :func:`oncopipe.delivery.export_store.publish_export`).
-        run_id: the run being exported.
         code_version: git commit of the code, or ``unknown``.
         figures: ``(name, title, png bytes)`` of each figure, drawn from the controlled tables.
 
     Returns:
         The HTML document.
     """
-    return _render("report.html.j2", controlled, study, provenance, run_id=run_id, code_version=code_version,
-                   figures=figures)
+    return _render("report.html.j2", controlled, study, provenance, code_version=code_version, figures=figures)
 
 
 def render_markdown_report(controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
-                           run_id: str, code_version: str, figure_names: Sequence[tuple[str, str]] = ()) -> str:
+                           code_version: str, figure_names: Sequence[tuple[str, str]] = ()) -> str:
     """The same report as Markdown (``export.report: markdown``); figures link to ``figures/<name>.png``."""
-    return _render("report.md.j2", controlled, study, provenance, run_id=run_id, code_version=code_version,
+    return _render("report.md.j2", controlled, study, provenance, code_version=code_version,
                    figures=[(name, title, b"") for name, title in figure_names])
 
 
 def _render(template_name: str, controlled: ControlledResult, study: StudyInfo, provenance: Mapping[str, Any], *,
-            run_id: str, code_version: str, figures: Sequence[tuple[str, str, bytes]]) -> str:
+            code_version: str, figures: Sequence[tuple[str, str, bytes]]) -> str:
     template = environment(autoescape=template_name.endswith(".html.j2")).get_template(template_name)
     counts = controlled.report.counts_by_rule()
     return template.render(
         study=study,
-        run_id=run_id,
         code_version=code_version,
         provenance={"extraction_date": provenance.get("extraction_date"),
                     "mart_version": provenance.get("mart_version"),
-                    "dbt_invocation_id": provenance.get("dbt_invocation_id"),
                     "code_lists": dict(provenance.get("code_lists") or {})},
         methods=methods_paragraphs(controlled, study, provenance),
         parameters=[(k, _format_value(v)) for k, v in sorted(controlled.result.parameters.items())],

@@ -54,19 +54,35 @@ def sql_list(paths: list[Path]) -> str:
     return f"[{quoted}]"
 
 
-def relation_sql(paths: list[Path], columns: list[str] | None = None) -> str:
+def relation_sql(paths: list[Path], columns: list[str] | None = None, *, hive: bool = False) -> str:
     """A DuckDB ``FROM`` expression reading ``paths`` (Parquet and/or CSV, unioned by column name).
 
     CSV is read as text (``all_varchar``), with ``;`` separator and a header; casting is left to the caller.
+    With ``hive``, the ``extraction`` folder becomes a date column (``extraction=<date>`` in the path).
     """
     parquet = [p for p in paths if p.suffix == ".parquet"]
     csv = [p for p in paths if p.suffix == ".csv"]
+    # DuckDB detects hive folders by default: without ``hive``, the ``extraction=`` folder must not become a
+    # column (the raw gate would report it as a column outside the contract).
+    partitioned = (", hive_partitioning = true, hive_types = {'extraction': date}" if hive
+                   else ", hive_partitioning = false")
     parts = []
     if parquet:
-        parts.append(f"select * from read_parquet({sql_list(parquet)}, union_by_name = true)")
+        parts.append(f"select * from read_parquet({sql_list(parquet)}, union_by_name = true{partitioned})")
     if csv:
         parts.append(f"select * from read_csv({sql_list(csv)}, delim = ';', header = true, all_varchar = true, "
-                     "union_by_name = true)")
+                     f"union_by_name = true{partitioned})")
     if not parts:
         raise ValueError("no part files to read")
     return "(" + " union all by name ".join(parts) + ")"
+
+
+def landed_parts(landing: Path, source: str, up_to: str | None = None) -> dict[str, list[Path]]:
+    """The part files of every extraction of ``source`` up to ``up_to`` (all when None), by date, oldest first."""
+    return {d: part_files(extraction_dir(landing, source, d)) for d in extraction_dates(landing, source)
+            if up_to is None or d <= up_to}
+
+
+def part_formats(paths: list[Path]) -> list[str]:
+    """The formats (``csv``, ``parquet``) of ``paths``, sorted."""
+    return sorted({p.suffix.lstrip(".") for p in paths})

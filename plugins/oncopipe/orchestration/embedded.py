@@ -7,10 +7,14 @@
 2. generate a synthetic extraction if none has landed (the generator, :mod:`oncopipe.synth`);
 3. parse the dbt project (the refresh DAG has one task per model, generated from the manifest) in a child
    process, overlapping steps 1-2 and the build of Airflow's in-process execution API;
-4. run ``platform_refresh`` with ``dag.test()`` once per new extraction;
-5. run, with ``dag.test()`` as well, every approved study DAG whose Assets were all updated since its last run
-   (the same rule the scheduler applies to an ``AssetAll`` schedule), pinned to the published version;
-6. report where the results are: published version, exports, and the time each task took.
+4. mark failed the runs a killed earlier ``oncopipe run`` left ``running`` (everything runs in this one process,
+   so no other process can be running them);
+5. run ``platform_refresh`` with ``dag.test()`` once per new extraction, oldest first, each through its gates;
+6. run, with ``dag.test()`` as well, every approved study DAG whose Assets were all updated since its last
+   *successful* run (the rule the scheduler applies to an ``AssetAll`` schedule, except that a run that failed
+   or died does not count as served), or that owes an export of the current published version;
+7. report where the results are: published version, exports, the studies still owed an export, and the time
+   each task took.
 
 The same DAG files run unchanged under the production topology (docker-compose.yml); only the runner differs.
 Airflow reads its configuration when first imported, so :func:`configure` must run before anything imports
@@ -57,6 +61,8 @@ class TaskTiming:
 
 @dataclass
 class DagRunOutcome:
+    """One DAG run: ``failed_tasks`` failed themselves; ``skipped_tasks`` did not run because one upstream did."""
+
     dag_id: str
     run_id: str
     state: str
@@ -64,6 +70,23 @@ class DagRunOutcome:
     tasks: list[TaskTiming]
     failed_tasks: list[str] = field(default_factory=list)
     note: str = ""
+    skipped_tasks: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """``<state> in <s>s``, the failed tasks, and how many were skipped because of them."""
+        text = f"{self.state} in {self.seconds:.1f}s"
+        if self.failed_tasks:
+            text += f"; failed: {', '.join(self.failed_tasks)}"
+        if self.skipped_tasks:
+            text += f"; {len(self.skipped_tasks)} downstream task(s) skipped (upstream failed)"
+        return text
+
+
+def split_failures(tasks: list[TaskTiming]) -> tuple[list[str], list[str]]:
+    """Tasks that failed, and tasks that never ran because an upstream task failed (Airflow's upstream_failed)."""
+    failed = [t.task_id for t in tasks if t.state == "failed"]
+    skipped = [t.task_id for t in tasks if t.state == "upstream_failed"]
+    return failed, skipped
 
 
 @dataclass
@@ -80,6 +103,8 @@ class PlatformRun:
     published_extraction: str | None = None
     published_path: str | None = None
     exports: dict[str, str] = field(default_factory=dict)
+    owed: dict[str, str] = field(default_factory=dict)
+    interrupted: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -308,9 +333,9 @@ def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None, progress: Prog
             setattr(task, kind, value)
     seconds = time.perf_counter() - started
     tasks = task_timings(dag.dag_id, dag_run.run_id)
-    failed = [t.task_id for t in tasks if t.state in ("failed", "upstream_failed")]
+    failed, skipped = split_failures(tasks)
     return DagRunOutcome(dag.dag_id, dag_run.run_id, str(getattr(dag_run.state, "value", dag_run.state)), seconds,
-                         tasks, failed)
+                         tasks, failed, skipped_tasks=skipped)
 
 
 def task_timings(dag_id: str, run_id: str) -> list[TaskTiming]:
@@ -362,20 +387,77 @@ def updated_assets_since(uris: list[str], since: dt.datetime | None) -> dict[str
     return out
 
 
-def last_run_start(dag_id: str) -> dt.datetime | None:
-    """When the latest run of ``dag_id`` started (None if it never ran)."""
+def last_success_start(dag_id: str) -> dt.datetime | None:
+    """When the latest successful run of ``dag_id`` started (None if none succeeded).
+
+    A run that failed, or died and stays ``running``, did not serve the Asset events before it: they still
+    make the study due.
+    """
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
     from sqlalchemy import func, select
 
     with create_session() as session:
-        return session.scalar(select(func.max(DagRun.start_date)).where(DagRun.dag_id == dag_id))
+        return session.scalar(select(func.max(DagRun.start_date)).where(DagRun.dag_id == dag_id,
+                                                                       DagRun.state == DagRunState.SUCCESS))
+
+
+def fail_interrupted_runs() -> list[str]:
+    """Mark failed every DAG run left ``running`` or ``queued`` (by a killed earlier embedded run).
+
+    Only for the embedded runner: it runs every DAG run in its own process, so at its start no run can be
+    live. Returns ``<dag_id>/<run_id>`` of each run marked.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    marked = []
+    with create_session() as session:
+        for run in session.scalars(select(DagRun).where(DagRun.state.in_([DagRunState.RUNNING,
+                                                                            DagRunState.QUEUED]))).all():
+            run.set_state(DagRunState.FAILED)
+            marked.append(f"{run.dag_id}/{run.run_id}")
+    return marked
+
+
+def owed_exports(settings: Settings | None = None) -> dict[str, str]:
+    """Approved, Asset-scheduled studies with no export of the current published mart version, and why.
+
+    Every publish announces every table, so each such study owes one export per published version; one that
+    failed, or died mid-export, still owes it until a run exports it.
+    """
+    from oncopipe.delivery import export_store
+    from oncopipe.studies.registry import scan_registry
+    from oncopipe.warehouse import versions
+
+    settings = settings or get_settings()
+    current = versions.current_version(settings)
+    if current is None:
+        return {}
+    exported = {(e["study_id"], e["mart_version"]) for e in export_store.list_exports(settings.exports)}
+    owed = {}
+    for entry in scan_registry(check_kinds=False):
+        study = entry.study
+        if study is None or not study.asset_uris or study.approval_problem() is not None:
+            continue
+        if (study.id, current.version) not in exported:
+            owed[study.dag_id] = f"owes an export of mart version {current.version}"
+    return owed
 
 
 def due_studies(dags: dict[str, Any]) -> tuple[list[tuple[Any, dict[str, Any]]], dict[str, str]]:
-    """Study DAGs whose every scheduled Asset has an event since their last run, and why the others wait."""
-    from oncopipe.studies.registry import scan_registry
+    """Study DAGs due to run, and why the others wait.
 
+    Due: every scheduled Asset has an event since the study's last successful run, or the study owes an
+    export of the current published version (:func:`owed_exports`: its run failed or died after a publish).
+    """
+    from oncopipe.studies.registry import scan_registry
+    from oncopipe.warehouse import versions
+
+    owed = owed_exports()
     due, waiting = [], {}
     for entry in scan_registry(check_kinds=False):
         study = entry.study
@@ -392,8 +474,11 @@ def due_studies(dags: dict[str, Any]) -> tuple[list[tuple[Any, dict[str, Any]]],
         if problem is not None:
             waiting[study.dag_id] = f"refused: {problem} (its DAG stops at check_approval; nothing is read)"
             continue
-        updated = updated_assets_since(study.asset_uris, last_run_start(study.dag_id))
+        updated = updated_assets_since(study.asset_uris, last_success_start(study.dag_id))
         missing = [u for u in study.asset_uris if u not in updated]
+        if missing and study.dag_id in owed:
+            due.append((dags[study.dag_id], {"mart_version": versions.current_version().version}))
+            continue
         if missing:
             waiting[study.dag_id] = f"waiting for Asset events on {missing}"
             continue
@@ -418,6 +503,9 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
         warm_execution_api()
     finally:
         finish_manifest_parse(parsing, settings)
+    run.interrupted = fail_interrupted_runs()
+    for marked in run.interrupted:
+        progress(f"{marked}: left running by an interrupted run, marked failed")
     dags = load_dags()
 
     from oncopipe.warehouse import refresh
@@ -428,8 +516,7 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
         outcome = test_dag(dags[REFRESH_DAG_ID], progress=progress)
         outcome.note = extraction or "nothing new"
         run.refreshes.append(outcome)
-        progress(f"  {outcome.state} in {outcome.seconds:.1f}s" +
-                 (f"; failed: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else ""))
+        progress(f"  {outcome.describe()}")
         if outcome.state != "success":
             break
 
@@ -441,8 +528,7 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
         progress(f"{dag.dag_id}: mart version {conf['mart_version']}")
         outcome = test_dag(dag, run_conf=conf, progress=progress)
         run.studies.append(outcome)
-        progress(f"  {outcome.state} in {outcome.seconds:.1f}s" +
-                 (f"; failed: {', '.join(outcome.failed_tasks)}" if outcome.failed_tasks else ""))
+        progress(f"  {outcome.describe()}")
 
     from oncopipe.delivery import export_store
     from oncopipe.warehouse import versions
@@ -458,6 +544,9 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
             run.exports[study_id] = str(export_store.find_export(study_id, outcome.run_id, settings.exports))
         except export_store.ExportError:
             continue
+    run.owed = owed_exports(settings)
+    for dag_id, why in sorted(run.owed.items()):
+        progress(f"{dag_id}: {why} (the next `oncopipe run` retries it)")
     run.seconds = round(time.perf_counter() - started, 3)
     if summary_path is not None:
         summary_path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,9 @@ ICDO3_MORPHOLOGY = r"^[0-9]{4}/[0-9]$"
 ATC7 = r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$"
 CCAM = r"^[A-Z]{4}[0-9]{3}$"
 FINESS = r"^[0-9][0-9AB][0-9]{7}$"
-NIR_PSA = r"^.{17}$"
+NIR_PSA = r"^[0-9A-Z]{17}$"
+"""BEN_NIR_PSA / NIR_ANO_17: the SNDS dictionary's CHAR(17) pseudonym, upper-case letters and digits only (the
+hash FOIN produces); a NUL byte, a space or a lower-case letter makes it silently another person."""
 COMMUNE = r"^[0-9]{3}$"
 YEAR = r"^(19|20)[0-9]{2}$"
 MONTH = r"^(0[1-9]|1[0-2])$"
@@ -29,6 +31,13 @@ DEPARTMENTS: tuple[str, ...] = tuple(
 SEX_CODES: tuple[int, ...] = (1, 2, 0, 9)
 DPN_QLF_CODES: tuple[int, ...] = (0, 71)
 STAGES: tuple[str, ...] = ("I", "II", "III", "IV", "X")
+#: PRS_NAT_REF natures of the extract's drug lines (IR_NAT_V nomenclature: 3317 = pharmacy dispensing of a
+#: CIP13-coded drug). The extract selects drug lines only; widen this set with the extract specification.
+PHARMACY_NATURES: tuple[int, ...] = (3317,)
+MAX_BOXES_PER_LINE = 12
+"""Plausible boxes per dispensing line (|PHA_ACT_QSN|): a dispensing covers at most 3 months of treatment
+(Code de la santé publique R.5132-22: 1 month, 3 months for packs so authorised), i.e. at most 3 boxes of the
+largest packs, 12 of a weekly pack; the generated extracts hold 1 or 2 (regularisations -1 or -2)."""
 
 
 def is_valid_cip13(value: object) -> bool:

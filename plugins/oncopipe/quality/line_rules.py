@@ -44,7 +44,10 @@ class LineRule:
         kind: what is checked (see :func:`predicates`).
         columns: the checked column; for ``date_order``, the later then the earlier date.
         mostly: least share of judged lines that must satisfy the rule (1.0: zero tolerance).
-        params: ``regex``, ``values``, ``low``/``high`` (``None``: unbounded) depending on ``kind``.
+        params: ``regex``, ``values``, ``low``/``high`` (``None``: unbounded) depending on ``kind``;
+            ``earlier_month`` (``date_order``): compare with the first day of the earlier date's month.
+        basis: where the rule comes from (the SNDS dictionary and its nomenclatures, the registry's coding
+            rules, the extract specification), shown with every failure.
     """
 
     name: str
@@ -54,6 +57,7 @@ class LineRule:
     columns: tuple[str, ...]
     mostly: float = 1.0
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    basis: str = ""
 
     @property
     def max_share(self) -> float:
@@ -123,6 +127,8 @@ def predicates(rule: LineRule, src: Source, extraction_date: str,
         return f"{d} is not null", f"({d} < date {_lit(p['low'])} or {d} > date {_lit(high)})"
     if rule.kind == "date_order":
         later, earlier = (_date(c) for c in rule.columns)
+        if p.get("earlier_month"):
+            earlier = f"date_trunc('month', {earlier})"
         return f"({later} is not null and {earlier} is not null)", f"{later} < {earlier}"
     if rule.kind == "regex":
         if types.get(col) != "string":

@@ -22,6 +22,8 @@ class ExpectationOutcome:
         expected: the rule in words (from ``meta.rule``).
         sample: up to a few offending rows (keys and value).
         validation_id: the GX validation result it comes from.
+        consequence: what a failure does (``quarantine`` the extraction, or ``warn``).
+        basis: the reference the rule comes from (the SNDS dictionary, a nomenclature, a coding rule).
     """
 
     suite: str
@@ -34,13 +36,21 @@ class ExpectationOutcome:
     expected: str
     sample: list[dict[str, Any]] = field(default_factory=list)
     validation_id: str = ""
+    consequence: str = ""
+    basis: str = ""
 
     @property
     def message(self) -> str:
-        """One line an operator can act on: source, expectation, observed value, sample rows."""
+        """One line an operator can act on: source, expectation, consequence, observed value, sample rows.
+
+        A warning reads like a failure (rule, column, observed value, sample rows): it is what the quality view
+        shows.
+        """
         sample = json.dumps(self.sample[:5], default=str, ensure_ascii=False) if self.sample else "none"
-        return (f"{self.subject}: expectation {self.expectation} ({self.severity}, suite {self.suite}) "
-                f"failed: observed {self.observed}; expected {self.expected}; sample rows: {sample}")
+        consequence = f": {self.consequence}" if self.consequence else ""
+        basis = f"; basis {self.basis}" if self.basis else ""
+        return (f"{self.subject}: expectation {self.expectation} ({self.severity}{consequence}, suite {self.suite}) "
+                f"failed: observed {self.observed}; expected {self.expected}{basis}; sample rows: {sample}")
 
 
 @dataclass

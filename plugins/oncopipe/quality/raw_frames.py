@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from oncopipe.contracts.sources import Source, source
-from oncopipe.landing.layout import extraction_dir, part_files, previous_extraction, relation_sql
-from oncopipe.quality import line_rules, suites
+from oncopipe.landing.layout import extraction_dates, extraction_dir, part_files, previous_extraction, relation_sql
+from oncopipe.quality import deliveries, line_rules, suites
 from oncopipe.quality.frames import METRIC_COLUMNS
 
 SAMPLE_ROWS = 5
@@ -55,6 +55,7 @@ class SourceFrames:
     files: list[FileFacts]
     extraction: pd.DataFrame
     rows_total: int
+    profile: deliveries.Profile | None = None  # saved as accepted when the gate passes
 
     @property
     def readable_files(self) -> list[Path]:
@@ -240,12 +241,13 @@ def _row_count_facts(con: duckdb.DuckDBPyConnection, landing: Path, src: Source,
 
 
 def _month_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, landing: Path,
-                 extraction_date: str) -> list[dict[str, Any]]:
+                 extraction_date: str, reference: float = 0.0) -> list[dict[str, Any]]:
     """Lines per month of care over the months this extraction must hold in full, relative to their median.
 
     Those months run from the month of the previous accepted extraction (a delta holds every flux after it)
     to the month before this extraction; for a first extraction, the 12 months before it. A dropped month
-    shows as a ratio near 0; months are judged only when the median month has ``MIN_MONTH_LINES`` lines.
+    shows as a ratio near 0; months are judged only when the median month has ``MIN_MONTH_LINES`` lines, or
+    else against ``reference`` (the median lines per care month of the previous accepted extraction).
     """
     col = suites.CARE_MONTH[src.name]
     previous = previous_extraction(landing, src.name, extraction_date)
@@ -260,6 +262,10 @@ def _month_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, landing:
     if not counts:
         return []
     median = float(np.median([n for _, n in counts]))
+    if median < MIN_MONTH_LINES and reference:
+        # Too few lines in the months this extraction must hold (none at all when an earlier delivery is landed
+        # again): judge them against the months of the previous accepted extraction instead.
+        median = reference
     if median < MIN_MONTH_LINES:
         return []
     return [_row("month_volume_ratio", str(month)[:7], n / median,
@@ -313,9 +319,131 @@ def _orphan_stay_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction
                  sample)]
 
 
+def _birth_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str, rel: str,
+                 src: Source) -> list[dict[str, Any]]:
+    """Share of lines dated before the birth month of their person (ir_ben_r of the same extraction)."""
+    person, when = suites.BIRTH_BOUND[src.name]
+    ben_files = part_files(extraction_dir(landing, "ir_ben_r", extraction_date))
+    if not ben_files:
+        return []
+    key = ", ".join(f'"{k}"' for k in src.key)
+    try:
+        con.execute(f"""
+            create or replace temp table _before_birth as
+            with born as (select "BEN_NIR_PSA" as __person,
+                                 min(try_cast(concat("BEN_NAI_ANN", '-', "BEN_NAI_MOI", '-01') as date)) as birth_month
+                          from {relation_sql(ben_files)} group by 1)
+            select {key}, "{person}", try_cast("{when}" as date) as "{when}", born.birth_month
+            from {rel} as line join born on line."{person}" = born.__person
+            where try_cast(line."{when}" as date) < born.birth_month""")
+        n = con.execute(f'select count(*) from {rel} where "{person}" is not null').fetchone()[0]
+    except duckdb.Error:
+        return []  # ir_ben_r unreadable: its own suite reports it
+    bad = con.execute("select count(*) from _before_birth").fetchone()[0]
+    sample = _records(con, f"select * from _before_birth order by {key} limit {SAMPLE_ROWS}") if bad else ""
+    return [_row("care_before_birth_share", f"{bad} of {n} lines", bad / n if n else 0.0, sample)]
+
+
+def _cip13_referential_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+                             rel: str) -> list[dict[str, Any]]:
+    """Share of dispensing lines whose CIP13 is not in IR_PHA_R (same extraction, else the latest accepted)."""
+    date = extraction_date if part_files(extraction_dir(landing, "ir_pha_r", extraction_date)) else \
+        previous_extraction(landing, "ir_pha_r", extraction_date)
+    ref_files = part_files(extraction_dir(landing, "ir_pha_r", date)) if date else []
+    if not ref_files:
+        return []
+    try:
+        rows = con.execute(f"""
+            select cast(line."PHA_PRS_C13" as varchar) as cip13, count(*) as lines,
+                   bool_or(ref.cip is not null) as known
+            from {rel} as line
+            left join (select distinct cast("PHA_CIP_C13" as varchar) as cip from {relation_sql(ref_files)}) as ref
+                   on cast(line."PHA_PRS_C13" as varchar) = ref.cip
+            where line."PHA_PRS_C13" is not null group by 1 order by 2 desc, 1""").fetchall()
+    except duckdb.Error:
+        return []
+    n = sum(r[1] for r in rows)
+    unknown = [{"PHA_PRS_C13": c, "lines": k} for c, k, known in rows if not known]
+    bad = sum(u["lines"] for u in unknown)
+    return [_row("cip13_not_in_referential_share", f"IR_PHA_R of extraction={date}", bad / n if n else 0.0,
+                 unknown[:SAMPLE_ROWS] or "")]
+
+
+REGULARISATION_MATCH = ("BEN_NIR_PSA", "ORG_CLE_NUM", "DCT_ORD_NUM", "EXE_SOI_DTD", "PHA_PRS_C13")
+"""What a regularisation line shares with the line it cancels (plus the opposite quantity)."""
+
+
+def _regularisation_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+                          rel: str) -> list[dict[str, Any]]:
+    """Negative PHA_ACT_QSN lines with no positive line they cancel, in this or an earlier accepted extraction."""
+    on = " and ".join(f'cast(neg."{c}" as varchar) = cast(pos."{c}" as varchar)' for c in REGULARISATION_MATCH)
+    earlier = [p for d in extraction_dates(landing, "er_pha_f") if d < extraction_date
+               for p in part_files(extraction_dir(landing, "er_pha_f", d))]
+    cols = ", ".join(f'"{c}"' for c in (*REGULARISATION_MATCH, "PHA_ACT_QSN"))
+    history = f"(select {cols} from {rel}" + (f" union all select {cols} from {relation_sql(earlier)})"
+                                               if earlier else ")")
+    key = ", ".join(f'neg."{k}"' for k in source("er_pha_f").key)
+    try:
+        con.execute(f"""
+            create or replace temp table _unmatched as
+            select neg.* from (select * from {rel} where try_cast("PHA_ACT_QSN" as double) < 0) as neg
+            anti join (select * from {history} where try_cast("PHA_ACT_QSN" as double) > 0) as pos
+                 on {on} and try_cast(pos."PHA_ACT_QSN" as double) = -try_cast(neg."PHA_ACT_QSN" as double)
+            order by {key}""")
+        negative = con.execute(f'select count(*) from {rel} where try_cast("PHA_ACT_QSN" as double) < 0'
+                               ).fetchone()[0]
+    except duckdb.Error:
+        return []
+    bad = con.execute("select count(*) from _unmatched").fetchone()[0]
+    sample = _records(con, f"select * from _unmatched limit {SAMPLE_ROWS}") if bad else ""
+    return [_row("unmatched_regularisations", f"{bad} of {negative} negative lines", bad, sample)]
+
+
+def _flux_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, previous: str) -> list[dict[str, Any]]:
+    """Lines of a delta whose flux date is not after the previous accepted extraction, and its new flux months."""
+    flux = suites.DELTA_FLUX_MONTH[src.name]
+    when = f'try_cast("{flux}" as date)'
+    n, old, new_months = con.execute(f"""
+        select count(*), count(*) filter (where {when} <= date '{previous}'),
+               count(distinct date_trunc('month', {when})) filter (where {when} > date '{previous}')
+        from {rel}""").fetchone()
+    sample = _records(con, f"""select strftime(date_trunc('month', {when}), '%Y-%m') as flux_month, count(*) as lines
+                               from {rel} where {when} <= date '{previous}' group by 1 order by 1 desc
+                               limit {SAMPLE_ROWS}""") if old else ""
+    return [_row("flux_not_after_previous_share", f"{flux} <= extraction={previous}", old / n if n else 0.0, sample),
+            _row("new_flux_months", f"{flux} months after extraction={previous}", new_months,
+                 {"previous_extraction": previous, "lines": n, "lines_not_after_previous": old})]
+
+
+def _delivery_facts(profile: deliveries.Profile, accepted: dict[str, deliveries.Profile],
+                    extraction_date: str) -> list[dict[str, Any]]:
+    """Fingerprint and coded-column drift of this delivery against the accepted extractions."""
+    rows = []
+    if not profile.empty:
+        repeats = sorted(d for d, p in accepted.items() if p.fingerprint == profile.fingerprint)
+        rows.append(_row("fingerprint_repeats", f"fingerprint {profile.fingerprint}", len(repeats),
+                         [{"repeats_extraction": d, "lines": profile.lines, "fingerprint": profile.fingerprint}
+                          for d in repeats] or ""))
+    earlier = [d for d in accepted if d < extraction_date]
+    previous = accepted[max(earlier)] if earlier else None
+    if previous is None:
+        return rows
+    if profile.lines >= suites.DRIFT_MIN_LINES and previous.lines >= suites.DRIFT_MIN_LINES:
+        for col, now in profile.values.items():
+            if col in previous.values:
+                value, moved = deliveries.psi(now, previous.values[col])
+                rows.append(_row("column_psi", col, round(value, 6),
+                                 [{"column": col, "previous_extraction": previous.extraction, **m} for m in moved]))
+    return rows
+
+
 def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name: str,
-                     extraction_date: str) -> SourceFrames:
-    """Inspect every part file of the extraction and compute the extraction-level facts."""
+                     extraction_date: str, quality: Path | None = None) -> SourceFrames:
+    """Inspect every part file of the extraction and compute the extraction-level facts.
+
+    ``quality``: the folder of the delivery profiles (:mod:`oncopipe.quality.deliveries`); without it, the
+    delivery-level facts (fingerprint, distribution drift) are not computed.
+    """
     src = source(source_name)
     folder = extraction_dir(landing, source_name, extraction_date)
     files = [inspect_file(p, src, con) for p in part_files(folder)]
@@ -327,6 +455,8 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
         if not f.readable:
             continue
         rows.append(_row("encoding_utf8", name, not f.bad_encoding, f.bad_encoding))
+        if f.bad_encoding:
+            continue  # its columns were never read: the decoding failure is the finding, not "missing" columns
         rows.append(_row("file_rows", name, f.rows))
         for col in src.columns:
             present = col.name in f.types
@@ -339,22 +469,39 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
             rows.append(_row("column_expected", f"{name}:{extra}", 0, "not in the contract"))
     readable = [f for f in files if f.readable and not f.bad_encoding]
     total = sum(f.rows for f in readable)
-    rows.append(_row("rows_total", str(folder), total, {"files": len(files), "readable": len(readable)}))
+    if readable or not files:  # when no file could be read or decoded, each one's failure is the finding
+        rows.append(_row("rows_total", str(folder), total, {"files": len(files), "readable": len(readable)}))
     schema_ok = all(all(c in f.types and _type_ok(declared[c], f.types[c]) for c in declared) for f in readable)
     paths = [f.path for f in readable]
+    profile = None
     if paths and schema_ok and total:
         rel = relation_sql(paths)
         rows += _key_facts(con, rel, src, src.column_names, total)
+        previous = previous_extraction(landing, src.name, extraction_date)
+        reference = 0.0
+        if quality is not None:
+            flux = suites.DELTA_FLUX_MONTH.get(src.name)
+            profile = deliveries.compute_profile(con, paths, src, extraction_date, flux)
+            accepted = deliveries.accepted_profiles(con, landing, quality, src, extraction_date, flux)
+            rows += _delivery_facts(profile, accepted, extraction_date)
+            if previous in accepted and accepted[previous].flux_months:
+                reference = float(np.median(list(accepted[previous].flux_months.values())))
+        if src.name in suites.DELTA_FLUX_MONTH and previous:
+            rows += _flux_facts(con, rel, src, previous)
         if src.name in suites.CARE_MONTH:
-            rows += _month_facts(con, rel, src, landing, extraction_date)
+            rows += _month_facts(con, rel, src, landing, extraction_date, reference)
+        if src.name in suites.BIRTH_BOUND:
+            rows += _birth_facts(con, landing, extraction_date, rel, src)
         if src.name == "er_pha_f":
             rows += _care_after_death_facts(con, landing, extraction_date, rel)
+            rows += _cip13_referential_facts(con, landing, extraction_date, rel)
+            rows += _regularisation_facts(con, landing, extraction_date, rel)
         if src.name == "t_mco_c":
             rows += _orphan_stay_facts(con, landing, extraction_date, rel)
     if schema_ok:
         rows += _row_count_facts(con, landing, src, extraction_date, paths)
     frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-    return SourceFrames(source_name, extraction_date, files, frame, total)
+    return SourceFrames(source_name, extraction_date, files, frame, total, profile)
 
 
 def rules_frame(con: duckdb.DuckDBPyConnection, frames: SourceFrames) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from oncopipe.contracts.settings import Settings, get_settings
 from oncopipe.contracts.sources import SOURCES
 from oncopipe.landing.layout import extraction_dir, part_files
-from oncopipe.quality import raw_frames
+from oncopipe.quality import deliveries, raw_frames
 from oncopipe.quality.frames import raw_suite_name
 from oncopipe.quality.outcomes import GateFailed, GateReport
 from oncopipe.quality.quarantine import quarantine_extraction
@@ -66,6 +66,7 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
         raise FileNotFoundError(f"no extraction={extraction_date} folder under {settings.landing}")
     runner = SuiteRunner(settings, "raw", extraction_date)
     con = raw_frames.connect(config.memory_limit, settings.quality / "tmp")
+    profiles: list[deliveries.Profile] = []
     try:
         for src in SOURCES:
             if sources is not None and src.name not in set(sources):
@@ -73,7 +74,8 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
             folder = extraction_dir(settings.landing, src.name, extraction_date)
             extraction_suite, rows_suite = raw_suite_name(src.name, "extraction"), raw_suite_name(src.name, "rows")
             with _timed(runner.report, src.name, "facts"):
-                frames = raw_frames.extraction_frame(con, settings.landing, src.name, extraction_date)
+                frames = raw_frames.extraction_frame(con, settings.landing, src.name, extraction_date,
+                                                     settings.quality)
             if not part_files(folder):
                 frames.extraction.loc[len(frames.extraction)] = ["file_readable", f"{folder}", 0.0,
                                                                  "no part file in the extraction folder"]
@@ -88,9 +90,15 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
                 rules = raw_frames.rules_frame(con, frames)
             with _timed(runner.report, src.name, "gx"):
                 runner.run(rows_suite, src.name, rules)
+            if frames.profile is not None:
+                profiles.append(frames.profile)
     finally:
         con.close()
     report = runner.report
+    if report.passed:
+        # Accepted: later deliveries are compared with these (duplicates, staleness, drift, volumes).
+        for profile in profiles:
+            deliveries.save(settings.quality, profile)
     if not report.passed and config.quarantine:
         quarantine_extraction(report, settings.landing, settings.quarantine)
     runner.finish(build_docs=config.build_docs)

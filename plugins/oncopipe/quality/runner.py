@@ -117,8 +117,8 @@ class SuiteRunner:
                     suite=suite_name, subject=subject, expectation=meta.get("name", config.type),
                     expectation_type=config.type, severity=meta.get("severity", "critical"),
                     success=bool(res.success) and not raised, observed=observed, expected=meta.get("rule", ""),
-                    sample=sample,
-                    validation_id=validation_id))
+                    sample=sample, validation_id=validation_id,
+                    consequence=meta.get("consequence", ""), basis=meta.get("basis", "")))
         self.report.outcomes += outcomes
         return outcomes
 

@@ -18,11 +18,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from oncopipe.contracts.marts import NOT_NULL_FOR_KINDS
 from oncopipe.contracts.results import InputValidationError, NotEnoughData
 from oncopipe.methods.survival import age_group
 
 MIN_CASES = 10
-SURVIVAL_COLUMNS = ("site", "stage", "sex", "age_at_diagnosis", "diagnosis_date", "follow_up_days", "event")
+#: Columns a case must have, not null (the marts gate refuses a null in them: contracts.marts.NOT_NULL_FOR_KINDS).
+SURVIVAL_COLUMNS = NOT_NULL_FOR_KINDS["poor_prognosis_survival"]["poor_prognosis_cases"]
 OPTIONAL_COLUMNS = ("deprivation_quintile", "region_code", "birth_year", "hospital_id")
 
 

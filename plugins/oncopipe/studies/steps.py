@@ -122,7 +122,11 @@ def check(study_id: str, *, requested_version: str | None = None,
             study reads; the message names the approval reference.
         StudyError: the study file is missing or invalid.
     """
+    from oncopipe.delivery import export_store
+
     study = get_study(study_id, registry_dir)
+    # An export killed mid-way left its build folder; nothing else of this study runs now (one run at a time).
+    export_store.remove_temporary(study.id)
     check_approval(study, day)
     check_reads(study, study.reads)
     pinned = resolve_version(requested_version, triggering_events)
@@ -194,8 +198,8 @@ def report(state_path: Path) -> Path:
     for figure in state.controlled.result.figures:
         images = export_store.render_figure(figure, state.controlled, info.study_id)
         figures.append((figure.name, figure.title, images["png"]))
-    html = render_report(state.controlled, info, provenance(state), run_id=state.run_id,
-                         code_version=export_store.code_version(), figures=figures)
+    html = render_report(state.controlled, info, provenance(state), code_version=export_store.code_version(),
+                         figures=figures)
     state.report_path = state.workdir / "report.html"
     state.report_path.write_text(html, encoding="utf-8")
     return state.save("report")

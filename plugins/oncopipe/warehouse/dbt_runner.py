@@ -128,6 +128,79 @@ class DbtRun:
         return self
 
 
+class LandingError(ValueError):
+    """The landing cannot be read as asked (no accepted extraction, or a format setting it contradicts)."""
+
+
+#: Values of the ``landing_format`` var: ``auto`` reads each extraction in the format it landed in.
+LANDING_FORMATS = ("auto", "parquet", "csv")
+
+
+def prepare_landing(settings: Settings | None = None, *, extraction_date: str | None = None,
+                    landing_format: str = "auto") -> dict[str, dict[str, list[str]]]:
+    """Write the views ``landing.<source>`` the dbt sources read, over the accepted extractions.
+
+    Each view unions, by column name, the part files of every extraction of the source up to
+    ``extraction_date`` (every landed one when None), Parquet and CSV alike: the format is read from the files
+    that landed, so a CSV delivery is read as CSV whatever was delivered before. Extractions newer than the one
+    being processed are left out: they have not passed their raw gate yet.
+
+    Args:
+        settings: where the landing and the warehouse are (default: environment).
+        extraction_date: the newest extraction to read (the one the refresh processes).
+        landing_format: ``auto`` (default), or ``parquet``/``csv`` to insist on one format: an extraction that
+            landed in another format is then an error naming the setting, the source and the files.
+
+    Returns:
+        For each source, the formats of each extraction read (``{source: {date: [formats]}}``).
+
+    Raises:
+        LandingError: a source has no accepted extraction, or ``landing_format`` contradicts what landed.
+    """
+    import duckdb
+
+    from oncopipe.contracts.sources import SOURCES
+    from oncopipe.landing.layout import landed_parts, part_formats, relation_sql
+
+    settings = settings or get_settings()
+    if landing_format not in LANDING_FORMATS:
+        raise LandingError(f"dbt var landing_format must be one of {', '.join(LANDING_FORMATS)}, "
+                           f"got {landing_format!r}")
+    bound = f" up to extraction {extraction_date}" if extraction_date else ""
+    views: dict[str, str] = {}
+    read: dict[str, dict[str, list[str]]] = {}
+    missing = []
+    for source in SOURCES:
+        parts = landed_parts(settings.landing, source.name, extraction_date)
+        files = [p for paths in parts.values() for p in paths]
+        if not files:
+            missing.append(source.name)
+            continue
+        read[source.name] = {d: part_formats(paths) for d, paths in parts.items()}
+        if landing_format != "auto":
+            other = {d: formats for d, formats in read[source.name].items() if formats not in ([], [landing_format])}
+            if other:
+                landed = ", ".join(sorted({f for formats in other.values() for f in formats}))
+                raise LandingError(
+                    f"dbt var landing_format={landing_format!r}, but {source.name} extraction(s) "
+                    f"{', '.join(other)} landed as {landed} in {settings.landing / source.name}; "
+                    "drop the setting (auto reads what landed)")
+        views[source.name] = relation_sql(files, hive=True)
+    if missing:
+        raise LandingError(f"no accepted extraction{bound} in landing folder {settings.landing} for source(s): "
+                           f"{', '.join(missing)} (expected <landing>/<source>/extraction=YYYY-MM-DD/"
+                           "part-NNNNN.parquet or .csv; generate one with `oncopipe generate`)")
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.warehouse))
+    try:
+        con.execute("create schema if not exists landing")
+        for name, relation in views.items():
+            con.execute(f'create or replace view landing."{name}" as select * from {relation}')
+    finally:
+        con.close()
+    return read
+
+
 class DbtRunError(RuntimeError):
     """A dbt invocation failed; ``run`` holds the structured result."""
 
@@ -254,7 +327,8 @@ def run_dbt(
         select: dbt node selection (``--select``), e.g. ``["marts"]`` or ``["+poor_prognosis_cases"]``.
         exclude: dbt node exclusion (``--exclude``).
         full_refresh: rebuild incremental models from all the landed extractions.
-        vars: project variables (``hospital_days``, ``discontinuation_gap_days``, ``landing_format`` ...).
+        vars: project variables (``hospital_days``, ``discontinuation_gap_days`` ...); ``extraction_date`` and
+            ``landing_format`` also bound and check the landing views (:func:`prepare_landing`).
         settings: where to read and write (default: :func:`oncopipe.contracts.settings.get_settings`).
         callbacks: functions called with every dbt event (progress reporting).
         quiet: print only errors to the console (the full log still goes to ``<home>/dbt/logs``).
@@ -274,6 +348,14 @@ def run_dbt(
     args = dbt_args(command, settings, select=select, exclude=exclude, full_refresh=full_refresh, vars=vars,
                     quiet=quiet, indirect_selection=indirect_selection)
     started = time.perf_counter()
+    if command != "parse":
+        try:
+            prepare_landing(settings, extraction_date=(vars or {}).get("extraction_date"),
+                            landing_format=str((vars or {}).get("landing_format", "auto")))
+        except LandingError as exc:
+            return DbtRun(name=command, args=tuple(args), success=False, invocation_id=None,
+                          elapsed_s=time.perf_counter() - started, error=str(exc),
+                          target_path=settings.dbt_target_dir, vars=dict(vars or {}))
     with _environment(dbt_environment(settings)):
         try:
             outcome = dbtRunner(callbacks=list(callbacks)).invoke(args)

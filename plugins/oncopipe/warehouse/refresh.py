@@ -8,12 +8,25 @@ Which extraction a run takes: the oldest extraction folder of the landing (``<la
 to the quarantine by the raw gate, so it is never found again; an accepted one is published, so older ones are
 never taken again. A run for an extraction that is already published (``extraction_date`` given explicitly)
 rebuilds and re-gates, and publishes nothing new when the marts are unchanged.
+
+What a run builds from: only accepted extractions, up to the one it processes (:func:`begin_candidate` writes
+the landing views with that bound once its raw gate passed), never a newer one still waiting for its gate.
+
+Candidate and rollback: the warehouse a run builds in starts from the state the last accepted run left
+(``<warehouse>.accepted``, saved by :func:`accept_candidate` after each publish). A run whose marts gate
+refused it, or that died, leaves its lines in the working warehouse only: the next run restores the accepted
+copy first, so the incremental models (dispensings, stays) hold no line of a refused delivery, and a corrected
+delivery re-landed under the same date is loaded as if the refused attempt never happened.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +53,17 @@ def landed_extractions(settings: Settings | None = None) -> list[str]:
     return sorted(dates)
 
 
-def published_extraction() -> str | None:
+def published_extraction(settings: Settings | None = None) -> str | None:
     """The extraction of the current published version, or None if nothing is published."""
     from oncopipe.warehouse import versions
 
-    current = versions.current_version()
+    current = versions.current_version(settings)
     return None if current is None else str(current.extraction)
 
 
 def pending_extractions(settings: Settings | None = None) -> list[str]:
     """Landed extractions newer than the published one, oldest first."""
-    last = published_extraction()
+    last = published_extraction(settings)
     return [d for d in landed_extractions(settings) if last is None or d > last]
 
 
@@ -68,14 +81,37 @@ def choose_extraction(requested: str | None = None, settings: Settings | None = 
         if requested not in landed_extractions(settings):
             landing = (settings or get_settings()).landing
             raise ValueError(f"extraction {requested} has no folder in {landing} (quarantined, or never landed)")
-        published = published_extraction()
+        published = published_extraction(settings)
         if published is not None and requested < published:
-            # dbt builds from every landed extraction: the marts would hold the newer data under an older label.
+            # The accepted warehouse holds the newer extraction's lines: rebuilding an older label is not possible.
             raise ValueError(f"extraction {requested} is older than the published extraction {published}; "
                              "only the published or a newer extraction can be (re)processed")
+        older = [d for d in pending_extractions(settings) if d < requested]
+        if older:
+            # Each extraction goes through its own gates, in date order: skipping one would build on lines
+            # that no gate accepted (or publish the newer one without them).
+            raise ValueError(f"extraction {requested} cannot be processed before the pending extraction(s) "
+                             f"{', '.join(older)}: they are taken in date order")
         return requested
     pending = pending_extractions(settings)
     return pending[0] if pending else None
+
+
+def recover(settings: Settings | None = None) -> list[str]:
+    """Remove what an interrupted refresh left (temporary published folders, warehouse copies); run first.
+
+    Returns:
+        The paths removed.
+    """
+    from oncopipe.warehouse import versions
+
+    settings = settings or get_settings()
+    removed = versions.remove_temporary(settings)
+    if settings.warehouse.parent.is_dir():
+        for stale in sorted(settings.warehouse.parent.glob(f".{settings.warehouse.name}*.tmp-*")):
+            stale.unlink()
+            removed.append(stale)
+    return [str(p) for p in removed]
 
 
 def raw_gate(extraction_date: str, settings: Settings | None = None) -> dict[str, Any]:
@@ -84,6 +120,90 @@ def raw_gate(extraction_date: str, settings: Settings | None = None) -> dict[str
 
     report = quality.run_raw_gate(extraction_date, settings=settings)
     return gate_summary(report)
+
+
+def _accepted_path(settings: Settings) -> Path:
+    return settings.warehouse.with_name(settings.warehouse.name + ".accepted")
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.warehouse.with_name(settings.warehouse.name + ".state.json")
+
+
+def _write_state(settings: Settings, state: str, extraction_date: str, current: str | None) -> None:
+    path = _state_path(settings)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps({"state": state, "extraction": extraction_date, "current": current}),
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _current_id(settings: Settings) -> str | None:
+    from oncopipe.warehouse import versions
+
+    current = versions.current_version(settings)
+    return None if current is None else current.version
+
+
+def warehouse_state(settings: Settings | None = None) -> dict[str, Any] | None:
+    """``{"state": "accepted" | "candidate", "extraction": date}`` of the working warehouse (None if unknown)."""
+    path = _state_path(settings or get_settings())
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """Copy a DuckDB file (and its write-ahead log, if any) through a temporary name and an atomic rename."""
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    wal_from, wal_to = Path(f"{source}.wal"), Path(f"{target}.wal")
+    if wal_from.exists():
+        shutil.copyfile(wal_from, wal_to)
+    else:
+        wal_to.unlink(missing_ok=True)
+
+
+def begin_candidate(extraction_date: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Start the build of ``extraction_date`` (its raw gate passed) from the last accepted warehouse.
+
+    When the working warehouse is not in the accepted state (a refused or interrupted candidate, or a
+    warehouse of unknown history), it is restored from ``<warehouse>.accepted``, or removed when nothing was
+    accepted yet (the build then starts empty). The landing views are then written to read the accepted
+    extractions up to ``extraction_date`` only.
+
+    Returns:
+        What was done (``restored``: the warehouse was rolled back or removed) and the formats read per source.
+    """
+    from oncopipe.warehouse.dbt_runner import prepare_landing
+
+    settings = (settings or get_settings()).ensure()
+    state = warehouse_state(settings)
+    accepted = _accepted_path(settings)
+    restored = False
+    current = _current_id(settings)
+    if state is not None and state.get("state") == "candidate" and state.get("current") != current:
+        # CURRENT changed during that candidate: it was published, and the run died before recording it as
+        # accepted. The working warehouse is what was published: accept it rather than roll it back.
+        accept_candidate(str(state.get("extraction")), settings)
+        state = warehouse_state(settings)
+    if state is None or state.get("state") != "accepted":
+        restored = True
+        if accepted.exists():
+            _copy_database(accepted, settings.warehouse)
+        else:
+            settings.warehouse.unlink(missing_ok=True)
+            Path(f"{settings.warehouse}.wal").unlink(missing_ok=True)
+    _write_state(settings, "candidate", extraction_date, current)
+    formats = prepare_landing(settings, extraction_date=extraction_date)
+    return {"extraction": extraction_date, "restored": restored,
+            "formats": {source: sorted({f for fs in dates.values() for f in fs}) for source, dates in formats.items()}}
+
+
+def accept_candidate(extraction_date: str, settings: Settings | None = None) -> None:
+    """Record the working warehouse as accepted (its marts are published): the next run starts from it."""
+    settings = settings or get_settings()
+    _copy_database(settings.warehouse, _accepted_path(settings))
+    _write_state(settings, "accepted", extraction_date, _current_id(settings))
 
 
 def marts_gate(settings: Settings | None = None) -> dict[str, Any]:
@@ -112,10 +232,37 @@ def publish(extraction_date: str, *, gates: dict[str, Any] | None = None,
     """Publish the candidate marts; returns the version and whether anything new was published."""
     from oncopipe.warehouse import versions as publisher
 
-    before = publisher.current_version()
+    before = publisher.current_version(settings)
     version = publisher.publish_candidate(extraction_date=extraction_date, settings=settings,
                                           provenance={"gates": gates or {}})
+    accept_candidate(extraction_date, settings)
     return describe_publication(before, version, extraction_date)
+
+
+def run_refresh(requested: str | None = None, *, full_refresh: bool = False,
+                settings: Settings | None = None) -> dict[str, Any] | None:
+    """One refresh without Airflow: the same steps as the refresh DAG, dbt as one ``build``.
+
+    Returns:
+        The publication (:func:`publish`), or None when no extraction is pending.
+
+    Raises:
+        GateFailed: the raw gate (the extraction is quarantined) or the marts gate refused it.
+        oncopipe.warehouse.dbt_runner.DbtRunError: the dbt build failed.
+    """
+    from oncopipe.warehouse.dbt_runner import run_dbt
+
+    settings = settings or get_settings()
+    recover(settings)
+    chosen = choose_extraction(requested, settings)
+    if chosen is None:
+        return None
+    raw = raw_gate(chosen, settings)
+    begin_candidate(chosen, settings)
+    run_dbt("build", full_refresh=full_refresh, vars={"extraction_date": chosen}, settings=settings,
+            quiet=True).raise_for_failure()
+    marts = marts_gate(settings)
+    return publish(chosen, gates={"raw": raw, "marts": marts}, settings=settings)
 
 
 def describe_publication(before: Any, after: Any, extraction_date: str) -> dict[str, Any]:

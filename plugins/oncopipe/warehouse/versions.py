@@ -3,7 +3,8 @@
 Layout::
 
     <published>/CURRENT                       the current version id (one line), switched with os.replace
-    <published>/<version>/<mart>.parquet      each mart of contracts/marts.py, plus the seed french_life_tables
+    <published>/<version>/<mart>.parquet      each mart of contracts/marts.py, plus the life-table seed
+                                              french_life_tables
     <published>/<version>/version.json        version id, extraction, dbt invocation, gates, row counts, sha256
     <published>/.candidates/<content hash>/   staged candidates (the marts gate checks these files)
 
@@ -12,7 +13,9 @@ The candidate is exported from the warehouse with a read-only DuckDB connection 
 identical bytes. The version id is ``<extraction>_<first 12 hex of the content hash>``: publishing the same
 extraction with the same content again is a no-op (same id, no new folder). A version folder is written under
 a temporary name and renamed; then CURRENT is rewritten through a temporary file and ``os.replace``. A crash at
-any point leaves CURRENT and every published version as they were (at worst an unreferenced folder remains).
+any point leaves CURRENT and every published version as they were; the temporary folders and files a crash
+leaves (``.tmp-*``, ``.candidates/.tmp-*``, ``.CURRENT.tmp-*``) are removed by :func:`remove_temporary`, which
+the refresh runs first. Retention (:func:`prune`) never removes CURRENT nor a version an export pins.
 Readers (studies, UI) read these Parquet files only, never the warehouse.
 """
 
@@ -347,13 +350,66 @@ def read_mart(name: str, version: str | None = None, settings: Settings | None =
     return pq.read_table(path).to_pandas()
 
 
+def remove_temporary(settings: Settings | None = None) -> list[Path]:
+    """Remove what an interrupted stage or publish left: ``.tmp-*`` folders and CURRENT's temporary files.
+
+    Only one refresh runs at a time (the refresh DAG's ``max_active_runs=1``), and it calls this before it
+    writes anything, so no temporary file removed here can belong to a live writer.
+
+    Returns:
+        The paths removed.
+    """
+    published = _settings(settings).published
+    removed: list[Path] = []
+    for folder, pattern in ((published, ".tmp-*"), (published / CANDIDATES, ".tmp-*"),
+                            (published, f".{CURRENT}.tmp-*")):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(pattern)):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
+
+
+def pinned_versions(settings: Settings | None = None) -> set[str]:
+    """Mart versions named by an existing export (``mart_version`` of ``<exports>/<study>/<run>/manifest.json``).
+
+    Read from the files, not through :mod:`oncopipe.delivery` (a higher layer): the manifest field is the
+    contract between the two.
+    """
+    exports = _settings(settings).exports
+    pinned: set[str] = set()
+    if not exports.is_dir():
+        return pinned
+    for manifest in exports.glob("*/*/manifest.json"):
+        if manifest.parent.name.startswith(".") or manifest.parent.parent.name.startswith((".", "_")):
+            continue
+        try:
+            version = json.loads(manifest.read_text(encoding="utf-8")).get("mart_version")
+        except (OSError, ValueError) as error:
+            # An unreadable manifest might pin anything: keeping every version is the safe answer.
+            raise PublishError(f"{manifest}: unreadable export manifest ({error}); retention cannot tell "
+                               "which versions it pins") from error
+        if version:
+            pinned.add(str(version))
+    return pinned
+
+
 def prune(settings: Settings | None = None, retention: int | None = None) -> list[str]:
-    """Remove the oldest versions beyond ``retention`` (never CURRENT) and stale temporary folders."""
+    """Remove the oldest versions beyond ``retention``, never CURRENT nor a version an export pins.
+
+    ``retention`` counts the versions kept besides the pinned ones (CURRENT included); a pinned version is kept
+    as long as an export names it (:func:`pinned_versions`), so ``oncopipe exports verify`` can re-read it.
+    """
     settings = _settings(settings)
     keep = retention if retention is not None else int(os.environ.get("ONCOPIPE_PUBLISHED_RETENTION",
                                                                       DEFAULT_RETENTION))
     current = _read_current(settings.published)
-    versions = [v for v in list_versions(settings) if v.version != current]
+    pinned = pinned_versions(settings)
+    versions = [v for v in list_versions(settings) if v.version != current and v.version not in pinned]
     removed = []
     for version in versions[: max(len(versions) - max(keep - 1, 0), 0)]:
         shutil.rmtree(version.path)

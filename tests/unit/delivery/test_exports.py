@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 
 import matplotlib
@@ -21,6 +22,7 @@ from oncopipe.delivery.export_store import (  # noqa: E402
     StudyInfo,
     list_exports,
     publish_export,
+    remove_temporary,
     run_folder_name,
     sha256_file,
     verify_export,
@@ -85,6 +87,10 @@ def checksums(folder):
 
 @pytest.fixture()
 def exports(oncopipe_home):
+    # The mart version PROVENANCE pins is published (verify checks that it still is).
+    pinned = oncopipe_home / "published" / PROVENANCE["mart_version"]
+    pinned.mkdir(parents=True)
+    (pinned / "version.json").write_text(json.dumps({"version": PROVENANCE["mart_version"]}))
     return oncopipe_home / "exports"
 
 
@@ -141,6 +147,17 @@ def test_rerun_is_idempotent_apart_from_the_manifest_timestamp(exports, monkeypa
     assert [p.name for p in (exports / "demo_study").iterdir()] == [run_folder_name(RUN)]
 
 
+def test_a_rerun_under_a_new_run_id_gives_the_same_files_but_the_manifest(exports):
+    # After a kill, the study is re-run as a new run: only the manifest's run fields may differ.
+    first = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
+    second = publish_export(demo_result(), STUDY, {**PROVENANCE, "dbt_invocation_id": "inv-2"}, "manual__retry")
+    before, after = checksums(first.path), checksums(second.path)
+    assert set(before) == set(after)
+    assert {k: v for k, v in before.items() if k != "manifest.json"} == {
+        k: v for k, v in after.items() if k != "manifest.json"}
+    assert json.loads(second.manifest.read_text())["run_id"] == "manual__retry"
+
+
 def test_failure_mid_build_leaves_no_partial_folder_and_prior_exports_untouched(exports):
     prior = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
     prior_sums = checksums(prior.path)
@@ -194,6 +211,28 @@ def test_verify_detects_tampering_and_unsafe_edits(exports):
     assert any("row 1, column 'n': rule small_count: visible count 5" in p for p in problems)
     result = CliRunner().invoke(app, ["exports", "verify", "demo_study", RUN])
     assert result.exit_code == 1 and "visible count 5" in result.output
+
+
+def test_verify_names_a_pinned_mart_version_that_is_gone(exports, oncopipe_home):
+    info = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
+    assert verify_export(info.path) == []
+    shutil.rmtree(oncopipe_home / "published" / PROVENANCE["mart_version"])
+    problems = verify_export(info.path)
+    assert problems == [f"manifest: pinned mart version {PROVENANCE['mart_version']} is not in "
+                        f"{oncopipe_home / 'published'} (removed or never published): the export cannot be "
+                        "reproduced"]
+    result = CliRunner().invoke(app, ["exports", "verify", "--all"])
+    assert result.exit_code == 1 and "pinned mart version" in result.output
+
+
+def test_temporary_folders_of_an_interrupted_export_are_removed(exports):
+    info = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
+    left = [exports / "demo_study" / ".tmp-run-1-abcd1234", exports / "demo_study" / ".old-run-1-abcd1234"]
+    for folder in left:
+        (folder / "tables").mkdir(parents=True)
+    assert remove_temporary("demo_study") == sorted(left[::-1])
+    assert sorted(p.name for p in (exports / "demo_study").iterdir()) == [info.path.name]
+    assert remove_temporary("no_such_study") == []
 
 
 def test_audit_log_is_append_only(exports):

@@ -54,11 +54,18 @@ def controlled_result():
     return control(result)
 
 
-def render():
+def render(provenance=PROVENANCE):
     controlled = controlled_result()
     png = render_figure(controlled.result.figures[0], controlled, "rep")["png"]
-    return render_report(controlled, STUDY, PROVENANCE, run_id="run-42", code_version="abc123",
+    return render_report(controlled, STUDY, provenance, code_version="abc123",
                          figures=[("groups", "Mean PDC by group", png)]), png
+
+
+def test_report_holds_no_run_identity():
+    # Run id and dbt invocation id live in the manifest's run fields only: a re-run gives the same bytes.
+    html, _ = render()
+    again, _ = render({**PROVENANCE, "dbt_invocation_id": "dbt-456"})
+    assert "dbt-123" not in html and html == again
 
 
 def test_report_is_self_contained():
@@ -74,7 +81,7 @@ def test_report_is_self_contained():
 
 def test_report_names_approval_data_version_gates_and_parameters():
     html, _ = render()
-    for expected in ("CESREES-2026-001", "v2026-06", "2026-05-31", "dbt-123", "abc123", "atc_hormone_therapy",
+    for expected in ("CESREES-2026-001", "v2026-06", "2026-05-31", "abc123", "atc_hormone_therapy",
                      "123456", "n_groups", "60 months", "Group-based trajectory modelling", "Synthetic data.",
                      "Mean PDC by group", "19 / 20", "30 / 30"):
         assert expected in html, expected

@@ -55,7 +55,8 @@ def test_sql_cip13_check_agrees_with_the_python_definition():
     (formats.ICD10, ["C509", "C50", "c509", "C5O9", "C509XYZ", "C50.9", "Z511", "C509\n"]),
     (formats.FINESS, ["750100042", "2A0000001", "2C0000001", "75010004", "7501000421"]),
     (formats.YEAR, ["1999", "2024", "1899", "20245", "202"]),
-    (formats.NIR_PSA, ["A" * 17, "A" * 16, "É" * 17, "A" * 18]),
+    (formats.NIR_PSA, ["A" * 17, "A" * 16, "É" * 17, "A" * 18, "0123456789ABCDEF0", "0123456\x0089ABCDEF0",
+                       "0123456789abcdef0", "0123456 89ABCDEF0"]),
 ])
 def test_sql_format_rules_agree_with_python_full_match(regex, values):
     rule = LineRule("x.format", "critical", "", "regex", ("DGN_PAL",), 1.0, {"regex": regex})
@@ -82,3 +83,29 @@ def test_nulls_are_judged_only_by_not_null_and_text_dates_must_parse():
     assert counts["EXE_SOI_DTF.date_range"] == (1, 2)  # after the extraction date
     assert counts["stay_dates_order"] == (1, 1)  # exit before entry; lines with a missing date are not judged
     assert _detail(frame, "stay_dates_order")["sample"][0]["RSA_NUM"] == "0000000001"
+
+
+def test_flux_month_rule_compares_with_the_month_of_care():
+    src = source("er_pha_f")
+    rule = next(r for r in suites.raw_line_rules(src) if r.name == "flux_after_care")
+    _, breaks = predicates(rule, src, "2024-12-31")
+    con = duckdb.connect()
+    rows = [("2024-03-01", "2024-03-20"), ("2024-04-01", "2024-03-20"), ("2024-02-01", "2024-03-01")]
+    got = [r[0] for r in con.execute(f"""select {breaks} from (select unnest(?)::date as "FLX_DIS_DTD",
+                                                                   unnest(?)::date as "EXE_SOI_DTD")""",
+                                      [[f for f, _ in rows], [c for _, c in rows]]).fetchall()]
+    # A flux of the month of care is fine (same month); a flux before that month is not.
+    assert got == [False, False, True]
+
+
+def test_a_date_after_the_extraction_date_has_no_tolerance():
+    rules = {r.name: r for r in suites.raw_line_rules(source("er_pha_f"))}
+    rule = rules["EXE_SOI_DTD.not_after_extraction"]
+    assert (rule.severity, rule.mostly, rule.basis) == ("critical", 1.0, suites.BASIS_LOGIC)
+    con = duckdb.connect()
+    con.execute('''create table t as select i as "DCT_ORD_NUM", 1 as "PRS_ORD_NUM", 'O' as "ORG_CLE_NUM",
+                   date '2024-01-01' as "FLX_DIS_DTD",
+                   case when i < 3 then date '2090-01-01' else date '2024-05-01' end as "EXE_SOI_DTD"
+                   from range(100000) r(i)''')
+    frame = rules_frame(con, "t", source("er_pha_f"), [rule], "2024-06-30", 100_000)
+    assert _detail(frame, rule.name)["breaking"] == 3

@@ -45,6 +45,22 @@ def test_every_expectation_has_a_name_a_severity_and_a_rule():
         for e in suite.expectations:
             assert e.meta["severity"] in ("critical", "warning"), (suite.name, e.meta)
             assert e.meta["rule"], (suite.name, e.meta)
+            table = suites.MARTS_CONSEQUENCES if suite.name.startswith("marts.") else suites.CONSEQUENCES
+            assert e.meta["consequence"] == table[e.meta["severity"]], (suite.name, e.meta)
+
+
+def test_every_raw_rule_names_the_reference_it_comes_from():
+    for suite in suites.raw_suites():
+        for e in suite.expectations:
+            assert e.meta.get("basis"), (suite.name, e.meta["name"])
+
+
+def test_volume_tolerance_is_read_from_the_contract():
+    by_name = {s.name: {e.meta["name"]: e for e in s.expectations} for s in suites.raw_suites()}
+    for src in SOURCES:
+        e = by_name[raw_suite_name(src.name, "extraction")].get("row_count_vs_previous")
+        if e is not None:
+            assert e.min_value == pytest.approx(1 - src.max_volume_drop), src.name
 
 
 def test_every_generator_fault_has_the_expectation_meant_for_it():

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from oncopipe.contracts.marts import NOT_NULL_FOR_KINDS
 from oncopipe.contracts.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
 from oncopipe.delivery import figures as draw
 from oncopipe.methods.cox import ConvergenceError
@@ -53,7 +54,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         raise NotEnoughData(study_id, "table care_pathway_delays has no cases")
     if len(delays) < 10:
         raise NotEnoughData(study_id, "table care_pathway_delays has fewer than 10 cases")
-    for col in ("site", "stage", "sex", "age_at_diagnosis"):
+    for col in NOT_NULL_FOR_KINDS["care_pathway_delays"]["care_pathway_delays"]:
         n_missing = int(delays[col].isna().sum())
         if n_missing:
             raise InputValidationError(study_id, f"table care_pathway_delays: {n_missing} case(s) with missing {col}")

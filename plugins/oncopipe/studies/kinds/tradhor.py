@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from oncopipe.contracts.marts import NOT_NULL_FOR_KINDS
 from oncopipe.contracts.results import InputValidationError, NotEnoughData, ResultFigure, ResultTable, StudyResult
 from oncopipe.methods.competing_risks import aalen_johansen
 from oncopipe.methods.predictors import MissingCovariates, ModelNotEstimable, multinomial_odds_ratios
@@ -142,7 +143,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     if cohort["person_id"].duplicated().any():
         raise InputValidationError(study_id, f"{COHORT}: person_id is not unique")
 
-    covariates = ["age_at_index", "deprivation_quintile", "region_code", "first_molecule"]
+    covariates = list(NOT_NULL_FOR_KINDS["tradhor_adherence"][COHORT])
     missing = {c: int(cohort[c].isna().sum()) for c in covariates if cohort[c].isna().any()}
     notes: list[str] = []
     if missing and not p["drop_missing_covariates"]:
