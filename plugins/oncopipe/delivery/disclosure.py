@@ -602,7 +602,7 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
             for r, v in enumerate(counts[ti][t.at_risk_column]):
                 if not math.isnan(v) and v < THRESHOLD:
                     for col in [*counts[ti], *t.statistic_columns]:
-                        mask(ti, r, col, AT_RISK_BELOW_10, f"{t.at_risk_column} = {int(v)} < {THRESHOLD}")
+                        mask(ti, r, col, AT_RISK_BELOW_10, f"{RULE_TEXT[AT_RISK_BELOW_10]} ({t.at_risk_column})")
         for col in t.count_columns:
             for r, v in enumerate(counts[ti][col]):
                 if 1 <= v <= THRESHOLD - 1:
@@ -629,8 +629,7 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
         key, value = model.cell_key(var), model.value[var]
         for p in prior:
             if key in p and 1 <= abs(value - float(p[key])) <= THRESHOLD - 1:
-                mask_var(var, CROSS_RUN_DIFFERENCE,
-                         f"{RULE_TEXT[CROSS_RUN_DIFFERENCE]} (difference {int(abs(value - float(p[key])))})")
+                mask_var(var, CROSS_RUN_DIFFERENCE, RULE_TEXT[CROSS_RUN_DIFFERENCE])
                 break
 
     _complementary(model, tables, masked_vars, mask_var, reasons)
@@ -764,7 +763,7 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
             flags[stat] |= hides
             n = pd.to_numeric(frame[denominator], errors="coerce").to_numpy(dtype=float)
             for r in map(int, np.flatnonzero((n < THRESHOLD) & ~flags[stat])):
-                reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{denominator} = {int(n[r])} < {THRESHOLD}")
+                reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{RULE_TEXT[SMALL_DENOMINATOR]} ({denominator})")
                 flags[stat][r] = True
         dropped = np.zeros(n_rows, dtype=bool)
         label_cols = [str(c) for c in frame.columns if c not in mask_cols]

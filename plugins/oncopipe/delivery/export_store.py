@@ -90,6 +90,12 @@ from oncopipe.delivery.metadata import (
     ExportInfo,
     StudyInfo,
 )
+from oncopipe.delivery.output_check import (
+    OutputCheckFailed,
+    check_export,
+    check_exports_root,
+    raise_if_unsafe,
+)
 from oncopipe.delivery.provenance import ProvenanceError, code_lists, code_state, describe_code, readable_run_id
 from oncopipe.delivery.report import GateSummary, environment, render_markdown_report, render_report
 
@@ -363,6 +369,8 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
 
     Raises:
         DisclosureViolation: the result cannot be made safe; nothing is written (the refusal is audited).
+        OutputCheckFailed: the independent output checker (:mod:`oncopipe.delivery.output_check`) found a
+            stated or recoverable small count in the built folder; nothing is written (the refusal is audited).
         ExportError: a figure failed to draw, bad metadata, ...; nothing is written.
     """
     info = StudyInfo.of(study)
@@ -385,6 +393,7 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
         built.mkdir()
         try:
             manifest = _build(built, controlled, info, provenance, run_id, target.name, _code(provenance))
+            _check_before_publishing(built, target, audit, info, run_id)
             files = {**manifest["files"], MANIFEST: sha256_file(built / MANIFEST)}
             with audit.connect() as con:
                 event = audit.record(con, EXPORT, info.study_id, run_id=run_id,
@@ -403,6 +412,19 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
     report = {"html": target / "report.html", "markdown": target / "report.md"}.get(info.report)
     return ExportInfo(info.study_id, run_id, target, target / MANIFEST, report, files, info.recipients,
                       info.approval_reference, controlled.report.counts_by_rule(), event)
+
+
+def _check_before_publishing(built: Path, target: Path, audit: AuditLog, info: StudyInfo, run_id: str) -> None:
+    """The last step before publication: the independent output checker reads the built folder as a
+    researcher would, with the study's other published runs beside it; any finding refuses the export."""
+    others = [p for p in run_dirs(target.parent) if p.name != target.name]
+    try:
+        raise_if_unsafe(built, other_runs=others)
+    except OutputCheckFailed as error:
+        audit.append(REFUSED, info.study_id, run_id=run_id, approval_reference=info.approval_reference,
+                     detail={"error": str(error), "rule": "output_check",
+                             "findings": [str(f) for f in error.findings]})
+        raise
 
 
 def remove_temporary(study_id: str, exports: Path | None = None) -> list[Path]:
@@ -591,4 +613,6 @@ def verify_export(folder: Path, *, exports: Path | None = None, published: Path 
     if (root / "_audit" / "audit.sqlite3").is_file():
         history = AuditLog(root).history(manifest["study"]["id"], _airflow_run_id(manifest))
     problems += audit_published(tables, masks, history=history)
+    problems += [str(f) for f in check_export(folder).findings]
+    problems += [str(f) for f in check_exports_root(root).findings]
     return problems

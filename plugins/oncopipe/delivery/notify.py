@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from oncopipe.contracts.settings import get_settings
 from oncopipe.delivery.audit import DELIVERY, DELIVERY_FAILED, AuditLog
 from oncopipe.delivery.metadata import ExportInfo, StudyInfo
+from oncopipe.delivery.output_check import check_mail
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +237,11 @@ def notify_export(info: ExportInfo, study: Any, *, conn_id: str = DEFAULT_CONN_I
     Raises:
         NotificationError: the connection is undefined, or at least one recipient could not be reached
             (after every recipient was tried; each outcome is in the audit log).
+        OutputCheckFailed: the mail would state a small count (nothing is sent).
     """
     root = exports or info.path.parent.parent
     mail = export_mail(info, study, exports=root)
+    check_mail(info.path, mail.subject, mail.text, mail.html)  # what leaves by mail is an output too
     settings = smtp_settings(conn_id)
     audit = AuditLog(root)
     deliveries = []

@@ -87,6 +87,9 @@ def methods_paragraphs(controlled: ControlledResult, study: StudyInfo, provenanc
     return paragraphs
 
 
+NOT_REACHED = "—"
+
+
 def disclosure_text(controlled: ControlledResult) -> str:
     """One paragraph stating the disclosure rules the export was controlled with."""
     n = len(controlled.report.masked)
@@ -96,7 +99,9 @@ def disclosure_text(controlled: ControlledResult) -> str:
             f"with an earlier export of this study. Curve rows with fewer than {THRESHOLD} people at risk are "
             "omitted. The same marker is used for every reason, so small cells cannot be told from their "
             f"complements. In all, {n} cell(s) or row(s) were masked or omitted; disclosure.json lists each one "
-            "and its rule, never its value.")
+            f"and its rule, never its value. “{NOT_REACHED}” is not a masked cell: it marks a value not reached or "
+            "not estimable (e.g. a median survival not reached); the CSV leaves it blank and the Parquet null "
+            "without the masked flag.")
 
 
 def _display(value: Any) -> str:
@@ -116,6 +121,10 @@ def _table_view(controlled: ControlledResult, name: str, formats: Sequence[str])
         for col, value in zip(frame.columns, record, strict=True):
             text = _display(value)
             cls = "masked" if text == MASK_MARKER else "num" if col in numeric else ""
+            if not text and col in numeric:
+                # A blank number is not reached or not estimable (a median survival not reached): shown
+                # apart from masked, which hides a value that exists.
+                text, cls = NOT_REACHED, "na"
             row.append((text, cls))
         rows.append(row)
     return {"name": name, "description": table.description, "columns": [str(c) for c in frame.columns],

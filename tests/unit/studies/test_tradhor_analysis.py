@@ -59,6 +59,9 @@ def test_tables_and_disclosure_metadata(result):
     assert groups.total_value == "all" and groups.count_columns == ("n_patients",)
     frame = groups.frame.set_index("group")
     assert frame.loc["all", "n_patients"] == 300 == frame.drop("all")["n_patients"].sum()
+    # APP and OCC of the smallest group describe it: masked with it when it has fewer than 10 women
+    assert {"min_group_share", "min_app", "min_occ"} <= set(res.table("model_selection").statistic_columns)
+    assert set(res.table("model_selection").statistic_columns.values()) == {"min_group_n"}
     sel = res.table("model_selection").frame
     assert sel["chosen"].sum() == 1 and sel["k"].tolist() == [2, 3, 4]
     k = int(sel.loc[sel["chosen"], "k"].iloc[0])

@@ -207,7 +207,8 @@ def _trajectory_means_table(months: pd.DataFrame, groups: pd.DataFrame, fit) -> 
 
 def _selection_table(selection) -> ResultTable:
     frame = selection.table.copy()
-    shares = ("min_group_share", "min_estimated_share", "min_share_upper", "max_share_gap")
+    # APP and OCC are averages over a group's women: with a group under 10 they describe it, masked with it
+    shares = ("min_group_share", "min_estimated_share", "min_share_upper", "max_share_gap", "min_app", "min_occ")
     return ResultTable("model_selection", frame,
                        "Candidate trajectory models and Nagin's criteria: log-likelihood, BIC (N = women), AIC, "
                        "relative entropy, smallest group (share assigned, women, estimated probability and its 95% "

@@ -1,0 +1,366 @@
+"""The output checker read as an attacker would: fixed leaks it must find, exports it must pass, publication it
+must stop, and property tests over random results and successive runs.
+
+The attacker of the property tests is independent of both the masking code and the checker: it knows the true
+tables (it generated them), reads only the published files, and tries to recover every masked count by linear
+programming over the margins, by difference with the other run, and by searching every byte written for the
+hidden value stated next to its cell.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from oncopipe.contracts.results import ResultTable, StudyResult
+from oncopipe.delivery.disclosure import MASK_MARKER, RULE_TEXT, control
+from oncopipe.delivery.export_store import publish_export, verify_export
+from oncopipe.delivery.output_check import (
+    DIFFERENCING_CUMULATIVE,
+    DIFFERENCING_EXPORT,
+    DIFFERENCING_RUNS,
+    DIFFERENCING_TABLE,
+    FREQUENCY_THRESHOLD,
+    MAGNITUDE_SMALL_N,
+    REGRESSION_SMALL_N,
+    STATED_BOUND,
+    SURVIVAL_SMALL_RISK,
+    UNREADABLE_OUTPUT,
+    OutputCheckFailed,
+    check_export,
+)
+from scipy.optimize import linprog
+
+STUDY = {"id": "oc_study", "title": "Output check", "recipients": ["pi@example.org"],
+         "approval": {"reference": "CESREES-2024-042"}}
+PROVENANCE = {"code_version": "0123abc", "row_counts": {"cases": 5000}}
+T = "Total"
+
+
+def write_export(folder, tables: dict[str, pd.DataFrame], meta: dict[str, dict] | None = None,
+                 files: dict[str, str] | None = None):
+    """A hand-made export folder: CSV tables, a manifest naming their metadata, extra text files."""
+    (folder / "tables").mkdir(parents=True)
+    metas = []
+    for name, frame in tables.items():
+        frame.to_csv(folder / "tables" / f"{name}.csv", index=False)
+        metas.append({"name": name, "count_columns": [], "statistic_columns": {}, "group_columns": [],
+                      "total_value": None, "at_risk_column": None, **(meta or {}).get(name, {})})
+    (folder / "manifest.json").write_text(json.dumps({"tables": metas, "figures": []}))
+    for rel, text in (files or {}).items():
+        (folder / rel).write_text(text)
+    return folder
+
+
+def rules(report) -> set[str]:
+    return {f.rule for f in report.findings}
+
+
+# --- fixed regression cases --------------------------------------------------------------------------------
+
+
+def test_disclosure_record_never_states_the_hidden_value_or_a_bound():
+    """Today's leak: disclosure.json said ``"detail": "n_risk = 9 < 10"`` for every dropped curve row."""
+    curve = pd.DataFrame({"time": [1.0, 2.0, 3.0, 4.0], "n_risk": [40, 25, 9, 7], "n_event": [15, 16, 2, 1],
+                          "survival": [.6, .3, .2, .1]})
+    share = pd.DataFrame({"site": ["a", "b"], "n": [5, 50], "pct": [.1, .9]})
+    ages = pd.DataFrame({"site": ["a", "b"], "denominator": [9, 50], "mean_age": [60.0, 61.0]})
+    result = StudyResult("s", "t", {}, [
+        ResultTable("km", curve, "", count_columns=("n_risk", "n_event"), statistic_columns={"survival": "n_risk"},
+                    at_risk_column="n_risk"),
+        ResultTable("share", share, "", count_columns=("n",), statistic_columns={"pct": "n"}),
+        ResultTable("ages", ages, "", statistic_columns={"mean_age": "denominator"})])
+    records = control(result, history=[{k: v + 3 for k, v in control(result).published_cells.items()}]
+                      ).report.to_records()
+    assert {r["rule"] for r in records} >= {"at_risk_below_10", "small_count", "small_denominator"}
+    for record in records:
+        assert record["detail"].startswith(RULE_TEXT[record["rule"]])
+        assert not re.search(r"=\s*\d|<\s*10|difference \d", record["detail"]), record
+
+
+def test_old_disclosure_json_is_refused_naming_file_key_and_rule(tmp_path):
+    leak = {"threshold": 10, "counts_by_rule": {"at_risk_below_10": 2, "small_count": 3},
+            "cells": [{"table": "km", "row": 3, "column": "n_risk", "rule": "at_risk_below_10",
+                       "detail": "n_risk = 9 < 10", "labels": {"time": "4.0"}}]}
+    folder = write_export(tmp_path / "run", {"km": pd.DataFrame({"time": [1], "n_risk": [40]})},
+                          {"km": {"count_columns": ["n_risk"], "at_risk_column": "n_risk"}},
+                          {"disclosure.json": json.dumps(leak)})
+    report = check_export(folder)
+    assert [(f.file, f.place.split(":")[0], f.rule) for f in report.findings] == [
+        ("disclosure.json", "key cells.0.detail", STATED_BOUND)] * 2
+    # the cell counts by rule are numbers of cells, not of people
+    assert not any("counts_by_rule" in f.place for f in report.findings)
+
+
+def test_literal_small_counts_in_tables_json_and_text(tmp_path):
+    folder = write_export(
+        tmp_path / "run", {"by_site": pd.DataFrame({"site": ["a", "b"], "n_patients": [12, 4]})},
+        files={"manifest.json": json.dumps({"tables": [], "figures": [], "row_counts": {"inputs": {"cases": 7}}}),
+               "report.md": "Among them, 3 patients died.\n\n| site | n_patients |\n|---|---|\n| b | 4 |\n",
+               "report.html": "<table><tr><th>site</th><th>n_events</th></tr><tr><td>a</td><td>6</td></tr></table>"
+                              "<p>No count of 1 to 9 people is shown.</p>"})
+    found = {(f.file, f.place, f.rule) for f in check_export(folder).findings}
+    assert ("tables/by_site.csv", "row 1, column 'n_patients'", FREQUENCY_THRESHOLD) in found
+    assert ("manifest.json", "key row_counts.inputs.cases", FREQUENCY_THRESHOLD) in found
+    assert ("report.md", "line 1: '3 patients'", FREQUENCY_THRESHOLD) in found
+    assert ("report.md", "table 1, row 0, column 'n_patients'", FREQUENCY_THRESHOLD) in found
+    assert ("report.html", "table 1, row 0, column 'n_events'", FREQUENCY_THRESHOLD) in found
+    assert len(found) == 5  # the rule's own wording ("1 to 9 people") is not a count
+
+
+def test_differencing_within_a_table_and_across_tables(tmp_path):
+    grid = pd.DataFrame({"site": ["a", "b", T], "n": [MASK_MARKER, "40", "43"]})
+    meta = {"count_columns": ["n"], "group_columns": ["site"], "total_value": T}
+    report = check_export(write_export(tmp_path / "one", {"grid": grid}, {"grid": meta}))
+    assert [(f.file, f.place, f.rule) for f in report.findings] == [
+        ("tables/grid.csv", "row 0, column 'n'", DIFFERENCING_TABLE)] * 2  # the line and the solver agree
+
+    # the total is printed in another table: a masked pair summing to 5 is revealed across tables
+    cells = pd.DataFrame({"site": ["a", "b", "c"], "n": [MASK_MARKER, MASK_MARKER, "40"]})
+    total = pd.DataFrame({"n": ["45"]})
+    report = check_export(write_export(tmp_path / "two", {"cells": cells, "total": total},
+                                       {"cells": {"count_columns": ["n"], "group_columns": ["site"]},
+                                        "total": {"count_columns": ["n"]}}))
+    assert rules(report) == {DIFFERENCING_EXPORT}
+    assert report.findings[0].file == "tables/cells.csv"
+
+    # non-negativity: a masked cell under a margin of 12 with two masked parts, one bounded by another line
+    safe = pd.DataFrame({"site": ["a", "b", T], "n": [MASK_MARKER, MASK_MARKER, "30"]})
+    assert check_export(write_export(tmp_path / "three", {"g": safe}, {"g": meta})).safe
+
+
+def test_successive_runs_and_cumulative_counts(tmp_path):
+    study = tmp_path / "study"
+    meta = {"count_columns": ["n"], "group_columns": ["site"], "total_value": T}
+    write_export(study / "run_1", {"g": pd.DataFrame({"site": ["a", "b", T], "n": [50, 62, 112]})}, {"g": meta})
+    second = write_export(study / "run_2", {"g": pd.DataFrame({"site": ["a", "b", T], "n": [50, 65, 115]})},
+                          {"g": meta})
+    found = [(f.file, f.place, f.rule) for f in check_export(second).findings]
+    assert found == [("tables/g.csv", "row 1, column 'n'", DIFFERENCING_RUNS),
+                     ("tables/g.csv", "row 2, column 'n'", DIFFERENCING_RUNS)]
+    assert "run_1" in check_export(second).findings[0].reason
+
+    cumulative = pd.DataFrame({"month": ["2025-01", "2025-02", "2025-03"], "cum_cases": [100, 112, 115]})
+    report = check_export(write_export(tmp_path / "cum", {"c": cumulative}, {"c": {"count_columns": ["cum_cases"]}}))
+    assert [(f.place, f.rule) for f in report.findings] == [("row 2, column 'cum_cases'", DIFFERENCING_CUMULATIVE)]
+
+
+def test_statistics_on_fewer_than_10_people(tmp_path):
+    stats = pd.DataFrame({"site": ["a", "b"], "n": ["40", MASK_MARKER], "median_delay": ["12.5", "30"],
+                          "pct_treated": ["0.5", ""]})
+    km = pd.DataFrame({"time": ["1", "2"], "n_risk": ["30", "0"], "survival": ["0.9", "0.5"]})
+    model = pd.DataFrame({"term": ["age"], "coef": ["0.3"], "df_resid": ["6"]})
+    report = check_export(write_export(tmp_path / "run", {"stats": stats, "km": km, "model": model},
+                                       {"stats": {"count_columns": ["n"]},
+                                        "km": {"count_columns": ["n_risk"], "at_risk_column": "n_risk",
+                                               "statistic_columns": {"survival": "n_risk"}}}))
+    found = {(f.file, f.place, f.rule) for f in report.findings}
+    assert found == {("tables/stats.csv", "row 1, column 'median_delay'", MAGNITUDE_SMALL_N),
+                     ("tables/km.csv", "row 1, column 'n_risk'", SURVIVAL_SMALL_RISK),
+                     ("tables/km.csv", "row 1, column 'survival'", SURVIVAL_SMALL_RISK),
+                     ("tables/model.csv", "row 0, column 'df_resid'", REGRESSION_SMALL_N)}
+    # a blank (not reached) next to a masked count is not a finding; the masked one is
+    assert not any("pct_treated" in f.place for f in report.findings)
+
+
+def test_figures_need_a_checked_data_sidecar(tmp_path):
+    folder = write_export(tmp_path / "run", {"km": pd.DataFrame({"time": [1], "n_risk": [40]})})
+    (folder / "figures").mkdir()
+    (folder / "figures" / "km.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (folder / "figures" / "km.svg").write_text('<svg><title>at risk: 4</title></svg>')
+    report = check_export(folder)
+    assert {(f.file, f.rule) for f in report.findings} == {
+        ("figures/km.png", UNREADABLE_OUTPUT), ("figures/km.svg", UNREADABLE_OUTPUT),
+        ("figures/km.svg.txt", STATED_BOUND)}
+
+
+# --- publication -------------------------------------------------------------------------------------------
+
+
+def _cumulative_result(study_id: str = "oc_study") -> StudyResult:
+    frame = pd.DataFrame({"month": ["2025-01", "2025-02"], "cum_cases": [100, 104]})
+    return StudyResult(study_id, "t", {}, [ResultTable("cumulative", frame, "", count_columns=("cum_cases",))])
+
+
+def test_publish_refuses_what_the_checker_finds_and_writes_nothing(oncopipe_home):
+    exports = oncopipe_home / "exports"
+    with pytest.raises(OutputCheckFailed) as error:
+        publish_export(_cumulative_result(), STUDY, PROVENANCE, "run_1")
+    assert "tables/cumulative.csv: row 1, column 'cum_cases': rule differencing_cumulative" in str(error.value)
+    assert not [p for p in (exports / "oc_study").iterdir() if p.is_dir()]  # no run folder, no build folder
+    with sqlite3.connect(exports / "_audit" / "audit.sqlite3") as con:
+        kinds = [k for (k,) in con.execute("select kind from events")]
+    assert kinds == ["refused"]
+
+
+def test_published_exports_pass_the_checker_and_verify_runs_it(oncopipe_home):
+    frame = pd.DataFrame({"site": ["a", "b", "c", T], "n": [3, 40, 52, 95]})
+    result = StudyResult("oc_study", "t", {}, [ResultTable("g", frame, "", count_columns=("n",),
+                                                           group_columns=("site",), total_value=T)])
+    info = publish_export(result, STUDY, PROVENANCE, "run_1")
+    assert check_export(info.path).safe and verify_export(info.path) == []
+    (info.path / "notes.txt").write_text("site a: n = 3\n")
+    assert any("notes.txt: line 1: 'n = 3': rule stated_bound" in p for p in verify_export(info.path))
+
+
+# --- property tests: an attacker over random results and successive runs -----------------------------------
+
+_examples = itertools.count()
+cell_counts = st.one_of(st.integers(0, 0), st.integers(1, 9), st.integers(10, 80))
+
+
+@st.composite
+def successive_grids(draw):
+    n_rows, n_cols = draw(st.integers(2, 4)), draw(st.integers(2, 3))
+    first = np.array([[draw(cell_counts) for _ in range(n_cols)] for _ in range(n_rows)])
+    growth = np.array([[draw(st.integers(0, 12)) for _ in range(n_cols)] for _ in range(n_rows)])
+    return first, first + growth
+
+
+def _long(grid: np.ndarray) -> pd.DataFrame:
+    rows = [f"r{i}" for i in range(grid.shape[0])] + [T]
+    cols = [f"c{j}" for j in range(grid.shape[1])] + [T]
+    full = np.zeros((len(rows), len(cols)), dtype=int)
+    full[:-1, :-1], full[:-1, -1], full[-1, :-1], full[-1, -1] = grid, grid.sum(1), grid.sum(0), grid.sum()
+    return pd.DataFrame([{"site": r, "sex": c, "n": int(full[i, j])} for i, r in enumerate(rows)
+                         for j, c in enumerate(cols)])
+
+
+def _result(grid: np.ndarray, study_id: str) -> StudyResult:
+    return StudyResult(study_id, "t", {}, [ResultTable("grid", _long(grid), "", count_columns=("n",),
+                                                         group_columns=("site", "sex"), total_value=T)])
+
+
+def _attack(truth: pd.DataFrame, folder) -> list[str]:
+    """Every way this attacker recovers a masked count of 1..9 from the files of ``folder``."""
+    shown = pd.read_csv(folder / "tables" / "grid.csv", dtype=str, keep_default_na=False)
+    cells = list(zip(truth.site, truth.sex, strict=True))
+    seen = dict(zip(zip(shown.site, shown.sex, strict=True), shown.n, strict=True))
+    unknown = [c for c in cells if seen[c] == MASK_MARKER]
+    index = {c: i for i, c in enumerate(unknown)}
+    rows_, cols_ = sorted({s for s, _ in cells} - {T}), sorted({x for _, x in cells} - {T})
+    lines = [((r, T), [(r, c) for c in cols_]) for r in [*rows_, T]]
+    lines += [((T, c), [(r, c) for r in rows_]) for c in [*cols_, T]]
+    a, b = [], []
+    for total, parts in lines:
+        row, rhs = np.zeros(len(unknown)), 0.0
+        for cell, sign in [(total, 1.0), *((p, -1.0) for p in parts)]:
+            if cell in index:
+                row[index[cell]] += sign
+            else:
+                rhs -= sign * float(seen[cell])
+        a.append(row)
+        b.append(rhs)
+    leaks = []
+    value = dict(zip(cells, truth.n, strict=True))
+    for cell in unknown:
+        bounds = []
+        for sense in (1.0, -1.0):
+            cost = np.zeros(len(unknown))
+            cost[index[cell]] = sense
+            res = linprog(cost, A_eq=np.array(a), b_eq=np.array(b), bounds=(0, None), method="highs")
+            # infeasible cannot happen (the truth is a solution); unbounded above means nothing is learnt
+            bounds.append(sense * res.fun if res.status == 0 else (0.0 if sense > 0 else np.inf))
+        if 1 <= value[cell] <= 9 and (bounds[0] >= 1 - 1e-6 and bounds[1] <= 9 + 1e-6):
+            leaks.append(f"{cell} bounded in [{bounds[0]:g}, {bounds[1]:g}]")
+    everything = "\n".join(p.read_text(errors="replace") for p in folder.rglob("*")
+                           if p.is_file() and p.suffix in (".json", ".html", ".md", ".csv"))
+    records = json.loads((folder / "disclosure.json").read_text())["cells"]
+    for cell in unknown:
+        v = value[cell]
+        if not 1 <= v <= 9:
+            continue
+        if re.search(rf"\bn\w*\s*(?:=|:)\s*{v}(?![\d.])|difference {v}(?!\d)", everything):
+            leaks.append(f"{cell} value stated in a file")
+        row = cells.index(cell)
+        for record in records:  # the record of this very cell, read for its value
+            if record["row"] == row and re.search(rf"(?<![\w\[.]){v}(?![\d\].])",
+                                                  record["detail"].replace(RULE_TEXT[record["rule"]], "")):
+                leaks.append(f"{cell} value in its disclosure record: {record['detail']!r}")
+    return leaks
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(successive_grids())
+def test_attacker_recovers_no_masked_count_from_two_successive_runs(oncopipe_home, grids):
+    first, second = grids
+    study_id = f"oc_{next(_examples)}"  # one study per example: its two runs are the only history
+    study = {**STUDY, "id": study_id, "export": {"formats": ["csv", "parquet"], "figures": [], "report": "html"}}
+    runs = []
+    for k, grid in enumerate((first, second), start=1):
+        try:
+            runs.append((_long(grid), publish_export(_result(grid, study_id), study, PROVENANCE, f"run_{k}")))
+        except OutputCheckFailed as error:  # refused: nothing of it reached the researcher, and that is safe
+            assert not (oncopipe_home / "exports" / study_id / f"run_{k}").exists(), error
+    for truth, info in runs:
+        assert _attack(truth, info.path) == []
+        assert check_export(info.path).safe
+    if len(runs) == 2:
+        (t1, i1), (t2, i2) = runs
+        a = pd.read_csv(i1.path / "tables" / "grid.csv", dtype=str, keep_default_na=False)
+        b = pd.read_csv(i2.path / "tables" / "grid.csv", dtype=str, keep_default_na=False)
+        for x, y in zip(a.n, b.n, strict=True):
+            if MASK_MARKER not in (x, y):
+                assert not 1 <= abs(int(x) - int(y)) <= 9
+
+
+def test_masked_cells_stay_usable_and_not_reached_differs_from_masked(oncopipe_home):
+    frame = pd.DataFrame({"site": ["a", "b", "c", T], "n": [4, 40, 52, 96],
+                          "median_months": [11.0, 14.5, float("nan"), 13.0]})
+    result = StudyResult("oc_study", "t", {}, [ResultTable("medians", frame, "", count_columns=("n",),
+                                                           statistic_columns={"median_months": "n"},
+                                                           group_columns=("site",), total_value=T)])
+    info = publish_export(result, STUDY, PROVENANCE, "run_1")
+    csv = pd.read_csv(info.path / "tables" / "medians.csv", dtype=str, keep_default_na=False)
+    assert csv.loc[0, "n"] == MASK_MARKER and csv.loc[0, "median_months"] == MASK_MARKER
+    assert csv.loc[2, "median_months"] == ""  # not reached: blank, not the marker
+    parquet = pd.read_parquet(info.path / "tables" / "medians.parquet")
+    assert pd.isna(parquet.loc[0, "n"]) and bool(parquet.loc[0, "n__masked"])
+    assert pd.isna(parquet.loc[2, "median_months"]) and not bool(parquet.loc[2, "median_months__masked"])
+    html = (info.path / "report.html").read_text()
+    assert '<td class="masked">masked</td>' in html and '<td class="na">—</td>' in html
+    assert check_export(info.path).safe
+
+
+@st.composite
+def curves(draw):
+    """A Kaplan-Meier-like curve: people at risk falling by events and censoring, down to a few."""
+    at_risk, rows = draw(st.integers(12, 60)), []
+    steps = draw(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=20))
+    for time, (events, censored) in enumerate(steps, start=1):
+        events = min(events, at_risk)
+        censored = min(censored, at_risk - events)
+        rows.append({"time": float(time), "n_risk": at_risk, "n_event": events, "n_censor": censored})
+        at_risk -= events + censored
+        if at_risk == 0:
+            break
+    frame = pd.DataFrame(rows)
+    frame["survival"] = (1 - frame.n_event / frame.n_risk).cumprod()
+    return frame
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(curves())
+def test_attacker_learns_no_small_number_at_risk_from_a_curve_export(oncopipe_home, curve):
+    study_id = f"km_{next(_examples)}"
+    result = StudyResult(study_id, "t", {}, [ResultTable(
+        "km", curve, "", count_columns=("n_risk", "n_event", "n_censor"), statistic_columns={"survival": "n_risk"},
+        at_risk_column="n_risk")])
+    info = publish_export(result, {**STUDY, "id": study_id}, PROVENANCE, "run_1")
+    shown = pd.read_csv(info.path / "tables" / "km.csv", dtype=str, keep_default_na=False)
+    small = set(curve.loc[curve.n_risk < 10, "time"].astype(float))
+    assert not small & set(shown.time.astype(float))  # every step under 10 at risk is gone
+    for col in ("n_risk", "n_event", "n_censor"):
+        assert not shown[col].isin([str(v) for v in range(1, 10)]).any()
+    for path in info.path.rglob("*"):
+        if path.suffix in (".json", ".html", ".md"):
+            text = path.read_text()
+            assert not re.search(r"n_\w+\s*=\s*\d|\d\s*<\s*10\b", text), path.name
+    assert check_export(info.path).safe
