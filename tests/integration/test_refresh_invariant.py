@@ -22,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from oncopipe.contracts.settings import get_settings
 from oncopipe.quality import GateFailed
@@ -58,6 +60,24 @@ def _staged_extractions(settings) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _double_unregularised_boxes(folder: Path) -> None:
+    """Double PHA_ACT_QSN (1 to 6 boxes) on the lines of people who have no negative (regularisation) line; the
+    file keeps its Arrow schema exactly (the raw gate checks column types)."""
+    parts = sorted(folder.glob("part-*.parquet"))
+    assert parts, f"no Parquet part in {folder}"
+    for part in parts:
+        table = pq.read_table(part)
+        frame = table.select(["BEN_NIR_PSA", "PHA_ACT_QSN"]).to_pandas()
+        regularised = set(frame.loc[frame["PHA_ACT_QSN"] < 0, "BEN_NIR_PSA"])
+        # within the plausible range the raw gate allows (at most 12 boxes a line)
+        change = frame["PHA_ACT_QSN"].between(1, 6) & ~frame["BEN_NIR_PSA"].isin(regularised)
+        doubled = frame["PHA_ACT_QSN"].where(~change, frame["PHA_ACT_QSN"] * 2)
+        column = table.schema.get_field_index("PHA_ACT_QSN")
+        field = table.schema.field(column)
+        table = table.set_column(column, field, pa.array(doubled.to_numpy(), type=field.type))
+        pq.write_table(table, part)
+
+
 @pytest.fixture(scope="module")
 def platforms(tmp_path_factory):
     root = tmp_path_factory.mktemp("invariant1")
@@ -87,10 +107,14 @@ def platforms(tmp_path_factory):
         out["q_refusal"] = str(refused.value)
         out["q_landed"] = refresh.landed_extractions(settings)
 
-        # ... then B delivered wrong (another population), refused by the marts gate (a real GX judgement of an
-        # orphan row planted in the comparison facts), then re-landed corrected under the same date.
+        # ... then B delivered wrong (boxes doubled on dispensing lines no regularisation refers to: every raw
+        # rule still holds, so the raw gate accepts it and its lines reach the warehouse), refused by the marts
+        # gate (a real GX judgement of an orphan row planted in the comparison facts), then re-landed corrected
+        # under the same date.
         wrong = root / "wrong"
-        generate(wrong, PATIENTS, SEED + 1, B)
+        generate(wrong, PATIENTS, SEED, A)
+        generate(wrong, PATIENTS, SEED, B)
+        _double_unregularised_boxes(wrong / "er_pha_f" / f"extraction={B}")
         for source in wrong.iterdir():
             if (source / f"extraction={B}").is_dir():
                 shutil.copytree(source / f"extraction={B}", settings.landing / source.name / f"extraction={B}")
