@@ -60,21 +60,23 @@ def _staged_extractions(settings) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _double_unregularised_boxes(folder: Path) -> None:
-    """Double PHA_ACT_QSN (1 to 6 boxes) on the lines of people who have no negative (regularisation) line; the
-    file keeps its Arrow schema exactly (the raw gate checks column types)."""
+def _move_unregularised_care_dates(folder: Path) -> None:
+    """Move EXE_SOI_DTD three days earlier, within its month, on the positive lines of people who have no
+    negative (regularisation) line: every raw rule still holds (dates within the extraction, flux month on or
+    after the care month, regularisations matched, coded columns' distributions unchanged), the adherence marts
+    change. The file keeps its Arrow schema exactly (the raw gate checks column types)."""
     parts = sorted(folder.glob("part-*.parquet"))
     assert parts, f"no Parquet part in {folder}"
     for part in parts:
         table = pq.read_table(part)
-        frame = table.select(["BEN_NIR_PSA", "PHA_ACT_QSN"]).to_pandas()
+        frame = table.select(["BEN_NIR_PSA", "PHA_ACT_QSN", "EXE_SOI_DTD"]).to_pandas()
         regularised = set(frame.loc[frame["PHA_ACT_QSN"] < 0, "BEN_NIR_PSA"])
-        # within the plausible range the raw gate allows (at most 12 boxes a line)
-        change = frame["PHA_ACT_QSN"].between(1, 6) & ~frame["BEN_NIR_PSA"].isin(regularised)
-        doubled = frame["PHA_ACT_QSN"].where(~change, frame["PHA_ACT_QSN"] * 2)
-        column = table.schema.get_field_index("PHA_ACT_QSN")
+        care = pd.to_datetime(frame["EXE_SOI_DTD"])
+        change = (frame["PHA_ACT_QSN"] > 0) & ~frame["BEN_NIR_PSA"].isin(regularised) & (care.dt.day > 3)
+        moved = care.where(~change, care - pd.Timedelta(days=3))
+        column = table.schema.get_field_index("EXE_SOI_DTD")
         field = table.schema.field(column)
-        table = table.set_column(column, field, pa.array(doubled.to_numpy(), type=field.type))
+        table = table.set_column(column, field, pa.array(moved.dt.date.to_numpy(), type=field.type))
         pq.write_table(table, part)
 
 
@@ -107,14 +109,14 @@ def platforms(tmp_path_factory):
         out["q_refusal"] = str(refused.value)
         out["q_landed"] = refresh.landed_extractions(settings)
 
-        # ... then B delivered wrong (boxes doubled on dispensing lines no regularisation refers to: every raw
+        # ... then B delivered wrong (care dates moved on dispensing lines no regularisation refers to: every raw
         # rule still holds, so the raw gate accepts it and its lines reach the warehouse), refused by the marts
         # gate (a real GX judgement of an orphan row planted in the comparison facts), then re-landed corrected
         # under the same date.
         wrong = root / "wrong"
         generate(wrong, PATIENTS, SEED, A)
         generate(wrong, PATIENTS, SEED, B)
-        _double_unregularised_boxes(wrong / "er_pha_f" / f"extraction={B}")
+        _move_unregularised_care_dates(wrong / "er_pha_f" / f"extraction={B}")
         for source in wrong.iterdir():
             if (source / f"extraction={B}").is_dir():
                 shutil.copytree(source / f"extraction={B}", settings.landing / source.name / f"extraction={B}")
