@@ -11,6 +11,13 @@ from matplotlib.text import Text
 from oncopipe.delivery.figures import MIN_FONT_PT
 
 
+def draw_figure(controlled, name: str):
+    """(figure spec, the tables it draws, the drawn Figure) of figure ``name`` of a controlled result."""
+    spec = next(f for f in controlled.result.figures if f.name == name)
+    frames = {t: controlled.result.table(t).frame.copy() for t in spec.tables}
+    return spec, frames, spec.draw(frames)
+
+
 def visible_texts(fig: Figure) -> list[Text]:
     fig.canvas.draw()
     return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()

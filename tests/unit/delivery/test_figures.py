@@ -12,7 +12,7 @@ from oncopipe.delivery import figures as draw
 from oncopipe.delivery.export_store import PNG_DPI, render_figure
 from oncopipe.landing.lifetables import build_life_table
 from oncopipe.studies import kinds
-from support.figure_checks import assert_readable, assert_same, legend_texts, lines_by_gid, png_dpi
+from support.figure_checks import assert_readable, assert_same, draw_figure, legend_texts, lines_by_gid, png_dpi
 from support.survival_simulation import simulate_cohort
 
 YEARS = [1, 2, 3]
@@ -38,14 +38,8 @@ def care(cohort):
     return disclosure.control(result)
 
 
-def _figure(controlled, name):
-    spec = next(f for f in controlled.result.figures if f.name == name)
-    frames = {t: controlled.result.table(t).frame.copy() for t in spec.tables}
-    return spec, frames, spec.draw(frames)
-
-
 def test_net_survival_caption_and_axis_follow_the_study_years(survival):
-    spec, frames, fig = _figure(survival, "net_survival")
+    spec, frames, fig = draw_figure(survival, "net_survival")
     assert spec.title.startswith("Net survival at 1, 2 and 3 years")
     assert "and 5" not in spec.title
     for ax in fig.axes:
@@ -67,7 +61,7 @@ def test_net_survival_caption_and_axis_follow_the_study_years(survival):
 
 
 def test_km_curves_start_at_0_1_show_the_table_and_numbers_at_risk(survival):
-    spec, frames, fig = _figure(survival, "km_curves")
+    spec, frames, fig = draw_figure(survival, "km_curves")
     assert "over 3 years" in spec.title
     curves = frames["km_curves_site"]
     drawn = lines_by_gid(fig, "curve")
@@ -96,7 +90,7 @@ def test_km_curves_start_at_0_1_show_the_table_and_numbers_at_risk(survival):
 
 
 def test_forest_plot_has_references_one_log_axis_whole_intervals_and_printed_hrs(survival):
-    spec, frames, fig = _figure(survival, "cox_forest")
+    spec, frames, fig = draw_figure(survival, "cox_forest")
     table = frames["cox_hazard_ratios"]
     table = table[~table["term"].str.startswith("region=")]
     plots = [ax for ax in fig.axes if ax.get_xscale() == "log"]
@@ -137,7 +131,7 @@ def test_forest_ticks_never_overlap_on_a_wide_range():
 
 
 def test_delay_boxplot_draws_the_table_says_what_is_hidden_and_labels_30_days(care):
-    spec, frames, fig = _figure(care, "delay_by_hospital")
+    spec, frames, fig = draw_figure(care, "delay_by_hospital")
     table = frames["delay_by_hospital"]
     shown = table.dropna(subset=["median_days", "q1_days", "q3_days", "p10_days", "p90_days"])
     boxes = lines_by_gid(fig, "box")

@@ -7,7 +7,7 @@ import pytest
 from oncopipe.delivery import disclosure
 from oncopipe.delivery import figures as draw
 from oncopipe.studies.kinds import get
-from support.figure_checks import assert_readable, assert_same, legend_texts, lines_by_gid
+from support.figure_checks import assert_readable, assert_same, draw_figure, legend_texts, lines_by_gid
 from test_tradhor_analysis import PARAMS, _marts
 
 
@@ -19,14 +19,8 @@ def controlled():
     return disclosure.control(result)
 
 
-def _figure(controlled, name):
-    spec = next(f for f in controlled.result.figures if f.name == name)
-    frames = {t: controlled.result.table(t).frame.copy() for t in spec.tables}
-    return spec, frames, spec.draw(frames)
-
-
 def test_trajectories_draw_the_fitted_means_with_group_sizes(controlled):
-    spec, frames, fig = _figure(controlled, "trajectories")
+    spec, frames, fig = draw_figure(controlled, "trajectories")
     assert "over 48 months" in spec.title
     means, groups = frames["trajectory_means"], frames["trajectory_groups"].set_index("group")
     drawn = lines_by_gid(fig, "fitted")
@@ -44,7 +38,7 @@ def test_trajectories_draw_the_fitted_means_with_group_sizes(controlled):
 
 
 def test_adherence_over_time_names_the_threshold(controlled):
-    spec, frames, fig = _figure(controlled, "adherence_over_time")
+    spec, frames, fig = draw_figure(controlled, "adherence_over_time")
     assert "PDC >= 0.9" in spec.title and any("PDC >= 0.9" in t for t in legend_texts(fig))
     data = frames["adherence_by_month"].sort_values("month")
     series = lines_by_gid(fig, "series")
@@ -54,7 +48,7 @@ def test_adherence_over_time_names_the_threshold(controlled):
 
 
 def test_cif_starts_at_0_0_with_numbers_at_risk(controlled):
-    spec, frames, fig = _figure(controlled, "discontinuation_cif")
+    spec, frames, fig = draw_figure(controlled, "discontinuation_cif")
     data = frames["discontinuation_cif"].sort_values("month")
     line = lines_by_gid(fig, "curve")["discontinuation"]
     assert (line.get_xdata()[0], line.get_ydata()[0]) == (0, 0)
