@@ -153,7 +153,8 @@ def predicates(rule: LineRule, src: Source, extraction_date: str,
         bounds += [f"{x} > {_lit(p['high'])}"] if p.get("high") is not None else []
         return f"{x} is not null", "(" + " or ".join(bounds or ["false"]) + ")"
     if rule.kind == "sql":
-        return f"{_q(col)} is not null", "(" + p["breaks"].replace("{extraction}", f"date {_lit(extraction_date)}") + ")"
+        breaks = p["breaks"].replace("{extraction}", f"date {_lit(extraction_date)}")
+        return f"{_q(col)} is not null", f"({breaks})"
     raise ValueError(f"unknown line-rule kind {rule.kind!r}")
 
 
