@@ -46,6 +46,7 @@ class LineRule:
         mostly: least share of judged lines that must satisfy the rule (1.0: zero tolerance).
         params: ``regex``, ``values``, ``low``/``high`` (``None``: unbounded) depending on ``kind``;
             ``earlier_month`` (``date_order``): compare with the first day of the earlier date's month;
+            ``until_extraction`` (``date_order``): judge only lines whose earlier date is not after the extraction;
             ``breaks`` (``sql``): a SQL predicate over the landed columns, ``{extraction}`` standing for the
             extraction date (the exclusion rules, :mod:`oncopipe.quality.exclusions`).
         basis: where the rule comes from (the SNDS dictionary and its nomenclatures, the registry's coding
@@ -132,9 +133,13 @@ def predicates(rule: LineRule, src: Source, extraction_date: str,
         return f"{d} is not null", f"({d} < date {_lit(p['low'])} or {d} > date {_lit(high)})"
     if rule.kind == "date_order":
         later, earlier = (_date(c) for c in rule.columns)
+        judged = f"({later} is not null and {earlier} is not null"
+        if p.get("until_extraction"):
+            # A date after the extraction date is judged (and excluded) by its own rule: it orders nothing.
+            judged += f" and {earlier} <= date {_lit(extraction_date)}"
         if p.get("earlier_month"):
             earlier = f"date_trunc('month', {earlier})"
-        return f"({later} is not null and {earlier} is not null)", f"{later} < {earlier}"
+        return judged + ")", f"{later} < {earlier}"
     if rule.kind == "regex":
         if types.get(col) != "string":
             raise ValueError(f"{src.name}.{rule.name}: a format rule needs a string column, {col} is {types.get(col)}")

@@ -350,8 +350,9 @@ def _source_rules() -> dict[str, list[LineRule]]:
             *_range("PHA_ACT_PRU", "price_range", 0, 10000, BASIS_DICTIONARY),
             *_pseudonym("BEN_NIR_PSA"),
             _date_order("flux_after_care", "FLX_DIS_DTD", "EXE_SOI_DTD",
-                        "the flux month (FLX_DIS_DTD) is on or after the month of care (EXE_SOI_DTD)",
-                        BASIS_DICTIONARY, earlier_month=True),
+                        "the flux month (FLX_DIS_DTD) is on or after the month of care (EXE_SOI_DTD), for care dates "
+                        "up to the extraction date (a later one is excluded by EXE_SOI_DTD.not_after_extraction)",
+                        BASIS_DICTIONARY, earlier_month=True, until_extraction=True),
         ],
         "t_mco_b": [
             *_regex("DGN_PAL", "icd10_format", formats.ICD10, BASIS_ICD10),

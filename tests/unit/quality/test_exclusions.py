@@ -74,7 +74,7 @@ def test_ledger_rows_name_rule_column_count_and_sample_keys(lines):
     rows = {r["rule"]: r for r in exclusions.ledger_rows("er_pha_f", frame, "excluded")}
     dated = rows["EXE_SOI_DTD.not_after_extraction"]
     assert (dated["column"], dated["lines"]) == ("EXE_SOI_DTD", len(range(0, 20000, 97)))
-    # 207 of 20,000 lines (1%) is above the 0.1% ceiling: the ledger says the extraction was quarantined.
+    # 207 of 20,000 lines (1%) is above the 0.5% ceiling: the ledger says the extraction was quarantined.
     assert dated["consequence"] == "quarantined (over the ceiling)"
     assert len(dated["sample"]) == exclusions.SAMPLE_KEYS and {"DCT_ORD_NUM", "EXE_SOI_DTD"} <= set(dated["sample"][0])
     under = pd.DataFrame([{"metric": "PHA_ACT_QSN.plausible_boxes", "subject": "PHA_ACT_QSN", "value": 2 / 20_000,

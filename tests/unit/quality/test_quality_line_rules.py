@@ -96,6 +96,10 @@ def test_flux_month_rule_compares_with_the_month_of_care():
                                       [[f for f, _ in rows], [c for _, c in rows]]).fetchall()]
     # A flux of the month of care is fine (same month); a flux before that month is not.
     assert got == [False, False, True]
+    # A care date after the extraction date is not judged here: EXE_SOI_DTD.not_after_extraction excludes it.
+    judged, _ = predicates(rule, src, "2024-12-31")
+    assert con.execute(f"""select {judged} from (select date '2024-05-01' as "FLX_DIS_DTD",
+                                                    date '2090-03-14' as "EXE_SOI_DTD")""").fetchone() == (False,)
 
 
 def test_a_date_after_the_extraction_date_has_no_tolerance():
