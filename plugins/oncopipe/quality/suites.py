@@ -395,11 +395,13 @@ def _source_rules() -> dict[str, list[LineRule]]:
 
 
 def raw_line_rules(src: Source) -> list[LineRule]:
-    """Line-level rules of ``src``: mandatory fields, dates, then the source's own code rules.
+    """Line-level rules of ``src``: mandatory fields, dates, the source's own code rules, then its exclusion rules.
 
     Every rule is checked on every line (:mod:`oncopipe.quality.line_rules`); none is sampled. A date after the
     extraction date has no tolerance (``<column>.not_after_extraction``): no line can describe what has not
-    happened yet, and three such lines move a person's end of data years ahead.
+    happened yet, and three such lines move a person's end of data years ahead. Where an exclusion rule of the
+    same name exists (:mod:`oncopipe.quality.exclusions`: a dispensing's care date), such lines are excluded in
+    staging and counted instead, up to the rule's ceiling.
     """
     out: list[LineRule] = []
     excluded = exclusions.exclusions(src.name)

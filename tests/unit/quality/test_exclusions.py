@@ -80,3 +80,22 @@ def test_ledger_rows_name_rule_column_count_and_sample_keys(lines):
     under = pd.DataFrame([{"metric": "PHA_ACT_QSN.plausible_boxes", "subject": "PHA_ACT_QSN", "value": 2 / 20_000,
                            "detail": json.dumps({"breaking": 2, "judged": 20_000, "lines": 20_000, "sample": []})}])
     assert exclusions.ledger_rows("er_pha_f", under, "excluded")[0]["consequence"] == "excluded"
+
+
+def test_the_ledger_is_written_to_the_history_and_read_by_the_quality_view(tmp_path):
+    from oncopipe.orchestration.operator_views import read_excluded_lines
+    from oncopipe.quality import history
+    from oncopipe.quality.outcomes import GateReport
+
+    report = GateReport(run_id="raw-1", stage="raw", extraction=EXTRACTION, started_at="t0", finished_at="t1")
+    row = {"source": "er_pha_f", "rule": "EXE_SOI_DTD.not_after_extraction", "column": "EXE_SOI_DTD", "lines": 3,
+           "judged": 1948, "share": 3 / 1948, "ceiling": 0.005, "consequence": "excluded",
+           "sample": [{"DCT_ORD_NUM": 80187, "EXE_SOI_DTD": "2090-03-14"}]}
+    history.record_exclusions(report, tmp_path, [row])
+    history.record_exclusions(report, tmp_path, [row])  # re-recording a run replaces its rows
+    (stored,) = history.exclusions(tmp_path, EXTRACTION)
+    assert (stored["rule"], stored["column_name"], stored["lines"], stored["consequence"]) == (
+        row["rule"], "EXE_SOI_DTD", 3, "excluded")
+    assert json.loads(stored["sample_keys"]) == row["sample"]
+    columns, rows = read_excluded_lines(history.history_path(tmp_path))
+    assert len(rows) == 1 and dict(zip(columns, rows[0], strict=True))["lines"] == 3
