@@ -1,7 +1,9 @@
 """The fault catalogue: every fault the gates must stop, as data (one entry a fault).
 
 An entry names the fault, how it is planted on a clean delivery, and what must stop it: the gate, the source,
-the rule (expectation name) and the consequence. Two ways to plant:
+the rule (expectation name) and the consequence: ``quarantine`` (the extraction is refused), or ``exclude`` (an
+exclusion rule under its ceiling: the lines are left out of staging and counted in the ledger, the extraction is
+accepted; ``excluded`` says how many lines). Two ways to plant:
 - ``generator``: a fault kind of the synthetic generator (``oncopipe.synth.faults``), generated as the next
   extraction;
 - ``plant``: a function that edits the clean next extraction already in the landing (the faults found by hand on
@@ -44,6 +46,7 @@ class Fault:
         generator: a generator fault kind, generated as the next extraction; or
         plant: edits the landing (``plant(landing)``) after the clean next extraction has landed.
         message: a text the failure message must contain (beyond rule, observed value and sample rows).
+        excluded: for ``exclude``, the number of lines the ledger must count (the lines the plant changed).
     """
 
     name: str
@@ -54,12 +57,16 @@ class Fault:
     generator: str | None = None
     plant: Callable[[Path], None] | None = None
     message: str = ""
+    excluded: int = 0
 
 
 def _edit(landing: Path, source: str, edit: Callable[[pa.Table], pa.Table]) -> None:
     """Apply ``edit`` to every part file of the next extraction of ``source`` (rewritten in place)."""
     for path in part_files(extraction_dir(landing, source, NEXT)):
-        pq.write_table(edit(pq.read_table(path)), path)
+        # A new file replaces the old one: the landed file may be a hard link to the shared clean delivery.
+        tmp = path.with_name(path.name + ".tmp")
+        pq.write_table(edit(pq.read_table(path)), tmp)
+        tmp.replace(path)
 
 
 def _set_rows(column: str, rows: list[int], value: object) -> Callable[[pa.Table], pa.Table]:
@@ -73,12 +80,18 @@ def _set_rows(column: str, rows: list[int], value: object) -> Callable[[pa.Table
     return edit
 
 
-def _dispensings_in_2090(landing: Path) -> None:
-    _edit(landing, "er_pha_f", _set_rows("EXE_SOI_DTD", [10, 20, 30], dt.date(2090, 3, 14)))
+def _dispensings_in_2090(rows: list[int]) -> Callable[[Path], None]:
+    return lambda landing: _edit(landing, "er_pha_f", _set_rows("EXE_SOI_DTD", rows, dt.date(2090, 3, 14)))
 
 
-def _boxes_1000(landing: Path) -> None:
-    _edit(landing, "er_pha_f", _set_rows("PHA_ACT_QSN", [10, 20, 30], 1000))
+def _boxes_1000(rows: list[int]) -> Callable[[Path], None]:
+    return lambda landing: _edit(landing, "er_pha_f", _set_rows("PHA_ACT_QSN", rows, 1000))
+
+
+THREE_LINES = [10, 20, 30]
+"""Three dispensing lines (0.15% of NEXT's: under the exclusion ceiling of 0.5% of lines)."""
+EVERY_150TH = list(range(7, 40_000, 150))
+"""0.67% of the dispensing lines: over the exclusion ceiling, under the 1% tolerance of the date-range rule."""
 
 
 def _nul_in_pseudonym(landing: Path) -> None:
@@ -154,10 +167,14 @@ def _flux_before_care(landing: Path) -> None:
 
 
 HAND_MADE: tuple[Fault, ...] = (
-    Fault("dispensings dated 2090", "er_pha_f", "EXE_SOI_DTD.not_after_extraction", plant=_dispensings_in_2090,
-          message="2090-03-14"),
-    Fault("1,000 boxes in a dispensing", "er_pha_f", "PHA_ACT_QSN.plausible_boxes", plant=_boxes_1000,
-          message='"PHA_ACT_QSN": 1000'),
+    Fault("three dispensings dated 2090", "er_pha_f", "EXE_SOI_DTD.not_after_extraction.excluded",
+          consequence="exclude", plant=_dispensings_in_2090(THREE_LINES), message="2090-03-14", excluded=3),
+    Fault("0.67% of dispensings dated 2090 (over the ceiling)", "er_pha_f", "EXE_SOI_DTD.not_after_extraction",
+          plant=_dispensings_in_2090(EVERY_150TH), message="2090-03-14"),
+    Fault("1,000 boxes in three dispensings", "er_pha_f", "PHA_ACT_QSN.plausible_boxes.excluded",
+          consequence="exclude", plant=_boxes_1000(THREE_LINES), message='"PHA_ACT_QSN": 1000', excluded=3),
+    Fault("1,000 boxes in 0.67% of dispensings (over the ceiling)", "er_pha_f", "PHA_ACT_QSN.plausible_boxes",
+          plant=_boxes_1000(EVERY_150TH), message='"PHA_ACT_QSN": 1000'),
     Fault("NUL byte in a pseudonym", "er_pha_f", "BEN_NIR_PSA.pseudonym_format", plant=_nul_in_pseudonym,
           message="\\u0000"),
     Fault("two same-type integer columns swapped", "er_pha_f", "distribution_drift", plant=_swap_integer_columns,

@@ -5,7 +5,8 @@ A FastAPI app mounted in the api-server under :data:`URL_PREFIX` by the plugin
 requires a logged-in Airflow user (the UI's ``_token`` cookie or a bearer token). Folders are looked up at
 request time, so a view shows an informative empty state until the platform has written what it serves:
 
-- ``/quality``: the quality-gate history, ``<quality>/history.sqlite`` (one row per expectation checked);
+- ``/quality``: the quality-gate history, ``<quality>/history.sqlite`` (one row per expectation checked), and
+  its ledger of excluded lines (per extraction, source and exclusion rule);
 - ``/data-docs/``: the Great Expectations Data Docs site, ``<quality>/data_docs/``;
 - ``/dbt-docs/``: the dbt docs of the published version (the copy saved at publish time, else the dbt target);
 - ``/exports/``: the researcher exports' index, ``<exports>/index.html``, and the reports it links to.
@@ -116,6 +117,40 @@ def read_gate_runs(path: Path, limit: int = 50) -> tuple[list[str], list[tuple]]
         connection.close()
 
 
+def read_excluded_lines(path: Path, limit: int = 200) -> tuple[list[str], list[tuple]]:
+    """The ledger of excluded lines (``excluded_lines``: per extraction, source and rule), newest first.
+
+    Returns empty lists when the history has no such table (written by a raw gate older than the ledger).
+    """
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        if "excluded_lines" not in tables:
+            return [], []
+        columns = ["extraction", "source", "rule", "column_name", "lines", "judged", "share", "ceiling",
+                   "consequence", "sample_keys", "run_id"]
+        rows = connection.execute(f"select {', '.join(columns)} from excluded_lines "
+                                  "order by time desc, rowid desc limit ?", (limit,)).fetchall()
+        return columns, rows
+    finally:
+        connection.close()
+
+
+def render_excluded_lines(columns: Sequence[str], rows: Sequence[tuple]) -> str:
+    """The ledger as an HTML table: lines left out of staging per extraction and rule; over the ceiling, red."""
+    intro = ("<h2>Excluded lines</h2><p>Lines an exclusion rule left out of staging (rule, column, count, share of "
+             "the source's lines against the rule's ceiling; above it the extraction is quarantined). Operators only: "
+             "no export reads this ledger.</p>")
+    if not rows:
+        return intro + "<div class='empty' id='excluded-lines-empty'>No line excluded.</div>"
+    consequence = columns.index("consequence")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        f"<tr class='{'failed' if str(row[consequence]).startswith('quarantined') else 'passed'}'>"
+        + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return intro + f"<table id='excluded-lines'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _cell(value: object, width: int = 200) -> str:
     text = "" if value is None else str(value)
     return html.escape(text if len(text) <= width else text[:width] + "…")
@@ -209,10 +244,11 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
         try:
             columns, rows = read_history(path, failed_only=failed, stage=stage)
             summary = render_gate_runs(*read_gate_runs(path))
+            ledger = render_excluded_lines(*read_excluded_lines(path))
         except (ValueError, sqlite3.Error) as error:
             return page("Quality gates", f"<div class='empty' id='empty-state'>Cannot read the history: "
                                          f"{html.escape(str(error))}</div>")
-        return page("Quality gates", summary + render_history(columns, rows, failed_only=failed, stage=stage))
+        return page("Quality gates", ledger + summary + render_history(columns, rows, failed_only=failed, stage=stage))
 
     def serve(root: Path, relative: str, what: str, how: str, index_names: Sequence[str] = ("index.html",)):
         if not root.exists() or not any((root / name).exists() for name in index_names):

@@ -34,10 +34,6 @@ STAGES: tuple[str, ...] = ("I", "II", "III", "IV", "X")
 #: PRS_NAT_REF natures of the extract's drug lines (IR_NAT_V nomenclature: 3317 = pharmacy dispensing of a
 #: CIP13-coded drug). The extract selects drug lines only; widen this set with the extract specification.
 PHARMACY_NATURES: tuple[int, ...] = (3317,)
-MAX_BOXES_PER_LINE = 12
-"""Plausible boxes per dispensing line (|PHA_ACT_QSN|): a dispensing covers at most 3 months of treatment
-(Code de la santé publique R.5132-22: 1 month, 3 months for packs so authorised), i.e. at most 3 boxes of the
-largest packs, 12 of a weekly pack; the generated extracts hold 1 or 2 (regularisations -1 or -2)."""
 
 
 def is_valid_cip13(value: object) -> bool:

@@ -43,6 +43,21 @@ create table if not exists gate_runs (
     started_at text not null,
     finished_at text not null
 );
+create table if not exists excluded_lines (
+    run_id text not null,
+    extraction text not null,
+    source text not null,
+    rule text not null,
+    column_name text not null,
+    lines integer not null,
+    judged integer not null,
+    share real not null,
+    ceiling real not null,
+    consequence text not null,
+    sample_keys text,
+    time text not null
+);
+create index if not exists excluded_lines_extraction on excluded_lines (extraction);
 """
 
 
@@ -70,6 +85,33 @@ def record(report: GateReport, quality: Path) -> None:
                     (report.run_id, report.extraction, report.stage, int(report.passed),
                      len(report.critical_failures), len(report.warnings), json.dumps(report.skipped),
                      report.quarantined_to, report.started_at, report.finished_at))
+
+
+def record_exclusions(report: GateReport, quality: Path, rows: list[dict]) -> None:
+    """Write the ledger of excluded lines of one raw-gate run (``exclusions.ledger_rows``; replaces the run's rows).
+
+    One row per extraction, source and exclusion rule with breaking lines: the count, the judged lines, the
+    share against the ceiling, what happened (``excluded``; ``quarantined``) and a few sample keys. The ledger is
+    for operators (it holds line counts and keys): it stays in ``<quality>``, no export reads it.
+    """
+    with closing(_connect(quality)) as con, con:
+        con.execute("delete from excluded_lines where run_id = ?", (report.run_id,))
+        con.executemany(
+            "insert into excluded_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(report.run_id, report.extraction, r["source"], r["rule"], r["column"], r["lines"], r["judged"],
+              r["share"], r["ceiling"], r["consequence"], json.dumps(r["sample"], default=str, ensure_ascii=False),
+              report.finished_at) for r in rows])
+
+
+def exclusions(quality: Path, extraction: str | None = None) -> list[dict]:
+    """The ledger of excluded lines (of ``extraction``, or every one), newest first."""
+    if not history_path(quality).exists():
+        return []
+    with closing(_connect(quality)) as con:
+        con.row_factory = sqlite3.Row
+        sql = "select * from excluded_lines" + (" where extraction = ?" if extraction else "")
+        return [dict(r) for r in con.execute(sql + " order by time desc, source, rule",
+                                             (extraction,) if extraction else ())]
 
 
 def runs(quality: Path, stage: str | None = None) -> list[dict]:

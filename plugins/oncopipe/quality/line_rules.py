@@ -27,7 +27,7 @@ import pandas as pd
 from oncopipe.contracts.sources import Source
 from oncopipe.quality.frames import METRIC_COLUMNS
 
-Kind = Literal["not_null", "date_parse", "date_range", "regex", "in_set", "range", "cip13", "date_order"]
+Kind = Literal["not_null", "date_parse", "date_range", "regex", "in_set", "range", "cip13", "date_order", "sql"]
 SAMPLE_ROWS = 5
 BIRTH = "__birth__"
 """Pseudo-column of ir_ben_r: the first day of the month of birth (``BEN_NAI_ANN-BEN_NAI_MOI-01``)."""
@@ -45,9 +45,14 @@ class LineRule:
         columns: the checked column; for ``date_order``, the later then the earlier date.
         mostly: least share of judged lines that must satisfy the rule (1.0: zero tolerance).
         params: ``regex``, ``values``, ``low``/``high`` (``None``: unbounded) depending on ``kind``;
-            ``earlier_month`` (``date_order``): compare with the first day of the earlier date's month.
+            ``earlier_month`` (``date_order``): compare with the first day of the earlier date's month;
+            ``until_extraction`` (``date_order``): judge only lines whose earlier date is not after the extraction;
+            ``breaks`` (``sql``): a SQL predicate over the landed columns, ``{extraction}`` standing for the
+            extraction date (the exclusion rules, :mod:`oncopipe.quality.exclusions`).
         basis: where the rule comes from (the SNDS dictionary and its nomenclatures, the registry's coding
             rules, the extract specification), shown with every failure.
+        consequence: what a failure does when it is not the severity's default (``exclude``: the breaking lines
+            are left out of staging and counted in the ledger).
     """
 
     name: str
@@ -58,6 +63,7 @@ class LineRule:
     mostly: float = 1.0
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     basis: str = ""
+    consequence: str = ""
 
     @property
     def max_share(self) -> float:
@@ -127,9 +133,13 @@ def predicates(rule: LineRule, src: Source, extraction_date: str,
         return f"{d} is not null", f"({d} < date {_lit(p['low'])} or {d} > date {_lit(high)})"
     if rule.kind == "date_order":
         later, earlier = (_date(c) for c in rule.columns)
+        judged = f"({later} is not null and {earlier} is not null"
+        if p.get("until_extraction"):
+            # A date after the extraction date is judged (and excluded) by its own rule: it orders nothing.
+            judged += f" and {earlier} <= date {_lit(extraction_date)}"
         if p.get("earlier_month"):
             earlier = f"date_trunc('month', {earlier})"
-        return f"({later} is not null and {earlier} is not null)", f"{later} < {earlier}"
+        return judged + ")", f"{later} < {earlier}"
     if rule.kind == "regex":
         if types.get(col) != "string":
             raise ValueError(f"{src.name}.{rule.name}: a format rule needs a string column, {col} is {types.get(col)}")
@@ -147,6 +157,9 @@ def predicates(rule: LineRule, src: Source, extraction_date: str,
         bounds = [f"{x} < {_lit(p['low'])}"] if p.get("low") is not None else []
         bounds += [f"{x} > {_lit(p['high'])}"] if p.get("high") is not None else []
         return f"{x} is not null", "(" + " or ".join(bounds or ["false"]) + ")"
+    if rule.kind == "sql":
+        breaks = p["breaks"].replace("{extraction}", f"date {_lit(extraction_date)}")
+        return f"{_q(col)} is not null", f"({breaks})"
     raise ValueError(f"unknown line-rule kind {rule.kind!r}")
 
 

@@ -4,7 +4,8 @@ Per source: the extraction suite (files, schema, volumes, keys, cross-source rul
 of its critical expectations on the files themselves fails (unreadable file, bad encoding, missing
 column, wrong type, no line), the line-level suite is skipped, because its checks would only echo that
 failure. A critical failure anywhere quarantines the whole extraction (every source) and raises
-:class:`GateFailed`; nothing downstream runs, so nothing published changes.
+:class:`GateFailed`; nothing downstream runs, so nothing published changes. The lines an exclusion rule
+(:mod:`oncopipe.quality.exclusions`) finds are counted in the ledger of excluded lines, whatever the verdict.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from oncopipe.contracts.settings import Settings, get_settings
 from oncopipe.contracts.sources import SOURCES
 from oncopipe.landing.layout import extraction_dir, part_files
-from oncopipe.quality import deliveries, raw_frames
+from oncopipe.quality import deliveries, exclusions, history, raw_frames
 from oncopipe.quality.frames import raw_suite_name
 from oncopipe.quality.outcomes import GateFailed, GateReport
 from oncopipe.quality.quarantine import quarantine_extraction
@@ -67,6 +68,7 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
     runner = SuiteRunner(settings, "raw", extraction_date)
     con = raw_frames.connect(config.memory_limit, settings.quality / "tmp")
     profiles: list[deliveries.Profile] = []
+    rules_by_source: dict = {}  # source -> its rules frame (the ledger reads the exclusion rules)
     try:
         for src in SOURCES:
             if sources is not None and src.name not in set(sources):
@@ -88,6 +90,7 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
                 continue
             with _timed(runner.report, src.name, "line_rules"):
                 rules = raw_frames.rules_frame(con, frames)
+            rules_by_source[src.name] = rules
             with _timed(runner.report, src.name, "gx"):
                 runner.run(rows_suite, src.name, rules)
             if frames.profile is not None:
@@ -102,6 +105,10 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
     if not report.passed and config.quarantine:
         quarantine_extraction(report, settings.landing, settings.quarantine)
     runner.finish(build_docs=config.build_docs)
+    # The ledger of excluded lines: what staging leaves out of an accepted extraction (or would have).
+    history.record_exclusions(report, settings.quality, [
+        row for name, rules in rules_by_source.items()
+        for row in exclusions.ledger_rows(name, rules, "excluded" if report.passed else "quarantined")])
     if not report.passed:
         raise GateFailed(report)
     return report

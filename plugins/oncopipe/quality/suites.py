@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from oncopipe.contracts.marts import MARTS, Mart, not_null_requirements
 from oncopipe.contracts.sources import SOURCES, Source
-from oncopipe.quality import formats
+from oncopipe.quality import exclusions, formats
 from oncopipe.quality.frames import marts_suite_name, raw_suite_name
 from oncopipe.quality.gxcontext import quiet_gx
 
@@ -71,7 +71,8 @@ FLUX_BEFORE_PREVIOUS_MAX = 0.01
 
 CONSEQUENCES = {"critical": "quarantine", "warning": "warn"}
 """What a failed raw expectation does: ``quarantine`` moves the whole extraction out of the landing (nothing is
-built from it), ``warn`` records the finding and shows it in the quality view."""
+built from it), ``warn`` records the finding and shows it in the quality view. An exclusion rule's warning twin
+says ``exclude`` instead: its lines are left out of staging and counted in the ledger (``exclusions.py``)."""
 MARTS_CONSEQUENCES = {"critical": "drop_candidate", "warning": "warn"}
 """What a failed marts expectation does: ``drop_candidate`` deletes the candidate marts (nothing is published,
 CURRENT is unchanged), ``warn`` records the finding."""
@@ -126,18 +127,19 @@ DELTA_FLUX_MONTH: dict[str, str] = {"er_pha_f": "FLX_DIS_DTD", "t_mco_c": "EXE_S
 CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD"}
 
 
-def _expectation(cls: type, name: str, severity: Severity, rule: str, basis: str = "", **kwargs: Any) -> Any:
-    meta = {"name": name, "severity": severity, "rule": rule, "consequence": CONSEQUENCES[severity]}
+def _expectation(cls: type, name: str, severity: Severity, rule: str, basis: str = "", consequence: str = "",
+                 **kwargs: Any) -> Any:
+    meta = {"name": name, "severity": severity, "rule": rule, "consequence": consequence or CONSEQUENCES[severity]}
     if basis:
         meta["basis"] = basis
     return cls(meta=meta, severity=severity, **kwargs)
 
 
 def _metric(cls: type, name: str, severity: Severity, rule: str, metric: str, basis: str = "",
-            **kwargs: Any) -> Any:
+            consequence: str = "", **kwargs: Any) -> Any:
     """An expectation on the ``value`` of the extraction-frame rows whose ``metric`` is ``metric``."""
-    return _expectation(cls, name, severity, rule, basis, column="value", row_condition=f'metric=="{metric}"',
-                        condition_parser="pandas", **kwargs)
+    return _expectation(cls, name, severity, rule, basis, consequence, column="value",
+                        row_condition=f'metric=="{metric}"', condition_parser="pandas", **kwargs)
 
 
 def _ensure_context() -> None:
@@ -321,7 +323,6 @@ def _date_order(name: str, later: str, earlier: str, rule: str, basis: str = BAS
 
 def _source_rules() -> dict[str, list[LineRule]]:
     """The code rules of each source, each with the reference it comes from."""
-    boxes = formats.MAX_BOXES_PER_LINE
     return {
         "ir_ben_r": [
             *_in_set("BEN_SEX_COD", "sex_value_set", formats.SEX_CODES, BASIS_IR_SEX_V),
@@ -346,15 +347,12 @@ def _source_rules() -> dict[str, list[LineRule]]:
             *_in_set("PRS_NAT_REF", "nature_value_set", formats.PHARMACY_NATURES, BASIS_IR_NAT_V),
             # Regularisation lines are legitimately negative (about 1%); ~5% negatives is a fault.
             *_range("PHA_ACT_QSN", "quantity_range", 1, 100, BASIS_DICTIONARY, warning=None),
-            # Zero tolerance: one line of 1,000 boxes inflates a person's coverage for years.
-            *_range("PHA_ACT_QSN", "plausible_boxes", -boxes, boxes,
-                    "dispensing rules (Code de la santé publique R.5132-22): at most 3 months per dispensing",
-                    critical=1.0),
             *_range("PHA_ACT_PRU", "price_range", 0, 10000, BASIS_DICTIONARY),
             *_pseudonym("BEN_NIR_PSA"),
             _date_order("flux_after_care", "FLX_DIS_DTD", "EXE_SOI_DTD",
-                        "the flux month (FLX_DIS_DTD) is on or after the month of care (EXE_SOI_DTD)",
-                        BASIS_DICTIONARY, earlier_month=True),
+                        "the flux month (FLX_DIS_DTD) is on or after the month of care (EXE_SOI_DTD), for care dates "
+                        "up to the extraction date (a later one is excluded by EXE_SOI_DTD.not_after_extraction)",
+                        BASIS_DICTIONARY, earlier_month=True, until_extraction=True),
         ],
         "t_mco_b": [
             *_regex("DGN_PAL", "icd10_format", formats.ICD10, BASIS_ICD10),
@@ -397,13 +395,17 @@ def _source_rules() -> dict[str, list[LineRule]]:
 
 
 def raw_line_rules(src: Source) -> list[LineRule]:
-    """Line-level rules of ``src``: mandatory fields, dates, then the source's own code rules.
+    """Line-level rules of ``src``: mandatory fields, dates, the source's own code rules, then its exclusion rules.
 
     Every rule is checked on every line (:mod:`oncopipe.quality.line_rules`); none is sampled. A date after the
     extraction date has no tolerance (``<column>.not_after_extraction``): no line can describe what has not
-    happened yet, and three such lines move a person's end of data years ahead.
+    happened yet, and three such lines move a person's end of data years ahead. Where an exclusion rule of the
+    same name exists (:mod:`oncopipe.quality.exclusions`: a dispensing's care date), such lines are excluded in
+    staging and counted instead, up to the rule's ceiling.
     """
     out: list[LineRule] = []
+    excluded = exclusions.exclusions(src.name)
+    named = {e.name for e in excluded}
     for col in src.columns:
         if not col.nullable:
             out += _twin("not_null", col.name, f"{col.name}.not_null", f"{col.name} is mandatory", NULL_TOLERANCE,
@@ -414,16 +416,17 @@ def raw_line_rules(src: Source) -> list[LineRule]:
             out += _twin("date_range", col.name, f"{col.name}.date_range",
                          f"{col.name} within [{EARLIEST_DATE}, extraction date]", DATE_TOLERANCE, basis=BASIS_LOGIC,
                          low=EARLIEST_DATE)
-            out.append(LineRule(f"{col.name}.not_after_extraction", "critical",
-                                f"{col.name} on or before the extraction date", "date_range", (col.name,), 1.0,
-                                {"low": "0001-01-01"}, BASIS_LOGIC))
-    return out + _source_rules().get(src.name, [])
+            if f"{col.name}.not_after_extraction" not in named:  # else an exclusion rule below
+                out.append(LineRule(f"{col.name}.not_after_extraction", "critical",
+                                    f"{col.name} on or before the extraction date", "date_range", (col.name,), 1.0,
+                                    {"low": "0001-01-01"}, BASIS_LOGIC))
+    return out + _source_rules().get(src.name, []) + [r for e in excluded for r in e.line_rules()]
 
 
 def raw_rows_expectations(src: Source) -> list[Any]:
     """One expectation per line rule of ``src``, on the share of judged lines breaking it (rules frame)."""
     return [_metric(gxe.ExpectColumnValuesToBeBetween, r.name, r.severity, r.rule, r.name, r.basis, min_value=0,
-                    max_value=r.max_share) for r in raw_line_rules(src)]
+                    max_value=r.max_share, consequence=r.consequence) for r in raw_line_rules(src)]
 
 
 def raw_suites() -> list[Any]:

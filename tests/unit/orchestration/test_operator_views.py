@@ -96,3 +96,27 @@ def test_exports_index_and_reports(client, oncopipe_home):
     (run / "report.html").write_text("the report")
     assert "report.html" in client.get("/exports/").text
     assert client.get("/exports/tradhor/run1/report.html").text == "the report"
+
+
+
+def test_quality_page_shows_the_ledger_of_excluded_lines(client, oncopipe_home):
+    # The table as oncopipe.quality.history writes it (tests/unit/quality/test_exclusions.py reads it back).
+    path = oncopipe_home / "quality" / "history.sqlite"
+    _history(path, [])
+    sample = '[{"ORG_CLE_NUM": "010350001", "DCT_ORD_NUM": 80187, "PRS_ORD_NUM": 1, "EXE_SOI_DTD": "2090-03-14"}]'
+    with sqlite3.connect(path) as db:
+        db.execute("create table excluded_lines (run_id text, extraction text, source text, rule text, "
+                   "column_name text, lines integer, judged integer, share real, ceiling real, consequence text, "
+                   "sample_keys text, time text)")
+        db.executemany("insert into excluded_lines values (?,?,?,?,?,?,?,?,?,?,?,?)", [
+            ("raw-1", "2024-07-01", "er_pha_f", "EXE_SOI_DTD.not_after_extraction", "EXE_SOI_DTD", 3, 1948,
+             3 / 1948, 0.005, "excluded", sample, "t1"),
+            ("raw-2", "2024-10-01", "er_pha_f", "PHA_ACT_QSN.plausible_boxes", "PHA_ACT_QSN", 13, 1948, 13 / 1948,
+             0.005, "quarantined (over the ceiling)", "[]", "t2")])
+    page = client.get("/quality").text
+    start = page.index("id='excluded-lines'")
+    ledger = page[start:page.index("</table>", start)]
+    assert "EXE_SOI_DTD.not_after_extraction" in ledger and "80187" in ledger and "<td>3</td>" in ledger
+    # Newest first; over the ceiling it is highlighted like a failure.
+    assert ledger.index("plausible_boxes") < ledger.index("not_after_extraction")
+    assert ledger.count("<tr class='failed'>") == 1 and ledger.count("<tr class='passed'>") == 1

@@ -96,12 +96,21 @@ def test_flux_month_rule_compares_with_the_month_of_care():
                                       [[f for f, _ in rows], [c for _, c in rows]]).fetchall()]
     # A flux of the month of care is fine (same month); a flux before that month is not.
     assert got == [False, False, True]
+    # A care date after the extraction date is not judged here: EXE_SOI_DTD.not_after_extraction excludes it.
+    judged, _ = predicates(rule, src, "2024-12-31")
+    assert con.execute(f"""select {judged} from (select date '2024-05-01' as "FLX_DIS_DTD",
+                                                    date '2090-03-14' as "EXE_SOI_DTD")""").fetchone() == (False,)
 
 
 def test_a_date_after_the_extraction_date_has_no_tolerance():
     rules = {r.name: r for r in suites.raw_line_rules(source("er_pha_f"))}
-    rule = rules["EXE_SOI_DTD.not_after_extraction"]
-    assert (rule.severity, rule.mostly, rule.basis) == ("critical", 1.0, suites.BASIS_LOGIC)
+    flux = rules["FLX_DIS_DTD.not_after_extraction"]
+    assert (flux.severity, flux.mostly, flux.basis) == ("critical", 1.0, suites.BASIS_LOGIC)
+    # A dispensing dated after the extraction is excluded (any line), and quarantines above its ceiling.
+    rule, excluded = rules["EXE_SOI_DTD.not_after_extraction"], rules["EXE_SOI_DTD.not_after_extraction.excluded"]
+    assert (rule.severity, rule.kind, rule.consequence) == ("critical", "sql", "")
+    assert 0 < rule.max_share <= 0.01
+    assert (excluded.severity, excluded.mostly, excluded.consequence) == ("warning", 1.0, "exclude")
     con = duckdb.connect()
     con.execute('''create table t as select i as "DCT_ORD_NUM", 1 as "PRS_ORD_NUM", 'O' as "ORG_CLE_NUM",
                    date '2024-01-01' as "FLX_DIS_DTD",

@@ -9,12 +9,15 @@
 -- Steps
 -- 1. Read the flux extractions not loaded yet (all of them on a full refresh). The CTEs over the source are
 --    `not materialized`: each use re-reads the Parquet files (cheap) instead of holding ~100M lines in memory.
--- 2. Rename and cast; a dispensing line is identified by (fund, claim, line): fund_key, claim_number,
+-- 2. Leave out the implausible lines (the exclusion rules of var line_exclusions: a dispensing after the
+--    extraction date, more boxes than a dispensing can hold); the raw gate counted them in its ledger and
+--    quarantined the extraction had there been more than the rule's ceiling.
+-- 3. Rename and cast; a dispensing line is identified by (fund, claim, line): fund_key, claim_number,
 --    claim_line_number. No concatenated string key is stored: building and storing ~100M unique strings cost
 --    a quarter of this model (measured at 100,000 people: 8.3 s -> 5.8 s); the models that need a text
 --    identifier build it from these three columns on the lines they keep.
--- 3. Drop information-only lines (DPN_QLF = 71).
--- 4. Keep one version of each line: the one of the latest extraction (then latest flux). A line re-sent
+-- 4. Drop information-only lines (DPN_QLF = 71).
+-- 5. Keep one version of each line: the one of the latest extraction (then latest flux). A line re-sent
 --    in a later flux (late reimbursement) replaces the loaded one: delete+insert on the line key, so an
 --    incremental run and a full refresh give the same table. Only the lines sent more than once are ranked.
 with
@@ -23,6 +26,13 @@ source as not materialized (
 
     select * from {{ source('snds', 'er_pha_f') }}
     {{ incremental_extraction_filter(source('snds', 'er_pha_f')) }}
+
+),
+
+plausible as not materialized (
+
+    select * from source
+    where {{ exclude_implausible_lines('er_pha_f') }}
 
 ),
 
@@ -44,7 +54,7 @@ renamed as not materialized (
         cast(DPN_QLF as integer) as line_qualifier,
         cast(PSE_SPE_COD as integer) as prescriber_specialty_code,
         cast(extraction as date) as extraction_date,
-    from source
+    from plausible
 
 ),
 
