@@ -206,7 +206,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
             f"km_{suffix}", _published_km(res["estimates"], by),
             f"Kaplan-Meier survival with 95% CI and number at risk at each whole year, by {' and '.join(by)}; "
             "rows with fewer than 10 at risk are not published.",
-            count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk"))
+            count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk",
+            start_count=(f"median_{suffix}", "n")))
         tables.append(ResultTable(
             f"median_{suffix}", res["medians"], f"Median survival with 95% CI, by {' and '.join(by)}.",
             count_columns=("n", "events"), statistic_columns=med_stats, group_columns=tuple(by)))
@@ -216,7 +217,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
                 f"Kaplan-Meier survival with 95% CI at the end of every {grid_months} month(s) (month = 365.25/12 "
                 f"days), by {' and '.join(by)}; the curve stops where fewer than 10 remain at risk.",
                 count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by),
-                at_risk_column="n_risk"))
+                at_risk_column="n_risk", start_count=(f"median_{suffix}", "n")))
     lr = logrank_table(cases, "site", list(FACTORS))
     tables.append(ResultTable("logrank", lr, "Log-rank tests within each site (k-group chi-square).",
                               count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
@@ -229,10 +230,12 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     tables.append(ResultTable("net_survival_site", net["site"],
                               "Pohar-Perme net survival with 95% CI (log scale: lower, upper; log-log scale: "
                               "lower_loglog, upper_loglog), by site.",
-                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site",)))
+                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site",),
+                              at_risk_column="n_risk", start_count=("median_site", "n")))
     tables.append(ResultTable("net_survival_site_sex", net["sex"],
                               "Pohar-Perme net survival with 95% CI (log and log-log scales), by site and sex.",
-                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex")))
+                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex"),
+                              at_risk_column="n_risk", start_count=("median_site_sex", "n")))
     try:
         models = _models(cases, life_table, passes, min_cases, ph_alpha, notes)
     except NotEnoughData as exc:
