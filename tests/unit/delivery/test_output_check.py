@@ -224,12 +224,12 @@ def _survival_result(study_id: str, n: int = 400, seed: int = 3) -> StudyResult:
 
 def test_survival_curves_are_coarsened_so_no_number_at_risk_falls_by_1_to_9(oncopipe_home, monkeypatch):
     """Today's survival export: numbers at risk fell by 1 to 9 between rows shown (448 of 889 steps of the demo)."""
-    monkeypatch.setattr(disclosure, "_coarsen_at_risk", lambda *args: None)  # the masking of the old code
-    with pytest.raises(OutputCheckFailed) as refused:
+    with monkeypatch.context() as patch, pytest.raises(OutputCheckFailed) as refused:
+        patch.setattr(disclosure, "_coarsen_at_risk", lambda *args: None)  # the masking of the old code
         publish_export(_survival_result("km_before"), {**STUDY, "id": "km_before"}, PROVENANCE, "run_1")
     assert {f.rule for f in refused.value.findings} == {DIFFERENCING_AT_RISK}
     assert any(f.file == "tables/km_curves_site.csv" for f in refused.value.findings)
-    monkeypatch.undo()
+    assert not (oncopipe_home / "exports" / "km_before" / "run_1").exists()
     result = _survival_result("km_after")
     info = publish_export(result, {**STUDY, "id": "km_after"}, PROVENANCE, "run_1")
     assert check_export(info.path).safe
@@ -460,8 +460,49 @@ def test_attacker_learns_no_small_number_at_risk_from_a_curve_export(oncopipe_ho
     assert not small & set(shown.time.astype(float))  # every step under 10 at risk is gone
     for col in ("n_risk", "n_event", "n_censor"):
         assert not shown[col].isin([str(v) for v in range(1, 10)]).any()
+    # the attacker subtracts consecutive numbers at risk shown: the people who left in between are 0 or >= 10
+    at_risk = [int(v) for v in shown.sort_values("time", key=lambda t: t.astype(float))["n_risk"] if v != MASK_MARKER]
+    assert not [a - b for a, b in itertools.pairwise(at_risk) if 1 <= a - b <= 9]
+    # and every row shown keeps the curve's true value at its time
+    truth = curve.set_index("time")["survival"]
+    for row in shown.itertuples():
+        if row.survival != MASK_MARKER:
+            assert abs(float(row.survival) - truth[float(row.time)]) < 1e-9
     for path in info.path.rglob("*"):
         if path.suffix in (".json", ".html", ".md"):
             text = path.read_text()
             assert not re.search(r"n_\w+\s*=\s*\d|\d\s*<\s*10\b", text), path.name
     assert check_export(info.path).safe
+
+
+@st.composite
+def grouped_curves(draw):
+    """Numbers at risk of two groups over time, falling by anything from 0 to 25 between rows."""
+    rows = []
+    for group in ("a", "b"):
+        at_risk = draw(st.integers(10, 200))
+        for time in range(1, draw(st.integers(1, 12)) + 1):
+            if at_risk < 10:
+                break
+            rows.append({"site": group, "years": time / 4, "n_risk": at_risk, "surv": 0.5})
+            at_risk -= draw(st.integers(0, 25))
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(grouped_curves(), st.randoms(use_true_random=False))
+def test_checker_finds_every_fall_of_1_to_9_at_risk_and_nothing_else(curve, rng, tmp_path_factory):
+    """Property: the checker reports exactly the consecutive pairs (per group, by time) that differ by 1..9,
+    whatever the row order of the file."""
+    shuffled = curve.sample(frac=1, random_state=rng.randint(0, 2**31)).reset_index(drop=True)
+    meta = {"count_columns": ["n_risk"], "statistic_columns": {"surv": "n_risk"}, "group_columns": ["site"],
+            "at_risk_column": "n_risk"}
+    report = check_export(write_export(tmp_path_factory.mktemp("km"), {"km": shuffled}, {"km": meta}))
+    expected = set()
+    for _, part in shuffled.groupby("site"):
+        ordered = part.sort_values("years")
+        for (i, a), (j, b) in itertools.pairwise(zip(ordered.index, ordered["n_risk"], strict=True)):
+            if 1 <= a - b <= 9:
+                expected.add(f"rows {i} and {j}, column 'n_risk'")
+    assert {f.place for f in report.findings if f.rule == DIFFERENCING_AT_RISK} == expected
+    assert rules(report) <= {DIFFERENCING_AT_RISK}

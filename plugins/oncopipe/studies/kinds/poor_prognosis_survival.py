@@ -15,7 +15,10 @@ What the survival tables publish (invariant 3: no count of 1 to 9 leaves, direct
   at-risk count next to a survival step at every death, gives the deaths between two rows by subtraction.
   ``n_risk`` stays, declared as a count, because it is the curve's ``at_risk_column``: disclosure control
   drops every row with fewer than 10 at risk (the curve stops there) and protects the dropped group in the
-  site margin by complementary suppression. The grid has no month-0 row (survival 1, everyone at risk: the
+  site margin by complementary suppression. It then coarsens the curve (``at_risk_difference``): a row
+  whose ``n_risk`` fell by 1 to 9 since the row before it (the group size ``n`` of the median table before
+  the first, ``start_count``) is dropped, jointly with the yearly and net-survival rows of the same group,
+  since the difference of two numbers at risk is the number who left. The grid has no month-0 row (survival 1, everyone at risk: the
   group size is ``n`` of the median table, and a second copy under another name would escape the cross-table
   check of disclosure control).
 - ``km_site``, ``km_site_<factor>``: survival with CI and number at risk at each whole year 1..max(years),
@@ -69,7 +72,9 @@ global likelihood-ratio, Wald and score tests, Harrell's concordance with its st
 (km time transform) with a flag at p < {ph_alpha}. Excess-hazard ratios from a relative-survival Poisson
 model (piecewise-constant baseline, expected deaths from the life table) per site, the same covariates
 without region. Curves are evaluated every {grid} month(s) and stop where fewer than 10 people
-remain at risk; numbers at risk are given at whole years. Counts below 10 are masked by disclosure control."""
+remain at risk; numbers at risk are given at whole years. Counts below 10 are masked by disclosure control, and
+the curves, at-risk and net-survival tables are coarsened: a row is published only where no one or at least 10
+people left (died or were censored) since the row before, so each row keeps its true value on coarser steps."""
 
 
 def _stamp(frame: pd.DataFrame, **cols: Any) -> pd.DataFrame:
