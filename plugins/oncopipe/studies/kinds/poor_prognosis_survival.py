@@ -18,9 +18,9 @@ What the survival tables publish (invariant 3: no count of 1 to 9 leaves, direct
   site margin by complementary suppression. It then coarsens the curve (``at_risk_difference``): a row
   whose ``n_risk`` fell by 1 to 9 since the row before it (the group size ``n`` of the median table before
   the first, ``start_count``) is dropped, jointly with the yearly and net-survival rows of the same group,
-  since the difference of two numbers at risk is the number who left. The grid has no month-0 row (survival 1, everyone at risk: the
-  group size is ``n`` of the median table, and a second copy under another name would escape the cross-table
-  check of disclosure control).
+  since the difference of two numbers at risk is the number who left. The grid has no month-0 row
+  (survival 1, everyone at risk: the group size is ``n`` of the median table, and a second copy under another
+  name would escape the cross-table check of disclosure control).
 - ``km_site``, ``km_site_<factor>``: survival with CI and number at risk at each whole year 1..max(years),
   the at-risk table under the figure; ``n_risk`` is the ``at_risk_column`` (rows below 10 dropped). No
   cumulative deaths (their year-to-year differences are deaths per year). Total deaths per group are in the
