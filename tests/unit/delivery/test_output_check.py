@@ -467,7 +467,7 @@ def test_attacker_learns_no_small_number_at_risk_from_a_curve_export(oncopipe_ho
     truth = curve.set_index("time")["survival"]
     for row in shown.itertuples():
         if row.survival != MASK_MARKER:
-            assert abs(float(row.survival) - truth[float(row.time)]) < 1e-9
+            assert abs(float(row.survival) - truth[float(row.time)]) <= 5e-5  # the CSV rounds to 4 decimals
     for path in info.path.rglob("*"):
         if path.suffix in (".json", ".html", ".md"):
             text = path.read_text()
@@ -490,14 +490,15 @@ def grouped_curves(draw):
 
 
 @settings(max_examples=40, deadline=None)
-@given(grouped_curves(), st.randoms(use_true_random=False))
+@given(curve=grouped_curves(), rng=st.randoms(use_true_random=False))
 def test_checker_finds_every_fall_of_1_to_9_at_risk_and_nothing_else(curve, rng, tmp_path_factory):
     """Property: the checker reports exactly the consecutive pairs (per group, by time) that differ by 1..9,
     whatever the row order of the file."""
     shuffled = curve.sample(frac=1, random_state=rng.randint(0, 2**31)).reset_index(drop=True)
     meta = {"count_columns": ["n_risk"], "statistic_columns": {"surv": "n_risk"}, "group_columns": ["site"],
             "at_risk_column": "n_risk"}
-    report = check_export(write_export(tmp_path_factory.mktemp("km"), {"km": shuffled}, {"km": meta}))
+    # one study folder per example: sibling run folders would be read as earlier runs of the study
+    report = check_export(write_export(tmp_path_factory.mktemp("km") / "run_1", {"km": shuffled}, {"km": meta}))
     expected = set()
     for _, part in shuffled.groupby("site"):
         ordered = part.sort_values("years")

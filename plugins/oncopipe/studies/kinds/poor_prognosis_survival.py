@@ -210,7 +210,7 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         tables.append(ResultTable(
             f"km_{suffix}", _published_km(res["estimates"], by),
             f"Kaplan-Meier survival with 95% CI and number at risk at each whole year, by {' and '.join(by)}; "
-            "rows with fewer than 10 at risk are not published.",
+            "rows with fewer than 10 at risk, or where 1 to 9 people left since the row before, are not published.",
             count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk",
             start_count=(f"median_{suffix}", "n")))
         tables.append(ResultTable(
@@ -220,7 +220,8 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
             tables.append(ResultTable(
                 f"km_curves_{suffix}", _published_km(res["curves"], by),
                 f"Kaplan-Meier survival with 95% CI at the end of every {grid_months} month(s) (month = 365.25/12 "
-                f"days), by {' and '.join(by)}; the curve stops where fewer than 10 remain at risk.",
+                f"days), by {' and '.join(by)}; the curve stops where fewer than 10 remain at risk, and a row is not "
+                "published where 1 to 9 people left since the row before (coarser steps).",
                 count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by),
                 at_risk_column="n_risk", start_count=(f"median_{suffix}", "n")))
     lr = logrank_table(cases, "site", list(FACTORS))
