@@ -52,7 +52,12 @@ class ResultTable:
         group_columns: the dimensions of the table (site, sex, group...), used with ``total_value`` to find
             margins for complementary suppression.
         total_value: the label used in a group column for a margin row (row total), if the table has one.
-        at_risk_column: for curves and at-risk tables, rows where this column is below 10 are dropped.
+        at_risk_column: for curves and at-risk tables, rows where this column is below 10 are dropped, and
+            rows where it fell by 1 to 9 since the previous row shown of the same group (a small number of
+            people who left, by subtraction) are dropped too, jointly over every table of the result with
+            the same group columns and at-risk column.
+        start_count: ``(table, count column)`` giving each group's size at time 0 (the curve's first
+            number at risk), for the at-risk differencing above; that table has the same group columns.
     """
 
     name: str
@@ -63,6 +68,7 @@ class ResultTable:
     group_columns: tuple[str, ...] = ()
     total_value: str | None = None
     at_risk_column: str | None = None
+    start_count: tuple[str, str] | None = None
 
 
 @dataclass

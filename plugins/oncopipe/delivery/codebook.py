@@ -5,9 +5,9 @@ control (group, count of people, statistic, number at risk), the precision its C
 how masked and missing cells are written. The CSV files are rounded to the precision the codebook states
 (Parquet keeps full precision), so a CSV never shows 16-digit floats.
 
-How a masked cell is written is disclosure control's business (:mod:`oncopipe.delivery.disclosure`); the
-codebook reads its marker and flag suffix from there, and the rounding leaves every non-numeric cell (the
-marker) exactly as disclosure control wrote it.
+How a masked cell is written is disclosure control's business (:mod:`oncopipe.delivery.disclosure`): in CSV
+and Parquet an empty cell with its ``<column>__masked`` flag column ``true``; the codebook reads the flag
+suffix from there, lists each flag column, and rounds only the numbers (the flags stay as written).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def _role(table: ResultTable, column: str) -> str:
     if column in table.group_columns:
         return "group"
     if column == table.at_risk_column:
-        return "number at risk (rows below 10 omitted)"
+        return "number at risk (rows below 10, or 1 to 9 below the number before, omitted)"
     if column in table.count_columns:
         return "count of people"
     if column in table.statistic_columns:
@@ -148,10 +148,17 @@ def entries(controlled: ControlledResult) -> list[Entry]:
             precision = (f"{P_VALUE_DIGITS} significant digits" if _is_p_value(column) and kind == "decimal"
                          else f"{places} decimals" if places is not None else "whole number" if kind == "integer"
                          else "exact (a coordinate)" if kind == "decimal" else "as written")
-            masked = (f"CSV: '{MASK_MARKER}'; Parquet: null with {column}{MASK_SUFFIX} = true"
-                      if _maskable(controlled, table.name, column) else "never masked")
+            maskable = _maskable(controlled, table.name, column)
+            masked = (f"CSV: empty cell with {column}{MASK_SUFFIX} = true; Parquet: null with "
+                      f"{column}{MASK_SUFFIX} = true; report: '{MASK_MARKER}'" if maskable else "never masked")
+            missing = (f"CSV: {MISSING_CSV} with {column}{MASK_SUFFIX} = false; Parquet: null with "
+                       f"{column}{MASK_SUFFIX} = false" if maskable else f"CSV: {MISSING_CSV}; Parquet: null")
             out.append(Entry(table.name, column, label, unit, _type(table, column, series), _role(table, column),
-                             precision, masked, f"CSV: {MISSING_CSV}; Parquet: null"))
+                             precision, masked, missing))
+        for column in controlled.masks[table.name].columns:
+            out.append(Entry(table.name, f"{column}{MASK_SUFFIX}", f"{label_and_unit(str(column))[0]}: masked",
+                             "", "boolean (true / false)", "mask flag", "as written", "never masked",
+                             "never missing"))
     return out
 
 

@@ -11,7 +11,15 @@ The rules (the SNDS small-cell rule, invariant 3 of DESIGN.md):
 2. **Primary suppression**: a count (``count_columns``) from 1 to 9 is masked (rule ``small_count``); a
    statistic (``statistic_columns``) computed on fewer than 10 people is masked (``small_denominator``).
 3. **Curves**: a row whose ``at_risk_column`` is below 10 is dropped (``at_risk_below_10``). Its cells stay
-   unknown to the reader, so they take part in complementary suppression like masked cells.
+   unknown to the reader, so they take part in complementary suppression like masked cells. Then the curve
+   is coarsened (``at_risk_difference``, as ACRO's survival tables): the difference of two numbers at risk
+   shown one after the other is the number of people who left (died or were censored) in between, so a row
+   whose number at risk fell by 1 to 9 since the previous row shown is dropped, until every drop between
+   rows shown is 0 or at least 10. The previous row of the first one is the group size at time 0
+   (``start_count``). The rows of every table with the same group columns and at-risk column (the monthly
+   curve, the yearly at-risk table, net survival) are one sequence per group, since a reader puts them side
+   by side. A row shown keeps its true value at its time: the curve stays a step function, on coarser steps.
+   Masking more cells later only merges intervals (two drops of 0 or >= 10 add up to 0 or >= 10).
 4. **Across runs**: a count published by an earlier run of the same study (the history kept in the audit
    store) that now differs from it by 1 to 9 is masked (``cross_run_difference``), since the difference of
    the two exports would be the count of a small group (the people who entered or left that cell).
@@ -37,9 +45,11 @@ label columns (e.g. ``time``) and its coordinates over every dimension used anyw
 dimension the table does not have counting as its total. Declare every dimension that partitions people
 as a group column, or margins across tables are not seen.
 
-Masked cells are ``NaN`` in the controlled frames handed to figure ``draw`` functions. In exported files:
-CSV shows :data:`MASK_MARKER` (``masked``; the same marker for every rule, so a reader cannot tell the small
-cells from their complements); Parquet keeps a null plus a boolean companion column ``<column>__masked``.
+Masked cells are ``NaN`` in the controlled frames handed to figure ``draw`` functions. In exported files,
+CSV and Parquet alike, a masked cell is empty (a null) and a companion column ``<column>__masked`` says
+``true`` (the same flag for every rule, so a reader cannot tell the small cells from their complements); an
+empty cell whose flag is ``false`` is missing or not reached. A numeric CSV column therefore holds only
+numbers. The HTML and Markdown reports show :data:`MASK_MARKER` (``masked``) in the cell.
 """
 
 from __future__ import annotations
@@ -66,6 +76,9 @@ MASK_SUFFIX = "__masked"
 SMALL_COUNT = "small_count"
 SMALL_DENOMINATOR = "small_denominator"
 AT_RISK_BELOW_10 = "at_risk_below_10"
+AT_RISK_DIFFERENCE = "at_risk_difference"
+#: Rules that drop a whole curve row rather than mask cells.
+DROPPED_ROW_RULES = frozenset({AT_RISK_BELOW_10, AT_RISK_DIFFERENCE})
 CROSS_RUN_DIFFERENCE = "cross_run_difference"
 COMPLEMENTARY = "complementary"
 STATISTIC_ON_MASKED_ROW = "statistic_on_masked_row"
@@ -74,6 +87,7 @@ RULE_TEXT = {
     SMALL_COUNT: "count of 1 to 9 people",
     SMALL_DENOMINATOR: "statistic computed on fewer than 10 people",
     AT_RISK_BELOW_10: "curve row with fewer than 10 people at risk (row dropped)",
+    AT_RISK_DIFFERENCE: "curve row where 1 to 9 people left since the previous row shown (row dropped)",
     CROSS_RUN_DIFFERENCE: "differs by 1 to 9 from a value published by an earlier run",
     COMPLEMENTARY: "masked so that another masked cell cannot be recomputed from totals",
     STATISTIC_ON_MASKED_ROW: "statistic in a row whose counts are masked",
@@ -101,6 +115,8 @@ _NOT_PEOPLE = re.compile(r"finess|eta_num|hospital|hopital|etab|establishment|pr
                          r"region|site|atc|cip|ccam|icd|cim|code|month|year|period|time|age|quintile|group|term",
                          re.IGNORECASE)
 _TOTAL = "\x00TOTAL"
+_TIME_NAME = re.compile(r"^(?:times?|months?|years?|weeks?|days?|period|date|\w+_months?|\w+_years?|\w+_days?)$",
+                        re.IGNORECASE)
 _COUNT_NAME = re.compile(r"^(?:n|nb|count|num)(?:_|$)|(?:^|_)(?:events?|deaths?|deceased|cases|patients|persons|"
                          r"people|women|men|treated|censored|risk|at_risk|exposed|count)$", re.IGNORECASE)
 _NOT_A_COUNT = re.compile(r"(?:^|_)(?:params?|parameters|groups?|iter\w*|starts|terms?|knots|df|degree|k|"
@@ -156,7 +172,7 @@ class DisclosureReport:
         return dict(sorted(counts.items()))
 
     def dropped_rows(self) -> list[MaskedCell]:
-        return [c for c in self.masked if c.rule == AT_RISK_BELOW_10]
+        return [c for c in self.masked if c.rule in DROPPED_ROW_RULES]
 
     def to_records(self) -> list[dict[str, Any]]:
         return [c.to_record() for c in self.masked]
@@ -181,7 +197,8 @@ class ControlledResult:
     published_cells: dict[str, float]
 
     def csv_frame(self, name: str) -> pd.DataFrame:
-        """The table as written to CSV: masked cells show :data:`MASK_MARKER`, counts as integers."""
+        """The table as written to CSV: masked cells empty with ``<column>__masked`` = ``true`` (as the
+        Parquet null and flag), counts as integers; every other cell of a numeric column is a number or empty."""
         table = self.result.table(name)
         out = table.frame.copy()
         mask = self.masks[name]
@@ -191,7 +208,9 @@ class ControlledResult:
                 text = values.map(lambda v: "" if _is_missing(v) else str(int(round(float(v)))))
             else:
                 text = values.map(lambda v: "" if _is_missing(v) else _norm(v))
-            out[col] = text.where(~mask[col], MASK_MARKER)
+            out[col] = text.where(~mask[col], "")
+        for col in mask.columns:
+            out[col + MASK_SUFFIX] = np.where(mask[col].to_numpy(dtype=bool), "true", "false")
         return out
 
     def parquet_frame(self, name: str) -> pd.DataFrame:
@@ -603,6 +622,8 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
                 if not math.isnan(v) and v < THRESHOLD:
                     for col in [*counts[ti], *t.statistic_columns]:
                         mask(ti, r, col, AT_RISK_BELOW_10, f"{RULE_TEXT[AT_RISK_BELOW_10]} ({t.at_risk_column})")
+    _coarsen_at_risk(tables, counts, reasons, mask)
+    for ti, t in enumerate(tables):
         for col in t.count_columns:
             for r, v in enumerate(counts[ti][col]):
                 if 1 <= v <= THRESHOLD - 1:
@@ -635,6 +656,76 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
     _complementary(model, tables, masked_vars, mask_var, reasons)
 
     return _assemble(result, tables, counts, reasons, model, masked_vars, notes)
+
+
+def _coarsen_at_risk(tables: list[ResultTable], counts: list[dict[str, np.ndarray]],
+                     reasons: Mapping[tuple[int, int, str], tuple[str, str]], mask) -> None:
+    """Drop curve rows until every drop in the number at risk between rows shown is 0 or at least 10.
+
+    One sequence per group over every table with the same group columns, time column and at-risk column, ordered by the
+    table's other label columns (the time; a group column named like a time counts as time); the start is the
+    group size of ``start_count`` when declared.
+    Greedy forward, as ACRO coarsens a survival table: a row is kept when its number at risk equals the last
+    one kept or is at least 10 below it.
+    """
+    by_name = {t.name: ti for ti, t in enumerate(tables)}
+    points: dict[tuple, list[tuple[tuple, float, int, int]]] = defaultdict(list)
+    starts: dict[tuple, float] = {}
+    for ti, t in enumerate(tables):
+        col = t.at_risk_column
+        if not col:
+            continue
+        # a time declared as a group column (``month`` in a table by month) orders the sequence too
+        groups = tuple(g for g in t.group_columns if not _TIME_NAME.match(g))
+        numeric = set(counts[ti]) | set(t.statistic_columns) | set(t.statistic_columns.values())
+        time_cols = [str(c) for c in t.frame.columns if c not in numeric and c not in groups]
+        group_values = t.frame[list(groups)].astype(str).itertuples(index=False, name=None) if groups \
+            else iter([()] * len(t.frame))
+        time_values = t.frame[time_cols].itertuples(index=False, name=None)
+        for r, (g, when, v) in enumerate(zip(group_values, time_values, counts[ti][col], strict=True)):
+            if math.isnan(v) or (ti, r, col) in reasons:
+                continue
+            points[(col, tuple(time_cols), tuple(sorted(zip(groups, g, strict=True))))].append(
+                (tuple(_sort_key(x) for x in when), float(v), ti, r))
+        if t.start_count and t.start_count[0] in by_name:
+            si = by_name[t.start_count[0]]
+            source = tables[si]
+            if not set(groups) <= set(map(str, source.frame.columns)):
+                raise DisclosureViolation(t.name, None, None, "metadata",
+                                          f"start_count table {source.name!r} lacks the group columns {groups}")
+            sizes = _count_values(source, t.start_count[1])
+            rows = source.frame[list(groups)].astype(str).itertuples(index=False, name=None) if groups \
+                else iter([()] * len(source.frame))
+            for g, n in zip(rows, sizes, strict=True):
+                if not math.isnan(n):
+                    starts[(col, tuple(time_cols), tuple(sorted(zip(groups, g, strict=True))))] = float(n)
+    for key, seq in points.items():
+        last = starts.get(key)
+        seq.sort(key=lambda p: (p[0], -p[1]))
+        i = 0
+        while i < len(seq):
+            # rows with the same time and number at risk are one count printed in two tables
+            j = i
+            while j < len(seq) and seq[j][:2] == seq[i][:2]:
+                j += 1
+            value = seq[i][1]
+            drop = None if last is None else abs(last - value)
+            if drop is None or drop == 0 or drop >= THRESHOLD:
+                last = value
+            else:
+                for _, _, ti, r in seq[i:j]:
+                    t = tables[ti]
+                    for c in [*counts[ti], *t.statistic_columns]:
+                        mask(ti, r, c, AT_RISK_DIFFERENCE, f"{RULE_TEXT[AT_RISK_DIFFERENCE]} ({t.at_risk_column})")
+            i = j
+
+
+def _sort_key(value: Any) -> tuple:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+    return (1, 0.0, str(value)) if math.isnan(number) else (0, number, "")
 
 
 def _describe(model: _Model, tables: list[ResultTable], var: int) -> str:
@@ -770,7 +861,7 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
         label_values = {c: frame[c].tolist() for c in label_cols}
         mine = sorted((r, col, rule, detail) for (tj, r, col), (rule, detail) in reasons.items() if tj == ti)
         for r, col, rule, detail in mine:
-            if rule == AT_RISK_BELOW_10:
+            if rule in DROPPED_ROW_RULES:
                 dropped[r] = True
                 if col != t.at_risk_column:
                     continue

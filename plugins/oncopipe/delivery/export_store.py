@@ -3,8 +3,8 @@
 The study DAG calls :func:`publish_export` with the *raw* analysis result: disclosure control always runs
 here, so no code path can write an uncontrolled table. An export folder holds::
 
-    tables/<name>.csv            masked cells read "masked" (oncopipe.delivery.disclosure.MASK_MARKER); numbers
-                                 rounded as codebook.csv states, missing values empty
+    tables/<name>.csv            masked cells empty with <column>__masked = true, missing values empty with
+                                 false (numeric columns hold numbers only); numbers rounded as codebook.csv states
     tables/<name>.parquet        masked cells null, plus a boolean <column>__masked column
     codebook.csv                 every column: label, unit, type, role, precision, how masked/missing are written
     figures/<name>.png|.svg      drawn by each ResultFigure.draw from the controlled tables
@@ -76,7 +76,7 @@ from oncopipe.contracts.settings import PROJECT_ROOT, get_settings
 from oncopipe.delivery import codebook
 from oncopipe.delivery.audit import EXPORT, REFUSED, AuditLog
 from oncopipe.delivery.disclosure import (
-    AT_RISK_BELOW_10,
+    DROPPED_ROW_RULES,
     MASK_MARKER,
     MASK_SUFFIX,
     THRESHOLD,
@@ -265,7 +265,7 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
             (folder / "figures" / f"{figure.name}.{fmt}").write_bytes(images[fmt])
         report_figures.append((figure.name, figure.title, images["preview"]))
     (folder / "disclosure.json").write_bytes(_json_bytes({
-        "threshold": THRESHOLD, "marker": MASK_MARKER, "parquet_flag_suffix": MASK_SUFFIX,
+        "threshold": THRESHOLD, "marker": MASK_MARKER, "flag_suffix": MASK_SUFFIX,
         "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
     if info.report == "html":
         html = render_report(controlled, info, provenance, code_version=describe_code(code),
@@ -536,7 +536,7 @@ def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[R
     disclosure_file = folder / "disclosure.json"
     if disclosure_file.is_file():
         for cell in json.loads(disclosure_file.read_text(encoding="utf-8")).get("cells", []):
-            if cell.get("rule") == AT_RISK_BELOW_10:
+            if cell.get("rule") in DROPPED_ROW_RULES:
                 dropped.setdefault(cell["table"], []).append(cell.get("labels", {}))
     tables, masks = [], {}
     for meta in manifest.get("tables", []):
@@ -553,10 +553,13 @@ def _published_tables(folder: Path, manifest: Mapping[str, Any]) -> tuple[list[R
             frame = frame.drop(columns=flags)
         elif csv.is_file():
             frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
-            mask = pd.DataFrame({c: frame[c] == MASK_MARKER for c in maskable if c in frame.columns})
+            flags = [c for c in frame.columns if str(c).endswith(MASK_SUFFIX)]
+            mask = pd.DataFrame({c[: -len(MASK_SUFFIX)]: frame[c].str.strip().str.lower() == "true" for c in flags},
+                                index=frame.index)
+            frame = frame.drop(columns=flags)
             for c in maskable:
                 if c in frame.columns:
-                    frame[c] = pd.to_numeric(frame[c].where(frame[c] != MASK_MARKER), errors="coerce")
+                    frame[c] = pd.to_numeric(frame[c].where(frame[c].str.strip() != ""), errors="coerce")
         else:
             raise ExportError(f"{folder}: table {name!r} has neither a CSV nor a Parquet file")
         if dropped.get(name):

@@ -6,7 +6,9 @@ sees patient data. What every figure holds to (tests/unit/delivery/test_figures.
 
 - text of at least :data:`MIN_FONT_PT` points, and no two tick labels overlapping;
 - curves start at (0, 1) (survival) or (0, 0) (cumulative incidence), with numbers at risk under the plot:
-  ``<10`` where the table has no row (fewer than 10 at risk), ``*`` where disclosure control masked the count;
+  ``–`` where the table has no row (fewer than 10 at risk, or fewer than 10 left since the number before: the
+  curve is coarsened), ``*`` where disclosure control masked the count; a curve is drawn as steps through the
+  rows it has, so a coarsened curve keeps its true value at every row shown;
 - legends name only groups that are drawn, with their size (``n < 10`` / ``n masked`` never a small count);
 - forest plots show each variable's reference category, one log axis shared by every panel, every interval
   inside the axis (an arrow where it runs off it) and the HR [95% CI] printed beside each row;
@@ -32,9 +34,12 @@ STYLE: dict[str, object] = {
     "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
     "legend.fontsize": 8, "figure.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
 }
-AT_RISK_DROPPED = "<10"
+AT_RISK_DROPPED = "–"
 AT_RISK_MASKED = "*"
-AT_RISK_NOTE = f"{AT_RISK_DROPPED}: fewer than 10 at risk; {AT_RISK_MASKED}: masked by disclosure control"
+# A row is not published when fewer than 10 are at risk, or when fewer than 10 left since the number before it
+# (disclosure control coarsens the curve): "<10" would be false in the second case.
+AT_RISK_NOTE = (f"{AT_RISK_DROPPED}: not shown, under 10 at risk or under 10 left since the number before; "
+                f"{AT_RISK_MASKED}: masked")
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
            "#bcbd22")
 
@@ -54,7 +59,7 @@ def size_label(n: object) -> str:
 
 
 def at_risk_text(value: object) -> str:
-    """A number at risk: the count, ``<10`` for a dropped row (``None``), ``*`` for a masked cell (NaN)."""
+    """A number at risk: the count, ``–`` for a row not published (``None``), ``*`` for a masked cell (NaN)."""
     if value is None:
         return AT_RISK_DROPPED
     if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
@@ -106,7 +111,8 @@ def km_curves(tables: Mapping[str, pd.DataFrame], *, curves: str = "km_curves_si
     tab = fig.add_subplot(grid[1], sharex=ax)
     rows = []
     for i, site in enumerate(sites):
-        c = cur[cur["site"] == site].sort_values("years")
+        # a row whose survival is masked is not a point of the curve: the step before it carries on
+        c = cur[cur["site"] == site].dropna(subset=["surv"]).sort_values("years")
         c = pd.concat([pd.DataFrame({"years": [0.0], "surv": [1.0], "lower": [1.0], "upper": [1.0]}),
                        c[["years", "surv", "lower", "upper"]].astype(float)], ignore_index=True)
         colour = COLOURS[i % len(COLOURS)]

@@ -22,6 +22,10 @@ SACRO/ACRO: frequencies, magnitudes, percentiles, regressions, survival tables):
 |                             |                 | differs by 1 to 9                                           |
 | ``differencing_cumulative`` | frequency       | a cumulative count over time grows by 1 to 9 between two    |
 |                             |                 | successive visible periods                                  |
+| ``differencing_at_risk``    | survival table  | within a curve (its group columns, ordered by time; the     |
+|                             |                 | tables with the same groups and at-risk column side by      |
+|                             |                 | side), two numbers at risk shown one after the other differ |
+|                             |                 | by 1 to 9: that many people left in between                 |
 | ``magnitude_small_n``       | magnitude,      | a mean, median, percentile, minimum, maximum or rate is     |
 |                             | percentile      | shown for fewer than 10 people, or next to a masked count   |
 | ``survival_small_risk``     | survival table  | a Kaplan-Meier step is shown with fewer than 10 at risk     |
@@ -37,9 +41,12 @@ checked cell by cell; a PNG or SVG that no manifest figure entry covers, or whos
 the export, is refused (``unreadable_output``). Any text a figure does carry (SVG ``<text>``/``<title>``,
 PNG ``tEXt``/``iTXt`` chunks) is scanned like every other text.
 
-Masked cells: CSV shows :data:`MASK_MARKER`, Parquet a null plus a ``<column>__masked`` flag. A blank CSV
-cell or an unflagged null is *not reached / not estimable* (e.g. a median survival not reached), which is a
-different thing from masked and needs no protection; in a count column a blank is read as unknown.
+Masked cells: CSV and Parquet alike, an empty cell (a null) with its ``<column>__masked`` flag column
+``true``. An empty cell whose flag is ``false`` (or has no flag column) is *not reached / not estimable*
+(e.g. a median survival not reached), which is a different thing from masked and needs no protection; in a
+count column an empty cell is read as unknown. A numeric column of a CSV holds only numbers: any other text
+there (the old marker ``masked``, a stray label) is refused as ``unreadable_output``, and so is a flag that is
+neither ``true`` nor ``false``, or a masked cell that is not empty.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ import pandas as pd
 from scipy.optimize import linprog
 
 # Only the constants of the rule are shared with the masking code, never its decisions.
-from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, THRESHOLD
+from oncopipe.delivery.disclosure import MASK_SUFFIX, THRESHOLD
 
 FREQUENCY_THRESHOLD = "frequency_threshold"
 STATED_BOUND = "stated_bound"
@@ -68,6 +75,7 @@ DIFFERENCING_TABLE = "differencing_table"
 DIFFERENCING_EXPORT = "differencing_export"
 DIFFERENCING_RUNS = "differencing_runs"
 DIFFERENCING_CUMULATIVE = "differencing_cumulative"
+DIFFERENCING_AT_RISK = "differencing_at_risk"
 MAGNITUDE_SMALL_N = "magnitude_small_n"
 SURVIVAL_SMALL_RISK = "survival_small_risk"
 REGRESSION_SMALL_N = "regression_small_n"
@@ -80,6 +88,8 @@ RULES = {
     DIFFERENCING_EXPORT: "unsafe frequency by differencing: recoverable from the tables of this export",
     DIFFERENCING_RUNS: f"unsafe frequency by differencing: differs by 1 to {THRESHOLD - 1} from another run",
     DIFFERENCING_CUMULATIVE: f"unsafe frequency by differencing: a cumulative count grows by 1 to {THRESHOLD - 1}",
+    DIFFERENCING_AT_RISK: f"unsafe survival table by differencing: the number at risk falls by 1 to {THRESHOLD - 1} "
+                          "between two rows shown (that many people left in between)",
     MAGNITUDE_SMALL_N: f"unsafe magnitude or percentile: describes fewer than {THRESHOLD} people",
     SURVIVAL_SMALL_RISK: f"unsafe survival table: a step with fewer than {THRESHOLD} people at risk",
     REGRESSION_SMALL_N: f"unsafe regression: fitted on fewer than {THRESHOLD} people or residual degrees of freedom",
@@ -101,8 +111,10 @@ _STATISTIC_COLUMN = re.compile(
 _REGRESSION_COLUMN = re.compile(r"(?:^|_)(?:coef|coefficient|hr|hazard_ratio|odds_ratio|or|beta|estimate|"
                                 r"se|std_err|z|p_value|pvalue|ci_low|ci_high|lower|upper)(?:_|$)", re.IGNORECASE)
 _RESIDUAL_DF = re.compile(r"^(?:df_resid|df_residual|residual_df|dof_resid)$", re.IGNORECASE)
-_TIME_COLUMN = re.compile(r"^(?:time|month|year|period|date|week|day|calendar_\w+|\w+_month|\w+_year)$",
-                          re.IGNORECASE)
+_TIME_COLUMN = re.compile(r"^(?:times?|months?|years?|period|date|weeks?|days?|calendar_\w+|\w+_months?|"
+                          r"\w+_years?|\w+_days?)$", re.IGNORECASE)
+# Numbers at risk, recognised by name even when the manifest names no at-risk column.
+_AT_RISK_COLUMN = re.compile(r"^(?:n_)?(?:at_)?risk$|^n_at_risk$|^number_at_risk$", re.IGNORECASE)
 _CUMULATIVE = re.compile(r"(?:^|_)cum(?:ulative)?(?:_|$)", re.IGNORECASE)
 # JSON subtrees whose numbers count cells, rows of aggregate tables or expectations, not people.
 _NOT_PEOPLE_KEYS = {"counts_by_rule", "masked_by_rule", "tables", "threshold", "gx_validations", "evaluated",
@@ -202,6 +214,7 @@ def check_export(folder: Path, *, other_runs: Iterable[Path] | None = None) -> C
     for table in tables:
         _check_table_cells(table, report)
     _check_differencing(tables, report)
+    _check_at_risk_steps(tables, report)
     runs = list(other_runs) if other_runs is not None else _sibling_runs(folder)
     _check_other_runs(folder, tables, runs, report)
     return report
@@ -277,13 +290,40 @@ def _read_tables(folder: Path, manifest: Any, report: CheckReport) -> list[_Tabl
                 text = raw.astype(object).where(raw.notna(), "")
                 masked = pd.DataFrame({c: flags.get(c, pd.Series(False, index=raw.index)) for c in raw.columns})
             else:
-                text = pd.read_csv(path, dtype=str, keep_default_na=False)
-                masked = text == MASK_MARKER
+                raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+                flags = {}
+                for c in [c for c in raw.columns if str(c).endswith(MASK_SUFFIX)]:
+                    word = raw[c].str.strip().str.lower()
+                    for r in np.flatnonzero(~word.isin(["true", "false"]).to_numpy()):
+                        report.add(f"tables/{path.name}", f"row {r}, column {c!r}", UNREADABLE_OUTPUT,
+                                   f"a mask flag must read true or false, not {raw[c].iloc[r]!r}")
+                    flags[c[: -len(MASK_SUFFIX)]] = word == "true"
+                text = raw.drop(columns=[c + MASK_SUFFIX for c in flags])
+                masked = pd.DataFrame({c: flags.get(c, pd.Series(False, index=text.index)) for c in text.columns})
+                for c, flag in flags.items():
+                    for r in np.flatnonzero((flag & (text[c].str.strip() != "")).to_numpy()) if c in text else []:
+                        report.add(f"tables/{path.name}", f"row {r}, column {c!r}", UNREADABLE_OUTPUT,
+                                   "a masked cell must be empty")
         except Exception as error:  # a corrupt file must refuse the export, whatever the reader raised
             report.add(f"tables/{path.name}", "file", UNREADABLE_OUTPUT, f"cannot be read: {error}")
             continue
-        out.append(_table_of(path.stem, f"tables/{path.name}", text, masked, meta))
+        table = _table_of(path.stem, f"tables/{path.name}", text, masked, meta)
+        if path.suffix == ".csv":
+            _check_numbers(table, text, masked, report)
+        out.append(table)
     return out
+
+
+def _check_numbers(t: _Table, text: pd.DataFrame, masked: pd.DataFrame, report: CheckReport) -> None:
+    """A numeric CSV column holds numbers or empty cells only (masked or missing), nothing a program misreads."""
+    for c in [*t.counts, *t.statistics]:
+        cells = text[c].astype(str).str.strip()
+        # a yes/no statistic (significantly_slower) is written True / False
+        bad = (cells != "") & t.frame[c].isna() & ~masked[c].astype(bool) & ~cells.str.lower().isin(["true", "false"])
+        for r in np.flatnonzero(bad.to_numpy()):
+            report.add(t.file, f"row {r}, column {c!r}", UNREADABLE_OUTPUT,
+                       f"{cells.iloc[r]!r} in a numeric column: a CSV number column holds numbers or empty cells "
+                       f"(masked: empty with {c}{MASK_SUFFIX} = true)")
 
 
 def _table_of(name: str, file: str, text: pd.DataFrame, masked: pd.DataFrame, meta: Mapping[str, Any]) -> _Table:
@@ -681,6 +721,43 @@ def _solve(rows, value, unknown, place, report: CheckReport) -> None:
                     file, where = place[cells[j]]
                     report.add(file, where, rule, f"{RULES[rule]}: the margins and non-negativity bound it "
                                                  f"between 1 and {THRESHOLD - 1}")
+
+
+def _check_at_risk_steps(tables: Sequence[_Table], report: CheckReport) -> None:
+    """Within each curve, consecutive numbers at risk shown must differ by 0 or by at least 10.
+
+    A curve is the rows of one group (every label column but the time) of the tables with the same label
+    columns, time column and at-risk column: the monthly curve, the yearly at-risk table and net survival are read side
+    by side, as a reader would. A number at risk shown at the same time in two tables is one point.
+    """
+    curves: dict[tuple, list[tuple[float, float, str, int]]] = defaultdict(list)
+    for t in tables:
+        labels = [*_labels(t), *t.groups]
+        time = next((c for c in labels if _TIME_COLUMN.match(c)), None)
+        at_risk = [c for c in t.counts if c == t.at_risk or _AT_RISK_COLUMN.match(c)]
+        if time is None or not at_risk:
+            continue
+        others = sorted(c for c in labels if c != time)
+        when = pd.to_numeric(t.frame[time], errors="coerce").to_numpy(dtype=float)
+        for c in at_risk:
+            values = t.frame[c].to_numpy(dtype=float)
+            group_values = t.frame[others].itertuples(index=False, name=None) if others else iter([()] * len(t.frame))
+            for r, (g, at, v) in enumerate(zip(group_values, when, values, strict=True)):
+                if not (math.isnan(v) or math.isnan(at)):
+                    curves[(c, time, tuple(others), g)].append((float(at), float(v), t.file, r))
+    for (column, _, _, _), points in curves.items():
+        # one point per (time, number at risk), with every place it is printed (CSV and Parquet, two tables)
+        places: dict[tuple[float, float], list[tuple[str, int]]] = defaultdict(list)
+        for at, v, file, r in sorted(set(points), key=lambda p: (p[0], -p[1], p[2], p[3])):
+            places[(at, v)].append((file, r))
+        previous = None
+        for (at, v), where in places.items():
+            if previous is not None and 1 <= abs(previous[0][1] - v) <= THRESHOLD - 1:
+                (before_file, before_row), (file, r) = previous[1][0], where[0]
+                what = (f"rows {before_row} and {r}" if before_file == file
+                        else f"row {r} (after {before_file} row {before_row})")
+                report.add(file, f"{what}, column {column!r}", DIFFERENCING_AT_RISK)
+            previous = ((at, v), where)
 
 
 def _check_cumulative(t: _Table, report: CheckReport) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from oncopipe.delivery import codebook
-from oncopipe.delivery.disclosure import MASK_MARKER, RULE_TEXT, THRESHOLD, ControlledResult
+from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, RULE_TEXT, THRESHOLD, ControlledResult
 
 if TYPE_CHECKING:
     from oncopipe.delivery.metadata import StudyInfo
@@ -94,14 +94,17 @@ def disclosure_text(controlled: ControlledResult) -> str:
     """One paragraph stating the disclosure rules the export was controlled with."""
     n = len(controlled.report.masked)
     return (f"No count of 1 to {THRESHOLD - 1} people is shown: such counts, and statistics computed on fewer than "
-            f"{THRESHOLD} people, are shown as “{MASK_MARKER}”. Further cells are masked so that no masked cell "
-            "can be recomputed from row or column totals, from another table of this export, or by comparison "
-            f"with an earlier export of this study. Curve rows with fewer than {THRESHOLD} people at risk are "
-            "omitted. The same marker is used for every reason, so small cells cannot be told from their "
-            f"complements. In all, {n} cell(s) or row(s) were masked or omitted; disclosure.json lists each one "
-            f"and its rule, never its value. “{NOT_REACHED}” is not a masked cell: it marks a value not reached or "
-            "not estimable (e.g. a median survival not reached); the CSV leaves it blank and the Parquet null "
-            "without the masked flag.")
+            f"{THRESHOLD} people, are shown as “{MASK_MARKER}” in this report; in the CSV and Parquet files the "
+            f"cell is empty and its column <column>{MASK_SUFFIX} says true. Further cells are masked so that no "
+            "masked cell can be recomputed from row or column totals, from another table of this export, or by "
+            f"comparison with an earlier export of this study. Curve rows with fewer than {THRESHOLD} people at risk "
+            f"are omitted, and so is a curve row where fewer than {THRESHOLD} people left since the row before it "
+            "(the difference of two numbers at risk is the number who left): curves are published on coarser "
+            "steps, each row with its true value. The same marker is used for every reason, so small cells cannot "
+            f"be told from their complements. In all, {n} cell(s) or row(s) were masked or omitted; "
+            f"disclosure.json lists each one and its rule, never its value. “{NOT_REACHED}” is not a masked cell: "
+            "it marks a value not reached or not estimable (e.g. a median survival not reached); the CSV leaves it "
+            f"empty and the Parquet null, with <column>{MASK_SUFFIX} false.")
 
 
 def _display(value: Any) -> str:
@@ -113,15 +116,20 @@ def _display(value: Any) -> str:
 
 def _table_view(controlled: ControlledResult, name: str, formats: Sequence[str]) -> dict[str, Any]:
     table = controlled.result.table(name)
-    frame = codebook.csv_frame(controlled, name)
-    numeric = set(controlled.masks[name].columns)
+    mask = controlled.masks[name]
+    numeric = set(mask.columns)
+    # the CSV's flag columns are for programs: the report writes the marker in the masked cell itself
+    frame = codebook.csv_frame(controlled, name).drop(columns=[c + MASK_SUFFIX for c in numeric])
+    masked = {c: mask[c].to_numpy(dtype=bool) for c in numeric}
     rows = []
-    for record in frame.head(MAX_REPORT_ROWS).itertuples(index=False):
+    for i, record in enumerate(frame.head(MAX_REPORT_ROWS).itertuples(index=False)):
         row = []
         for col, value in zip(frame.columns, record, strict=True):
             text = _display(value)
-            cls = "masked" if text == MASK_MARKER else "num" if col in numeric else ""
-            if not text and col in numeric:
+            cls = "num" if col in numeric else ""
+            if col in masked and masked[col][i]:
+                text, cls = MASK_MARKER, "masked"
+            elif not text and col in numeric:
                 # A blank number is not reached or not estimable (a median survival not reached): shown
                 # apart from masked, which hides a value that exists.
                 text, cls = NOT_REACHED, "na"

@@ -22,15 +22,21 @@ def _result() -> StudyResult:
 
 def test_every_column_has_label_unit_type_precision_and_mask_and_missing_rules():
     book = codebook.frame(control(_result())).set_index("column")
-    assert list(book.index) == ["site", "n", "surv", "hazard_ratio", "p_value", "median_days", "years"]
+    flags = [f"{c}{MASK_SUFFIX}" for c in ("n", "surv", "hazard_ratio", "p_value", "median_days")]
+    assert list(book.index) == ["site", "n", "surv", "hazard_ratio", "p_value", "median_days", "years", *flags]
+    assert (book.loc[flags, "type"] == "boolean (true / false)").all() and book.loc["n__masked", "label"] == \
+        "People: masked"
     assert book.loc["surv", "label"] == "Survival probability" and book.loc["surv", "unit"] == "proportion"
     assert book.loc["n", "type"] == "integer" and book.loc["n", "role"] == "count of people"
     assert book.loc["surv", "precision"] == "4 decimals" and book.loc["hazard_ratio", "precision"] == "3 decimals"
     assert book.loc["median_days", "precision"] == "1 decimals" and book.loc["median_days", "unit"] == "days"
     assert book.loc["p_value", "precision"] == "3 significant digits"
     assert book.loc["site", "masked_as"] == "never masked"
-    assert book.loc["n", "masked_as"] == f"CSV: '{MASK_MARKER}'; Parquet: null with n{MASK_SUFFIX} = true"
-    assert (book["missing_as"] == "CSV: empty cell; Parquet: null").all()
+    assert book.loc["n", "masked_as"] == (f"CSV: empty cell with n{MASK_SUFFIX} = true; Parquet: null with "
+                                          f"n{MASK_SUFFIX} = true; report: '{MASK_MARKER}'")
+    assert book.loc["p_value", "missing_as"] == (f"CSV: empty cell with p_value{MASK_SUFFIX} = false; Parquet: null "
+                                                 f"with p_value{MASK_SUFFIX} = false")
+    assert book.loc["site", "missing_as"] == "CSV: empty cell; Parquet: null"
     assert book.notna().all().all() and (book["label"] != "").all()
 
 
@@ -39,8 +45,9 @@ def test_csv_numbers_are_rounded_as_the_codebook_states_and_masks_are_left_alone
     csv = codebook.csv_frame(controlled, "by_site").set_index("site")
     assert csv.loc["lung", "surv"] == "0.6123" and csv.loc["lung", "hazard_ratio"] == "1.235"
     assert csv.loc["lung", "p_value"] == "1.23e-05" and csv.loc["lung", "median_days"] == "123.5"
-    assert csv.loc["pancreas", "n"] == MASK_MARKER and csv.loc["pancreas", "surv"] == MASK_MARKER
-    assert csv.loc["all", "p_value"] == ""  # missing, not masked
+    assert csv.loc["pancreas", "n"] == "" and csv.loc["pancreas", "surv"] == ""  # masked: empty, flagged
+    assert csv.loc["pancreas", "n__masked"] == "true" and csv.loc["pancreas", "surv__masked"] == "true"
+    assert csv.loc["all", "p_value"] == "" and csv.loc["all", "p_value__masked"] == "false"  # missing, not masked
     assert float(csv.loc["lung", "years"]) == 1 / 12  # a coordinate: exact
 
 
@@ -49,7 +56,7 @@ def test_the_export_holds_the_codebook_and_rounded_csv(oncopipe_home):
                           {"code_version": "test"}, "manual__2026-01-01T00:00:00+00:00")
     assert "codebook.csv" in info.files
     book = pd.read_csv(info.path / "codebook.csv")
-    assert set(book["table"]) == {"by_site"} and len(book) == 7
+    assert set(book["table"]) == {"by_site"} and len(book) == 7 + 5  # 7 columns, 5 mask flags
     text = (info.path / "tables" / "by_site.csv").read_text()
     assert "0.612345678901" not in text and "0.6123" in text
     html = (info.path / "report.html").read_text()

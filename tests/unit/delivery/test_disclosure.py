@@ -21,6 +21,7 @@ from oncopipe.delivery.disclosure import (
     pinned,
     recoverable,
 )
+from support.masked_csv import marked
 
 
 def result(*tables: ResultTable) -> StudyResult:
@@ -40,7 +41,7 @@ def rules(controlled, table: str) -> dict[tuple[int, str], str]:
 
 def test_small_count_masked_with_its_complement_and_statistics():
     controlled = control(result(by_site([50, 5, 40])))
-    csv = controlled.csv_frame("by_site")
+    csv = marked(controlled.csv_frame("by_site"))
     assert list(csv["n"]) == ["50", MASK_MARKER, MASK_MARKER, "95"]
     assert list(csv["pct"])[1:3] == [MASK_MARKER, MASK_MARKER]
     got = rules(controlled, "by_site")
@@ -52,7 +53,7 @@ def test_small_count_masked_with_its_complement_and_statistics():
 def test_zero_is_not_small_and_nothing_masked_without_small_cells():
     controlled = control(result(by_site([50, 0, 40])))
     assert [(c.row, c.column, c.rule) for c in controlled.report.masked] == [(1, "pct", SMALL_DENOMINATOR)]
-    assert list(controlled.csv_frame("by_site")["n"]) == ["50", "0", "40", "90"]
+    assert list(marked(controlled.csv_frame("by_site"))["n"]) == ["50", "0", "40", "90"]
 
 
 def test_two_small_cells_whose_sum_is_small_need_a_third():
@@ -64,7 +65,7 @@ def test_two_small_cells_whose_sum_is_small_need_a_third():
 
 def test_a_total_that_is_small_is_masked_and_protected():
     controlled = control(result(by_site([0, 3, 4])))
-    csv = controlled.csv_frame("by_site")
+    csv = marked(controlled.csv_frame("by_site"))
     assert list(csv["n"]) == ["0", MASK_MARKER, MASK_MARKER, MASK_MARKER]
 
 
@@ -99,7 +100,7 @@ def test_two_way_table_with_margins_blocks_every_recovery():
     table = ResultTable("site_sex", pd.DataFrame(rows), "", count_columns=("n",), group_columns=("site", "sex"),
                         total_value="Total")
     controlled = control(result(table))
-    csv = controlled.csv_frame("site_sex")
+    csv = marked(controlled.csv_frame("site_sex"))
     shown = csv[csv.n != MASK_MARKER]
     assert not shown.n.astype(int).between(1, 9).any()
     # liver/F = 4 is protected by a 2x2 cycle (at least four masked cells, none alone in its line)
@@ -112,7 +113,7 @@ def test_same_count_in_another_table_is_masked_there_too():
     cohort = ResultTable("pancreas_only", pd.DataFrame({"site": ["pancreas"], "n": [5]}), "", count_columns=("n",),
                          group_columns=("site",))
     controlled = control(result(site, cohort))
-    assert controlled.csv_frame("pancreas_only")["n"].tolist() == [MASK_MARKER]
+    assert marked(controlled.csv_frame("pancreas_only"))["n"].tolist() == [MASK_MARKER]
 
 
 def test_total_printed_in_another_table_is_a_margin():
@@ -121,7 +122,7 @@ def test_total_printed_in_another_table_is_a_margin():
     site = ResultTable("by_site", frame, "", count_columns=("n",), group_columns=("site",))
     total = ResultTable("cohort", pd.DataFrame({"n": [95]}), "", count_columns=("n",))
     controlled = control(result(site, total))
-    shown_sites = controlled.csv_frame("by_site")["n"].tolist()
+    shown_sites = marked(controlled.csv_frame("by_site"))["n"].tolist()
     assert shown_sites.count(MASK_MARKER) >= 2
 
 
@@ -139,7 +140,7 @@ def test_trajectory_group_under_ten_is_masked_everywhere_in_its_row():
                           "share": [120 / 187, 7 / 187, 60 / 187, 1.0]})
     table = ResultTable("groups", frame, "", count_columns=("n",), statistic_columns={"share": "n"},
                         group_columns=("group",), total_value="Total")
-    csv = control(result(table)).csv_frame("groups")
+    csv = marked(control(result(table)).csv_frame("groups"))
     assert csv.loc[1, "n"] == MASK_MARKER and csv.loc[1, "share"] == MASK_MARKER
 
 
@@ -149,7 +150,7 @@ def test_cross_run_difference_masks_and_is_reported():
     got = rules(second, "by_site")
     assert got[(1, "n")] == CROSS_RUN_DIFFERENCE  # 23 - 20 = 3 new pancreas cases would be visible
     assert got[(3, "n")] == CROSS_RUN_DIFFERENCE  # so would the total, 113 - 110
-    assert second.csv_frame("by_site")["n"].tolist()[1] == MASK_MARKER
+    assert marked(second.csv_frame("by_site"))["n"].tolist()[1] == MASK_MARKER
     # a difference of 10 or more is not a small group
     third = control(result(by_site([50, 35, 40])), history=[first.published_cells])
     assert CROSS_RUN_DIFFERENCE not in {c.rule for c in third.report.masked}
@@ -251,7 +252,7 @@ def test_complementary_cells_are_not_given_back_by_zero_margins():
     table = ResultTable("grid", pd.DataFrame(records), "counts", count_columns=("n",),
                         group_columns=("site", "sex"), total_value="Total")
     controlled = control(StudyResult("prop", "test", {}, [table]))
-    frame = controlled.csv_frame("grid")
+    frame = marked(controlled.csv_frame("grid"))
     assert audit_published(controlled.result.tables, controlled.masks) == []
     masked = frame[frame["n"] == MASK_MARKER]
     assert ("r1", "c2") in set(zip(masked["site"], masked["sex"], strict=True))
@@ -280,8 +281,8 @@ def test_months_are_not_a_margin_but_a_dropped_row_is_protected():
     # sum over months of n_patients (270) is not the group size (100): no false margin, nothing masked there
     assert not [c for c in controlled.report.masked if c.table == "groups"]
     # month 2: 88 = 80 + (dropped 8): one of 80 / 88 must be hidden
-    means = controlled.csv_frame("means")
-    by_month = controlled.csv_frame("by_month")
+    means = marked(controlled.csv_frame("means"))
+    by_month = marked(controlled.csv_frame("by_month"))
     assert "8" not in means["n_patients"].tolist() and len(means) == 5
     assert MASK_MARKER in (means.loc[2, "n_patients"], by_month.loc[2, "n_patients"])
     assert [(c.row, c.rule) for c in controlled.report.dropped_rows()] == [(5, AT_RISK_BELOW_10)]
@@ -293,7 +294,7 @@ def test_undeclared_count_columns_are_controlled_as_counts():
     table = ResultTable("curve", frame, "", statistic_columns={"surv": "n_risk"}, group_columns=("site",),
                         at_risk_column="n_risk")
     controlled = control(result(table))
-    csv = controlled.csv_frame("curve")
+    csv = marked(controlled.csv_frame("curve"))
     assert csv["n_event"].tolist() == ["0", "12", MASK_MARKER]
     assert csv["n_params"].tolist() == [3, 3, 3]  # not a count of people: left as it is
     # a curve's survival is not a ratio of the row's counts: it stays visible while n_risk is shown

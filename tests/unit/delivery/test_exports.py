@@ -16,7 +16,7 @@ from disclosure_cases import trajectory_result  # noqa: E402
 from oncopipe.cli import app  # noqa: E402
 from oncopipe.contracts.results import ResultFigure, ResultTable, StudyResult  # noqa: E402
 from oncopipe.delivery.audit import AuditLog  # noqa: E402
-from oncopipe.delivery.disclosure import DisclosureViolation  # noqa: E402
+from oncopipe.delivery.disclosure import MASK_MARKER, DisclosureViolation  # noqa: E402
 from oncopipe.delivery.export_store import (  # noqa: E402
     ExportError,
     StudyInfo,
@@ -27,6 +27,7 @@ from oncopipe.delivery.export_store import (  # noqa: E402
     sha256_file,
     verify_export,
 )
+from support.masked_csv import marked  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 STUDY = {"id": "demo_study", "title": "Demo survival study", "recipients": ["pi@example.org", "stat@example.org"],
@@ -117,8 +118,9 @@ def test_publish_writes_every_file_and_a_complete_manifest(exports):
     for rel, digest in manifest["files"].items():
         assert sha256_file(folder / rel) == digest
     assert set(manifest["files"]) == expected - {"manifest.json"}
-    csv = pd.read_csv(folder / "tables" / "by_site.csv", dtype=str)
-    assert csv["n"].tolist() == ["120", "masked", "masked", "170"]
+    csv = pd.read_csv(folder / "tables" / "by_site.csv", dtype=str, keep_default_na=False)
+    assert csv["n"].tolist() == ["120", "", "", "170"]
+    assert csv["n__masked"].tolist() == ["false", "true", "true", "false"]
     parquet = pd.read_parquet(folder / "tables" / "by_site.parquet")
     assert parquet["n__masked"].tolist() == [False, True, True, False]
     assert (exports / "index.html").read_text().count(run_folder_name(RUN, "demo_study")) >= 1
@@ -191,8 +193,8 @@ def test_a_result_that_breaks_the_rules_cannot_publish_and_the_refusal_is_audite
 def test_cross_run_history_masks_a_small_difference_and_verify_rechecks_it(exports):
     publish_export(demo_result(pancreas=20), STUDY, PROVENANCE, "run_1")
     second = publish_export(demo_result(pancreas=23), STUDY, PROVENANCE, "run_2")
-    csv = pd.read_csv(second.path / "tables" / "by_site.csv", dtype=str)
-    assert csv.loc[1, "n"] == "masked" and csv.loc[3, "n"] == "masked"  # 23 - 20 and 193 - 190
+    csv = marked(second.path / "tables" / "by_site.csv")
+    assert csv.loc[1, "n"] == MASK_MARKER and csv.loc[3, "n"] == MASK_MARKER  # 23 - 20 and 193 - 190
     assert second.masked_by_rule["cross_run_difference"] == 2
     assert verify_export(second.path) == []
     # re-running run_1 after run_2 sees only what preceded run_1: same files
@@ -203,7 +205,9 @@ def test_cross_run_history_masks_a_small_difference_and_verify_rechecks_it(expor
 def test_verify_detects_tampering_and_unsafe_edits(exports):
     info = publish_export(demo_result(), STUDY, PROVENANCE, RUN)
     csv = info.path / "tables" / "by_site.csv"
-    csv.write_text(csv.read_text().replace("masked", "5", 1))
+    edited = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    edited.loc[1, ["n", "n__masked"]] = ["5", "false"]  # a masked cell given a value
+    edited.to_csv(csv, index=False)
     (info.path / "tables" / "by_site.parquet").unlink()
     (info.path / "extra.txt").write_text("x")
     problems = verify_export(info.path)

@@ -20,9 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oncopipe.contracts.results import ResultTable, StudyResult
-from oncopipe.delivery.disclosure import MASK_MARKER, RULE_TEXT, control
+from oncopipe.delivery import disclosure
+from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, RULE_TEXT, control
 from oncopipe.delivery.export_store import publish_export, verify_export
 from oncopipe.delivery.output_check import (
+    DIFFERENCING_AT_RISK,
     DIFFERENCING_CUMULATIVE,
     DIFFERENCING_EXPORT,
     DIFFERENCING_RUNS,
@@ -36,7 +38,9 @@ from oncopipe.delivery.output_check import (
     OutputCheckFailed,
     check_export,
 )
+from oncopipe.methods.survival import km_tables
 from scipy.optimize import linprog
+from support.masked_csv import marked
 
 STUDY = {"id": "oc_study", "title": "Output check", "recipients": ["pi@example.org"],
          "approval": {"reference": "CESREES-2024-042"}}
@@ -50,6 +54,12 @@ def write_export(folder, tables: dict[str, pd.DataFrame], meta: dict[str, dict] 
     (folder / "tables").mkdir(parents=True)
     metas = []
     for name, frame in tables.items():
+        frame = frame.copy()
+        for col in [c for c in frame.columns if (frame[c].astype(str) == MASK_MARKER).any()]:
+            # written as an export writes a masked cell: empty, with its flag column true
+            hidden = frame[col].astype(str) == MASK_MARKER
+            frame[col] = frame[col].where(~hidden, "")
+            frame[col + MASK_SUFFIX] = hidden.map({True: "true", False: "false"})
         frame.to_csv(folder / "tables" / f"{name}.csv", index=False)
         metas.append({"name": name, "count_columns": [], "statistic_columns": {}, "group_columns": [],
                       "total_value": None, "at_risk_column": None, **(meta or {}).get(name, {})})
@@ -152,6 +162,90 @@ def test_successive_runs_and_cumulative_counts(tmp_path):
     assert [(f.place, f.rule) for f in report.findings] == [("row 2, column 'cum_cases'", DIFFERENCING_CUMULATIVE)]
 
 
+def test_a_non_number_in_a_numeric_csv_column_or_a_bad_flag_is_refused(tmp_path):
+    """The old CSV wrote the string ``masked`` inside numeric columns; a program reading it got text."""
+    old = pd.DataFrame({"site": ["a", "b"], "n": ["masked", "40"], "pct": ["masked", "0.5"]})
+    old.to_csv(write_export(tmp_path / "old", {}) / "tables" / "g.csv", index=False)
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps({"tables": [
+        {"name": "g", "count_columns": ["n"], "statistic_columns": {"pct": "n"}}], "figures": []}))
+    found = [(f.place, f.rule) for f in check_export(tmp_path / "old").findings]
+    assert ("row 0, column 'n'", UNREADABLE_OUTPUT) in found and ("row 0, column 'pct'", UNREADABLE_OUTPUT) in found
+    flags = pd.DataFrame({"site": ["a", "b"], "n": ["12", "40"], "n__masked": ["true", "maybe"]})
+    found = [(f.place, f.rule, f.reason) for f in check_export(write_export(tmp_path / "flags", {"g": flags}, {
+        "g": {"count_columns": ["n"]}})).findings]
+    assert [p for p, r, _ in found if r == UNREADABLE_OUTPUT] == ["row 1, column 'n__masked'", "row 0, column 'n'"]
+
+
+def test_numbers_at_risk_falling_by_1_to_9_are_found_within_each_curve_and_across_its_tables(tmp_path):
+    """The difference of two numbers at risk shown one after the other is the number of people who left."""
+    curve = pd.DataFrame({"site": ["a"] * 4 + ["b"] * 3, "years": [.5, 1, 1.5, 2, .5, 1, 1.5],
+                          "n_risk": [60, 50, 47, 30, 40, 40, 20], "surv": [.9, .8, .75, .5, .9, .9, .5]})
+    yearly = pd.DataFrame({"site": ["a", "b"], "years": [1.0, 1.0], "n_risk": [50, 44], "surv": [.8, .9]})
+    meta = {"count_columns": ["n_risk"], "statistic_columns": {"surv": "n_risk"}, "group_columns": ["site"],
+            "at_risk_column": "n_risk"}
+    report = check_export(write_export(tmp_path / "x", {"km_curves": curve, "km_yearly": yearly},
+                                       {"km_curves": meta, "km_yearly": meta}))
+    found = [(f.file, f.place, f.rule) for f in report.findings]
+    # site a: 50 -> 47 within the curve; site b: the yearly 44 at 1.0 beside the curve's 40 at 1.0 and 0.5
+    assert found == [("tables/km_curves.csv", "rows 1 and 2, column 'n_risk'", DIFFERENCING_AT_RISK),
+                     ("tables/km_yearly.csv", "row 1 (after tables/km_curves.csv row 4), column 'n_risk'",
+                      DIFFERENCING_AT_RISK),
+                     ("tables/km_curves.csv", "row 5 (after tables/km_yearly.csv row 1), column 'n_risk'",
+                      DIFFERENCING_AT_RISK)]
+    # a drop of 0 or of 10 and more is no finding; a masked number at risk is skipped (the drop across it is read)
+    curve = curve.astype(object)
+    curve.loc[2, ["n_risk", "surv"]] = MASK_MARKER
+    report = check_export(write_export(tmp_path / "y", {"km_curves": curve}, {"km_curves": meta}))
+    assert rules(report) == set()
+
+
+def _survival_result(study_id: str, n: int = 400, seed: int = 3) -> StudyResult:
+    """The survival study's Kaplan-Meier tables (monthly curve, yearly at-risk table, group sizes) by site."""
+    rng = np.random.default_rng(seed)
+    cases = pd.DataFrame({"site": rng.choice(["lung", "liver"], n, p=[.7, .3]),
+                          "follow_up_days": np.minimum(rng.exponential(500, n), 1826).round() + 1,
+                          "event": rng.random(n) < .8})
+    cases.loc[cases.follow_up_days >= 1826, "event"] = False
+    res = km_tables(cases, ["site"], years=[1, 2, 3], curve_step_days=365.25 / 12, max_years=3)
+    stats = {"surv": "n_risk", "lower": "n_risk", "upper": "n_risk"}
+    cols = ["site", "years", "n_risk", "surv", "lower", "upper"]
+
+    def km(frame: pd.DataFrame, name: str) -> ResultTable:
+        frame = frame.loc[(frame.years > 0) & (frame.n_risk > 0), cols].astype({"years": float})
+        return ResultTable(name, frame.reset_index(drop=True), "", count_columns=("n_risk",), statistic_columns=stats,
+                           group_columns=("site",), at_risk_column="n_risk", start_count=("median_site", "n"))
+
+    medians = res["medians"][["site", "n", "events", "median_years"]]
+    return StudyResult(study_id, "t", {}, [
+        km(res["curves"], "km_curves_site"), km(res["estimates"], "km_site"),
+        ResultTable("median_site", medians, "", count_columns=("n", "events"),
+                    statistic_columns={"median_years": "n"}, group_columns=("site",))])
+
+
+def test_survival_curves_are_coarsened_so_no_number_at_risk_falls_by_1_to_9(oncopipe_home, monkeypatch):
+    """Today's survival export: numbers at risk fell by 1 to 9 between rows shown (448 of 889 steps of the demo)."""
+    with monkeypatch.context() as patch, pytest.raises(OutputCheckFailed) as refused:
+        patch.setattr(disclosure, "_coarsen_at_risk", lambda *args: None)  # the masking of the old code
+        publish_export(_survival_result("km_before"), {**STUDY, "id": "km_before"}, PROVENANCE, "run_1")
+    assert {f.rule for f in refused.value.findings} == {DIFFERENCING_AT_RISK}
+    assert any(f.file == "tables/km_curves_site.csv" for f in refused.value.findings)
+    assert not (oncopipe_home / "exports" / "km_before" / "run_1").exists()
+    result = _survival_result("km_after")
+    info = publish_export(result, {**STUDY, "id": "km_after"}, PROVENANCE, "run_1")
+    assert check_export(info.path).safe
+    sizes = pd.read_csv(info.path / "tables" / "median_site.csv").set_index("site")["n"]
+    curve, yearly = (pd.read_csv(info.path / "tables" / f"{t}.csv") for t in ("km_curves_site", "km_site"))
+    for site, part in pd.concat([curve, yearly]).groupby("site"):
+        shown = part.drop_duplicates("years").sort_values("years")
+        steps = -np.diff([sizes[site], *shown["n_risk"]])
+        assert ((steps == 0) | (steps >= 10)).all(), (site, steps)
+        # the value shown at a row is the true Kaplan-Meier value at that time
+        truth = result.table("km_curves_site").frame.query("site == @site").set_index("years")["surv"]
+        assert np.allclose(curve.query("site == @site").set_index("years")["surv"], truth.loc[
+            curve.query("site == @site")["years"]], atol=5e-5)  # the CSV rounds to 4 decimals
+    assert len(curve) < len(result.table("km_curves_site").frame)
+
+
 def test_statistics_on_fewer_than_10_people(tmp_path):
     stats = pd.DataFrame({"site": ["a", "b"], "n": ["40", MASK_MARKER], "median_delay": ["12.5", "30"],
                           "pct_treated": ["0.5", ""]})
@@ -240,7 +334,7 @@ def _result(grid: np.ndarray, study_id: str) -> StudyResult:
 
 def _attack(truth: pd.DataFrame, folder) -> list[str]:
     """Every way this attacker recovers a masked count of 1..9 from the files of ``folder``."""
-    shown = pd.read_csv(folder / "tables" / "grid.csv", dtype=str, keep_default_na=False)
+    shown = marked(folder / "tables" / "grid.csv")
     cells = list(zip(truth.site, truth.sex, strict=True))
     seen = dict(zip(zip(shown.site, shown.sex, strict=True), shown.n, strict=True))
     unknown = [c for c in cells if seen[c] == MASK_MARKER]
@@ -304,8 +398,8 @@ def test_attacker_recovers_no_masked_count_from_two_successive_runs(oncopipe_hom
         assert check_export(info.path).safe
     if len(runs) == 2:
         (t1, i1), (t2, i2) = runs
-        a = pd.read_csv(i1.path / "tables" / "grid.csv", dtype=str, keep_default_na=False)
-        b = pd.read_csv(i2.path / "tables" / "grid.csv", dtype=str, keep_default_na=False)
+        a = marked(i1.path / "tables" / "grid.csv")
+        b = marked(i2.path / "tables" / "grid.csv")
         for x, y in zip(a.n, b.n, strict=True):
             if MASK_MARKER not in (x, y):
                 assert not 1 <= abs(int(x) - int(y)) <= 9
@@ -319,8 +413,15 @@ def test_masked_cells_stay_usable_and_not_reached_differs_from_masked(oncopipe_h
                                                            group_columns=("site",), total_value=T)])
     info = publish_export(result, STUDY, PROVENANCE, "run_1")
     csv = pd.read_csv(info.path / "tables" / "medians.csv", dtype=str, keep_default_na=False)
-    assert csv.loc[0, "n"] == MASK_MARKER and csv.loc[0, "median_months"] == MASK_MARKER
-    assert csv.loc[2, "median_months"] == ""  # not reached: blank, not the marker
+    # as in Parquet: the masked cell empty, its flag column true; not reached: empty with the flag false
+    assert csv.loc[0, "n"] == "" and csv.loc[0, "n__masked"] == "true"
+    assert csv.loc[0, "median_months"] == "" and csv.loc[0, "median_months__masked"] == "true"
+    assert csv.loc[2, "median_months"] == "" and csv.loc[2, "median_months__masked"] == "false"
+    assert csv.loc[2, "n__masked"] == "false" and csv.loc[2, "n"] == "52"
+    # every numeric CSV column holds numbers only: a program reads it as numbers, flags as booleans
+    typed = pd.read_csv(info.path / "tables" / "medians.csv")
+    assert pd.api.types.is_numeric_dtype(typed["n"]) and pd.api.types.is_numeric_dtype(typed["median_months"])
+    assert typed["n__masked"].dtype == bool and typed["n"].isna().tolist() == typed["n__masked"].tolist()
     parquet = pd.read_parquet(info.path / "tables" / "medians.parquet")
     assert pd.isna(parquet.loc[0, "n"]) and bool(parquet.loc[0, "n__masked"])
     assert pd.isna(parquet.loc[2, "median_months"]) and not bool(parquet.loc[2, "median_months__masked"])
@@ -354,13 +455,55 @@ def test_attacker_learns_no_small_number_at_risk_from_a_curve_export(oncopipe_ho
         "km", curve, "", count_columns=("n_risk", "n_event", "n_censor"), statistic_columns={"survival": "n_risk"},
         at_risk_column="n_risk")])
     info = publish_export(result, {**STUDY, "id": study_id}, PROVENANCE, "run_1")
-    shown = pd.read_csv(info.path / "tables" / "km.csv", dtype=str, keep_default_na=False)
+    shown = marked(info.path / "tables" / "km.csv")
     small = set(curve.loc[curve.n_risk < 10, "time"].astype(float))
     assert not small & set(shown.time.astype(float))  # every step under 10 at risk is gone
     for col in ("n_risk", "n_event", "n_censor"):
         assert not shown[col].isin([str(v) for v in range(1, 10)]).any()
+    # the attacker subtracts consecutive numbers at risk shown: the people who left in between are 0 or >= 10
+    at_risk = [int(v) for v in shown.sort_values("time", key=lambda t: t.astype(float))["n_risk"] if v != MASK_MARKER]
+    assert not [a - b for a, b in itertools.pairwise(at_risk) if 1 <= a - b <= 9]
+    # and every row shown keeps the curve's true value at its time
+    truth = curve.set_index("time")["survival"]
+    for row in shown.itertuples():
+        if row.survival != MASK_MARKER:
+            assert abs(float(row.survival) - truth[float(row.time)]) <= 5e-5  # the CSV rounds to 4 decimals
     for path in info.path.rglob("*"):
         if path.suffix in (".json", ".html", ".md"):
             text = path.read_text()
             assert not re.search(r"n_\w+\s*=\s*\d|\d\s*<\s*10\b", text), path.name
     assert check_export(info.path).safe
+
+
+@st.composite
+def grouped_curves(draw):
+    """Numbers at risk of two groups over time, falling by anything from 0 to 25 between rows."""
+    rows = []
+    for group in ("a", "b"):
+        at_risk = draw(st.integers(10, 200))
+        for time in range(1, draw(st.integers(1, 12)) + 1):
+            if at_risk < 10:
+                break
+            rows.append({"site": group, "years": time / 4, "n_risk": at_risk, "surv": 0.5})
+            at_risk -= draw(st.integers(0, 25))
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(curve=grouped_curves(), rng=st.randoms(use_true_random=False))
+def test_checker_finds_every_fall_of_1_to_9_at_risk_and_nothing_else(curve, rng, tmp_path_factory):
+    """Property: the checker reports exactly the consecutive pairs (per group, by time) that differ by 1..9,
+    whatever the row order of the file."""
+    shuffled = curve.sample(frac=1, random_state=rng.randint(0, 2**31)).reset_index(drop=True)
+    meta = {"count_columns": ["n_risk"], "statistic_columns": {"surv": "n_risk"}, "group_columns": ["site"],
+            "at_risk_column": "n_risk"}
+    # one study folder per example: sibling run folders would be read as earlier runs of the study
+    report = check_export(write_export(tmp_path_factory.mktemp("km") / "run_1", {"km": shuffled}, {"km": meta}))
+    expected = set()
+    for _, part in shuffled.groupby("site"):
+        ordered = part.sort_values("years")
+        for (i, a), (j, b) in itertools.pairwise(zip(ordered.index, ordered["n_risk"], strict=True)):
+            if 1 <= a - b <= 9:
+                expected.add(f"rows {i} and {j}, column 'n_risk'")
+    assert {f.place for f in report.findings if f.rule == DIFFERENCING_AT_RISK} == expected
+    assert rules(report) <= {DIFFERENCING_AT_RISK}

@@ -15,9 +15,12 @@ What the survival tables publish (invariant 3: no count of 1 to 9 leaves, direct
   at-risk count next to a survival step at every death, gives the deaths between two rows by subtraction.
   ``n_risk`` stays, declared as a count, because it is the curve's ``at_risk_column``: disclosure control
   drops every row with fewer than 10 at risk (the curve stops there) and protects the dropped group in the
-  site margin by complementary suppression. The grid has no month-0 row (survival 1, everyone at risk: the
-  group size is ``n`` of the median table, and a second copy under another name would escape the cross-table
-  check of disclosure control).
+  site margin by complementary suppression. It then coarsens the curve (``at_risk_difference``): a row
+  whose ``n_risk`` fell by 1 to 9 since the row before it (the group size ``n`` of the median table before
+  the first, ``start_count``) is dropped, jointly with the yearly and net-survival rows of the same group,
+  since the difference of two numbers at risk is the number who left. The grid has no month-0 row
+  (survival 1, everyone at risk: the group size is ``n`` of the median table, and a second copy under another
+  name would escape the cross-table check of disclosure control).
 - ``km_site``, ``km_site_<factor>``: survival with CI and number at risk at each whole year 1..max(years),
   the at-risk table under the figure; ``n_risk`` is the ``at_risk_column`` (rows below 10 dropped). No
   cumulative deaths (their year-to-year differences are deaths per year). Total deaths per group are in the
@@ -69,7 +72,9 @@ global likelihood-ratio, Wald and score tests, Harrell's concordance with its st
 (km time transform) with a flag at p < {ph_alpha}. Excess-hazard ratios from a relative-survival Poisson
 model (piecewise-constant baseline, expected deaths from the life table) per site, the same covariates
 without region. Curves are evaluated every {grid} month(s) and stop where fewer than 10 people
-remain at risk; numbers at risk are given at whole years. Counts below 10 are masked by disclosure control."""
+remain at risk; numbers at risk are given at whole years. Counts below 10 are masked by disclosure control, and
+the curves, at-risk and net-survival tables are coarsened: a row is published only where no one or at least 10
+people left (died or were censored) since the row before, so each row keeps its true value on coarser steps."""
 
 
 def _stamp(frame: pd.DataFrame, **cols: Any) -> pd.DataFrame:
@@ -205,8 +210,9 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
         tables.append(ResultTable(
             f"km_{suffix}", _published_km(res["estimates"], by),
             f"Kaplan-Meier survival with 95% CI and number at risk at each whole year, by {' and '.join(by)}; "
-            "rows with fewer than 10 at risk are not published.",
-            count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk"))
+            "rows with fewer than 10 at risk, or where 1 to 9 people left since the row before, are not published.",
+            count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by), at_risk_column="n_risk",
+            start_count=(f"median_{suffix}", "n")))
         tables.append(ResultTable(
             f"median_{suffix}", res["medians"], f"Median survival with 95% CI, by {' and '.join(by)}.",
             count_columns=("n", "events"), statistic_columns=med_stats, group_columns=tuple(by)))
@@ -214,9 +220,10 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
             tables.append(ResultTable(
                 f"km_curves_{suffix}", _published_km(res["curves"], by),
                 f"Kaplan-Meier survival with 95% CI at the end of every {grid_months} month(s) (month = 365.25/12 "
-                f"days), by {' and '.join(by)}; the curve stops where fewer than 10 remain at risk.",
+                f"days), by {' and '.join(by)}; the curve stops where fewer than 10 remain at risk, and a row is not "
+                "published where 1 to 9 people left since the row before (coarser steps).",
                 count_columns=("n_risk",), statistic_columns=km_stats, group_columns=tuple(by),
-                at_risk_column="n_risk"))
+                at_risk_column="n_risk", start_count=(f"median_{suffix}", "n")))
     lr = logrank_table(cases, "site", list(FACTORS))
     tables.append(ResultTable("logrank", lr, "Log-rank tests within each site (k-group chi-square).",
                               count_columns=("n",), statistic_columns={"chisq": "n", "p_value": "n"},
@@ -229,10 +236,12 @@ def run(inputs: Mapping[str, pd.DataFrame], params: Mapping[str, Any], *, study_
     tables.append(ResultTable("net_survival_site", net["site"],
                               "Pohar-Perme net survival with 95% CI (log scale: lower, upper; log-log scale: "
                               "lower_loglog, upper_loglog), by site.",
-                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site",)))
+                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site",),
+                              at_risk_column="n_risk", start_count=("median_site", "n")))
     tables.append(ResultTable("net_survival_site_sex", net["sex"],
                               "Pohar-Perme net survival with 95% CI (log and log-log scales), by site and sex.",
-                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex")))
+                              count_columns=("n_risk",), statistic_columns=ns_stats, group_columns=("site", "sex"),
+                              at_risk_column="n_risk", start_count=("median_site_sex", "n")))
     try:
         models = _models(cases, life_table, passes, min_cases, ph_alpha, notes)
     except NotEnoughData as exc:

@@ -332,12 +332,15 @@ def draw_trajectories(tables: Mapping[str, pd.DataFrame], *, max_months: int = 6
     fig = draw.new_figure(7.5, 4.8)
     ax = fig.add_subplot(1, 1, 1)
     for i, (group, g) in enumerate(data.groupby("group", sort=True)):
-        g = g.sort_values("month")
+        # Months that disclosure control left out (fewer than 10 women, or fewer than 10 who left since the
+        # month before) are gaps, not straight lines across them; a small marker shows an isolated month.
+        g = g.sort_values("month").set_index("month")
+        g = g.reindex(range(int(g.index.min()), int(g.index.max()) + 1)).rename_axis("month").reset_index()
         colour = draw.COLOURS[i % len(draw.COLOURS)]
         n = sizes["n_patients"].get(str(group), np.nan)
         share = sizes["share"].get(str(group), np.nan)
         pct = "" if pd.isna(share) or pd.isna(n) else f", {100 * float(share):.0f}%"
-        ax.plot(g["month"], g["fitted_mean"], color=colour, gid=f"fitted:{group}",
+        ax.plot(g["month"], g["fitted_mean"], color=colour, gid=f"fitted:{group}", marker=".", markersize=3,
                 label=f"group {group} ({draw.size_label(n)}{pct})")
         ax.fill_between(g["month"], g["lower"], g["upper"], color=colour, alpha=0.2, linewidth=0)
     ax.set(xlabel="Months since the first dispensing", ylabel="Monthly proportion of days covered (PDC)",
