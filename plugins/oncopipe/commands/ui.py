@@ -75,6 +75,11 @@ def ui_environment(port: int) -> tuple[dict[str, str], str]:
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://{HOST}:{port}",
+        # The tasks the LocalExecutor starts report to the api-server's execution API: on this port, not on
+        # Airflow's default (localhost:8080), or every scheduled task fails before it starts.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
+        # New DAGs run on their schedules while the UI runs (Airflow's default creates them paused).
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -99,6 +104,39 @@ def _airflow_shim(folder: Path) -> Path:
         shim.write_text(text, encoding="utf-8")
         shim.chmod(0o755)
     return folder
+
+
+def unpause_dags(dag_ids: list[str] | None = None) -> list[str]:
+    """Un-pause the platform and study DAGs already in the metadata (an earlier ``oncopipe run`` created them
+    paused, Airflow's default); returns the dag ids it un-paused. DAGs not parsed yet are created un-paused
+    (``DAGS_ARE_PAUSED_AT_CREATION=False`` in :func:`ui_environment`)."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from oncopipe.orchestration.embedded import platform_dag_ids
+
+    wanted = set(dag_ids if dag_ids is not None else platform_dag_ids())
+    with create_session() as session:
+        paused = session.scalars(select(DagModel).where(DagModel.dag_id.in_(wanted), DagModel.is_paused)).all()
+        for model in paused:
+            model.is_paused = False
+        return sorted(m.dag_id for m in paused)
+
+
+def schedules_line() -> str:
+    """What runs on its own while the UI runs: each platform and study DAG with its schedule."""
+    from oncopipe.studies.registry import scan_registry
+
+    parts = ["platform_refresh (@hourly: skipped while nothing new has landed)"]
+    for entry in scan_registry(check_kinds=False):
+        study = entry.study
+        if study is None:
+            continue
+        when = f"cron {study.schedule.cron}" if study.schedule.cron else "on new published marts"
+        parts.append(f"{study.dag_id} ({when})")
+    return ("un-paused, running on their schedules: " + ", ".join(parts)
+            + "; pause one with its toggle in the UI or `airflow dags pause <dag_id>`")
 
 
 def port_in_use(port: int) -> bool:
@@ -196,6 +234,10 @@ def serve(port: int, echo=print) -> int:
         settings = embedded.configure()
         embedded.prepare_metadata(progress=echo)
         embedded.ensure_manifest(settings, progress=echo)
+        resumed = unpause_dags()
+        if resumed:
+            echo(f"un-paused (paused by an earlier run): {', '.join(resumed)}")
+        echo(schedules_line())
         env, password = ui_environment(port)
         echo(f"Airflow UI: http://{HOST}:{port}  login: {UI_USER} / {password}")
         echo(f"metadata and task logs: {settings.airflow_home}; stop with Ctrl-C")

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oncopipe.contracts.settings import DAGS_DIR, Settings, get_settings
+from oncopipe.contracts.settings import DAGS_DIR, PLUGINS_DIR, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,9 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        # The project's plugins/ (the operator views: Plugins menu -> Quality gates, Data Docs, dbt docs, Exports);
+        # Airflow's default, <AIRFLOW_HOME>/plugins, holds nothing here.
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -249,6 +252,13 @@ def warm_execution_api() -> float:
     except Exception:  # noqa: BLE001 - an optimisation only
         log.debug("could not warm the in-process execution API", exc_info=True)
     return time.perf_counter() - started
+
+
+def platform_dag_ids() -> list[str]:
+    """The refresh DAG and every study DAG of the registry (read from the YAML; nothing is imported)."""
+    from oncopipe.studies.registry import scan_registry
+
+    return [REFRESH_DAG_ID, *(e.study.dag_id for e in scan_registry(check_kinds=False) if e.study)]
 
 
 def load_dags() -> dict[str, Any]:
