@@ -27,7 +27,9 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import secrets
+import stat
 import subprocess
 import sys
 import time
@@ -337,21 +339,38 @@ def task_log_path(dag_id: str, run_id: str, task_id: str, try_number: int, map_i
             / f"task_id={task_id}" / f"{mapped}attempt={try_number}.log")
 
 
+_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s*")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _output_file() -> Path | None:
+    """The regular file this process's stdout goes to (``oncopipe run`` sends it to its run log), else None."""
+    try:
+        if not stat.S_ISREG(os.fstat(1).st_mode):
+            return None
+        return Path(os.readlink("/proc/self/fd/1"))
+    except OSError:
+        return None
+
+
 class TaskLogWriter(logging.Handler):
     """Each task try of a ``dag.test()`` run gets its log file where the Airflow UI reads it.
 
-    ``dag.test()`` runs every task in this process and its log lines go to this process's output (one
-    ``logs/embedded/run-*.log`` per ``oncopipe run``), so the UI's log view found nothing for any task. This
-    handler, attached to the root logger from the task's ``on_execute_callback`` to its end-of-try callback,
-    collects what the task logs; at the end of the try it writes them as Airflow's structured JSON lines to
-    :func:`task_log_path`. A try that failed starts with the reason (the gate's or dbt's message), so the
-    operator reads it first.
+    ``dag.test()`` runs every task in this process and everything a task prints (Airflow's task logger, dbt,
+    GX, oncopipe) goes to this process's output, one ``logs/embedded/run-*.log`` per ``oncopipe run``: the UI's
+    log view found nothing for any task. Started by the task's ``on_execute_callback`` and finished by its
+    end-of-try callback, this writer copies what the task printed to :func:`task_log_path`, as Airflow's
+    structured JSON lines (one per line printed, with its time). When this process's output is not a file
+    (``--verbose``: a terminal), it collects what the task logs through Python's logging instead. A try that
+    failed starts with the reason (the gate's or dbt's message), so the operator reads it first.
     """
 
     def __init__(self) -> None:
         super().__init__(level=logging.INFO)
         self.records: list[dict[str, Any]] = []
         self.started: dt.datetime | None = None
+        self.output: Path | None = None
+        self.offset = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -365,7 +384,31 @@ class TaskLogWriter(logging.Handler):
 
     def start(self, context: dict[str, Any]) -> None:
         self.records, self.started = [], dt.datetime.now(dt.UTC)
-        logging.getLogger().addHandler(self)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.output = _output_file()
+        if self.output is not None:
+            self.offset = self.output.stat().st_size
+        else:
+            logging.getLogger().addHandler(self)
+
+    def _printed(self) -> list[dict[str, Any]]:
+        """What the task printed to the output file since :meth:`start`, one entry per line."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with self.output.open("rb") as out:
+            out.seek(self.offset)
+            text = out.read().decode("utf-8", errors="replace")
+        entries, when = [], (self.started or dt.datetime.now(dt.UTC)).isoformat()
+        for raw in text.splitlines():
+            line = _ANSI.sub("", raw).rstrip()
+            if not line:
+                continue
+            found = _TIMESTAMP.match(line)
+            if found:
+                when, line = found.group(1), line[found.end():]
+            entries.append({"timestamp": when, "event": line})
+        return entries
 
     def finish(self, context: dict[str, Any]) -> None:
         logging.getLogger().removeHandler(self)
@@ -380,6 +423,7 @@ class TaskLogWriter(logging.Handler):
             # First, under the same time as the head: the reader orders lines by time, then by line.
             head = [{"timestamp": started, "event": f"Task failed: {line}", "level": "error", "logger": __name__}
                     for line in str(error).splitlines() or [type(error).__name__]] + head
+        body = self._printed() if self.output is not None else self.records
         tail = [{"timestamp": dt.datetime.now(dt.UTC).isoformat(), "event": f"task ended: {state}",
                  "level": "error" if state in ("failed", "up_for_retry") else "info", "logger": __name__}]
         map_index = getattr(ti, "map_index", None)
@@ -387,9 +431,9 @@ class TaskLogWriter(logging.Handler):
                              -1 if map_index is None else int(map_index))
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
-            for line in (*head, *self.records, *tail):
+            for line in (*head, *body, *tail):
                 out.write(json.dumps(line, default=str) + "\n")
-        self.records = []
+        self.records, self.output = [], None
 
     def attach(self, dag: Any) -> list[tuple[Any, str, Any]]:
         saved = []
