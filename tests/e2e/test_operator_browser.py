@@ -92,14 +92,14 @@ def embedded_ui(tmp_path_factory) -> Iterator[EmbeddedUi]:
         proc = subprocess.Popen([str(Path(sys.executable).with_name("oncopipe")), "ui", "--port", str(port)],
                                 env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        while "ready:" not in log.read_text():
+        while "un-paused, running on their schedules" not in log.read_text():
             assert proc.poll() is None, f"oncopipe ui exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
             assert time.monotonic() - started < START_TIMEOUT_S, f"not ready in time:\n{log.read_text()[-3000:]}"
             time.sleep(1)
         timings["ui start"] = time.monotonic() - started
         text = log.read_text()
         password = re.search(r"login: admin / (\S+)", text).group(1)
-        assert "un-paused, running on their schedules: platform_refresh" in text, text[-3000:]
+        assert "ready:" in text and "un-paused, running on their schedules: platform_refresh" in text, text[-3000:]
         base = f"http://127.0.0.1:{port}"
         screens = root / "screens"
         screens.mkdir()
