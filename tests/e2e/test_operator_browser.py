@@ -150,6 +150,9 @@ def browser_page(embedded_ui):
         page.get_by_label("Password").fill(embedded_ui.password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(embedded_ui.base_url + "/", timeout=60_000)
+        # Before login the page asks /ui/config and gets 401 (Airflow's login page does so by design); from here
+        # on, nothing may fail.
+        watch.take()
         yield page, watch
         browser.close()
 
@@ -200,10 +203,16 @@ def test_data_docs_load_offline_and_list_the_validations(embedded_ui, browser_pa
                                           "typeof window.jQuery.fn.bootstrapTable === 'function'")
     _settle(page)
     _shot(embedded_ui, page, "02_data_docs_index")
-    frame.locator("table tbody tr a").first.click()  # one validation result page
+    frame.locator("a[href*='expectations/']").first.click()  # one suite page (the index links each suite)
+    frame.get_by_text("Expectation Suite Name").first.wait_for()
+    _settle(page)
+    _shot(embedded_ui, page, "03_data_docs_suite")
+    frame = _open_view(page, "Data Docs (GX)")
+    frame.locator("a[href*='validations/raw/']").first.click()  # one validation result page
     frame.get_by_text("Overview").first.wait_for()
     _settle(page)
     _shot(embedded_ui, page, "03_data_docs_validation")
+    assert frame.locator("body").inner_text().strip(), "empty validation page"
     _assert_clean(watch, "Data Docs")
 
 
@@ -224,14 +233,19 @@ def test_dbt_docs_of_the_published_version_show_the_lineage_to_the_exposures(emb
         assert any(n.startswith("source.") for n in seen), exposure
     page, watch = browser_page
     frame = _open_view(page, "dbt docs")
-    frame.get_by_text("Exposures").first.wait_for()
-    frame.get_by_text("tradhor", exact=False).first.wait_for()
+    frame.locator(":text-is('Exposures'):visible").first.wait_for()
+    frame.locator(":text-is('Sources'):visible").first.wait_for()
     _settle(page)
     _shot(embedded_ui, page, "04_dbt_docs")
-    frame.locator("a[href*='exposure']").first.click()
+    frame.locator(":text-is('Analysis'):visible").first.click()  # the exposures' folder: one per study
+    frame.locator(":text('TRADHOR'):visible").first.click()
     frame.get_by_text("Depends On", exact=False).first.wait_for()
     _settle(page)
     _shot(embedded_ui, page, "05_dbt_docs_exposure")
+    frame.locator(".launcher-btn").first.click()  # the lineage graph of the exposure
+    frame.locator("canvas").first.wait_for()
+    page.wait_for_timeout(1500)  # the graph lays itself out (an animation, no event to await)
+    _shot(embedded_ui, page, "05b_dbt_docs_lineage")
     _assert_clean(watch, "dbt docs")
 
 
@@ -240,12 +254,18 @@ def test_exports_page_lists_the_study_exports(embedded_ui, browser_page):
     frame = _open_view(page, "Exports")
     body = frame.locator("body")
     body.wait_for()
-    studies = [p.name for p in (embedded_ui.home / "exports").iterdir() if p.is_dir()]
-    assert studies
+    studies = [p.name for p in (embedded_ui.home / "exports").iterdir()
+               if p.is_dir() and not p.name.startswith(("_", "."))]
+    assert len(studies) >= 3, studies
     for study in studies:
         frame.get_by_text(study, exact=False).first.wait_for()
     _settle(page)
     _shot(embedded_ui, page, "06_exports")
+    frame.get_by_role("link", name="report").first.click()
+    frame.get_by_role("heading").first.wait_for()
+    assert len(frame.locator("body").inner_text()) > 200, "empty report"
+    _settle(page)
+    _shot(embedded_ui, page, "06b_export_report")
     _assert_clean(watch, "Exports")
 
 
@@ -280,6 +300,7 @@ def test_a_task_log_of_every_dag_is_readable_and_a_failed_gate_says_why_first(em
     for dag_id, run_id, task_id, expected in checks:
         assert any(expected in line for line in _log_lines(api, dag_id, run_id, task_id)), (dag_id, task_id)
         page.goto(f"/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{task_id}")
+        page.locator("button[aria-label*='scroll to top']").first.click()  # the view opens at the log's end
         page.get_by_text(expected).first.wait_for()
         assert page.get_by_text("Could not read served logs").count() == 0
         _settle(page)

@@ -86,6 +86,15 @@ def offline_data_docs(text: str) -> str:
     return text
 
 
+_ANGULAR_SRC = re.compile(r'\ssrc="(\{\{[^"]*\}\})"')
+
+
+def unbound_images_deferred(text: str) -> str:
+    """The dbt docs page with its AngularJS image bindings as ``ng-src``: written as ``src="{{ getIcon(...) }}"``,
+    the browser fetched that literal address before Angular bound it (two 404s on every page load)."""
+    return _ANGULAR_SRC.sub(r' ng-src="\1"', text)
+
+
 def gx_logo() -> Path:
     """GX's logo as installed with great_expectations (what the pages showed from the cloud bucket)."""
     import importlib.util
@@ -328,9 +337,12 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
 
     @app.get("/dbt-docs/{relative:path}")
     def dbt_docs(relative: str):
-        return serve(dbt_docs_dir(), relative, "dbt docs",
-                     "The dbt documentation of the published version appears once <code>platform_refresh</code> has "
-                     "built and published the marts.", ("static_index.html", "index.html"))
+        response = serve(dbt_docs_dir(), relative, "dbt docs",
+                         "The dbt documentation of the published version appears once <code>platform_refresh</code> "
+                         "has built and published the marts.", ("static_index.html", "index.html"))
+        if isinstance(response, FileResponse) and str(response.path).endswith(".html"):
+            return HTMLResponse(unbound_images_deferred(Path(response.path).read_text(encoding="utf-8")))
+        return response
 
     @app.get("/exports/{relative:path}")
     def exports(relative: str):
