@@ -146,3 +146,14 @@ def test_data_docs_pages_are_served_offline(client, oncopipe_home):
     assert client.get("/web-assets/../operator_views.py").status_code == 404
     (site / "other.html").write_text('<script src="https://evil.example/x.js"></script>')
     assert client.get("/data-docs/other.html").status_code == 500  # an address not vendored is refused
+
+
+def test_dbt_docs_angular_image_bindings_are_deferred(client, oncopipe_home):
+    from oncopipe.orchestration.operator_views import unbound_images_deferred
+
+    page = '<img src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+    assert unbound_images_deferred(page) == '<img ng-src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+    docs = oncopipe_home / "dbt" / "target"
+    docs.mkdir(parents=True)
+    (docs / "static_index.html").write_text(page)
+    assert ' src="{{' not in client.get("/dbt-docs/").text
