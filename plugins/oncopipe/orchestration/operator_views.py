@@ -86,13 +86,15 @@ def offline_data_docs(text: str) -> str:
     return text
 
 
-_ANGULAR_SRC = re.compile(r'\ssrc="(\{\{[^"]*\}\})"')
+_ANGULAR_SRC = re.compile(r'(\s)(src|xlink:href)="(\{\{[^"]*\}\})"')
 
 
 def unbound_images_deferred(text: str) -> str:
-    """The dbt docs page with its AngularJS image bindings as ``ng-src``: written as ``src="{{ getIcon(...) }}"``,
-    the browser fetched that literal address before Angular bound it (two 404s on every page load)."""
-    return _ANGULAR_SRC.sub(r' ng-src="\1"', text)
+    """The dbt docs page with its AngularJS bindings of addresses deferred to Angular (``ng-src``,
+    ``ng-attr-xlink:href``): written as ``xlink:href="{{ getIcon(...) }}"`` in the page's templates, the browser
+    fetched that literal address before Angular bound it (two 404s on every page load)."""
+    return _ANGULAR_SRC.sub(lambda m: f'{m.group(1)}{"ng-src" if m.group(2) == "src" else "ng-attr-xlink:href"}'
+                                      f'="{m.group(3)}"', text)
 
 
 def gx_logo() -> Path:

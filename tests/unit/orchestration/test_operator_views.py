@@ -151,9 +151,13 @@ def test_data_docs_pages_are_served_offline(client, oncopipe_home):
 def test_dbt_docs_angular_image_bindings_are_deferred(client, oncopipe_home):
     from oncopipe.orchestration.operator_views import unbound_images_deferred
 
-    page = '<img src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
-    assert unbound_images_deferred(page) == '<img ng-src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+    page = ('<img src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+            '<svg class="icn"><use xlink:href="{{ getIcon(item.type, \'off\') }}"></use></svg>')
+    assert unbound_images_deferred(page) == (
+        '<img ng-src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+        '<svg class="icn"><use ng-attr-xlink:href="{{ getIcon(item.type, \'off\') }}"></use></svg>')
     docs = oncopipe_home / "dbt" / "target"
     docs.mkdir(parents=True)
     (docs / "static_index.html").write_text(page)
-    assert ' src="{{' not in client.get("/dbt-docs/").text
+    served = client.get("/dbt-docs/").text
+    assert ' src="{{' not in served and ' xlink:href="{{' not in served
