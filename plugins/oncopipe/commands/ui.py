@@ -7,7 +7,12 @@ What it does, in order:
 2. starts ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server; LocalExecutor) in a process
    group of its own, the api-server on ``127.0.0.1:<port>``, login ``admin`` with a password generated once and
    kept in ``<airflow_home>/simple_auth_manager_passwords.json``; prints the login, then "ready" once the
-   api-server reports every component healthy;
+   api-server reports every component healthy; the plugins folder is the project's ``plugins/`` (the operator
+   views), and the tasks reach the execution API on this port;
+2b. then un-pauses the platform and study DAGs (Airflow creates them paused; an earlier ``oncopipe run`` left
+   them so) as the dag-processor writes them, and prints which, with their schedules, so that schedules fire
+   while the UI runs. Not before "ready": a task the scheduler started before the api-server answered failed
+   (connection refused on the execution API), seen on the first start;
 3. on Ctrl-C (SIGINT) or SIGTERM: sends SIGINT to standalone (the only signal it stops cleanly on: it then
    sends SIGTERM to each of its components and waits for them), waits up to :data:`INTERRUPT_GRACE_S` for the
    whole process group to end, then SIGTERM and, after :data:`TERMINATE_GRACE_S`, SIGKILL to whatever of the
@@ -51,6 +56,8 @@ TERMINATE_GRACE_S = 15.0
 #: LocalExecutor slots (Airflow's default of 32 starts 32 idle worker processes on a 2-core machine).
 PARALLELISM = 4
 COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+#: How long after "ready" the DAGs may take to appear (parsed by the dag-processor) to be un-paused.
+UNPAUSE_WAIT_S = 300.0
 
 
 def ui_environment(port: int) -> tuple[dict[str, str], str]:
@@ -75,6 +82,9 @@ def ui_environment(port: int) -> tuple[dict[str, str], str]:
         "AIRFLOW__API__HOST": HOST,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://{HOST}:{port}",
+        # The tasks the LocalExecutor starts report to the api-server's execution API: on this port, not on
+        # Airflow's default (localhost:8080), or every scheduled task fails before it starts.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -99,6 +109,35 @@ def _airflow_shim(folder: Path) -> Path:
         shim.write_text(text, encoding="utf-8")
         shim.chmod(0o755)
     return folder
+
+
+def unpause_dags(dag_ids: set[str]) -> tuple[list[str], set[str]]:
+    """Un-pause those of ``dag_ids`` the metadata holds; returns the ones un-paused now and every one found."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        models = session.scalars(select(DagModel).where(DagModel.dag_id.in_(dag_ids))).all()
+        paused = [m for m in models if m.is_paused]
+        for model in paused:
+            model.is_paused = False
+        return sorted(m.dag_id for m in paused), {m.dag_id for m in models}
+
+
+def schedules_line() -> str:
+    """What runs on its own while the UI runs: each platform and study DAG with its schedule."""
+    from oncopipe.studies.registry import scan_registry
+
+    parts = ["platform_refresh (@hourly: skipped while nothing new has landed)"]
+    for entry in scan_registry(check_kinds=False):
+        study = entry.study
+        if study is None:
+            continue
+        when = f"cron {study.schedule.cron}" if study.schedule.cron else "on new published marts"
+        parts.append(f"{study.dag_id} ({when})")
+    return ("un-paused, running on their schedules: " + ", ".join(parts)
+            + "; pause one with its toggle in the UI or `airflow dags pause <dag_id>`")
 
 
 def port_in_use(port: int) -> bool:
@@ -204,10 +243,24 @@ def serve(port: int, echo=print) -> int:
         airflow = Path(sys.executable).with_name("airflow")
         child = subprocess.Popen([str(airflow), "standalone"], env=env, process_group=0)
         ready = False
+        to_unpause = set(embedded.platform_dag_ids())
+        unpause_until = None
         while child.poll() is None and not stop.is_set():
             if not ready and all_healthy(health(port)):
                 ready = True
+                unpause_until = time.monotonic() + UNPAUSE_WAIT_S
                 echo(f"ready: http://{HOST}:{port} (every component healthy)")
+            if ready and to_unpause:
+                resumed, found = unpause_dags(to_unpause)
+                if resumed:
+                    echo(f"un-paused: {', '.join(resumed)}")
+                to_unpause -= found
+                if not to_unpause:
+                    echo(schedules_line())
+                elif time.monotonic() > unpause_until:
+                    echo(f"not parsed after {UNPAUSE_WAIT_S:.0f} s, left as Airflow made them (paused): "
+                         f"{', '.join(sorted(to_unpause))}; un-pause them with their toggle in the UI")
+                    to_unpause = set()
             stop.wait(1.0)
         if child.returncode is not None:
             echo(f"airflow standalone exited by itself with code {child.returncode}")

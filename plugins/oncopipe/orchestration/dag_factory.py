@@ -234,6 +234,8 @@ def dbt_task_groups(mode: str, manifest: Path) -> tuple[Any, Any]:
 
     from oncopipe.warehouse import dbt_nodes
 
+    if not manifest.exists():
+        return _unparsed_groups(TaskGroup)
     nodes = dbt_nodes.read_nodes(manifest)
     transform = TaskGroup("transform", tooltip="dbt seeds, staging and intermediate models")
     marts = TaskGroup("marts_candidate", tooltip="dbt marts, built as the candidate (not yet published)")
@@ -246,6 +248,52 @@ def dbt_task_groups(mode: str, manifest: Path) -> tuple[Any, Any]:
         for parent in node.depends_on:
             tasks[parent] >> tasks[node.unique_id]
     return transform, marts
+
+
+#: The dbt selection of each group when the refresh DAG is built without a manifest (one task per group).
+UNPARSED_SELECTIONS = {
+    "transform": "path:seeds path:models/staging path:models/intermediate",
+    "marts_candidate": "path:models/marts",
+}
+UNPARSED_NOTE = (
+    "**No dbt manifest yet** ({manifest} is missing: a fresh checkout, before any `dbt parse`), so the dbt part of "
+    "this DAG is one `dbt build` task per group: `transform.build` (`{transform}`) and `marts_candidate.build` "
+    "(`{marts}`). The first build parses the project; once the manifest exists, the DAG processor re-parses "
+    "this file and it gets one task per model and seed. `oncopipe dbt parse` (or `oncopipe run` / `oncopipe ui`) "
+    "writes it now."
+)
+
+
+def unparsed_note(manifest: Path) -> str | None:
+    """What the refresh DAG's docs say when it was built without a manifest (None when the manifest exists)."""
+    if manifest.exists():
+        return None
+    return UNPARSED_NOTE.format(manifest=manifest, transform=UNPARSED_SELECTIONS["transform"],
+                                marts=UNPARSED_SELECTIONS["marts_candidate"])
+
+
+def _unparsed_groups(task_group: Any) -> tuple[Any, Any]:
+    """Without a manifest: one ``dbt build --select <selection>`` task in each group (the DAG still imports,
+    on a fresh checkout, and still refreshes; see :data:`UNPARSED_NOTE`)."""
+    from oncopipe.warehouse import dbt_nodes
+
+    groups = []
+    for group_id, tooltip in (("transform", "dbt seeds, staging and intermediate models (one task: no manifest)"),
+                              ("marts_candidate", "dbt marts, built as the candidate (one task: no manifest)")):
+        selection = UNPARSED_SELECTIONS[group_id]
+        group = task_group(group_id, tooltip=tooltip)
+        with group:
+            @task(task_id="build", pool=DUCKDB_POOL,
+                  doc_md=f"`dbt build --select {selection}` (no dbt manifest when the DAG was parsed).")
+            def build(selection: str = selection, params: dict[str, Any] | None = None) -> dict[str, Any]:
+                try:
+                    return dbt_nodes.build_node(selection, full_refresh=bool((params or {}).get("full_refresh")))
+                except dbt_nodes.DbtNodeFailed as exc:
+                    raise AirflowFailException(str(exc)) from exc
+
+            build()
+        groups.append(group)
+    return groups[0], groups[1]
 
 
 def _dbt_node_task(node: Any) -> Any:

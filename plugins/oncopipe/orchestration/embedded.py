@@ -27,7 +27,9 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import secrets
+import stat
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oncopipe.contracts.settings import DAGS_DIR, Settings, get_settings
+from oncopipe.contracts.settings import DAGS_DIR, PLUGINS_DIR, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,9 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
+        # The project's plugins/ (the operator views: Plugins menu -> Quality gates, Data Docs, dbt docs, Exports);
+        # Airflow's default, <AIRFLOW_HOME>/plugins, holds nothing here.
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -251,6 +256,13 @@ def warm_execution_api() -> float:
     return time.perf_counter() - started
 
 
+def platform_dag_ids() -> list[str]:
+    """The refresh DAG and every study DAG of the registry (read from the YAML; nothing is imported)."""
+    from oncopipe.studies.registry import scan_registry
+
+    return [REFRESH_DAG_ID, *(e.study.dag_id for e in scan_registry(check_kinds=False) if e.study)]
+
+
 def load_dags() -> dict[str, Any]:
     """Parse the dags folder; raises naming every file that failed to import."""
     from airflow.dag_processing.dagbag import DagBag
@@ -317,6 +329,125 @@ class StageReporter:
         return saved
 
 
+def task_log_path(dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> Path:
+    """Where Airflow's file task handler reads the log of one task try (``[logging] base_log_folder``, and the
+    layout of Airflow's default ``log_filename_template``)."""
+    from airflow.configuration import conf
+
+    mapped = f"map_index={map_index}/" if map_index is not None and map_index >= 0 else ""
+    return (Path(conf.get("logging", "base_log_folder")) / f"dag_id={dag_id}" / f"run_id={run_id}"
+            / f"task_id={task_id}" / f"{mapped}attempt={try_number}.log")
+
+
+_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s*")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _output_file() -> Path | None:
+    """The regular file this process's stdout goes to (``oncopipe run`` sends it to its run log), else None."""
+    try:
+        if not stat.S_ISREG(os.fstat(1).st_mode):
+            return None
+        return Path(os.readlink("/proc/self/fd/1"))
+    except OSError:
+        return None
+
+
+class TaskLogWriter(logging.Handler):
+    """Each task try of a ``dag.test()`` run gets its log file where the Airflow UI reads it.
+
+    ``dag.test()`` runs every task in this process and everything a task prints (Airflow's task logger, dbt,
+    GX, oncopipe) goes to this process's output, one ``logs/embedded/run-*.log`` per ``oncopipe run``: the UI's
+    log view found nothing for any task. Started by the task's ``on_execute_callback`` and finished by its
+    end-of-try callback, this writer copies what the task printed to :func:`task_log_path`, as Airflow's
+    structured JSON lines (one per line printed, with its time). When this process's output is not a file
+    (``--verbose``: a terminal), it collects what the task logs through Python's logging instead. A try that
+    failed starts with the reason (the gate's or dbt's message), so the operator reads it first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records: list[dict[str, Any]] = []
+        self.started: dt.datetime | None = None
+        self.output: Path | None = None
+        self.offset = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event = record.getMessage()
+        except Exception:  # noqa: BLE001 - a badly formatted record must not fail the task
+            event = str(record.msg)
+        if record.exc_info and record.exc_info[0] is not None:
+            event += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.records.append({"timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(),
+                             "event": event, "level": record.levelname.lower(), "logger": record.name})
+
+    def start(self, context: dict[str, Any]) -> None:
+        self.records, self.started = [], dt.datetime.now(dt.UTC)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.output = _output_file()
+        if self.output is not None:
+            self.offset = self.output.stat().st_size
+        else:
+            logging.getLogger().addHandler(self)
+
+    def _printed(self) -> list[dict[str, Any]]:
+        """What the task printed to the output file since :meth:`start`, one entry per line."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with self.output.open("rb") as out:
+            out.seek(self.offset)
+            text = out.read().decode("utf-8", errors="replace")
+        entries, when = [], (self.started or dt.datetime.now(dt.UTC)).isoformat()
+        for raw in text.splitlines():
+            line = _ANSI.sub("", raw).rstrip()
+            if not line:
+                continue
+            found = _TIMESTAMP.match(line)
+            if found:
+                when, line = found.group(1), line[found.end():]
+            entries.append({"timestamp": when, "event": line})
+        return entries
+
+    def finish(self, context: dict[str, Any]) -> None:
+        logging.getLogger().removeHandler(self)
+        ti = context["ti"]
+        state = str(getattr(ti.state, "value", ti.state) or "")
+        started = (self.started or dt.datetime.now(dt.UTC)).isoformat()
+        head = [{"timestamp": started, "event": f"oncopipe embedded run (dag.test): {ti.dag_id} / {ti.run_id} / "
+                                               f"{ti.task_id}, try {ti.try_number}", "level": "info",
+                 "logger": __name__}]
+        error = context.get("exception")
+        if state in ("failed", "up_for_retry") and error is not None:
+            # First, under the same time as the head: the reader orders lines by time, then by line.
+            head = [{"timestamp": started, "event": f"Task failed: {line}", "level": "error", "logger": __name__}
+                    for line in str(error).splitlines() or [type(error).__name__]] + head
+        body = self._printed() if self.output is not None else self.records
+        tail = [{"timestamp": dt.datetime.now(dt.UTC).isoformat(), "event": f"task ended: {state}",
+                 "level": "error" if state in ("failed", "up_for_retry") else "info", "logger": __name__}]
+        map_index = getattr(ti, "map_index", None)
+        path = task_log_path(ti.dag_id, ti.run_id, ti.task_id, int(ti.try_number),
+                             -1 if map_index is None else int(map_index))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as out:
+            for line in (*head, *body, *tail):
+                out.write(json.dumps(line, default=str) + "\n")
+        self.records, self.output = [], None
+
+    def attach(self, dag: Any) -> list[tuple[Any, str, Any]]:
+        saved = []
+        for task in dag.tasks:
+            for kind in ("on_execute_callback", *_CALLBACKS):
+                current = getattr(task, kind, None)
+                saved.append((task, kind, current))
+                listed = list(current) if isinstance(current, list | tuple) else ([current] if current else [])
+                added = self.start if kind == "on_execute_callback" else self.finish
+                # First to start, last to finish: the log holds what the other callbacks (the failure mail) said.
+                setattr(task, kind, [added, *listed] if kind == "on_execute_callback" else [*listed, added])
+        return saved
+
+
 def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None, progress: Progress | None = None
              ) -> DagRunOutcome:
     """Run one DAG run in this process with ``dag.test()`` and collect its task timings.
@@ -324,15 +455,17 @@ def test_dag(dag: Any, *, run_conf: dict[str, Any] | None = None, progress: Prog
     A DAG's deadline alerts are dropped for the test run: they need a scheduler to be evaluated, and
     ``dag.test()`` in Airflow 3.3.2 fails at the end of a run of a DAG that has one (it looks the alerts up by
     id in a DAG that was never written by the DAG processor). With ``progress``, a line is reported as each
-    stage ends (:class:`StageReporter`).
+    stage ends (:class:`StageReporter`). Each task try's log is written where the UI reads it
+    (:class:`TaskLogWriter`).
     """
     dag.deadline = None
     saved = StageReporter(dag, progress).attach(dag) if progress is not None else []
+    saved += TaskLogWriter().attach(dag)
     started = time.perf_counter()
     try:
         dag_run = dag.test(run_conf=run_conf)
     finally:
-        for task, kind, value in saved:
+        for task, kind, value in reversed(saved):  # the values saved first are the originals
             setattr(task, kind, value)
     seconds = time.perf_counter() - started
     tasks = task_timings(dag.dag_id, dag_run.run_id)

@@ -7,13 +7,18 @@ request time, so a view shows an informative empty state until the platform has 
 
 - ``/quality``: the quality-gate history, ``<quality>/history.sqlite`` (one row per expectation checked), and
   its ledger of excluded lines (per extraction, source and exclusion rule);
-- ``/data-docs/``: the Great Expectations Data Docs site, ``<quality>/data_docs/``;
+- ``/data-docs/``: the Great Expectations Data Docs site, ``<quality>/data_docs/``; its pages load their
+  scripts, styles and fonts from CDNs and their logo from a cloud bucket (with the data context id), so each page
+  is rewritten as it is served to load them from ``/web-assets/`` (:data:`CDN_ASSETS`, vendored from the npm
+  registry under ``orchestration/web_assets/`` with their licences): no request leaves the api-server's host,
+  as no SNDS environment reaches the internet;
 - ``/dbt-docs/``: the dbt docs of the published version (the copy saved at publish time, else the dbt target);
 - ``/exports/``: the researcher exports' index, ``<exports>/index.html``, and the reports it links to.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations (Request, ...) at runtime.
 import html
+import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +28,84 @@ from oncopipe.contracts.settings import get_settings
 URL_PREFIX = "/oncopipe"
 HISTORY_FILE = "history.sqlite"
 HISTORY_LIMIT = 500
+
+WEB_ASSETS_DIR = Path(__file__).with_name("web_assets")
+#: What the GX 1.x Data Docs pages load from the internet, and the vendored copy served instead (web_assets/).
+CDN_ASSETS: dict[str, str] = {
+    "https://cdn.jsdelivr.net/npm/vega@5": "vega@5.33.1/vega.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-lite@5": "vega-lite@5.23.0/vega-lite.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-embed@6": "vega-embed@6.29.0/vega-embed.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css":
+        "fontawesome-free@6.6.0/css/all.min.css",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery@3.7.1/jquery.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.js@1.12.9/popper.min.js",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap@4.3.1/bootstrap.min.js",
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap@4.3.1/bootstrap.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js":
+        "bootstrap-table@1.19.1/bootstrap-table.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css":
+        "bootstrap-table@1.19.1/bootstrap-table.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
+        "bootstrap-table@1.19.1/bootstrap-table-filter-control.min.js",
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
+        "bootstrap-table@1.19.1/bootstrap-table-filter-control.min.css",
+    # GX links the 1.19.0 stylesheet of the filter extension next to the 1.19.1 scripts: the 1.19.1 one serves.
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
+        "bootstrap-table@1.19.1/bootstrap-table-filter-control.min.css",
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
+        "bootstrap-table@1.19.1/bootstrap-table-filter-control.min.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
+        "bootstrap-datepicker@1.9.0/bootstrap-datepicker.min.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
+        "bootstrap-datepicker@1.9.0/bootstrap-datepicker.min.css",
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
+        "bootstrap-dark@1.1.0/bootstrap-prefers-dark.css",
+}
+#: The logo GX's pages load from its cloud bucket, with the data context id in the query string.
+_CLOUD_LOGO = re.compile(r'src="https://great-expectations-web-assets\.s3[^"]*"')
+_SRI = re.compile(r'\s(?:integrity|crossorigin)="[^"]*"')
+#: Any address off this host left in a page's src/href attributes of scripts, styles and images.
+_REMOTE_LOAD = re.compile(r'<(?:script|link|img)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]*"', re.IGNORECASE)
+
+
+def offline_data_docs(text: str) -> str:
+    """A Data Docs page that loads nothing from outside: each CDN address becomes the vendored copy under
+    ``<URL_PREFIX>/web-assets/`` (subresource-integrity attributes dropped: same origin), the cloud-bucket logo
+    becomes GX's own logo from the installed package.
+
+    Raises:
+        ValueError: a script, stylesheet or image still loads from another host (a GX upgrade added one: vendor
+            it and add it to :data:`CDN_ASSETS`).
+    """
+    for remote, local in CDN_ASSETS.items():
+        text = text.replace(f'"{remote}"', f'"{URL_PREFIX}/web-assets/{local}"')
+    text = _CLOUD_LOGO.sub(f'src="{URL_PREFIX}/web-assets/gx/logo-long.png"', text)
+    text = _SRI.sub("", text)
+    left = _REMOTE_LOAD.findall(text)
+    if left:
+        raise ValueError(f"Data Docs page still loads from another host: {left[:3]}")
+    return text
+
+
+_ANGULAR_SRC = re.compile(r'(\s)(src|xlink:href)="(\{\{[^"]*\}\})"')
+
+
+def unbound_images_deferred(text: str) -> str:
+    """The dbt docs page with its AngularJS bindings of addresses deferred to Angular (``ng-src``,
+    ``ng-attr-xlink:href``): written as ``xlink:href="{{ getIcon(...) }}"`` in the page's templates, the browser
+    fetched that literal address before Angular bound it (two 404s on every page load)."""
+    return _ANGULAR_SRC.sub(lambda m: f'{m.group(1)}{"ng-src" if m.group(2) == "src" else "ng-attr-xlink:href"}'
+                                      f'="{m.group(3)}"', text)
+
+
+def gx_logo() -> Path:
+    """GX's logo as installed with great_expectations (what the pages showed from the cloud bucket)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("great_expectations")
+    root = Path(spec.origin).parent if spec and spec.origin else Path()
+    return root / "render" / "view" / "static" / "images" / "logo-long.png"
+
 
 #: Navigation entries of the Airflow UI (Airflow 3 ``external_views``; ``url_route`` embeds them in the UI).
 EXTERNAL_VIEWS: list[dict[str, str]] = [
@@ -272,15 +355,32 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
 
     @app.get("/data-docs/{relative:path}")
     def data_docs(relative: str):
-        return serve(get_settings().quality / "data_docs", relative, "Data Docs (GX)",
-                     "Great Expectations builds its Data Docs there each time a gate of "
-                     "<code>platform_refresh</code> runs.")
+        response = serve(get_settings().quality / "data_docs", relative, "Data Docs (GX)",
+                         "Great Expectations builds its Data Docs there each time a gate of "
+                         "<code>platform_refresh</code> runs.")
+        if isinstance(response, FileResponse) and str(response.path).endswith(".html"):
+            text = Path(response.path).read_text(encoding="utf-8")
+            try:
+                return HTMLResponse(offline_data_docs(text))
+            except ValueError as error:
+                raise HTTPException(status_code=500, detail=f"{response.path}: {error}") from error
+        return response
+
+    @app.get("/web-assets/{relative:path}")
+    def web_assets(relative: str) -> FileResponse:
+        target = gx_logo() if relative == "gx/logo-long.png" else safe_file(WEB_ASSETS_DIR, relative)
+        if target is None or not target.is_file():
+            raise HTTPException(status_code=404, detail=f"no vendored asset {relative!r}")
+        return FileResponse(target)
 
     @app.get("/dbt-docs/{relative:path}")
     def dbt_docs(relative: str):
-        return serve(dbt_docs_dir(), relative, "dbt docs",
-                     "The dbt documentation of the published version appears once <code>platform_refresh</code> has "
-                     "built and published the marts.", ("static_index.html", "index.html"))
+        response = serve(dbt_docs_dir(), relative, "dbt docs",
+                         "The dbt documentation of the published version appears once <code>platform_refresh</code> "
+                         "has built and published the marts.", ("static_index.html", "index.html"))
+        if isinstance(response, FileResponse) and str(response.path).endswith(".html"):
+            return HTMLResponse(unbound_images_deferred(Path(response.path).read_text(encoding="utf-8")))
+        return response
 
     @app.get("/exports/{relative:path}")
     def exports(relative: str):

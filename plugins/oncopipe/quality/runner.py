@@ -131,7 +131,12 @@ class SuiteRunner:
         history.record(self.report, self.settings.quality)
         if build_docs and self._result_ids:
             # Only this run's pages are rendered (the index lists every run): the cost does not grow with history.
-            self.context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=self._result_ids)
+            # With them, the pages of the suites they checked: the index and each result link to them (404s in the
+            # operator's view otherwise). Measured: 1.7 s for all 25 suites at a load of 8.
+            suites = list({str(r.expectation_suite_identifier): r.expectation_suite_identifier
+                           for r in self._result_ids if getattr(r, "expectation_suite_identifier", None)}.values())
+            self.context.build_data_docs(site_names=[DATA_DOCS_SITE],
+                                         resource_identifiers=[*self._result_ids, *suites])
         return self.report
 
 

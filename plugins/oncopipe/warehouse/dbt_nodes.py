@@ -163,6 +163,9 @@ def release_warehouse() -> None:
 def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     """``dbt build`` one model or seed and its tests; returns each node's status and time.
 
+    ``name`` may be a dbt selection of several space-separated methods (``path:models/marts ...``): the refresh
+    DAG builds whole groups that way when it was parsed without a manifest.
+
     ``full_refresh`` rebuilds an incremental model from every landed extraction (needed after a change of
     its columns: dbt refuses to append to a table of another shape).
 
@@ -174,7 +177,7 @@ def build_node(name: str, *, full_refresh: bool = False, settings: Settings | No
     from oncopipe.warehouse.dbt_runner import dbt_args, dbt_environment
 
     settings = (settings or get_settings()).ensure()
-    args = [*dbt_args("build", settings, select=[name], full_refresh=full_refresh, quiet=True),
+    args = [*dbt_args("build", settings, select=name.split(), full_refresh=full_refresh, quiet=True),
             "--indirect-selection", "buildable"]
     started = time.perf_counter()
     with _LOCK:  # dbt keeps global state: one invocation at a time in a process

@@ -33,7 +33,7 @@ DbtCommand = Literal["build", "run", "test", "seed", "docs", "freshness", "compi
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _DBT_ARGS: dict[str, list[str]] = {
     "build": ["build"], "run": ["run"], "test": ["test"], "seed": ["seed"], "compile": ["compile"],
-    "parse": ["parse"], "docs": ["docs", "generate"], "freshness": ["source", "freshness"],
+    "parse": ["parse"], "docs": ["docs", "generate", "--static"], "freshness": ["source", "freshness"],
 }
 _SELECTABLE = {"build", "run", "test", "seed", "compile", "docs", "freshness"}
 _FULL_REFRESH = {"build", "run", "seed"}

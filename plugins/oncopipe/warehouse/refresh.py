@@ -236,7 +236,45 @@ def publish(extraction_date: str, *, gates: dict[str, Any] | None = None,
     version = publisher.publish_candidate(extraction_date=extraction_date, settings=settings,
                                           provenance={"gates": gates or {}})
     accept_candidate(extraction_date, settings)
-    return describe_publication(before, version, extraction_date)
+    described = describe_publication(before, version, extraction_date)
+    described["dbt_docs"] = publish_dbt_docs(Path(version.path), extraction_date, settings)
+    return described
+
+
+#: Where the dbt docs of a published version lie, inside the version's folder (the dbt docs view serves them).
+DBT_DOCS_FOLDER = "dbt_docs"
+DBT_DOCS_FILES = ("static_index.html", "index.html", "manifest.json", "catalog.json")
+
+
+def publish_dbt_docs(version_path: Path, extraction_date: str, settings: Settings | None = None) -> str:
+    """``dbt docs generate --static`` (manifest + catalog, and one self-contained page) of the version just
+    published, saved as ``<version>/dbt_docs/`` (written aside, then renamed in: never half there).
+
+    Done once per version (a re-run that publishes nothing new keeps the docs it has). Documentation is not a
+    gate: a failure is returned (and logged by the task) instead of undoing a publication the gates accepted.
+
+    Returns:
+        The docs folder, or ``failed: <dbt's error>``.
+    """
+    import logging
+
+    from oncopipe.warehouse.dbt_runner import run_dbt
+
+    settings = settings or get_settings()
+    final = version_path / DBT_DOCS_FOLDER
+    if (final / "static_index.html").exists():
+        return str(final)
+    run = run_dbt("docs", vars={"extraction_date": extraction_date}, settings=settings, quiet=True)
+    if not run.success:
+        logging.getLogger(__name__).error("dbt docs of %s not generated: %s", version_path.name, run.error)
+        return f"failed: {run.error}"
+    tmp = version_path / f".{DBT_DOCS_FOLDER}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    for name in DBT_DOCS_FILES:
+        shutil.copy2(settings.dbt_target_dir / name, tmp / name)
+    os.rename(tmp, final)
+    logging.getLogger(__name__).info("dbt docs of version %s: %s (%.1f s)", version_path.name, final, run.elapsed_s)
+    return str(final)
 
 
 def run_refresh(requested: str | None = None, *, full_refresh: bool = False,

@@ -120,3 +120,68 @@ def test_quality_page_shows_the_ledger_of_excluded_lines(client, oncopipe_home):
     # Newest first; over the ceiling it is highlighted like a failure.
     assert ledger.index("plausible_boxes") < ledger.index("not_after_extraction")
     assert ledger.count("<tr class='failed'>") == 1 and ledger.count("<tr class='passed'>") == 1
+
+
+def _gx_template_addresses() -> set[str]:
+    """Every script, stylesheet and image address in the installed GX's Data Docs templates."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    # Found, not imported: importing great_expectations takes 9 s here.
+    templates = Path(importlib.util.find_spec("great_expectations").origin).parent / "render" / "view" / "templates"
+    found = set()
+    for template in templates.glob("*.j2"):
+        for tag in re.findall(r"<(?:script|link|img)\b[^>]*>", template.read_text(encoding="utf-8"), re.DOTALL):
+            found.update(re.findall(r'(?:src|href)="(https://[^"{]+)"', tag))
+    return found
+
+
+def test_every_cdn_address_of_the_gx_templates_is_vendored():
+    from oncopipe.orchestration.operator_views import CDN_ASSETS, WEB_ASSETS_DIR
+
+    addresses = _gx_template_addresses()
+    assert addresses, "no CDN address found: the templates moved"
+    assert addresses <= set(CDN_ASSETS), sorted(addresses - set(CDN_ASSETS))
+    for local in CDN_ASSETS.values():
+        assert (WEB_ASSETS_DIR / local).stat().st_size > 200, local
+    licences = {p.parent.name for p in WEB_ASSETS_DIR.glob("*/LICENSE*")}
+    assert {local.split("/")[0] for local in CDN_ASSETS.values()} <= licences | set(
+        (WEB_ASSETS_DIR / "LICENSES.md").read_text().split("`")), "a vendored package without its licence"
+
+
+def test_data_docs_pages_are_served_offline(client, oncopipe_home):
+    site = oncopipe_home / "quality" / "data_docs"
+    site.mkdir(parents=True)
+    page = ('<html><head><script src="https://code.jquery.com/jquery-3.7.1.min.js"></script>'
+            '<script src="https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js" '
+            'integrity="sha384-x" crossorigin="anonymous"></script>'
+            '<link rel="stylesheet" href="https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css">'
+            '</head><body><img class="NO-CACHE" src="https://great-expectations-web-assets.s3.us-east-2.amazonaws'
+            '.com/logo-long.png?d=1234"><a href="https://greatexpectations.io/">GX</a></body></html>')
+    (site / "index.html").write_text(page)
+    served = client.get("/data-docs/").text
+    assert "https://" not in served.replace('href="https://greatexpectations.io/"', "")  # a link, not a load
+    assert "integrity=" not in served and "amazonaws" not in served
+    assert 'src="/oncopipe/web-assets/jquery@3.7.1/jquery.min.js"' in served
+    for asset in ("jquery@3.7.1/jquery.min.js", "fontawesome-free@6.6.0/css/all.min.css",
+                  "fontawesome-free@6.6.0/webfonts/fa-solid-900.woff2", "gx/logo-long.png"):
+        assert client.get(f"/oncopipe/web-assets/{asset}".removeprefix("/oncopipe")).status_code == 200, asset
+    assert client.get("/web-assets/../operator_views.py").status_code == 404
+    (site / "other.html").write_text('<script src="https://evil.example/x.js"></script>')
+    assert client.get("/data-docs/other.html").status_code == 500  # an address not vendored is refused
+
+
+def test_dbt_docs_angular_image_bindings_are_deferred(client, oncopipe_home):
+    from oncopipe.orchestration.operator_views import unbound_images_deferred
+
+    page = ('<img src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+            '<svg class="icn"><use xlink:href="{{ getIcon(item.type, \'off\') }}"></use></svg>')
+    assert unbound_images_deferred(page) == (
+        '<img ng-src="{{ getIcon(item.type, \'on\') }}"><img src="logo.png">'
+        '<svg class="icn"><use ng-attr-xlink:href="{{ getIcon(item.type, \'off\') }}"></use></svg>')
+    docs = oncopipe_home / "dbt" / "target"
+    docs.mkdir(parents=True)
+    (docs / "static_index.html").write_text(page)
+    served = client.get("/dbt-docs/").text
+    assert ' src="{{' not in served and ' xlink:href="{{' not in served

@@ -1,0 +1,343 @@
+"""The operator's view under ``oncopipe ui``, clicked through in headless Chromium after a demo run.
+
+One module fixture does what an operator would: two small synthetic extractions land, the second with a critical
+fault, and one ``oncopipe run`` refreshes the first (publish, then every approved study) and refuses the second at
+its raw gate; then ``oncopipe ui`` starts once (airflow standalone on 127.0.0.1, a free port).
+The browser logs in and opens every page of the Plugins menu (Quality gates, Data Docs, dbt docs, Exports), a
+task log of each DAG and the Assets graph. Any console error, any HTTP answer >= 400, any request to a host
+other than 127.0.0.1 or an empty page fails the test. Screenshots go under the test's tmp folder
+(``<tmp>/screens/``; the path is printed).
+
+While the UI runs, the scheduler must run the DAGs on their own: ``oncopipe ui`` un-pauses them, and the hourly
+``platform_refresh`` gets a scheduled run, whose tasks the LocalExecutor runs through the api-server's execution
+API (on the UI's port, not Airflow's default 8080).
+
+Cost, measured at a load average of 10-11 on this 2-core machine: 620 s in all (module setup 506 s: the
+``oncopipe run`` 408 s, standalone's start to every DAG un-paused 78 s; the seven tests 80 s; the stop 30 s).
+Marked ``slow`` and ``e2e``: it runs in ``make test`` with the other slow tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from oncopipe.orchestration.native import free_port
+from support.native_harness import AirflowApi
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PATIENTS = 1_000
+SEED = 7
+FIRST = "2025-03-31"
+FAULTY = "2025-06-30"
+FAULT = "null_mandatory"  # critical in the raw gate: the second extraction is quarantined
+START_TIMEOUT_S = 420.0
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                 reason=f"no Chromium at {CHROMIUM} (make test installs the Debian package chromium)")]
+
+
+@dataclass
+class EmbeddedUi:
+    base_url: str
+    password: str
+    home: Path
+    screens: Path
+    api: AirflowApi
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _oncopipe(*args: str, env: dict[str, str], log: Path, check: bool = True) -> int:
+    oncopipe = Path(sys.executable).with_name("oncopipe")
+    with log.open("a") as sink:
+        code = subprocess.run([str(oncopipe), *args], env=env, stdout=sink, stderr=subprocess.STDOUT,
+                              timeout=1800).returncode
+    if check:
+        assert code == 0, f"oncopipe {' '.join(args)} exited {code}:\n{log.read_text()[-4000:]}"
+    return code
+
+
+@pytest.fixture(scope="module")
+def embedded_ui(tmp_path_factory) -> Iterator[EmbeddedUi]:
+    root = tmp_path_factory.mktemp("operator_browser")
+    home = root / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONCOPIPE_", "AIRFLOW"))}
+    env["ONCOPIPE_HOME"] = str(home)
+    timings = {}
+    started = time.monotonic()
+    # Both extractions land first: one `oncopipe run` refreshes the good one (publish, then every approved study)
+    # and refuses the faulty one at its raw gate (exit 1), in one process (Airflow's start-up paid once).
+    for date, faults in ((FIRST, ()), (FAULTY, ("--faults", FAULT))):
+        _oncopipe("generate", "--patients", str(PATIENTS), "--seed", str(SEED), "--extraction-date", date,
+                  "--out", str(home / "landing"), *faults, env=env, log=root / "run.log")
+    assert _oncopipe("run", env=env, log=root / "run.log", check=False) == 1, (root / "run.log").read_text()[-4000:]
+    timings["demo run"] = time.monotonic() - started
+
+    port = free_port()
+    log = root / "ui.log"
+    started = time.monotonic()
+    with log.open("w") as sink:
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("oncopipe")), "ui", "--port", str(port)],
+                                env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while "un-paused, running on their schedules" not in log.read_text():
+            assert proc.poll() is None, f"oncopipe ui exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() - started < START_TIMEOUT_S, f"not ready in time:\n{log.read_text()[-3000:]}"
+            time.sleep(1)
+        timings["ui start"] = time.monotonic() - started
+        text = log.read_text()
+        password = re.search(r"login: admin / (\S+)", text).group(1)
+        assert "ready:" in text and "un-paused, running on their schedules: platform_refresh" in text, text[-3000:]
+        base = f"http://127.0.0.1:{port}"
+        screens = root / "screens"
+        screens.mkdir()
+        print(f"\nscreenshots: {screens}")
+        yield EmbeddedUi(base, password, home, screens, AirflowApi(base, "admin", password), timings)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=100)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        print(f"timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
+
+
+class BrowserWatch:
+    """What the page did that an operator would call broken: console errors, HTTP errors, off-host requests."""
+
+    def __init__(self, page) -> None:
+        self.problems: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
+        page.on("request", self._request)
+
+    def _request(self, request) -> None:
+        url = urllib.parse.urlsplit(request.url)
+        if url.scheme in ("data", "blob", "about") or url.hostname == "127.0.0.1":
+            return
+        self.problems.append(f"request off this host: {request.url}")
+
+    def take(self) -> list[str]:
+        found, self.problems = self.problems, []
+        return found
+
+
+@pytest.fixture(scope="module")
+def browser_page(embedded_ui):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=embedded_ui.base_url)
+        page.set_default_timeout(60_000)
+        watch = BrowserWatch(page)
+        page.goto("/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(embedded_ui.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(embedded_ui.base_url + "/", timeout=60_000)
+        # Before login the page asks /ui/config and gets 401 (Airflow's login page does so by design); from here
+        # on, nothing may fail.
+        watch.take()
+        yield page, watch
+        browser.close()
+
+
+def _shot(ui: EmbeddedUi, page, name: str) -> None:
+    page.screenshot(path=str(ui.screens / f"{name}.png"), full_page=True)
+
+
+def _settle(page) -> None:
+    """Let the page draw before a screenshot (the Airflow UI polls its API: the network is never idle)."""
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(1000)
+
+
+def _open_view(page, name: str):
+    page.goto("/")
+    page.get_by_role("button", name="Plugins").click()
+    page.get_by_role("menuitem", name=name).click()
+    frame = page.frame_locator("iframe").first
+    frame.locator("body").wait_for()
+    return frame
+
+
+def _assert_clean(watch: BrowserWatch, where: str) -> None:
+    problems = watch.take()
+    assert not problems, f"{where}: " + "; ".join(problems[:10])
+
+
+def test_quality_gates_page_shows_the_refused_extraction(embedded_ui, browser_page):
+    page, watch = browser_page
+    frame = _open_view(page, "Quality gates")
+    runs = frame.locator("#gate-runs")
+    runs.wait_for()
+    assert runs.locator("tr.failed").count() >= 1, "the raw gate's refusal is not shown"
+    assert FAULTY in runs.inner_text() and FIRST in runs.inner_text()
+    assert frame.locator("#quality-history tr.failed").count() >= 1
+    _settle(page)
+    _shot(embedded_ui, page, "01_quality_gates")
+    _assert_clean(watch, "Quality gates")
+
+
+def test_data_docs_load_offline_and_list_the_validations(embedded_ui, browser_page):
+    page, watch = browser_page
+    frame = _open_view(page, "Data Docs (GX)")
+    frame.get_by_text("Validation Results").first.wait_for()
+    rows = frame.locator("table tbody tr")
+    rows.first.wait_for()
+    assert rows.count() >= 2, "the Data Docs list no validation"
+    assert frame.locator("body").evaluate("() => typeof window.jQuery === 'function' && "
+                                          "typeof window.jQuery.fn.bootstrapTable === 'function'")
+    _settle(page)
+    _shot(embedded_ui, page, "02_data_docs_index")
+    frame.locator("a[href*='expectations/']").first.click()  # one suite page (the index links each suite)
+    frame.get_by_text("Expectation Suite Name").first.wait_for()
+    _settle(page)
+    _shot(embedded_ui, page, "03_data_docs_suite")
+    frame = _open_view(page, "Data Docs (GX)")
+    frame.locator("table tbody tr").first.click()  # one validation result page (a row opens it)
+    frame.get_by_text("Overview").first.wait_for()
+    _settle(page)
+    _shot(embedded_ui, page, "03_data_docs_validation")
+    assert frame.locator("body").inner_text().strip(), "empty validation page"
+    _assert_clean(watch, "Data Docs")
+
+
+def test_dbt_docs_of_the_published_version_show_the_lineage_to_the_exposures(embedded_ui, browser_page):
+    current = (embedded_ui.home / "published" / "CURRENT").read_text().strip()
+    docs = embedded_ui.home / "published" / current / "dbt_docs"
+    manifest = json.loads((docs / "manifest.json").read_text())
+    assert json.loads((docs / "catalog.json").read_text())["nodes"], "empty catalog"
+    # Lineage: every exposure reads marts, and walking up from them reaches the SNDS sources.
+    parents = manifest["parent_map"]
+    for exposure in (k for k in manifest["exposures"]):
+        seen, todo = set(), list(parents[exposure])
+        while todo:
+            node = todo.pop()
+            if node not in seen:
+                seen.add(node)
+                todo.extend(parents.get(node, []))
+        assert any(n.startswith("source.") for n in seen), exposure
+    page, watch = browser_page
+    frame = _open_view(page, "dbt docs")
+    frame.locator(":text-is('Exposures'):visible").first.wait_for()
+    frame.locator(":text-is('Sources'):visible").first.wait_for()
+    _settle(page)
+    _shot(embedded_ui, page, "04_dbt_docs")
+    frame.locator(":text-is('Analysis'):visible").first.click()  # the exposures' folder: one per study
+    frame.locator(":text('TRADHOR'):visible").first.click()
+    frame.get_by_text("Depends On", exact=False).first.wait_for()
+    _settle(page)
+    _shot(embedded_ui, page, "05_dbt_docs_exposure")
+    frame.locator(".launcher-btn").first.click()  # the lineage graph of the exposure
+    frame.locator("canvas").first.wait_for()
+    page.wait_for_timeout(1500)  # the graph lays itself out (an animation, no event to await)
+    _shot(embedded_ui, page, "05b_dbt_docs_lineage")
+    _assert_clean(watch, "dbt docs")
+
+
+def test_exports_page_lists_the_study_exports(embedded_ui, browser_page):
+    page, watch = browser_page
+    frame = _open_view(page, "Exports")
+    body = frame.locator("body")
+    body.wait_for()
+    studies = [p.name for p in (embedded_ui.home / "exports").iterdir()
+               if p.is_dir() and not p.name.startswith(("_", "."))]
+    assert len(studies) >= 3, studies
+    for study in studies:
+        frame.get_by_text(study, exact=False).first.wait_for()
+    _settle(page)
+    _shot(embedded_ui, page, "06_exports")
+    frame.get_by_role("link", name="report").first.click()
+    frame.get_by_role("heading").first.wait_for()
+    assert len(frame.locator("body").inner_text()) > 200, "empty report"
+    _settle(page)
+    _shot(embedded_ui, page, "06b_export_report")
+    _assert_clean(watch, "Exports")
+
+
+def _last_run(api: AirflowApi, dag_id: str, state: str | None = None) -> dict:
+    runs = [r for r in api.runs(dag_id) if r["run_type"] == "manual" and (state is None or r["state"] == state)]
+    assert runs, f"no {state or ''} run of {dag_id}"
+    return runs[0]
+
+
+def _log_lines(api: AirflowApi, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
+    quoted = urllib.parse.quote(run_id, safe="")
+    content = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/{try_number}"
+                      "?full_content=true")["content"]
+    return [str(line.get("event", "")) for line in content if not str(line.get("event", "")).startswith("::")]
+
+
+def test_a_task_log_of_every_dag_is_readable_and_a_failed_gate_says_why_first(embedded_ui, browser_page):
+    api = embedded_ui.api
+    failed = _last_run(api, "platform_refresh", "failed")
+    assert api.task_states("platform_refresh", failed["dag_run_id"])["raw_gate"] == "failed"
+    lines = _log_lines(api, "platform_refresh", failed["dag_run_id"], "raw_gate")
+    body = [line for line in lines if "Could not read" not in line and not line.startswith("/")]
+    assert body and body[0].startswith("Task failed: "), lines[:8]
+    assert FAULTY in body[0] or "critical" in " ".join(body[:5]).lower(), body[:5]
+    page, watch = browser_page
+    checks = [("platform_refresh", failed["dag_run_id"], "raw_gate", "Task failed")]
+    for dag_id in sorted(d for d in api.dags() if d.startswith("study_")):
+        runs = [r for r in api.runs(dag_id) if r["run_type"] == "manual"]
+        if runs:
+            checks.append((dag_id, runs[0]["dag_run_id"], "check_approval", "oncopipe embedded run"))
+    assert len(checks) >= 3, checks
+    for dag_id, run_id, task_id, expected in checks:
+        assert any(expected in line for line in _log_lines(api, dag_id, run_id, task_id)), (dag_id, task_id)
+        page.goto(f"/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{task_id}")
+        page.locator("button[aria-label='Log Settings']").first.wait_for()
+        page.wait_for_timeout(1000)
+        to_top = page.locator("button[aria-label*='scroll to top']")
+        if to_top.count():  # a log longer than the view opens at its end
+            to_top.first.click()
+        page.get_by_text(expected).first.wait_for()
+        assert page.get_by_text("Could not read served logs").count() == 0
+        _settle(page)
+        _shot(embedded_ui, page, f"07_log_{dag_id}_{task_id}")
+        _assert_clean(watch, f"log of {dag_id}.{task_id}")
+
+
+def test_assets_graph_shows_the_published_marts(embedded_ui, browser_page):
+    page, watch = browser_page
+    page.goto("/assets")
+    page.get_by_role("link", name="poor_prognosis_cases").first.click()
+    page.locator(".react-flow__node").first.wait_for()
+    assert page.locator(".react-flow__node").count() >= 2, "the asset graph shows no producer or consumer"
+    _settle(page)
+    _shot(embedded_ui, page, "08_assets_graph")
+    _assert_clean(watch, "Assets graph")
+
+
+def test_the_schedule_fires_while_the_ui_runs(embedded_ui):
+    api = embedded_ui.api
+    deadline = time.monotonic() + 240
+    scheduled = []
+    while time.monotonic() < deadline and not scheduled:
+        scheduled = [r for r in api.runs("platform_refresh") if r["run_type"] == "scheduled"]
+        time.sleep(2)
+    assert scheduled, "the scheduler created no scheduled run of platform_refresh"
+    assert not api.dags()["platform_refresh"]["is_paused"]
+    state = api.wait_run("platform_refresh", scheduled[0]["dag_run_id"], timeout=300)
+    states = api.task_states("platform_refresh", scheduled[0]["dag_run_id"])
+    # Nothing new has landed (the faulty extraction is quarantined): the run is skipped at its first task.
+    assert state == "success" and states["find_extraction"] == "skipped", states
+    lines = _log_lines(api, "platform_refresh", scheduled[0]["dag_run_id"], "find_extraction")
+    assert any("Skipping task" in line for line in lines), lines[-10:]
