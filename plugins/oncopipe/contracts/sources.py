@@ -20,8 +20,9 @@ FDep table) is a lost part of the delivery; the DCIR flux varies from month to m
 reimbursement delays: about 15% between two consecutive generated deliveries) and is allowed 30%; the PMSI
 deltas are small (a few hundred stays a quarter for a regional cohort) and allowed 50%.
 
-Column names are those of the SNDS data dictionary (schema-snds); the registry and causes-of-death
-tables follow the French registries' (FRANCIM) and CepiDc variable names in the same style.
+Column names and types are those of the SNDS data dictionary (schema-snds, vendored in
+``contracts/reference/snds/`` and checked by ``tests/unit/contracts/test_snds_dictionary.py``); the registry
+and FDep tables are not SNDS tables and follow the French registries' (FRANCIM) variable names in the same style.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ SOURCES: tuple[Source, ...] = (
             _c("PHA_CIP_C13", "string", "CIP13 code of the presentation (13 digits, starts 34009)."),
             _c("PHA_ATC_C07", "string", "ATC code, level 5 (7 characters, e.g. L02BA01)."),
             _c("PHA_ATC_L07", "string", "ATC label."),
-            _c("PHA_UNT_NBR_DSP", "int", "Number of dispensing units (tablets) per box.", coded=True),
+            _c("PHA_UNT_NBR_DSES", "string", "Number of dispensing units (tablets) per box (text in the dictionary).",
+               coded=True),
             _c("PHA_NOM_PA", "string", "Product label (brand or generic name, strength, pack)."),
         ),
         max_volume_drop=0.2,
@@ -158,26 +160,26 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5,
     ),
     Source(
-        "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "ASS_NUM"),
+        "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
         "PMSI MCO associated diagnoses.",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
             _c("RSA_NUM", "string", "Stay number within the hospital."),
-            _c("ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
+            _c("DGN_ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
             _c("ASS_DGN", "string", "Associated diagnosis, ICD-10 without dot."),
         ),
         max_volume_drop=0.5,
     ),
     Source(
-        "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "ACT_NUM"),
-        "PMSI MCO CCAM medical acts performed during a stay.",
+        "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
+        "PMSI MCO CCAM medical acts performed during a stay (T_MCOaaA numbers no act: an act is its code, day and "
+        "activity within the stay).",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
             _c("RSA_NUM", "string", "Stay number within the hospital."),
-            _c("ACT_NUM", "int", "Order of the act within the stay.", coded=True),
             _c("CDC_ACT", "string", "CCAM act code (4 letters + 3 digits, e.g. QEFA003)."),
             _c("ENT_DAT_DEL", "int", "Days between entry and the act."),
-            _c("ACV_ACT", "int", "Activity code (1 = main act).", coded=True),
+            _c("ACV_ACT", "string", "Activity code ('1' = main act).", coded=True),
         ),
         max_volume_drop=0.5,
     ),
@@ -198,13 +200,13 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.1,
     ),
     Source(
-        "ki_cci_r", "KI_CCI_R (CepiDc)", "snapshot", ("BEN_NIR_PSA",),
+        "ki_cci_r", "KI_CCI_R", "snapshot", ("BEN_NIR_ANO",),
         "Causes of death (CepiDc) linked to beneficiaries.",
         (
-            _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier."),
-            _c("DCD_DTE", "date", "Date of death from the death certificate."),
+            _c("BEN_NIR_ANO", "string", "Pseudonymised identifier of the deceased (the person key, as BEN_NIR_PSA)."),
+            _c("BEN_DCD_DTE", "date", "Date of death from the death certificate."),
             _c("DCD_CIM_COD", "string", "Underlying cause of death, ICD-10 without dot."),
-            _c("DCD_DPT", "string", "Department of death, 3 characters."),
+            _c("DCD_DPT_COD", "string", "Department of death, 3 characters."),
         ),
         max_volume_drop=0.1,
     ),
