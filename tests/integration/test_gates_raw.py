@@ -118,3 +118,14 @@ def test_validate_command_prints_a_table_and_exits_nonzero_on_failure(settings, 
     assert "file_readable" in bad.output and "FAILED" in bad.output
     assert folder.is_dir()  # --no-quarantine leaves it in the landing
     assert runner.invoke(app, ["validate", "--stage", "bronze"]).exit_code != 0
+
+
+def test_an_imported_hand_written_delivery_passes_the_raw_gate(settings, tmp_path):
+    """`oncopipe import` of a delivery in the insurer's shape gives a landing the raw gate accepts (no DCIR yet)."""
+    from oncopipe.landing.importer import import_extract
+    from support.delivered_extract import DATE as DELIVERED_DATE
+    from support.delivered_extract import deliver
+
+    report = import_extract(deliver(tmp_path / "delivery"), settings.landing, DELIVERED_DATE)
+    gate = run_raw_gate(DELIVERED_DATE, settings, FAST, sources=sorted(report.rows))
+    assert gate.passed, gate.summary()

@@ -67,6 +67,13 @@ class Source:
     max_volume_drop: float = 0.5
     """Largest tolerated drop of lines (per flux month for a delta source) relative to the previous accepted
     extraction; a larger drop is critical (raw gate ``row_count_vs_previous``)."""
+    person: str | None = None
+    """The column holding the person key (the platform's pseudonym), if the source has one. A delivered file may
+    name it by another pseudonym column (``PSEUDONYMS``); ``oncopipe import`` maps it to this one."""
+    delivered_dates: str = "%d/%m/%Y"
+    """How the insurer writes this source's dates in a delivered CSV (strptime format): DD/MM/YYYY in the DCIR
+    and the referentials, DDMMYYYY in the PMSI, ISO in the registry. ``oncopipe import`` parses by it, never by
+    guessing from the data; the landing itself holds typed Parquet (or ISO dates in its own CSV)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -93,7 +100,7 @@ SOURCES: tuple[Source, ...] = (
             _c("BEN_DTE_INS", "date", "Date the beneficiary entered the referential."),
             _c("BEN_DTE_MAJ", "date", "Date of the last update of the line."),
         ),
-        max_volume_drop=0.1,
+        max_volume_drop=0.1, person="BEN_NIR_PSA",
     ),
     Source(
         "ir_pha_r", "IR_PHA_R", "snapshot", ("PHA_CIP_C13",),
@@ -128,7 +135,7 @@ SOURCES: tuple[Source, ...] = (
             _c("DPN_QLF", "int", "Line qualifier: 0 reimbursed, 71 information only (to be dropped).", coded=True),
             _c("PSE_SPE_COD", "int", "Specialty of the prescriber (1 GP, 2 anaesthesia, 6 oncology...).", coded=True),
         ),
-        max_volume_drop=0.3,
+        max_volume_drop=0.3, person="BEN_NIR_PSA",
     ),
     Source(
         "t_mco_b", "T_MCOaaB", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -144,7 +151,7 @@ SOURCES: tuple[Source, ...] = (
             _c("SOR_MOD", "string", "Mode of exit (8 home, 7 transfer, 9 death).", coded=True),
             _c("SOR_ANN", "string", "Year of exit, YYYY."),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, delivered_dates="%d%m%Y",
     ),
     Source(
         "t_mco_c", "T_MCOaaC", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -157,7 +164,7 @@ SOURCES: tuple[Source, ...] = (
             _c("EXE_SOI_DTF", "date", "Date of exit."),
             _c("NIR_RET", "string", "Linkage return code on the NIR ('0' = OK).", coded=True),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, person="NIR_ANO_17", delivered_dates="%d%m%Y",
     ),
     Source(
         "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
@@ -168,7 +175,7 @@ SOURCES: tuple[Source, ...] = (
             _c("DGN_ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
             _c("ASS_DGN", "string", "Associated diagnosis, ICD-10 without dot."),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, delivered_dates="%d%m%Y",
     ),
     Source(
         "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
@@ -181,7 +188,7 @@ SOURCES: tuple[Source, ...] = (
             _c("ENT_DAT_DEL", "int", "Days between entry and the act."),
             _c("ACV_ACT", "string", "Activity code ('1' = main act).", coded=True),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, delivered_dates="%d%m%Y",
     ),
     Source(
         "registry_cases", "FRANCIM registry records", "snapshot", ("REG_ID", "REG_CAS_ID"),
@@ -197,7 +204,7 @@ SOURCES: tuple[Source, ...] = (
             _c("STADE", "string", "Stage at diagnosis: I, II, III, IV or X (unknown).", coded=True),
             _c("BASE_DIAG", "int", "Basis of diagnosis (7 = histology of the primary).", coded=True),
         ),
-        max_volume_drop=0.1,
+        max_volume_drop=0.1, person="BEN_NIR_PSA", delivered_dates="%Y-%m-%d",
     ),
     Source(
         "ki_cci_r", "KI_CCI_R", "snapshot", ("BEN_NIR_ANO",),
@@ -208,7 +215,7 @@ SOURCES: tuple[Source, ...] = (
             _c("DCD_CIM_COD", "string", "Underlying cause of death, ICD-10 without dot."),
             _c("DCD_DPT_COD", "string", "Department of death, 3 characters."),
         ),
-        max_volume_drop=0.1,
+        max_volume_drop=0.1, person="BEN_NIR_ANO",
     ),
     Source(
         "ir_geo_fdep", "FDep (commune deprivation index)", "snapshot", ("DPT_COD", "COM_COD"),
@@ -219,11 +226,15 @@ SOURCES: tuple[Source, ...] = (
             _c("FDEP_IDX", "float", "FDep index value."),
             _c("FDEP_QUINT", "int", "National population-weighted quintile of FDep, 1..5.", coded=True),
         ),
-        max_volume_drop=0.05,
+        max_volume_drop=0.05, delivered_dates="%Y-%m-%d",
     ),
 )
 
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+
+PSEUDONYMS: tuple[str, ...] = ("NUM_ENQ", "BEN_NIR_PSA", "NIR_ANO_17", "BEN_NIR_ANO")
+"""Patient pseudonym columns a delivered table may carry: NUM_ENQ (the study pseudonym of a project extract),
+BEN_NIR_PSA (DCIR, IR_BEN_R), NIR_ANO_17 (PMSI), BEN_NIR_ANO (KI_CCI_R)."""
 
 
 def source(name: str) -> Source:
