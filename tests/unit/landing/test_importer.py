@@ -67,6 +67,8 @@ def _broken(tmp_path: Path, name: str, old: str, new: str) -> Path:
     ("T_MCO23C.csv", "10072023;12072023;0", "10/07/2023;12072023;0",
      "T_MCO23C.csv, line 2, column EXE_SOI_DTD: '10/07/2023' is not a date DDMMYYYY"),
     ("IR_BEN_R.csv", f"{P2};1;1;", f"{P2};1;M;", "IR_BEN_R.csv, line 3, column BEN_SEX_COD: 'M' is not an integer"),
+    ("IR_BEN_R.csv", "01/01/2010;20/09/2023", "1/1/2010;20/09/2023",
+     "IR_BEN_R.csv, line 3, column BEN_DTE_INS: '1/1/2010' is not a date DD/MM/YYYY"),
     ("T_MCO22B.csv", "DGN_PAL;", "DP;", "T_MCO22B.csv: column(s) DGN_PAL of T_MCOaaB missing"),
     ("ki_cci_r_2023.csv", "BEN_IDT_ANO;NUM_ENQ", "BEN_NIR_PSA;NUM_ENQ", "several pseudonym columns"),
 ])
@@ -76,6 +78,16 @@ def test_bad_input_names_file_line_column_value_and_lands_nothing(tmp_path, name
         import_extract(_broken(tmp_path, name, old, new), landing, DATE)
     assert message in str(caught.value)
     assert not landing.exists() or list(landing.iterdir()) == []
+
+
+def test_a_quoted_header_keeps_codes_and_dates_as_written(tmp_path):
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    (delivery / "T_MCO23A.csv").write_text('"ETA_NUM";"RSA_NUM";"CDC_ACT";"ENT_DAT_DEL";"ACV_ACT"\n'
+                                           "010000024;0000000007;QEFA003;0;1\n", encoding="utf-8")
+    import_extract(delivery, tmp_path / "landing", DATE)
+    assert _landed(tmp_path / "landing", "t_mco_a") == [
+        {"ETA_NUM": "010000024", "RSA_NUM": "0000000007", "CDC_ACT": "QEFA003", "ENT_DAT_DEL": 0, "ACV_ACT": "1"}]
 
 
 def test_map_names_a_delivered_column_and_a_landed_extraction_never_changes(tmp_path):
