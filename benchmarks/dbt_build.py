@@ -139,14 +139,14 @@ def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     pha = pha[pha["DPN_QLF"] != 71]
     pha = pha.sort_values(["extraction", "FLX_DIS_DTD"]).drop_duplicates(
         ["ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"], keep="last")
-    drugs = _latest(_read(landing, "ir_pha_r", ["PHA_CIP_C13", "PHA_ATC_C07", "PHA_UNT_NBR_DSP", "extraction"]))
+    drugs = _latest(_read(landing, "ir_pha_r", ["PHA_CIP_C13", "PHA_ATC_C07", "PHA_UNT_NBR_DSES", "extraction"]))
     drugs = drugs.merge(atc, left_on="PHA_ATC_C07", right_on="atc_code")
     ht = pha.merge(drugs, left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
     ht["line_id"] = ht["ORG_CLE_NUM"] + "-" + ht["DCT_ORD_NUM"].astype(str) + "-" + ht["PRS_ORD_NUM"].astype(str)
     ht = ht.groupby(["BEN_NIR_PSA", "EXE_SOI_DTD", "PHA_PRS_C13"], as_index=False).agg(
-        boxes=("PHA_ACT_QSN", "sum"), units=("PHA_UNT_NBR_DSP", "first"), line_id=("line_id", "min"))
+        boxes=("PHA_ACT_QSN", "sum"), units=("PHA_UNT_NBR_DSES", "first"), line_id=("line_id", "min"))
     ht = ht[ht["boxes"] > 0]
-    ht["days_supply"] = ht["boxes"] * ht["units"]
+    ht["days_supply"] = ht["boxes"] * ht["units"].astype(int)
     ht = ht.rename(columns={"BEN_NIR_PSA": "person_id", "EXE_SOI_DTD": "dispensing_date", "PHA_PRS_C13": "cip13"})
     # Stays with their patient.
     stays_b = _read(landing, "t_mco_b", ["ETA_NUM", "RSA_NUM", "DGN_PAL", "DGN_REL", "extraction"])
@@ -161,10 +161,11 @@ def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     persons = _latest(_read(landing, "ir_ben_r", ["BEN_NIR_PSA", "BEN_RNG_GEM", "BEN_SEX_COD", "BEN_RES_DPT",
                                                    "BEN_DCD_DTE", "extraction"]))
     persons = persons.sort_values("BEN_RNG_GEM").drop_duplicates("BEN_NIR_PSA")
-    deaths = _latest(_read(landing, "ki_cci_r", ["BEN_NIR_PSA", "DCD_DTE", "extraction"]))
-    deaths = deaths.groupby("BEN_NIR_PSA", as_index=False)["DCD_DTE"].min()
+    deaths = _latest(_read(landing, "ki_cci_r", ["BEN_NIR_ANO", "BEN_DCD_DTE", "extraction"]))
+    deaths = deaths.groupby("BEN_NIR_ANO", as_index=False)["BEN_DCD_DTE"].min()
+    deaths.columns = ["BEN_NIR_PSA", "CCI_DCD_DTE"]
     persons = persons.merge(deaths, on="BEN_NIR_PSA", how="left")
-    persons["death_date"] = persons["BEN_DCD_DTE"].fillna(persons["DCD_DTE"])
+    persons["death_date"] = persons["BEN_DCD_DTE"].fillna(persons["CCI_DCD_DTE"])
     registry = _latest(_read(landing, "registry_cases", ["BEN_NIR_PSA", "DAT_DIAG", "TOP_ICDO3", "extraction"]))
     registry = registry[registry["TOP_ICDO3"].str.startswith("C50")].groupby("BEN_NIR_PSA")["DAT_DIAG"].min()
     covered = set(coverage_seed.loc[coverage_seed["site"] == "breast", "department_code"])

@@ -56,15 +56,15 @@ D = dt.date
 
 def _drugs() -> list[dict[str, Any]]:
     return [
-        {"PHA_CIP_C13": TAMOXIFEN_30, "PHA_ATC_C07": "L02BA01", "PHA_ATC_L07": "TAMOXIFENE", "PHA_UNT_NBR_DSP": 30,
+        {"PHA_CIP_C13": TAMOXIFEN_30, "PHA_ATC_C07": "L02BA01", "PHA_ATC_L07": "TAMOXIFENE", "PHA_UNT_NBR_DSES": "30",
          "PHA_NOM_PA": "TAMOXIFENE 20 mg, boîte de 30"},
-        {"PHA_CIP_C13": LETROZOLE_30, "PHA_ATC_C07": "L02BG04", "PHA_ATC_L07": "LETROZOLE", "PHA_UNT_NBR_DSP": 30,
+        {"PHA_CIP_C13": LETROZOLE_30, "PHA_ATC_C07": "L02BG04", "PHA_ATC_L07": "LETROZOLE", "PHA_UNT_NBR_DSES": "30",
          "PHA_NOM_PA": "LETROZOLE 2,5 mg, boîte de 30"},
         {"PHA_CIP_C13": ANASTROZOLE_28, "PHA_ATC_C07": "L02BG03", "PHA_ATC_L07": "ANASTROZOLE",
-         "PHA_UNT_NBR_DSP": 28, "PHA_NOM_PA": "ANASTROZOLE 1 mg, boîte de 28"},
+         "PHA_UNT_NBR_DSES": "28", "PHA_NOM_PA": "ANASTROZOLE 1 mg, boîte de 28"},
         {"PHA_CIP_C13": ANASTROZOLE_84, "PHA_ATC_C07": "L02BG03", "PHA_ATC_L07": "ANASTROZOLE",
-         "PHA_UNT_NBR_DSP": 84, "PHA_NOM_PA": "ANASTROZOLE 1 mg, boîte de 84"},
-        {"PHA_CIP_C13": STATIN_30, "PHA_ATC_C07": "C10AA05", "PHA_ATC_L07": "ATORVASTATINE", "PHA_UNT_NBR_DSP": 30,
+         "PHA_UNT_NBR_DSES": "84", "PHA_NOM_PA": "ANASTROZOLE 1 mg, boîte de 84"},
+        {"PHA_CIP_C13": STATIN_30, "PHA_ATC_C07": "C10AA05", "PHA_ATC_L07": "ATORVASTATINE", "PHA_UNT_NBR_DSES": "30",
          "PHA_NOM_PA": "ATORVASTATINE 20 mg, boîte de 30"},
     ]
 
@@ -143,9 +143,10 @@ def all_stays() -> list[dict[str, Any]]:
                          "SOR_ANN": str(exit_.year)}],
             "t_mco_c": [{"ETA_NUM": eta, "RSA_NUM": rsa, "NIR_ANO_17": _nir(person), "EXE_SOI_DTD": entry,
                          "EXE_SOI_DTF": exit_, "NIR_RET": "0"}],
-            "t_mco_d": [{"ETA_NUM": eta, "RSA_NUM": rsa, "ASS_NUM": i + 1, "ASS_DGN": da} for i, da in enumerate(das)],
-            "t_mco_a": [{"ETA_NUM": eta, "RSA_NUM": rsa, "ACT_NUM": i + 1, "CDC_ACT": code, "ENT_DAT_DEL": delay,
-                         "ACV_ACT": 1} for i, (code, delay) in enumerate(acts)],
+            "t_mco_d": [{"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_ASS_NUM": i + 1, "ASS_DGN": da}
+                        for i, da in enumerate(das)],
+            "t_mco_a": [{"ETA_NUM": eta, "RSA_NUM": rsa, "CDC_ACT": code, "ENT_DAT_DEL": delay,
+                         "ACV_ACT": "1"} for code, delay in acts],
         })
     return out
 
@@ -162,7 +163,7 @@ def _registry() -> list[dict[str, Any]]:
 def _deaths(extraction: dt.date) -> list[dict[str, Any]]:
     if extraction < D(2021, 12, 31):
         return []
-    return [{"BEN_NIR_PSA": _nir("P3"), "DCD_DTE": D(2021, 8, 1), "DCD_CIM_COD": "C349", "DCD_DPT": "069"}]
+    return [{"BEN_NIR_ANO": _nir("P3"), "BEN_DCD_DTE": D(2021, 8, 1), "DCD_CIM_COD": "C349", "DCD_DPT_COD": "069"}]
 
 
 def _fdep() -> list[dict[str, Any]]:

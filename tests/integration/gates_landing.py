@@ -54,7 +54,8 @@ def extraction_tables(date: str, n: int = 60, seed: int = 1, months: int = 24) -
     cips = [cip13(f"34009{300000 + k:07d}") for k in range(4)]
     tables["ir_pha_r"] = {
         "PHA_CIP_C13": cips, "PHA_ATC_C07": ["L02BA01", "L02BG03", "L02BG04", "L02BG06"],
-        "PHA_ATC_L07": ["TAMOXIFENE", "ANASTROZOLE", "LETROZOLE", "EXEMESTANE"], "PHA_UNT_NBR_DSP": [30, 28, 30, 30],
+        "PHA_ATC_L07": ["TAMOXIFENE", "ANASTROZOLE", "LETROZOLE", "EXEMESTANE"],
+        "PHA_UNT_NBR_DSES": ["30", "28", "30", "30"],
         "PHA_NOM_PA": ["TAMOXIFÈNE 20MG", "ANASTROZOLE 1MG", "LÉTROZOLE 2,5MG", "EXÉMESTANE 25MG"],
     }
     pha: dict[str, list] = {c: [] for c in SOURCES_BY_NAME["er_pha_f"].column_names}
@@ -89,17 +90,17 @@ def extraction_tables(date: str, n: int = 60, seed: int = 1, months: int = 24) -
         "ETA_NUM": eta, "RSA_NUM": rsa, "NIR_ANO_17": nir[:stays], "EXE_SOI_DTD": entry,
         "EXE_SOI_DTF": [e + dt.timedelta(days=2) for e in entry], "NIR_RET": ["0"] * stays,
     }
-    tables["t_mco_d"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "ASS_NUM": [1] * stays, "ASS_DGN": ["Z511"] * stays}
-    tables["t_mco_a"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "ACT_NUM": [1] * stays, "CDC_ACT": ["QEFA003"] * stays,
-                         "ENT_DAT_DEL": [0] * stays, "ACV_ACT": [1] * stays}
+    tables["t_mco_d"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_ASS_NUM": [1] * stays, "ASS_DGN": ["Z511"] * stays}
+    tables["t_mco_a"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "CDC_ACT": ["QEFA003"] * stays,
+                         "ENT_DAT_DEL": [0] * stays, "ACV_ACT": ["1"] * stays}
     tables["registry_cases"] = {
         "REG_ID": ["R01"] * n, "REG_CAS_ID": [f"C{i:06d}" for i in range(n)], "BEN_NIR_PSA": nir,
         "DAT_DIAG": entry[:n], "TOP_ICDO3": ["C50.9"] * n, "MOR_ICDO3": ["8500/3"] * n, "CIM10": ["C509"] * n,
         "STADE": ["II"] * n, "BASE_DIAG": [7] * n,
     }
     dead = [i for i in range(n) if death[i] is not None]
-    tables["ki_cci_r"] = {"BEN_NIR_PSA": [nir[i] for i in dead], "DCD_DTE": [death[i] for i in dead],
-                          "DCD_CIM_COD": ["C509"] * len(dead), "DCD_DPT": ["075"] * len(dead)}
+    tables["ki_cci_r"] = {"BEN_NIR_ANO": [nir[i] for i in dead], "BEN_DCD_DTE": [death[i] for i in dead],
+                          "DCD_CIM_COD": ["C509"] * len(dead), "DCD_DPT_COD": ["075"] * len(dead)}
     tables["ir_geo_fdep"] = {"DPT_COD": depts, "COM_COD": ["001"] * 5, "FDEP_IDX": [0.1, 0.2, 0.3, 0.4, 0.5],
                              "FDEP_QUINT": [1, 2, 3, 4, 5]}
     return tables

@@ -69,19 +69,23 @@ def test_csv_extraction_is_checked_like_parquet(settings):
     assert report.failed_names("warning") == set(), report.summary()
 
     # A text value in an integer column of a CSV is a type fault.
-    path = settings.landing / "ir_pha_r" / f"extraction={DATE}" / "part-00000.csv"
-    path.write_text(path.read_text(encoding="utf-8").replace(";30;", ";trente;", 1), encoding="utf-8")
+    path = settings.landing / "ir_ben_r" / f"extraction={DATE}" / "part-00000.csv"
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh, delimiter=";"))
+    rows[1][rows[0].index("BEN_SEX_COD")] = "deux"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, delimiter=";").writerows(rows)
     with pytest.raises(GateFailed) as caught:
-        run_raw_gate(DATE, settings, FAST, sources=["ir_pha_r"])
-    assert ("ir_pha_r", "column_types") in caught.value.report.failed_names()
-    assert "PHA_UNT_NBR_DSP" in str(caught.value)
+        run_raw_gate(DATE, settings, FAST, sources=["ir_ben_r"])
+    assert ("ir_ben_r", "column_types") in caught.value.report.failed_names()
+    assert "BEN_SEX_COD" in str(caught.value)
 
 
 def test_latin1_csv_fails_encoding(settings):
     write_extraction(settings.landing, DATE, n=20)
     folder = settings.landing / "ir_pha_r" / f"extraction={DATE}"
     (folder / "part-00000.parquet").unlink()
-    (folder / "part-00000.csv").write_bytes("PHA_CIP_C13;PHA_ATC_C07;PHA_ATC_L07;PHA_UNT_NBR_DSP;PHA_NOM_PA\n"
+    (folder / "part-00000.csv").write_bytes("PHA_CIP_C13;PHA_ATC_C07;PHA_ATC_L07;PHA_UNT_NBR_DSES;PHA_NOM_PA\n"
                                             "3400935955838;L02BA01;TAMOXIFENE;30;TAMOXIFÈNE\n".encode("latin-1"))
     with pytest.raises(GateFailed) as caught:
         run_raw_gate(DATE, settings, FAST, sources=["ir_pha_r"])
@@ -114,3 +118,14 @@ def test_validate_command_prints_a_table_and_exits_nonzero_on_failure(settings, 
     assert "file_readable" in bad.output and "FAILED" in bad.output
     assert folder.is_dir()  # --no-quarantine leaves it in the landing
     assert runner.invoke(app, ["validate", "--stage", "bronze"]).exit_code != 0
+
+
+def test_an_imported_hand_written_delivery_passes_the_raw_gate(settings, tmp_path):
+    """`oncopipe import` of a delivery in the insurer's shape gives a landing the raw gate accepts (no DCIR yet)."""
+    from oncopipe.landing.importer import import_extract
+    from support.delivered_extract import DATE as DELIVERED_DATE
+    from support.delivered_extract import deliver
+
+    report = import_extract(deliver(tmp_path / "delivery"), settings.landing, DELIVERED_DATE)
+    gate = run_raw_gate(DELIVERED_DATE, settings, FAST, sources=sorted(report.rows))
+    assert gate.passed, gate.summary()

@@ -124,8 +124,8 @@ def test_adherence_trajectories_follow_the_planted_profiles(tmp_path):
     ht = pha[pha["PHA_ATC_C07"].isin(["L02BA01", "L02BG03", "L02BG04", "L02BG06"])]
     raw = read_source(tmp_path, "er_pha_f", date)
     disp = _clean_dispensings(raw[raw["PHA_PRS_C13"].isin(ht["PHA_CIP_C13"])])
-    disp = disp.merge(ht[["PHA_CIP_C13", "PHA_UNT_NBR_DSP"]], left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
-    disp["supply"] = disp["PHA_ACT_QSN"] * disp["PHA_UNT_NBR_DSP"]
+    disp = disp.merge(ht[["PHA_CIP_C13", "PHA_UNT_NBR_DSES"]], left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
+    disp["supply"] = disp["PHA_ACT_QSN"] * disp["PHA_UNT_NBR_DSES"].astype(int)
     disp = disp.sort_values(["BEN_NIR_PSA", "EXE_SOI_DTD", "PHA_PRS_C13", "DCT_ORD_NUM", "PRS_ORD_NUM"])
     deaths = read_source(tmp_path, "ir_ben_r", date).set_index("BEN_NIR_PSA")["BEN_DCD_DTE"]
     assert set(disp["BEN_NIR_PSA"]) == set(groups["BEN_NIR_PSA"])  # every treated woman, and only them
@@ -147,7 +147,8 @@ def test_adherence_trajectories_follow_the_planted_profiles(tmp_path):
         planted = P.trajectory_profile(g, np.arange(60))[ok]
         assert np.mean(np.abs(mean - planted)) < 0.06, (name, np.round(mean[:24], 2))
     # Box sizes are drawn at each dispensing: no woman keeps one box size (that splits the adherent group in GBTM).
-    regular = disp.assign(big=disp["PHA_UNT_NBR_DSP"] >= 60).groupby("BEN_NIR_PSA")["big"].agg(["mean", "size"])
+    regular = (disp.assign(big=disp["PHA_UNT_NBR_DSES"].astype(int) >= 60)
+               .groupby("BEN_NIR_PSA")["big"].agg(["mean", "size"]))
     regular = regular[regular["size"] >= 20]
     assert len(regular) > 100
     assert regular["mean"].mean() == pytest.approx(P.BIG_BOX_SHARE, abs=0.03)

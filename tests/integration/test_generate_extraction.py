@@ -111,7 +111,7 @@ def test_content_is_linked_and_plausible(extraction):
     # Delta flux never after the extraction date; snapshots know the deaths.
     assert (disp["FLX_DIS_DTD"] <= pd.Timestamp(DATE).date()).all()
     deaths = read_source(out, "ki_cci_r", DATE)
-    assert set(deaths["BEN_NIR_PSA"]) == set(ben.loc[ben["BEN_DCD_DTE"].notna(), "BEN_NIR_PSA"])
+    assert set(deaths["BEN_NIR_ANO"]) == set(ben.loc[ben["BEN_DCD_DTE"].notna(), "BEN_NIR_PSA"])
 
 
 def _hashes(folder):

@@ -76,7 +76,7 @@ def assembled(landing, truth) -> pd.DataFrame:
     extraction = pd.Timestamp(truth["generator"]["extraction_date"])
     end = extraction - pd.Timedelta(days=REPORTING_LAG_DAYS)
     ben = _read(landing, "ir_ben_r").drop_duplicates("BEN_NIR_PSA")
-    cci = _read(landing, "ki_cci_r").drop_duplicates("BEN_NIR_PSA")
+    cci = _read(landing, "ki_cci_r").drop_duplicates("BEN_NIR_ANO")
     fdep = _read(landing, "ir_geo_fdep")
     stays = _read(landing, "t_mco_b").merge(_read(landing, "t_mco_c"), on=["ETA_NUM", "RSA_NUM"])
     stays["date"] = pd.to_datetime(stays["EXE_SOI_DTD"])
@@ -108,8 +108,9 @@ def assembled(landing, truth) -> pd.DataFrame:
                    .groupby(["person", "site"], as_index=False)["treatment_date"].min())
     cases = cases.merge(first_treat, on=["person", "site"], how="left")
 
-    people = ben.merge(cci[["BEN_NIR_PSA", "DCD_DTE"]], on="BEN_NIR_PSA", how="left")
-    people["death"] = pd.to_datetime(people["BEN_DCD_DTE"]).fillna(pd.to_datetime(people["DCD_DTE"]))
+    cci = cci[["BEN_NIR_ANO", "BEN_DCD_DTE"]].set_axis(["BEN_NIR_PSA", "CCI_DCD_DTE"], axis=1)
+    people = ben.merge(cci, on="BEN_NIR_PSA", how="left")
+    people["death"] = pd.to_datetime(people["BEN_DCD_DTE"]).fillna(pd.to_datetime(people["CCI_DCD_DTE"]))
     people = people.merge(fdep, left_on=["BEN_RES_DPT", "BEN_RES_COM"], right_on=["DPT_COD", "COM_COD"], how="left")
     people = people.rename(columns={"BEN_NIR_PSA": "person"})
     cases = cases.merge(people[["person", "BEN_SEX_COD", "BEN_NAI_ANN", "BEN_NAI_MOI", "death", "FDEP_QUINT"]],

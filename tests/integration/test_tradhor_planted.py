@@ -67,7 +67,7 @@ def breast_cohort(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     index = index[index["index_date"] <= end_of_data]
     deaths = pd.concat([
         _read(landing, "ir_ben_r")[["BEN_NIR_PSA", "BEN_DCD_DTE"]].set_axis(["person_id", "death"], axis=1),
-        _read(landing, "ki_cci_r")[["BEN_NIR_PSA", "DCD_DTE"]].set_axis(["person_id", "death"], axis=1),
+        _read(landing, "ki_cci_r")[["BEN_NIR_ANO", "BEN_DCD_DTE"]].set_axis(["person_id", "death"], axis=1),
     ])
     death = pd.to_datetime(deaths.dropna().groupby("person_id")["death"].min())
     cohort = index.assign(end_of_data_date=end_of_data, death_date=index["person_id"].map(death))

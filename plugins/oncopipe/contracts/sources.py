@@ -20,8 +20,9 @@ FDep table) is a lost part of the delivery; the DCIR flux varies from month to m
 reimbursement delays: about 15% between two consecutive generated deliveries) and is allowed 30%; the PMSI
 deltas are small (a few hundred stays a quarter for a regional cohort) and allowed 50%.
 
-Column names are those of the SNDS data dictionary (schema-snds); the registry and causes-of-death
-tables follow the French registries' (FRANCIM) and CepiDc variable names in the same style.
+Column names and types are those of the SNDS data dictionary (schema-snds, vendored in
+``contracts/reference/snds/`` and checked by ``tests/unit/contracts/test_snds_dictionary.py``); the registry
+and FDep tables are not SNDS tables and follow the French registries' (FRANCIM) variable names in the same style.
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ class Source:
     max_volume_drop: float = 0.5
     """Largest tolerated drop of lines (per flux month for a delta source) relative to the previous accepted
     extraction; a larger drop is critical (raw gate ``row_count_vs_previous``)."""
+    person: str | None = None
+    """The column holding the person key (the platform's pseudonym), if the source has one. A delivered file may
+    name it by another pseudonym column (``PSEUDONYMS``); ``oncopipe import`` maps it to this one."""
+    delivered_dates: str = "%d/%m/%Y"
+    """How the insurer writes this source's dates in a delivered CSV (strptime format): DD/MM/YYYY in the DCIR
+    and the referentials, DDMMYYYY in the PMSI, ISO in the registry. ``oncopipe import`` parses by it, never by
+    guessing from the data; the landing itself holds typed Parquet (or ISO dates in its own CSV)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -92,7 +100,7 @@ SOURCES: tuple[Source, ...] = (
             _c("BEN_DTE_INS", "date", "Date the beneficiary entered the referential."),
             _c("BEN_DTE_MAJ", "date", "Date of the last update of the line."),
         ),
-        max_volume_drop=0.1,
+        max_volume_drop=0.1, person="BEN_NIR_PSA",
     ),
     Source(
         "ir_pha_r", "IR_PHA_R", "snapshot", ("PHA_CIP_C13",),
@@ -101,7 +109,8 @@ SOURCES: tuple[Source, ...] = (
             _c("PHA_CIP_C13", "string", "CIP13 code of the presentation (13 digits, starts 34009)."),
             _c("PHA_ATC_C07", "string", "ATC code, level 5 (7 characters, e.g. L02BA01)."),
             _c("PHA_ATC_L07", "string", "ATC label."),
-            _c("PHA_UNT_NBR_DSP", "int", "Number of dispensing units (tablets) per box.", coded=True),
+            _c("PHA_UNT_NBR_DSES", "string", "Number of dispensing units (tablets) per box (text in the dictionary).",
+               coded=True),
             _c("PHA_NOM_PA", "string", "Product label (brand or generic name, strength, pack)."),
         ),
         max_volume_drop=0.2,
@@ -126,7 +135,7 @@ SOURCES: tuple[Source, ...] = (
             _c("DPN_QLF", "int", "Line qualifier: 0 reimbursed, 71 information only (to be dropped).", coded=True),
             _c("PSE_SPE_COD", "int", "Specialty of the prescriber (1 GP, 2 anaesthesia, 6 oncology...).", coded=True),
         ),
-        max_volume_drop=0.3,
+        max_volume_drop=0.3, person="BEN_NIR_PSA",
     ),
     Source(
         "t_mco_b", "T_MCOaaB", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -142,7 +151,7 @@ SOURCES: tuple[Source, ...] = (
             _c("SOR_MOD", "string", "Mode of exit (8 home, 7 transfer, 9 death).", coded=True),
             _c("SOR_ANN", "string", "Year of exit, YYYY."),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, delivered_dates="%d%m%Y",
     ),
     Source(
         "t_mco_c", "T_MCOaaC", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -155,31 +164,31 @@ SOURCES: tuple[Source, ...] = (
             _c("EXE_SOI_DTF", "date", "Date of exit."),
             _c("NIR_RET", "string", "Linkage return code on the NIR ('0' = OK).", coded=True),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, person="NIR_ANO_17", delivered_dates="%d%m%Y",
     ),
     Source(
-        "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "ASS_NUM"),
+        "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
         "PMSI MCO associated diagnoses.",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
             _c("RSA_NUM", "string", "Stay number within the hospital."),
-            _c("ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
+            _c("DGN_ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
             _c("ASS_DGN", "string", "Associated diagnosis, ICD-10 without dot."),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, delivered_dates="%d%m%Y",
     ),
     Source(
-        "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "ACT_NUM"),
-        "PMSI MCO CCAM medical acts performed during a stay.",
+        "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
+        "PMSI MCO CCAM medical acts performed during a stay (T_MCOaaA numbers no act: an act is its code, day and "
+        "activity within the stay).",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
             _c("RSA_NUM", "string", "Stay number within the hospital."),
-            _c("ACT_NUM", "int", "Order of the act within the stay.", coded=True),
             _c("CDC_ACT", "string", "CCAM act code (4 letters + 3 digits, e.g. QEFA003)."),
             _c("ENT_DAT_DEL", "int", "Days between entry and the act."),
-            _c("ACV_ACT", "int", "Activity code (1 = main act).", coded=True),
+            _c("ACV_ACT", "string", "Activity code ('1' = main act).", coded=True),
         ),
-        max_volume_drop=0.5,
+        max_volume_drop=0.5, delivered_dates="%d%m%Y",
     ),
     Source(
         "registry_cases", "FRANCIM registry records", "snapshot", ("REG_ID", "REG_CAS_ID"),
@@ -195,18 +204,18 @@ SOURCES: tuple[Source, ...] = (
             _c("STADE", "string", "Stage at diagnosis: I, II, III, IV or X (unknown).", coded=True),
             _c("BASE_DIAG", "int", "Basis of diagnosis (7 = histology of the primary).", coded=True),
         ),
-        max_volume_drop=0.1,
+        max_volume_drop=0.1, person="BEN_NIR_PSA", delivered_dates="%Y-%m-%d",
     ),
     Source(
-        "ki_cci_r", "KI_CCI_R (CepiDc)", "snapshot", ("BEN_NIR_PSA",),
+        "ki_cci_r", "KI_CCI_R", "snapshot", ("BEN_NIR_ANO",),
         "Causes of death (CepiDc) linked to beneficiaries.",
         (
-            _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier."),
-            _c("DCD_DTE", "date", "Date of death from the death certificate."),
+            _c("BEN_NIR_ANO", "string", "Pseudonymised identifier of the deceased (the person key, as BEN_NIR_PSA)."),
+            _c("BEN_DCD_DTE", "date", "Date of death from the death certificate."),
             _c("DCD_CIM_COD", "string", "Underlying cause of death, ICD-10 without dot."),
-            _c("DCD_DPT", "string", "Department of death, 3 characters."),
+            _c("DCD_DPT_COD", "string", "Department of death, 3 characters."),
         ),
-        max_volume_drop=0.1,
+        max_volume_drop=0.1, person="BEN_NIR_ANO",
     ),
     Source(
         "ir_geo_fdep", "FDep (commune deprivation index)", "snapshot", ("DPT_COD", "COM_COD"),
@@ -217,11 +226,15 @@ SOURCES: tuple[Source, ...] = (
             _c("FDEP_IDX", "float", "FDep index value."),
             _c("FDEP_QUINT", "int", "National population-weighted quintile of FDep, 1..5.", coded=True),
         ),
-        max_volume_drop=0.05,
+        max_volume_drop=0.05, delivered_dates="%Y-%m-%d",
     ),
 )
 
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+
+PSEUDONYMS: tuple[str, ...] = ("NUM_ENQ", "BEN_NIR_PSA", "NIR_ANO_17", "BEN_NIR_ANO")
+"""Patient pseudonym columns a delivered table may carry: NUM_ENQ (the study pseudonym of a project extract),
+BEN_NIR_PSA (DCIR, IR_BEN_R), NIR_ANO_17 (PMSI), BEN_NIR_ANO (KI_CCI_R)."""
 
 
 def source(name: str) -> Source:

@@ -689,19 +689,20 @@ def dispensings_from_claims(
     dropped; a line re-sent in a later flux (same ``ORG_CLE_NUM``, ``DCT_ORD_NUM``, ``PRS_ORD_NUM``)
     keeps only its latest ``FLX_DIS_DTD`` version; each negative (regularisation) line cancels one earlier
     positive line of the same person, date, CIP13 and absolute quantity (matched in flux order) and is then
-    dropped. Days of supply = boxes (``PHA_ACT_QSN``) x units per box (``PHA_UNT_NBR_DSP``); only CIP13
-    whose ATC is in ``molecules`` (default: the four hormone therapies) are kept.
+    dropped. Days of supply = boxes (``PHA_ACT_QSN``) x units per box (``PHA_UNT_NBR_DSES``, text in the
+    dictionary); only CIP13 whose ATC is in ``molecules`` (default: the four hormone therapies) are kept.
 
     Args:
         er_pha_f: raw pharmacy lines (landing contract columns).
-        ir_pha_r: drug referential (``PHA_CIP_C13``, ``PHA_ATC_C07``, ``PHA_UNT_NBR_DSP``).
+        ir_pha_r: drug referential (``PHA_CIP_C13``, ``PHA_ATC_C07``, ``PHA_UNT_NBR_DSES``).
         molecules: ATC -> molecule name.
 
     Returns:
         ``person_id``, ``dispensing_date``, ``days_supply``, ``molecule``, ``cip13``, ``line_id``.
     """
     molecules = molecules or HORMONE_MOLECULES
-    ref = ir_pha_r.loc[ir_pha_r["PHA_ATC_C07"].isin(list(molecules)), ["PHA_CIP_C13", "PHA_ATC_C07", "PHA_UNT_NBR_DSP"]]
+    ref = ir_pha_r.loc[ir_pha_r["PHA_ATC_C07"].isin(list(molecules)),
+                       ["PHA_CIP_C13", "PHA_ATC_C07", "PHA_UNT_NBR_DSES"]]
     ref = ref.drop_duplicates("PHA_CIP_C13")
     lines = er_pha_f[er_pha_f["PHA_PRS_C13"].isin(ref["PHA_CIP_C13"])]
     lines = lines[lines["DPN_QLF"] != INFORMATION_ONLY].drop_duplicates()
@@ -719,7 +720,7 @@ def dispensings_from_claims(
     return pd.DataFrame({
         "person_id": pos["BEN_NIR_PSA"].to_numpy(),
         "dispensing_date": pd.to_datetime(pos["EXE_SOI_DTD"]).to_numpy(),
-        "days_supply": (pos["PHA_ACT_QSN"] * pos["PHA_UNT_NBR_DSP"]).astype(np.int64).to_numpy(),
+        "days_supply": (pos["PHA_ACT_QSN"] * pos["PHA_UNT_NBR_DSES"].astype(np.int64)).astype(np.int64).to_numpy(),
         "molecule": pos["PHA_ATC_C07"].map(molecules).to_numpy(),
         "cip13": pos["PHA_PRS_C13"].astype(str).to_numpy(),
         "line_id": (pos["ORG_CLE_NUM"].astype(str) + ":" + pos["DCT_ORD_NUM"].astype(str).str.zfill(12) + ":"

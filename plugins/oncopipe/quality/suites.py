@@ -339,7 +339,7 @@ def _source_rules() -> dict[str, list[LineRule]]:
             # The referential is small and authoritative: no tolerance.
             *_cip13("PHA_CIP_C13", critical=1.0),
             *_regex("PHA_ATC_C07", "atc_format", formats.ATC7, "WHO ATC classification, level 5", critical=1.0),
-            *_range("PHA_UNT_NBR_DSP", "units_range", 1, 1000, BASIS_DICTIONARY, critical=1.0),
+            *_range("PHA_UNT_NBR_DSES", "units_range", 1, 1000, BASIS_DICTIONARY, critical=1.0),
         ],
         "er_pha_f": [
             *_cip13("PHA_PRS_C13"),
@@ -383,8 +383,8 @@ def _source_rules() -> dict[str, list[LineRule]]:
         ],
         "ki_cci_r": [
             *_regex("DCD_CIM_COD", "icd10_format", formats.ICD10, BASIS_ICD10),
-            *_in_set("DCD_DPT", "department_value_set", formats.DEPARTMENTS, "INSEE department codes (COG)"),
-            *_pseudonym("BEN_NIR_PSA"),
+            *_in_set("DCD_DPT_COD", "department_value_set", formats.DEPARTMENTS, "INSEE department codes (COG)"),
+            *_pseudonym("BEN_NIR_ANO"),
         ],
         "ir_geo_fdep": [
             *_in_set("DPT_COD", "department_value_set", formats.DEPARTMENTS, "INSEE department codes (COG)"),

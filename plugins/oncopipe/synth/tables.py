@@ -70,8 +70,8 @@ def ki_cci_r(chunk: Chunk, date: int) -> pa.Table:
     p = chunk.people
     known = np.flatnonzero((p.death_day + p.death_report_delay) <= date)
     return _table("ki_cci_r", {
-        "BEN_NIR_PSA": p.nir[known], "DCD_DTE": dates(p.death_day[known]),
-        "DCD_CIM_COD": p.death_cause[known].astype(str), "DCD_DPT": DEPARTMENT_CODES[p.dept[known]],
+        "BEN_NIR_ANO": p.nir[known], "BEN_DCD_DTE": dates(p.death_day[known]),
+        "DCD_CIM_COD": p.death_cause[known].astype(str), "DCD_DPT_COD": DEPARTMENT_CODES[p.dept[known]],
     })
 
 
@@ -170,16 +170,16 @@ def pmsi(chunk: Chunk, hospitals: Hospitals, previous: int | None, date: int,
     order = np.lexsort((np.arange(len(ka)), act_stay))
     ka, act_stay = ka[order], act_stay[order]
     tables["t_mco_a"] = _table("t_mco_a", {
-        "ETA_NUM": eta_all[act_stay], "RSA_NUM": rsa_all[act_stay], "ACT_NUM": _rank(act_stay),
+        "ETA_NUM": eta_all[act_stay], "RSA_NUM": rsa_all[act_stay],
         "CDC_ACT": s.act_code[ka].astype(str), "ENT_DAT_DEL": s.act_delay[ka],
-        "ACV_ACT": np.ones(len(ka), dtype=np.int64),
+        "ACV_ACT": np.full(len(ka), "1"),
     })
     kd = np.flatnonzero(in_cut[s.ass_stay])
     ass_stay = s.ass_stay[kd]
     order = np.lexsort((np.arange(len(kd)), ass_stay))
     kd, ass_stay = kd[order], ass_stay[order]
     tables["t_mco_d"] = _table("t_mco_d", {
-        "ETA_NUM": eta_all[ass_stay], "RSA_NUM": rsa_all[ass_stay], "ASS_NUM": _rank(ass_stay),
+        "ETA_NUM": eta_all[ass_stay], "RSA_NUM": rsa_all[ass_stay], "DGN_ASS_NUM": _rank(ass_stay),
         "ASS_DGN": s.ass_code[kd].astype(str),
     })
     return tables
@@ -199,7 +199,7 @@ def ir_pha_r() -> pa.Table:
     ps = cat.presentations
     return _table("ir_pha_r", {
         "PHA_CIP_C13": [p.cip13 for p in ps], "PHA_ATC_C07": [p.atc for p in ps],
-        "PHA_ATC_L07": [p.atc_label for p in ps], "PHA_UNT_NBR_DSP": [p.units for p in ps],
+        "PHA_ATC_L07": [p.atc_label for p in ps], "PHA_UNT_NBR_DSES": [str(p.units) for p in ps],
         "PHA_NOM_PA": [p.label for p in ps],
     })
 

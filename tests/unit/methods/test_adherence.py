@@ -313,7 +313,7 @@ def _day_by_day(disp, stays, fu):
 
 def test_dispensings_from_claims_cleans_raw_lines():
     ref = pd.DataFrame({"PHA_CIP_C13": ["3400930000001", "3400930000002", "3400930000003"],
-                        "PHA_ATC_C07": ["L02BA01", "L02BG04", "C10AA05"], "PHA_UNT_NBR_DSP": [30, 90, 30]})
+                        "PHA_ATC_C07": ["L02BA01", "L02BG04", "C10AA05"], "PHA_UNT_NBR_DSES": ["30", "90", "30"]})
 
     def line(prs, day, cip, qty, flux="2024-02-01", qlf=0, dct=1):
         return {"BEN_NIR_PSA": "p1", "ORG_CLE_NUM": "01", "DCT_ORD_NUM": dct, "PRS_ORD_NUM": prs,

@@ -25,7 +25,7 @@ def test_one_bad_line_among_300000_is_counted_and_shown():
     con = duckdb.connect()
     con.execute("""create table t as
         select printf('%013d', i) as "PHA_CIP_C13", case when i = 299999 then 'L02B01' else 'L02BA01' end
-               as "PHA_ATC_C07", 'X' as "PHA_ATC_L07", 30 as "PHA_UNT_NBR_DSP", 'X' as "PHA_NOM_PA"
+               as "PHA_ATC_C07", 'X' as "PHA_ATC_L07", '30' as "PHA_UNT_NBR_DSES", 'X' as "PHA_NOM_PA"
         from range(300000) r(i)""")
     rules = [r for r in suites.raw_line_rules(src) if r.name == "PHA_ATC_C07.atc_format"]
     frame = rules_frame(con, "t", src, rules, "2024-12-31", 300_000)

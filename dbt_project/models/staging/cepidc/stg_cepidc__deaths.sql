@@ -14,10 +14,10 @@ source as (
 renamed as (
 
     select
-        cast(BEN_NIR_PSA as varchar) as person_id,
-        cast(DCD_DTE as date) as death_date,
+        cast(BEN_NIR_ANO as varchar) as person_id,
+        cast(BEN_DCD_DTE as date) as death_date,
         upper(trim(cast(DCD_CIM_COD as varchar))) as underlying_cause_code,
-        cast(DCD_DPT as varchar) as death_department_code,
+        cast(DCD_DPT_COD as varchar) as death_department_code,
         cast(extraction as date) as extraction_date,
     from source
 

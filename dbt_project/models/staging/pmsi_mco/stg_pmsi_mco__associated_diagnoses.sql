@@ -14,11 +14,11 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) || '-' || cast(ASS_NUM as varchar)
+        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) || '-' || cast(DGN_ASS_NUM as varchar)
             as associated_diagnosis_id,
         cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
         cast(ETA_NUM as varchar) as hospital_id,
-        cast(ASS_NUM as integer) as diagnosis_rank,
+        cast(DGN_ASS_NUM as integer) as diagnosis_rank,
         upper(trim(cast(ASS_DGN as varchar))) as diagnosis_code,
         cast(extraction as date) as extraction_date,
     from source

@@ -17,7 +17,7 @@ renamed as (
         cast(PHA_CIP_C13 as varchar) as cip13,
         cast(PHA_ATC_C07 as varchar) as atc_code,
         cast(PHA_ATC_L07 as varchar) as atc_label,
-        cast(PHA_UNT_NBR_DSP as integer) as units_per_box,
+        cast(PHA_UNT_NBR_DSES as integer) as units_per_box,
         cast(PHA_NOM_PA as varchar) as product_name,
         cast(extraction as date) as extraction_date,
     from source

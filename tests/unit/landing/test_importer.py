@@ -1,0 +1,126 @@
+"""``oncopipe import`` on a small extract written by hand in the delivered shape (support/delivered_extract.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from oncopipe.contracts.sources import SOURCES_BY_NAME
+from oncopipe.landing.importer import ExtractImportError, import_extract, table_of
+from support.delivered_extract import DATE, DELIVERED, P1, P2, deliver
+from typer.testing import CliRunner
+
+
+def _landed(landing: Path, source: str) -> list[dict]:
+    folder = landing / source / f"extraction={DATE}"
+    return [r for p in sorted(folder.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+
+
+def test_a_hand_written_delivery_lands_in_the_contract_shape(tmp_path):
+    report = import_extract(deliver(tmp_path / "delivery"), tmp_path / "landing", DATE)
+    landing = tmp_path / "landing"
+    assert report.rows == {"ir_ben_r": 2, "ir_pha_r": 1, "t_mco_b": 2, "t_mco_c": 2, "t_mco_d": 1, "t_mco_a": 1,
+                           "ki_cci_r": 1}
+    assert report.files["t_mco_b"] == ["T_MCO22B.csv", "T_MCO23B.csv"]  # two years, one landing source
+    assert report.skipped == ["LISEZMOI.txt"]
+    for source in report.rows:
+        schema = pq.read_schema(next((landing / source / f"extraction={DATE}").glob("*.parquet")))
+        assert schema.names == SOURCES_BY_NAME[source].column_names  # unused columns dropped, contract order
+    ben = _landed(landing, "ir_ben_r")
+    assert [r["BEN_NIR_PSA"] for r in ben] == [P1, P2]  # NUM_ENQ is the person key
+    assert ben[0]["BEN_DCD_DTE"] is None and ben[1]["BEN_DCD_DTE"] == dt.date(2023, 8, 2)
+    assert ben[0]["BEN_DTE_MAJ"] == dt.date(2024, 6, 15) and ben[0]["BEN_SEX_COD"] == 2
+    stays = _landed(landing, "t_mco_c")
+    assert [(r["NIR_ANO_17"], r["EXE_SOI_DTD"]) for r in stays] == [(P1, dt.date(2022, 5, 2)),
+                                                                     (P2, dt.date(2023, 7, 10))]
+    assert _landed(landing, "t_mco_b")[0]["DGN_REL"] is None  # empty field is null
+    assert _landed(landing, "ki_cci_r")[0]["BEN_NIR_ANO"] == P2
+    assert _landed(landing, "ir_pha_r")[0]["PHA_NOM_PA"] == "TAMOXIFÈNE 20 mg, boîte de 30"
+    assert not [p for p in landing.iterdir() if p.name.startswith(".")]  # no staging folder left
+
+
+@pytest.mark.parametrize(("name", "table", "year"), [
+    ("ER_PHA_F_2023.csv", None, None), ("T_MCO23B.csv", "t_mco_b", 2023), ("t_mco19a.parquet", "t_mco_a", 2019),
+    ("ki_cci_r_2023.sas7bdat", "ki_cci_r", 2023), ("IR_BEN_R.csv", "ir_ben_r", None),
+    ("registry_cases.csv", "registry_cases", None), ("T_MCO23E.csv", None, None)])
+def test_the_table_is_read_from_the_file_name(name, table, year):
+    if table is None:
+        with pytest.raises(ExtractImportError, match=name):
+            table_of(Path(name))
+    else:
+        src, got = table_of(Path(name))
+        assert (src.name, got) == (table, year)
+
+
+def _broken(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    files = dict(DELIVERED)
+    assert old in files[name]
+    files[name] = files[name].replace(old, new, 1)
+    return deliver(tmp_path / "delivery", files)
+
+
+@pytest.mark.parametrize(("name", "old", "new", "message"), [
+    ("IR_BEN_R.csv", "15/06/2024", "2024-06-15",
+     "IR_BEN_R.csv, line 2, column BEN_DTE_MAJ: '2024-06-15' is not a date DD/MM/YYYY"),
+    ("T_MCO23C.csv", "10072023;12072023;0", "10/07/2023;12072023;0",
+     "T_MCO23C.csv, line 2, column EXE_SOI_DTD: '10/07/2023' is not a date DDMMYYYY"),
+    ("IR_BEN_R.csv", f"{P2};1;1;", f"{P2};1;M;", "IR_BEN_R.csv, line 3, column BEN_SEX_COD: 'M' is not an integer"),
+    ("IR_BEN_R.csv", "01/01/2010;20/09/2023", "1/1/2010;20/09/2023",
+     "IR_BEN_R.csv, line 3, column BEN_DTE_INS: '1/1/2010' is not a date DD/MM/YYYY"),
+    ("T_MCO22B.csv", "DGN_PAL;", "DP;", "T_MCO22B.csv: column(s) DGN_PAL of T_MCOaaB missing"),
+    ("ki_cci_r_2023.csv", "BEN_IDT_ANO;NUM_ENQ", "BEN_NIR_PSA;NUM_ENQ", "several pseudonym columns"),
+])
+def test_bad_input_names_file_line_column_value_and_lands_nothing(tmp_path, name, old, new, message):
+    landing = tmp_path / "landing"
+    with pytest.raises(ExtractImportError) as caught:
+        import_extract(_broken(tmp_path, name, old, new), landing, DATE)
+    assert message in str(caught.value)
+    assert not landing.exists() or list(landing.iterdir()) == []
+
+
+def test_a_quoted_header_keeps_codes_and_dates_as_written(tmp_path):
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    (delivery / "T_MCO23A.csv").write_text('"ETA_NUM";"RSA_NUM";"CDC_ACT";"ENT_DAT_DEL";"ACV_ACT"\n'
+                                           "010000024;0000000007;QEFA003;0;1\n", encoding="utf-8")
+    import_extract(delivery, tmp_path / "landing", DATE)
+    assert _landed(tmp_path / "landing", "t_mco_a") == [
+        {"ETA_NUM": "010000024", "RSA_NUM": "0000000007", "CDC_ACT": "QEFA003", "ENT_DAT_DEL": 0, "ACV_ACT": "1"}]
+
+
+def test_map_names_a_delivered_column_and_a_landed_extraction_never_changes(tmp_path):
+    delivery = _broken(tmp_path, "T_MCO22B.csv", "DGN_PAL;", "DP;")
+    landing = tmp_path / "landing"
+    import_extract(delivery, landing, DATE, mapping={"DP": "DGN_PAL"})
+    before = {p: p.read_bytes() for p in landing.rglob("*.parquet")}
+    with pytest.raises(ExtractImportError, match="already landed"):
+        import_extract(delivery, landing, DATE, mapping={"DP": "DGN_PAL"})
+    assert {p: p.read_bytes() for p in landing.rglob("*.parquet")} == before
+
+
+def test_a_late_failure_leaves_no_source_landed(tmp_path):
+    # The last file (alphabetically) is bad: the good ones converted before it must not appear in the landing.
+    landing = tmp_path / "landing"
+    with pytest.raises(ExtractImportError, match="ki_cci_r_2023.csv, line 2"):
+        import_extract(_broken(tmp_path, "ki_cci_r_2023.csv", "02/08/2023", "31/02/2023"), landing, DATE)
+    assert list(landing.iterdir()) == []
+
+
+def test_parquet_delivery_and_the_command(tmp_path):
+    import pyarrow as pa
+    from oncopipe.cli import app
+
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    pq.write_table(pa.table({"PHA_CIP_C13": [3400935955838], "PHA_ATC_C07": ["L02BA01"], "PHA_ATC_L07": ["T"],
+                             "PHA_UNT_NBR_DSES": ["30"], "PHA_NOM_PA": ["T 20 mg"]}), delivery / "IR_PHA_R.parquet")
+    result = CliRunner().invoke(app, ["import", str(delivery), "--extraction-date", DATE, "--format", "parquet",
+                                      "--landing", str(tmp_path / "landing")])
+    assert result.exit_code == 0, result.output
+    assert "ir_pha_r" in result.output and "rows=1" in result.output
+    assert _landed(tmp_path / "landing", "ir_pha_r")[0]["PHA_CIP_C13"] == "3400935955838"  # integer code as text
+    result = CliRunner().invoke(app, ["import", str(delivery), "--extraction-date", DATE,
+                                      "--landing", str(tmp_path / "landing")])
+    assert result.exit_code == 1 and "already landed" in result.output
