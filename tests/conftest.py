@@ -22,11 +22,32 @@ pytest_plugins = ["native_topology"]
 _LAST = ("slow", "e2e", "airflow_ui", "topology")
 
 
+# Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the unit a worker takes is a group: one test
+# file (so a module-scoped fixture, e.g. a generated platform, is built once, on one worker), except the tests
+# of the shared native topology, which all go to one worker, in the order above.
+_TOPOLOGY_GROUP = "native-topology"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group into the node id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         return max((i for i, marker in enumerate(_LAST, start=1) if item.get_closest_marker(marker)), default=0)
 
     items.sort(key=rank)  # stable: keeps file order within a rank
+    if hasattr(config, "workerinput"):
+        # On an xdist worker the longest units go first, so two workers finish together: the topology group, then
+        # the files holding slow or browser tests, then the rest (each group keeps the order above inside it).
+        def cost(item: pytest.Item) -> int:
+            if item.get_closest_marker("topology") or item.get_closest_marker("airflow_ui"):
+                return 0
+            return 1 if item.get_closest_marker("slow") or item.get_closest_marker("e2e") else 2
+
+        items.sort(key=cost)
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        shared = item.get_closest_marker("topology") or item.get_closest_marker("airflow_ui")
+        item.add_marker(pytest.mark.xdist_group(_TOPOLOGY_GROUP if shared else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture()

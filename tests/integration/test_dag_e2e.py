@@ -6,7 +6,14 @@ assertions below read that JSON and the files the platform wrote.
 
 Scenario: (1) a first extraction lands -> refresh, then every approved study; the expired study's DAG is run
 too and must stop at its first task. (2) a second extraction date lands -> one refresh, then the studies
-scheduled on its Assets. (3) the refresh is re-run for the second extraction -> nothing published changes.
+scheduled on its Assets; one of them (``VICTIM``) dies in its export step, and its run is then put back to
+``running``, what a kill mid-export leaves (issue #24, point 4: the Asset rule counted such a run as served and
+the export was missing for good). (2b) the next ``oncopipe run``, with nothing new landed, marks that run failed,
+runs that study alone again on the same version and exports it. (3) the refresh is re-run for the second
+extraction -> nothing published changes, and no study is owed anything.
+
+The retry scenario was tests/integration/test_study_retry.py, which built a platform of its own for it (~5
+minutes of the suite); it rides on this platform's second round instead.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ PATIENTS = 1_000
 SEED = 7
 FIRST = "2025-03-31"
 SECOND = "2025-06-30"
+VICTIM = "care_pathway_delays"
 
 DRIVER = textwrap.dedent("""
     import json, sys
@@ -34,7 +42,8 @@ DRIVER = textwrap.dedent("""
     from oncopipe.warehouse import refresh
     from oncopipe.contracts.settings import get_settings
 
-    patients, seed, first, second, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+    patients, seed, first, second, victim, out = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4],
+                                                  sys.argv[5], sys.argv[6])
     log = lambda message: print(message, flush=True)
     result = {}
     one = embedded.run_platform(patients=patients, seed=seed, extraction_date=first, progress=log)
@@ -47,8 +56,28 @@ DRIVER = textwrap.dedent("""
     from oncopipe.synth.extraction import generate
     generate(get_settings().landing, patients, seed, second)
     result["pending_before_round2"] = refresh.pending_extractions()
+    from oncopipe.studies import steps
+    real_export = steps.export
+
+    def export_dies_for_the_victim(state_path):
+        if steps.StudyRunState.load(state_path).study.id == victim:
+            raise steps.NoPublishedMarts("simulated death of the export step")
+        return real_export(state_path)
+
+    steps.export = export_dies_for_the_victim
     two = embedded.run_platform(generate=False, progress=log)
+    steps.export = real_export
     result["round2"] = two.to_json()
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+    with create_session() as session:  # what a kill mid-export leaves: the run stays running
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == "study_" + victim,
+                                                   DagRun.state == DagRunState.FAILED)).one()
+        run.state = DagRunState.RUNNING
+    result["retry"] = embedded.run_platform(generate=False, progress=log).to_json()
 
     import hashlib
     published = get_settings().published
@@ -74,7 +103,8 @@ def scenario(tmp_path_factory):
     out = root / "result.json"
     log = root / "driver.log"
     with log.open("w") as sink:  # streamed, so a slow or failed run can be followed and diagnosed
-        proc = subprocess.run([sys.executable, "-c", DRIVER, str(PATIENTS), str(SEED), FIRST, SECOND, str(out)],
+        proc = subprocess.run([sys.executable, "-c", DRIVER, str(PATIENTS), str(SEED), FIRST, SECOND, VICTIM,
+                               str(out)],
                               env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, timeout=3600)
     assert proc.returncode == 0 and out.exists(), f"driver failed, log in {log}:\n{log.read_text()[-4000:]}"
     return home, json.loads(out.read_text())
@@ -138,9 +168,32 @@ def test_second_extraction_triggers_one_refresh_and_the_studies_on_its_assets(sc
     assert two["published_extraction"] == SECOND
     assert two["published_version"] != result["round1"]["published_version"]
     assert {r["dag_id"] for r in two["studies"]} == set(_approved())
-    assert all(r["state"] == "success" for r in two["studies"])
+    victim = f"study_{VICTIM}"
+    assert victim in _approved()
+    assert all(r["state"] == "success" for r in two["studies"] if r["dag_id"] != victim)
     for dag_id, why in two["not_run"].items():
         assert dag_id not in _approved(), why
+
+
+@pytest.mark.slow
+def test_a_study_killed_after_a_publish_is_retried_and_exported(scenario):
+    _, result = scenario
+    two, retry = result["round2"], result["retry"]
+    victim = f"study_{VICTIM}"
+    killed = {r["dag_id"]: r for r in two["studies"]}[victim]
+    assert killed["state"] == "failed" and killed["failed_tasks"] == ["publish_export"]
+    assert killed["skipped_tasks"] == ["notify_recipients"]
+    assert VICTIM not in two["exports"]
+    assert two["owed"] == {victim: f"owes an export of mart version {two['published_version']}"}
+    # The next run: the killed run is marked failed, the study runs again on the same version and exports.
+    assert f"{victim}/{killed['run_id']}" in retry["interrupted"]
+    assert retry["refreshes"][0]["state"] in ("success", "skipped")
+    again = {r["dag_id"]: r for r in retry["studies"]}
+    assert set(again) == {victim}, "only the study that owed an export runs again"
+    assert again[victim]["state"] == "success"
+    manifest = json.loads((Path(retry["exports"][VICTIM]) / "manifest.json").read_text())
+    assert manifest["mart_version"] == two["published_version"] == retry["published_version"]
+    assert retry["owed"] == {}
 
 
 @pytest.mark.slow
