@@ -74,3 +74,11 @@ def committed_expectations_stay_unchanged():
     after = _tree_digest(EXPECTATIONS_DIR)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     assert not changed, f"the test run changed committed files under expectations/: {changed[:10]}"
+
+
+@pytest.fixture(scope="session")
+def embedded_scenario(tmp_path_factory):
+    """The embedded platform with a history (tests/support/embedded_scenario.py): ``(home, what happened)``."""
+    from support.embedded_scenario import run_scenario
+
+    return run_scenario(tmp_path_factory.mktemp("embedded_scenario"))

@@ -1,8 +1,11 @@
 """The operator's view under ``oncopipe ui``, clicked through in headless Chromium after a demo run.
 
-One module fixture does what an operator would: two small synthetic extractions land, the second with a critical
-fault, and one ``oncopipe run`` refreshes the first (publish, then every approved study) and refuses the second at
-its raw gate; then ``oncopipe ui`` starts once (airflow standalone on 127.0.0.1, a free port).
+The platform is the session's embedded scenario (tests/support/embedded_scenario.py, shared with
+tests/integration/test_dag_e2e.py): three extractions landed and operated through Airflow, the last one refused at
+its raw gate for a critical fault, every approved study exported. On a copy of its home, ``oncopipe ui`` starts once
+(airflow standalone on 127.0.0.1, a free port); the same start is checked as the command a user runs (health, the
+printed login, every DAG listed without import errors, no log server, and after SIGINT no process of its session
+left: this was tests/dags/test_ui_live.py, which paid a standalone start of its own).
 The browser logs in and opens every page of the Plugins menu (Quality gates, Data Docs, dbt docs, Exports), a
 task log of each DAG and the Assets graph. Any console error, any HTTP answer >= 400, any request to a host
 other than 127.0.0.1 or an empty page fails the test. Screenshots go under the test's tmp folder
@@ -12,9 +15,9 @@ While the UI runs, the scheduler must run the DAGs on their own: ``oncopipe ui``
 ``platform_refresh`` gets a scheduled run, whose tasks the LocalExecutor runs through the api-server's execution
 API (on the UI's port, not Airflow's default 8080).
 
-Cost, measured at a load average of 10-11 on this 2-core machine: 620 s in all (module setup 506 s: the
-``oncopipe run`` 408 s, standalone's start to every DAG un-paused 78 s; the seven tests 80 s; the stop 30 s).
-Marked ``slow`` and ``e2e``: it runs in ``make test`` with the other slow tests.
+Cost, measured before the platform was shared, at a load average of 10-11 on this 2-core machine: 620 s in all
+(the ``oncopipe run`` of its own 408 s, standalone's start to every DAG un-paused 78 s; the tests 80 s; the stop
+30 s). Marked ``slow`` and ``e2e``: it runs in ``make test`` with the other slow tests.
 """
 
 from __future__ import annotations
@@ -27,25 +30,28 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from oncopipe.commands.ui import all_healthy, port_in_use
 from oncopipe.orchestration.native import free_port
+from oncopipe.orchestration.processes import live_processes
+from oncopipe.studies.registry import scan_registry
+from support.embedded_scenario import FAULTY, FIRST, GROUP
 from support.native_harness import AirflowApi
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PATIENTS = 1_000
-SEED = 7
-FIRST = "2025-03-31"
-FAULTY = "2025-06-30"
-FAULT = "null_mandatory"  # critical in the raw gate: the second extraction is quarantined
 START_TIMEOUT_S = 420.0
+#: What `oncopipe ui` allows itself after SIGINT (INTERRUPT_GRACE_S + 2 x TERMINATE_GRACE_S) plus its own exit.
+STOP_TIMEOUT_S = 100.0
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow,
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group(GROUP),
               pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                  reason=f"no Chromium at {CHROMIUM} (make test installs the Debian package chromium)")]
 
@@ -57,35 +63,25 @@ class EmbeddedUi:
     home: Path
     screens: Path
     api: AirflowApi
+    log: Path
+    pid: int
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _oncopipe(*args: str, env: dict[str, str], log: Path, check: bool = True) -> int:
-    oncopipe = Path(sys.executable).with_name("oncopipe")
-    with log.open("a") as sink:
-        code = subprocess.run([str(oncopipe), *args], env=env, stdout=sink, stderr=subprocess.STDOUT,
-                              timeout=1800).returncode
-    if check:
-        assert code == 0, f"oncopipe {' '.join(args)} exited {code}:\n{log.read_text()[-4000:]}"
-    return code
+def _session_processes(sid: int) -> list[str]:
+    """``<pid> <name>`` of the live processes of a session (zombies excluded: they wait for their parent)."""
+    return [f"{pid} {name}" for pid, name in live_processes(session=sid).items()]
 
 
 @pytest.fixture(scope="module")
-def embedded_ui(tmp_path_factory) -> Iterator[EmbeddedUi]:
+def embedded_ui(tmp_path_factory, embedded_scenario) -> Iterator[EmbeddedUi]:
     root = tmp_path_factory.mktemp("operator_browser")
     home = root / "home"
+    # A copy: the UI's scheduler runs DAGs on their schedules, and the scenario's own assertions read its home.
+    shutil.copytree(embedded_scenario[0], home, symlinks=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ONCOPIPE_", "AIRFLOW"))}
     env["ONCOPIPE_HOME"] = str(home)
     timings = {}
-    started = time.monotonic()
-    # Both extractions land first: one `oncopipe run` refreshes the good one (publish, then every approved study)
-    # and refuses the faulty one at its raw gate (exit 1), in one process (Airflow's start-up paid once).
-    for date, faults in ((FIRST, ()), (FAULTY, ("--faults", FAULT))):
-        _oncopipe("generate", "--patients", str(PATIENTS), "--seed", str(SEED), "--extraction-date", date,
-                  "--out", str(home / "landing"), *faults, env=env, log=root / "run.log")
-    assert _oncopipe("run", env=env, log=root / "run.log", check=False) == 1, (root / "run.log").read_text()[-4000:]
-    timings["demo run"] = time.monotonic() - started
-
     port = free_port()
     log = root / "ui.log"
     started = time.monotonic()
@@ -105,15 +101,61 @@ def embedded_ui(tmp_path_factory) -> Iterator[EmbeddedUi]:
         screens = root / "screens"
         screens.mkdir()
         print(f"\nscreenshots: {screens}")
-        yield EmbeddedUi(base, password, home, screens, AirflowApi(base, "admin", password), timings)
+        yield EmbeddedUi(base, password, home, screens, AirflowApi(base, "admin", password), log, proc.pid, timings)
     finally:
+        stop_started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=100)
+            code = proc.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            code = None
+        timings["stop"] = time.monotonic() - stop_started
+        drain = time.monotonic() + 10  # helpers of the command itself (multiprocessing's resource tracker) end
+        while (left := _session_processes(proc.pid)) and time.monotonic() < drain:  # when it has exited
+            time.sleep(0.2)
+        for pid in (int(p.split()[0]) for p in left):  # never leave them running, even when the test fails
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         print(f"timings: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
+    # Ctrl-C stops every process the command started (reported as an error of the module's last test if not).
+    assert code == 0, log.read_text()[-3000:]
+    assert left == [], left
+    assert "airflow standalone stopped (SIGINT)" in log.read_text(), log.read_text()[-3000:]
+    assert not port_in_use(port)
+
+
+def _get(url: str, token: str | None = None) -> dict:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ui_serves_with_the_printed_login_and_lists_every_dag(embedded_ui):
+    base = embedded_ui.base_url
+    assert all_healthy(_get(f"{base}/api/v2/monitor/health"))
+    def token_for(password: str) -> str:
+        request = urllib.request.Request(f"{base}/auth/token", method="POST",
+                                         data=json.dumps({"username": "admin", "password": password}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())["access_token"]
+
+    token = token_for(embedded_ui.password)
+    with pytest.raises(urllib.error.HTTPError):
+        token_for("wrong")
+    expected = {"platform_refresh"} | {e.study.dag_id for e in scan_registry(check_kinds=False) if e.study}
+    deadline = time.monotonic() + 120
+    while True:  # the dag-processor writes the DAGs shortly after it reports healthy
+        dags = {d["dag_id"] for d in _get(f"{base}/api/v2/dags?limit=100", token)["dags"]}
+        if dags >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert dags == expected
+    assert _get(f"{base}/api/v2/importErrors", token)["total_entries"] == 0
+    # No log server was started (the scheduler and triggerer run with --skip-serve-logs).
+    assert not [p for p in _session_processes(embedded_ui.pid) if "serve-l" in p]
 
 
 class BrowserWatch:

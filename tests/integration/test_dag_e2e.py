@@ -1,113 +1,31 @@
 """End to end through Airflow: platform_refresh and the study DAGs with ``dag.test()`` on a small extraction.
 
-Airflow reads its configuration once per process, so the scenario runs in a fresh interpreter with a temporary
-AIRFLOW_HOME (SQLite metadata, migrated there) and ONCOPIPE_HOME; it writes what happened as JSON, and the
-assertions below read that JSON and the files the platform wrote.
-
-Scenario: (1) a first extraction lands -> refresh, then every approved study; the expired study's DAG is run
-too and must stop at its first task. (2) a second extraction date lands -> one refresh, then the studies
-scheduled on its Assets; one of them (``VICTIM``) dies in its export step, and its run is then put back to
-``running``, what a kill mid-export leaves (issue #24, point 4: the Asset rule counted such a run as served and
-the export was missing for good). (2b) the next ``oncopipe run``, with nothing new landed, marks that run failed,
-runs that study alone again on the same version and exports it. (3) the refresh is re-run for the second
-extraction -> nothing published changes, and no study is owed anything.
-
-The retry scenario was tests/integration/test_study_retry.py, which built a platform of its own for it (~5
-minutes of the suite); it rides on this platform's second round instead.
+The scenario (tests/support/embedded_scenario.py, built once a session and shared with the operator's browser
+test) runs in a fresh interpreter and writes what happened as JSON; the assertions below read that JSON and the
+files the platform wrote. Its rounds: (1) a first extraction -> refresh, then every approved study, and the
+expired study's DAG stops at its first task; (2) a second extraction -> one refresh, then the studies on its
+Assets, one of which dies in its export step and is left ``running``; (2b) the next run retries that study alone
+(issue #24, point 4; this was tests/integration/test_study_retry.py, which built a platform of its own for it);
+(3) the refresh re-run for the second extraction changes nothing published; (4) a faulty third extraction stops
+at its raw gate.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from oncopipe.studies.registry import load_registry
+from support.embedded_scenario import FIRST, GROUP, SECOND, VICTIM
 
-PATIENTS = 1_000
-SEED = 7
-FIRST = "2025-03-31"
-SECOND = "2025-06-30"
-VICTIM = "care_pathway_delays"
-
-DRIVER = textwrap.dedent("""
-    import json, sys
-    from pathlib import Path
-    from oncopipe.orchestration import embedded
-    from oncopipe.warehouse import refresh
-    from oncopipe.contracts.settings import get_settings
-
-    patients, seed, first, second, victim, out = (int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4],
-                                                  sys.argv[5], sys.argv[6])
-    log = lambda message: print(message, flush=True)
-    result = {}
-    one = embedded.run_platform(patients=patients, seed=seed, extraction_date=first, progress=log)
-    result["round1"] = one.to_json()
-    result["current_after_round1"] = (get_settings().published / "CURRENT").read_text().strip()
-    dags = embedded.load_dags()
-    expired = [d for d in dags if d.startswith("study_") and "approval-refused" in dags[d].tags]
-    result["expired_runs"] = [embedded.test_dag(dags[d]).__dict__ for d in expired]
-
-    from oncopipe.synth.extraction import generate
-    generate(get_settings().landing, patients, seed, second)
-    result["pending_before_round2"] = refresh.pending_extractions()
-    from oncopipe.studies import steps
-    real_export = steps.export
-
-    def export_dies_for_the_victim(state_path):
-        if steps.StudyRunState.load(state_path).study.id == victim:
-            raise steps.NoPublishedMarts("simulated death of the export step")
-        return real_export(state_path)
-
-    steps.export = export_dies_for_the_victim
-    two = embedded.run_platform(generate=False, progress=log)
-    steps.export = real_export
-    result["round2"] = two.to_json()
-
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-    from sqlalchemy import select
-    with create_session() as session:  # what a kill mid-export leaves: the run stays running
-        run = session.scalars(select(DagRun).where(DagRun.dag_id == "study_" + victim,
-                                                   DagRun.state == DagRunState.FAILED)).one()
-        run.state = DagRunState.RUNNING
-    result["retry"] = embedded.run_platform(generate=False, progress=log).to_json()
-
-    import hashlib
-    published = get_settings().published
-    digest = lambda: {str(p.relative_to(published)): hashlib.sha256(p.read_bytes()).hexdigest()
-                      for p in sorted(published.rglob("*")) if p.is_file() and ".candidates" not in p.parts}
-    result["published_before_rerun"] = digest()
-    dags = embedded.load_dags()
-    again = embedded.test_dag(dags[embedded.REFRESH_DAG_ID], run_conf={"extraction_date": second})
-    result["published_after_rerun"] = digest()
-    result["rerun"] = again.__dict__
-    due, waiting = embedded.due_studies(dags)
-    result["due_after_rerun"] = [d.dag_id for d, _ in due]
-    Path(out).write_text(json.dumps(result, default=lambda o: getattr(o, "__dict__", str(o))))
-""")
+pytestmark = pytest.mark.xdist_group(GROUP)
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dag_e2e")
-    home = root / "oncopipe_home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONCOPIPE_", "AIRFLOW"))}
-    env.update({"ONCOPIPE_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow")})
-    out = root / "result.json"
-    log = root / "driver.log"
-    with log.open("w") as sink:  # streamed, so a slow or failed run can be followed and diagnosed
-        proc = subprocess.run([sys.executable, "-c", DRIVER, str(PATIENTS), str(SEED), FIRST, SECOND, VICTIM,
-                               str(out)],
-                              env=env, stdout=sink, stderr=subprocess.STDOUT, text=True, timeout=3600)
-    assert proc.returncode == 0 and out.exists(), f"driver failed, log in {log}:\n{log.read_text()[-4000:]}"
-    return home, json.loads(out.read_text())
+def scenario(embedded_scenario):
+    return embedded_scenario
 
 
 def _approved():
@@ -211,3 +129,14 @@ def test_rerunning_a_refresh_changes_nothing_published(scenario):
     assert result["published_after_rerun"] == result["published_before_rerun"]
     assert any(name.endswith("version.json") for name in result["published_before_rerun"])
     assert result["due_after_rerun"] == []
+
+
+@pytest.mark.slow
+def test_a_faulty_extraction_stops_at_its_raw_gate_and_publishes_nothing(scenario):
+    home, result = scenario
+    faulty = result["faulty"]
+    assert [r["state"] for r in faulty["refreshes"]] == ["failed"]
+    assert "raw_gate" in faulty["refreshes"][0]["failed_tasks"]
+    assert faulty["studies"] == []
+    assert faulty["published_version"] == result["round2"]["published_version"]
+
