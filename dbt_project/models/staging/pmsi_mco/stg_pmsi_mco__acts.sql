@@ -14,14 +14,14 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) || '-' || cast(ACT_NUM as varchar) as act_id,
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
-        cast(ETA_NUM as varchar) as hospital_id,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) || '-' || cast(ACT_NUM as string) as act_id,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        cast(ETA_NUM as string) as hospital_id,
         cast(ACT_NUM as integer) as act_rank,
-        upper(trim(cast(CDC_ACT as varchar))) as ccam_code,
+        upper(trim(cast(CDC_ACT as string))) as ccam_code,
         cast(ENT_DAT_DEL as integer) as days_after_entry,
         cast(ACV_ACT as integer) as activity_code,
-        cast(extraction as date) as extraction_date,
+        cast(extraction as date) as extraction_date
     from source
 
 ),
@@ -30,7 +30,7 @@ final as (
 
     select
         *,
-        {{ is_ccam('ccam_code') }} as is_valid_ccam,
+        {{ is_ccam('ccam_code') }} as is_valid_ccam
     from renamed
     {{ pmsi_latest_stay_version('act_id', 'ccam_code') }}
 
