@@ -45,8 +45,9 @@ test-topology: $(STAMP) system-deps
 	$(BIN)/python -m pytest -m "topology or airflow_ui"
 
 # What the browser and compose tests need from Debian: headless Chromium (driven by Playwright) and
-# docker-compose (validates docker-compose.yml; no Docker engine is needed for that).
-SYSTEM_PACKAGES := chromium chromium-driver docker-compose
+# docker-compose (validates docker-compose.yml; no Docker engine is needed for that); Java 17 for the Spark engine
+# (pyspark starts a JVM; tests/integration/test_spark_engine.py).
+SYSTEM_PACKAGES := chromium chromium-driver docker-compose openjdk-17-jre-headless
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

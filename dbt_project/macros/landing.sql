@@ -8,8 +8,7 @@
     {%- if execute and flags.WHICH in ('build', 'run', 'test', 'compile') -%}
         {%- set sources = ['ir_ben_r', 'ir_pha_r', 'er_pha_f', 't_mco_b', 't_mco_c', 't_mco_d', 't_mco_a',
                            'registry_cases', 'ki_cci_r', 'ir_geo_fdep'] -%}
-        {%- set found = run_query("select table_name from information_schema.tables where table_schema = 'landing'"
-                                  ).columns[0].values() -%}
+        {%- set found = landing_tables() | map('lower') | list -%}
         {%- set missing = [] -%}
         {%- for name in sources -%}
             {%- if name not in found -%}{%- do missing.append(name) -%}{%- endif -%}

@@ -12,20 +12,20 @@
 
 
 {% macro day_number(date_expr) -%}
-    cast(({{ date_expr }}) - date '1970-01-01' as integer)
+    cast({{ days_between("date '1970-01-01'", date_expr) }} as integer)
 {%- endmacro %}
 
 
 {% macro hospital_days_before(run, date_expr) -%}
     {#- Hospital days strictly before date_expr, given `run` = the person's last merged hospital run that
         starts before date_expr (an ASOF join on start_date < date_expr), or null when there is none. -#}
-    coalesce({{ run }}.days_before + (least({{ run }}.end_date, ({{ date_expr }}) - 1) - {{ run }}.start_date + 1), 0)
+    coalesce({{ run }}.days_before + ({{ days_between(run ~ '.start_date', 'least(' ~ run ~ '.end_date, (' ~ date_expr ~ ') - 1)') }} + 1), 0)
 {%- endmacro %}
 
 
 {% macro add_months(date_expr, months_expr) -%}
     {#- Calendar months, clamped to the month end (Jan 31 + 1 month = Feb 28/29). -#}
-    cast(({{ date_expr }}) + to_months(cast({{ months_expr }} as integer)) as date)
+    {{- add_months_clamped(date_expr, months_expr) -}}
 {%- endmacro %}
 
 
@@ -36,5 +36,5 @@
     {%- if lag < 1 -%}
         {{ exceptions.raise_compiler_error("var pharmacy_flux_lag_months must be >= 1, got " ~ lag) }}
     {%- endif -%}
-    cast(date_trunc('month', {{ extraction_date_expr }}) - to_months({{ lag - 1 }}) - interval 1 day as date)
+    {{- month_start_minus(extraction_date_expr, lag - 1, 1) -}}
 {%- endmacro %}

@@ -3,13 +3,9 @@
 {% macro pmsi_stay_source(table) -%}
     {#- Configures the calling model as incremental on stay_id and selects the rows of `table` not loaded yet
         (every extraction on a full refresh). A stay re-sent in a later extraction replaces all the lines the
-        model holds for it (delete+insert on stay_id), so an incremental run and a full refresh agree. -#}
-    {{- config(
-        materialized='incremental',
-        unique_key='stay_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    ) -}}
+        model holds for it (delete+insert on stay_id), so an incremental run and a full refresh agree (on Spark, a
+        table rebuilt at each run: see stay_incremental_config). -#}
+    {{- config(**stay_incremental_config('stay_id')) -}}
     select * from {{ source('pmsi_mco', table) }}
     {{ incremental_extraction_filter(source('pmsi_mco', table)) }}
 {%- endmacro %}

@@ -60,7 +60,7 @@ registry_sited as (
         coalesce(t.icd10_code, r.icd10_code) as icd10_code,
         r.stage,
         r.registry_id,
-        r.registry_case_id,
+        r.registry_case_id
     from registry_cases as r
     left join topographies as t on t.topography_code = r.topography_code
     left join sites as s on s.icd10_category = left(r.icd10_code, 3)
@@ -80,7 +80,7 @@ coded_stays as (
 
     select
         d.*,
-        s.site,
+        s.site
     from diagnoses as d
     inner join sites as s on s.icd10_category = left(d.diagnosis_code, 3)
 
@@ -99,7 +99,7 @@ claims_first as (
         c.site,
         c.entry_date as diagnosis_date,
         c.diagnosis_code as icd10_code,
-        c.hospital_id,
+        c.hospital_id
     from coded_stays as c
     where c.diagnosis_role in ('principal', 'related')
     qualify row_number() over (
@@ -142,7 +142,7 @@ diagnosing_stays as (
         u.site,
         c.hospital_id,
         c.stay_id,
-        c.entry_date,
+        c.entry_date
     from unioned as u
     inner join coded_stays as c
         on c.person_id = u.person_id
@@ -165,7 +165,7 @@ final as (
         u.case_source,
         u.registry_id,
         h.hospital_id,
-        h.stay_id as diagnosing_stay_id,
+        h.stay_id as diagnosing_stay_id
     from unioned as u
     inner join persons as p on p.person_id = u.person_id
     inner join (select distinct site, is_poor_prognosis from sites) as s on s.site = u.site

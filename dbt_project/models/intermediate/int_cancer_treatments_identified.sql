@@ -47,7 +47,7 @@ from_acts as (
         s.stay_id,
         s.hospital_id,
         a.ccam_code as code,
-        'ccam' as code_system,
+        'ccam' as code_system
     from acts as a
     inner join treatment_acts as t on t.ccam_code = a.ccam_code
     inner join stays as s on s.stay_id = a.stay_id
@@ -64,7 +64,7 @@ from_sessions as (
         s.stay_id,
         s.hospital_id,
         s.principal_diagnosis_code as code,
-        'icd10' as code_system,
+        'icd10' as code_system
     from stays as s
     inner join sessions as t on t.icd10_code = s.principal_diagnosis_code
 
@@ -80,7 +80,7 @@ from_dispensings as (
         null as stay_id,
         null as hospital_id,
         atc_code as code,
-        'atc' as code_system,
+        'atc' as code_system
     from hormone_dispensings
 
 ),

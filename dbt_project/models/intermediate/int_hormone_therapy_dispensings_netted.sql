@@ -28,7 +28,7 @@ hormone_therapies as (
 hormone_lines as (
 
     select
-        d.fund_key || '-' || cast(d.claim_number as varchar) || '-' || cast(d.claim_line_number as varchar)
+        d.fund_key || '-' || cast(d.claim_number as string) || '-' || cast(d.claim_line_number as string)
             as line_id,
         d.person_id,
         d.dispensing_date,
@@ -37,7 +37,7 @@ hormone_lines as (
         h.molecule,
         h.therapy_class,
         g.units_per_box,
-        d.boxes,
+        d.boxes
     from dispensings as d
     inner join drugs as g on g.cip13 = d.cip13
     inner join hormone_therapies as h on h.atc_code = g.atc_code
@@ -59,7 +59,7 @@ netted as (
         any_value(therapy_class) as therapy_class,
         any_value(units_per_box) as units_per_box,
         cast(sum(boxes) as integer) as boxes,
-        count(*) as n_lines,
+        count(*) as n_lines
     from hormone_lines
     group by person_id, dispensing_date, cip13
 
@@ -78,7 +78,7 @@ final as (
         units_per_box,
         boxes,
         boxes * units_per_box as supply_days,
-        n_lines,
+        n_lines
     from netted
     where boxes > 0 and units_per_box > 0
 

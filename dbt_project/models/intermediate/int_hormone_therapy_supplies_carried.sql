@@ -33,11 +33,9 @@ positioned as (
     select
         d.*,
         {{ day_number('d.dispensing_date') }} - {{ hospital_days_before('r', 'd.dispensing_date') }}
-            as dispensing_day_c,
+            as dispensing_day_c
     from dispensings as d
-    asof left join runs as r
-        on r.person_id = d.person_id
-        and r.start_date < d.dispensing_date
+    {{ asof_left_join('runs', 'r', 'person_id', 'd.person_id', 'start_date', '<', 'd.dispensing_date') }}
 
 ),
 
@@ -46,7 +44,7 @@ cumulated as (
     select
         *,
         row_number() over by_date as dispensing_seq,
-        sum(supply_days) over by_date as supply_through,
+        sum(supply_days) over by_date as supply_through
     from positioned
     window by_date as (partition by person_id order by dispensing_date, cip13, dispensing_id rows unbounded preceding)
 
@@ -58,7 +56,7 @@ carried as (
         *,
         supply_through + max(dispensing_day_c - (supply_through - supply_days)) over (
             partition by person_id order by dispensing_seq rows unbounded preceding
-        ) as supply_end_exclusive_c,
+        ) as supply_end_exclusive_c
     from cumulated
 
 ),
@@ -68,7 +66,7 @@ bounded as (
     select
         *,
         cast(supply_end_exclusive_c - supply_days as integer) as supply_start_day_c,
-        cast(supply_end_exclusive_c - 1 as integer) as supply_end_day_c,
+        cast(supply_end_exclusive_c - 1 as integer) as supply_end_day_c
     from carried
 
 ),
@@ -78,11 +76,9 @@ dated as (
     select
         b.*,
         date '1970-01-01' + cast(b.supply_start_day_c + coalesce(rs.days_before + rs.days, 0) as integer)
-            as supply_start_date,
+            as supply_start_date
     from bounded as b
-    asof left join runs as rs
-        on rs.person_id = b.person_id
-        and rs.compressed_start <= b.supply_start_day_c
+    {{ asof_left_join('runs', 'rs', 'person_id', 'b.person_id', 'compressed_start', '<=', 'b.supply_start_day_c') }}
 
 ),
 
@@ -104,11 +100,9 @@ final as (
         d.supply_start_date,
         date '1970-01-01' + cast(d.supply_end_day_c + coalesce(re.days_before + re.days, 0) as integer)
             as supply_end_date,
-        '{{ var("hospital_days") }}' as hospital_days_option,
+        '{{ var("hospital_days") }}' as hospital_days_option
     from dated as d
-    asof left join runs as re
-        on re.person_id = d.person_id
-        and re.compressed_start <= d.supply_end_day_c
+    {{ asof_left_join('runs', 're', 'person_id', 'd.person_id', 'compressed_start', '<=', 'd.supply_end_day_c') }}
 
 )
 

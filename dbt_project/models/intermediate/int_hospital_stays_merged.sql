@@ -19,7 +19,7 @@ ordered as (
         max(exit_date) over (
             partition by person_id order by entry_date, exit_date
             rows between unbounded preceding and 1 preceding
-        ) as previous_max_exit,
+        ) as previous_max_exit
     from stays
 
 ),
@@ -30,7 +30,7 @@ islands as (
         *,
         sum(case when previous_max_exit is null or entry_date > previous_max_exit + 1 then 1 else 0 end) over (
             partition by person_id order by entry_date, exit_date rows unbounded preceding
-        ) as run_number,
+        ) as run_number
     from ordered
 
 ),
@@ -42,7 +42,7 @@ merged as (
         run_number,
         min(entry_date) as start_date,
         max(exit_date) as end_date,
-        count(*) as n_stays,
+        count(*) as n_stays
     from islands
     group by person_id, run_number
 
@@ -55,14 +55,14 @@ final as (
         run_number,
         start_date,
         end_date,
-        cast(end_date - start_date + 1 as integer) as days,
+        cast({{ days_between('start_date', 'end_date') }} + 1 as integer) as days,
         n_stays,
-        cast(coalesce(sum(end_date - start_date + 1) over (
+        cast(coalesce(sum({{ days_between('start_date', 'end_date') }} + 1) over (
             partition by person_id order by start_date rows between unbounded preceding and 1 preceding
         ), 0) as integer) as days_before,
-        cast((start_date - date '1970-01-01') - coalesce(sum(end_date - start_date + 1) over (
+        cast({{ days_between("date '1970-01-01'", 'start_date') }} - coalesce(sum({{ days_between('start_date', 'end_date') }} + 1) over (
             partition by person_id order by start_date rows between unbounded preceding and 1 preceding
-        ), 0) as integer) as compressed_start,
+        ), 0) as integer) as compressed_start
     from merged
 
 )

@@ -67,7 +67,7 @@ final as (
         case when b.is_valid_department then b.commune_code end as commune_code,
         r.region_code,
         c.deprivation_quintile,
-        cutoff.end_of_data_date,
+        cutoff.end_of_data_date
     from one_per_person as b
     cross join cutoff
     left join deaths as d on d.person_id = b.person_id

@@ -28,7 +28,7 @@ final as (
         s.related_diagnosis_code,
         s.ghm_code,
         s.length_of_stay_days,
-        s.exit_mode,
+        s.exit_mode
     from stays as s
     inner join stay_patients as p on p.stay_id = s.stay_id
     where p.is_linked

@@ -35,7 +35,7 @@ index_dispensings as (
         c.person_id,
         d.dispensing_date as index_date,
         d.molecule as first_molecule,
-        d.therapy_class as first_class,
+        d.therapy_class as first_class
     from cases as c
     inner join dispensings as d
         on d.person_id = c.person_id
@@ -62,7 +62,7 @@ followed as (
         p.deprivation_quintile,
         p.death_date,
         {{ end_of_complete_flux('p.end_of_data_date') }} as end_of_data_date,
-        {{ add_months('i.index_date', var('endocrine_follow_up_months')) }} - 1 as horizon_date,
+        {{ add_months('i.index_date', var('endocrine_follow_up_months')) }} - 1 as horizon_date
     from cases as c
     inner join index_dispensings as i on i.person_id = c.person_id
     inner join persons as p on p.person_id = c.person_id
@@ -76,7 +76,7 @@ ended as (
 
     select
         *,
-        least(coalesce(death_date, horizon_date), end_of_data_date, horizon_date) as follow_up_end_date,
+        least(coalesce(death_date, horizon_date), end_of_data_date, horizon_date) as follow_up_end_date
     from followed
 
 ),
@@ -84,18 +84,18 @@ ended as (
 final as (
 
     select
-        cast(person_id as varchar) as person_id,
+        cast(person_id as string) as person_id,
         cast(diagnosis_date as date) as diagnosis_date,
-        cast(case_source as varchar) as case_source,
-        cast(stage as varchar) as stage,
+        cast(case_source as string) as case_source,
+        cast(stage as string) as stage,
         cast(index_date as date) as index_date,
-        cast(first_molecule as varchar) as first_molecule,
-        cast(first_class as varchar) as first_class,
+        cast(first_molecule as string) as first_molecule,
+        cast(first_class as string) as first_class,
         cast(floor(((year(index_date) * 12 + month(index_date)) - (birth_year * 12 + birth_month)) / 12) as integer)
             as age_at_index,
         cast(birth_year as integer) as birth_year,
-        cast(department_code as varchar) as department_code,
-        cast(region_code as varchar) as region_code,
+        cast(department_code as string) as department_code,
+        cast(region_code as string) as region_code,
         cast(deprivation_quintile as integer) as deprivation_quintile,
         cast(death_date as date) as death_date,
         cast(end_of_data_date as date) as end_of_data_date,
@@ -104,15 +104,15 @@ final as (
             when follow_up_end_date = death_date then 'death'
             when follow_up_end_date = end_of_data_date then 'end_of_data'
             else 'five_years'
-        end as varchar) as follow_up_end_reason,
-        cast(follow_up_end_date - index_date + 1 as integer) as follow_up_days,
+        end as string) as follow_up_end_reason,
+        cast({{ days_between('index_date', 'follow_up_end_date') }} + 1 as integer) as follow_up_days,
         cast(least(
-            date_diff('month', index_date, follow_up_end_date)
-            - case when {{ add_months('index_date', "date_diff('month', index_date, follow_up_end_date)") }}
+            {{ month_boundaries('index_date', 'follow_up_end_date') }}
+            - case when {{ add_months('index_date', month_boundaries('index_date', 'follow_up_end_date')) }}
                         > follow_up_end_date then 1 else 0 end
             + 1,
             {{ var('endocrine_follow_up_months') }}
-        ) as integer) as follow_up_months,
+        ) as integer) as follow_up_months
     from ended
 
 )

@@ -12,18 +12,18 @@ cases as (
 final as (
 
     select
-        cast(case_id as varchar) as case_id,
-        cast(site as varchar) as site,
-        cast(hospital_id as varchar) as hospital_id,
+        cast(case_id as string) as case_id,
+        cast(site as string) as site,
+        cast(hospital_id as string) as hospital_id,
         cast(diagnosis_date as date) as diagnosis_date,
         cast(first_treatment_date as date) as first_treatment_date,
-        cast(first_treatment_kind as varchar) as first_treatment_kind,
-        cast(first_treatment_date - diagnosis_date as integer) as delay_days,
+        cast(first_treatment_kind as string) as first_treatment_kind,
+        cast({{ days_between('diagnosis_date', 'first_treatment_date') }} as integer) as delay_days,
         cast(first_treatment_date is not null as boolean) as treated,
-        cast(stage as varchar) as stage,
-        cast(sex as varchar) as sex,
+        cast(stage as string) as stage,
+        cast(sex as string) as sex,
         cast(age_at_diagnosis as integer) as age_at_diagnosis,
-        cast(deprivation_quintile as integer) as deprivation_quintile,
+        cast(deprivation_quintile as integer) as deprivation_quintile
     from cases
 
 )

@@ -40,12 +40,12 @@ months as (
         c.person_id,
         c.index_date,
         c.follow_up_end_date,
-        cast(k.range as integer) as month_index,
-        {{ add_months('c.index_date', 'k.range') }} as month_start,
-        least({{ add_months('c.index_date', 'k.range + 1') }} - 1, c.follow_up_end_date) as month_end,
+        cast(k.i as integer) as month_index,
+        {{ add_months('c.index_date', 'k.i') }} as month_start,
+        least({{ add_months('c.index_date', 'k.i + 1') }} - 1, c.follow_up_end_date) as month_end
     from cohort as c
-    cross join range(0, {{ var('endocrine_follow_up_months') }}) as k
-    where {{ add_months('c.index_date', 'k.range') }} <= c.follow_up_end_date
+    cross join {{ integer_series(var('endocrine_follow_up_months'), 'k', 'i') }}
+    where {{ add_months('c.index_date', 'k.i') }} <= c.follow_up_end_date
 
 ),
 
@@ -53,11 +53,9 @@ with_start as (
 
     select
         m.*,
-        {{ hospital_days_before('r', 'm.month_start') }} as hospital_days_before_start,
+        {{ hospital_days_before('r', 'm.month_start') }} as hospital_days_before_start
     from months as m
-    asof left join runs as r
-        on r.person_id = m.person_id
-        and r.start_date < m.month_start
+    {{ asof_left_join('runs', 'r', 'person_id', 'm.person_id', 'start_date', '<', 'm.month_start') }}
 
 ),
 
@@ -65,11 +63,9 @@ windows as (
 
     select
         w.*,
-        {{ hospital_days_before('r', 'w.month_end + 1') }} as hospital_days_before_next,
+        {{ hospital_days_before('r', 'w.month_end + 1') }} as hospital_days_before_next
     from with_start as w
-    asof left join runs as r
-        on r.person_id = w.person_id
-        and r.start_date < w.month_end + 1
+    {{ asof_left_join('runs', 'r', 'person_id', 'w.person_id', 'start_date', '<', 'w.month_end + 1') }}
 
 ),
 
@@ -80,10 +76,10 @@ compressed_windows as (
         cast(hospital_days_before_next - hospital_days_before_start as integer) as days_hospitalised,
         {%- if paused %}
         {{ day_number('month_start') }} - hospital_days_before_start as window_start_c,
-        {{ day_number('month_end + 1') }} - hospital_days_before_next - 1 as window_end_c,
+        {{ day_number('month_end + 1') }} - hospital_days_before_next - 1 as window_end_c
         {%- else %}
         {{ day_number('month_start') }} as window_start_c,
-        {{ day_number('month_end') }} as window_end_c,
+        {{ day_number('month_end') }} as window_end_c
         {%- endif %}
     from windows
 
@@ -96,7 +92,7 @@ supplied_by_molecule as (
         w.month_index,
         s.molecule,
         sum(least(s.supply_end_day_c, w.window_end_c) - greatest(s.supply_start_day_c, w.window_start_c) + 1)
-            as days_supplied,
+            as days_supplied
     from compressed_windows as w
     inner join supplies as s
         on s.person_id = w.person_id
@@ -112,7 +108,7 @@ supplied as (
         person_id,
         month_index,
         sum(days_supplied) as days_supplied,
-        first(molecule order by days_supplied desc, molecule) as molecule,
+        {{ first_by('molecule', [['days_supplied', 'desc'], ['molecule', 'asc']]) }} as molecule
     from supplied_by_molecule
     group by person_id, month_index
 
@@ -135,7 +131,7 @@ clipped as (
         c.index_date,
         c.follow_up_end_date,
         greatest(i.start_date, c.index_date) as start_date,
-        least(i.end_date, c.follow_up_end_date) as end_date,
+        least(i.end_date, c.follow_up_end_date) as end_date
     from covered_intervals as i
     inner join cohort as c
         on c.person_id = i.person_id
@@ -150,7 +146,7 @@ ordered as (
         *,
         max(end_date) over (
             partition by person_id order by start_date, end_date rows between unbounded preceding and 1 preceding
-        ) as previous_end,
+        ) as previous_end
     from clipped
 
 ),
@@ -174,7 +170,7 @@ discontinuations as (
 
     select person_id, min(gap_start) as discontinuation_date
     from gaps
-    where gap_end - gap_start + 1 >= {{ var('discontinuation_gap_days') }}
+    where {{ days_between('gap_start', 'gap_end') }} + 1 >= {{ var('discontinuation_gap_days') }}
     group by person_id
 
 ),
@@ -182,20 +178,20 @@ discontinuations as (
 final as (
 
     select
-        cast(w.person_id as varchar) as person_id,
+        cast(w.person_id as string) as person_id,
         cast(w.month_index as integer) as month_index,
         cast(w.month_start as date) as month_start,
         cast(w.month_end as date) as month_end,
-        cast(w.month_end - w.month_start + 1 as integer) as days_in_month,
+        cast({{ days_between('w.month_start', 'w.month_end') }} + 1 as integer) as days_in_month,
         cast(coalesce(s.days_supplied, 0) {% if paused %}+ w.days_hospitalised{% endif %} as integer)
             as days_covered,
         cast(w.days_hospitalised as integer) as days_hospitalised,
         cast(
             (coalesce(s.days_supplied, 0) {% if paused %}+ w.days_hospitalised{% endif %})
-            / (w.month_end - w.month_start + 1)
+            / ({{ days_between('w.month_start', 'w.month_end') }} + 1)
         as double) as pdc,
-        cast(s.molecule as varchar) as molecule,
-        cast(coalesce(w.month_start >= d.discontinuation_date, false) as boolean) as is_discontinued,
+        cast(s.molecule as string) as molecule,
+        cast(coalesce(w.month_start >= d.discontinuation_date, false) as boolean) as is_discontinued
     from compressed_windows as w
     left join supplied as s on s.person_id = w.person_id and s.month_index = w.month_index
     left join discontinuations as d on d.person_id = w.person_id

@@ -31,7 +31,7 @@ first_treatments as (
     select
         c.case_id,
         t.treatment_date as first_treatment_date,
-        t.treatment_kind as first_treatment_kind,
+        t.treatment_kind as first_treatment_kind
     from cases as c
     inner join treatments as t
         on t.person_id = c.person_id
@@ -60,7 +60,7 @@ joined as (
         case when p.death_date <= p.end_of_data_date then p.death_date end as death_date,
         p.end_of_data_date,
         f.first_treatment_date,
-        f.first_treatment_kind,
+        f.first_treatment_kind
     from cases as c
     inner join persons as p on p.person_id = c.person_id
     left join first_treatments as f on f.case_id = c.case_id
@@ -71,28 +71,28 @@ joined as (
 final as (
 
     select
-        cast(case_id as varchar) as case_id,
-        cast(person_id as varchar) as person_id,
-        cast(site as varchar) as site,
-        cast(icd10_code as varchar) as icd10_code,
-        cast(stage as varchar) as stage,
-        cast(sex as varchar) as sex,
+        cast(case_id as string) as case_id,
+        cast(person_id as string) as person_id,
+        cast(site as string) as site,
+        cast(icd10_code as string) as icd10_code,
+        cast(stage as string) as stage,
+        cast(sex as string) as sex,
         cast(birth_year as integer) as birth_year,
         cast(floor(((year(diagnosis_date) * 12 + month(diagnosis_date)) - (birth_year * 12 + birth_month)) / 12)
             as integer) as age_at_diagnosis,
-        cast(department_code as varchar) as department_code,
-        cast(region_code as varchar) as region_code,
+        cast(department_code as string) as department_code,
+        cast(region_code as string) as region_code,
         cast(deprivation_quintile as integer) as deprivation_quintile,
-        cast(hospital_id as varchar) as hospital_id,
+        cast(hospital_id as string) as hospital_id,
         cast(diagnosis_date as date) as diagnosis_date,
         cast(year(diagnosis_date) as integer) as diagnosis_year,
         cast(first_treatment_date as date) as first_treatment_date,
-        cast(first_treatment_kind as varchar) as first_treatment_kind,
+        cast(first_treatment_kind as string) as first_treatment_kind,
         cast(death_date as date) as death_date,
         cast(end_of_data_date as date) as end_of_data_date,
-        cast(coalesce(death_date, end_of_data_date) - diagnosis_date as integer) as follow_up_days,
+        cast({{ days_between('diagnosis_date', 'coalesce(death_date, end_of_data_date)') }} as integer) as follow_up_days,
         cast(case when death_date is not null then 1 else 0 end as integer) as event,
-        cast(case_source as varchar) as case_source,
+        cast(case_source as string) as case_source
     from joined
 
 )

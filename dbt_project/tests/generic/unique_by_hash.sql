@@ -11,7 +11,7 @@
 {%- set key = columns | join(', ') -%}
 with shared_hashes as (
 
-    select hash({{ key }}) as value_hash
+    select {{ hash64(key) }} as value_hash
     from {{ model }}
     where {% for c in columns %}{{ c }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
     group by value_hash
@@ -21,7 +21,7 @@ with shared_hashes as (
 
 select {{ key }}, count(*) as n_records
 from {{ model }}
-where hash({{ key }}) in (select value_hash from shared_hashes)
+where {{ hash64(key) }} in (select value_hash from shared_hashes)
   and {% for c in columns %}{{ c }} is not null{% if not loop.last %} and {% endif %}{% endfor %}
 group by {{ key }}
 having count(*) > 1

@@ -14,6 +14,12 @@ each path separately (docker-compose.yml mounts volumes and sets the variables).
 | ONCOPIPE_EXPORTS       | $ONCOPIPE_HOME/exports                | researcher exports, one folder a run    |
 | ONCOPIPE_QUALITY       | $ONCOPIPE_HOME/quality                | gate history and Data Docs              |
 | AIRFLOW_HOME           | $ONCOPIPE_HOME/airflow                | embedded Airflow metadata and logs      |
+| ONCOPIPE_ENGINE        | duckdb                                | the dbt engine: duckdb or spark         |
+| ONCOPIPE_SPARK_WAREHOUSE | $ONCOPIPE_HOME/warehouse/spark      | Spark tables (Parquet) and metastore    |
+
+ONCOPIPE_ENGINE picks the dbt profile target (``dbt_project/profiles.yml``): ``duckdb`` (the embedded default, the
+file ONCOPIPE_WAREHOUSE) or ``spark`` (dbt-spark; ``ONCOPIPE_SPARK_METHOD=session`` runs a local Spark in the
+process, ``thrift`` reaches a cluster's Thrift server at ONCOPIPE_SPARK_HOST:ONCOPIPE_SPARK_PORT).
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class Settings:
     exports: Path
     quality: Path
     airflow_home: Path
+    engine: str = "duckdb"
+    spark_warehouse: Path | None = None
 
     @property
     def dbt_target_dir(self) -> Path:
@@ -64,9 +72,30 @@ class Settings:
         return self
 
 
+ENGINES = ("duckdb", "spark")
+
+
+def warehouse_writer_slots() -> int:
+    """Slots of the Airflow pool ``duckdb_writer`` that every warehouse task runs in, for the chosen engine.
+
+    DuckDB takes a file lock (one writer at a time), and so does a local Spark session's embedded Derby
+    metastore: 1. A Spark server (``ONCOPIPE_ENGINE=spark`` with ``ONCOPIPE_SPARK_METHOD=thrift``) takes
+    concurrent sessions, so the pool no longer serialises warehouse tasks: ONCOPIPE_WAREHOUSE_WRITERS (default 8)
+    slots. The DAG files do not change: only the pool's size does.
+    """
+    engine = os.environ.get("ONCOPIPE_ENGINE", "duckdb").strip().lower()
+    method = os.environ.get("ONCOPIPE_SPARK_METHOD", "session").strip().lower()
+    if engine == "spark" and method != "session":
+        return max(1, int(os.environ.get("ONCOPIPE_WAREHOUSE_WRITERS", "8")))
+    return 1
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment (see the module docstring for the variables)."""
     home = _path("ONCOPIPE_HOME", PROJECT_ROOT / "var")
+    engine = os.environ.get("ONCOPIPE_ENGINE", "duckdb").strip().lower() or "duckdb"
+    if engine not in ENGINES:
+        raise ValueError(f"ONCOPIPE_ENGINE must be one of {', '.join(ENGINES)}, got {engine!r}")
     return Settings(
         home=home,
         landing=_path("ONCOPIPE_LANDING", home / "landing"),
@@ -76,4 +105,6 @@ def get_settings() -> Settings:
         exports=_path("ONCOPIPE_EXPORTS", home / "exports"),
         quality=_path("ONCOPIPE_QUALITY", home / "quality"),
         airflow_home=_path("AIRFLOW_HOME", home / "airflow"),
+        engine=engine,
+        spark_warehouse=_path("ONCOPIPE_SPARK_WAREHOUSE", home / "warehouse" / "spark"),
     )

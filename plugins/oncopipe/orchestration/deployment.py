@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oncopipe.contracts.settings import PROJECT_ROOT
+from oncopipe.contracts.settings import PROJECT_ROOT, warehouse_writer_slots
 
 AIRFLOW_IMAGE = "apache/airflow:3.3.2-python3.11"
 POSTGRES_IMAGE = "postgres:15-bookworm"
@@ -41,8 +41,12 @@ ENV_EXAMPLE_FILE = PROJECT_ROOT / ".env.example"
 
 #: The Airflow pool every task that writes the DuckDB warehouse runs in (DuckDB has one writer at a time).
 DUCKDB_WRITER_POOL = "duckdb_writer"
+#: Its size follows the engine (oncopipe.contracts.settings.warehouse_writer_slots): 1 for DuckDB and a local
+#: Spark session, ONCOPIPE_WAREHOUSE_WRITERS for a Spark server.
 POOLS: Mapping[str, tuple[int, str]] = {
-    DUCKDB_WRITER_POOL: (1, "DuckDB warehouse writers: one at a time (DuckDB takes a file lock)"),
+    DUCKDB_WRITER_POOL: (warehouse_writer_slots(),
+                         "DuckDB warehouse writers: one at a time (DuckDB takes a file lock)"
+                         if warehouse_writer_slots() == 1 else "warehouse tasks on a Spark server"),
 }
 
 ADMIN_USER = "admin"

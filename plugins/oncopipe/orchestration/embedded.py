@@ -169,8 +169,12 @@ def prepare_metadata(progress: Progress = print) -> None:
     except TimeoutError:
         progress("migrating the Airflow metadata database (first run)")
         db.upgradedb()
-    Pool.create_or_update_pool(POOL, slots=1, description="one writer of the DuckDB warehouse at a time",
-                               include_deferred=False)
+    from oncopipe.contracts.settings import warehouse_writer_slots
+
+    slots = warehouse_writer_slots()
+    Pool.create_or_update_pool(POOL, slots=slots, include_deferred=False,
+                               description="one writer of the DuckDB warehouse at a time" if slots == 1
+                               else f"warehouse tasks on a Spark server: {slots} at a time")
 
 
 def ensure_extraction(settings: Settings, *, patients: int, seed: int, extraction_date: str,

@@ -190,6 +190,15 @@ def prepare_landing(settings: Settings | None = None, *, extraction_date: str | 
         raise LandingError(f"no accepted extraction{bound} in landing folder {settings.landing} for source(s): "
                            f"{', '.join(missing)} (expected <landing>/<source>/extraction=YYYY-MM-DD/"
                            "part-NNNNN.parquet or .csv; generate one with `oncopipe generate`)")
+    if settings.engine == "spark":
+        from oncopipe.warehouse.spark_engine import SparkLandingError, register_landing
+
+        parts = {s.name: landed_parts(settings.landing, s.name, extraction_date) for s in SOURCES}
+        try:
+            register_landing(settings, parts)
+        except SparkLandingError as exc:
+            raise LandingError(str(exc)) from exc
+        return read
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.warehouse))
     try:
@@ -215,6 +224,8 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
         "ONCOPIPE_HOME": str(settings.home),
         "ONCOPIPE_LANDING": str(settings.landing),
         "ONCOPIPE_WAREHOUSE": str(settings.warehouse),
+        "ONCOPIPE_ENGINE": settings.engine,
+        "ONCOPIPE_SPARK_WAREHOUSE": str(settings.spark_warehouse or settings.home / "warehouse" / "spark"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DO_NOT_TRACK": "1",
     }
@@ -361,7 +372,8 @@ def run_dbt(
             outcome = dbtRunner(callbacks=list(callbacks)).invoke(args)
             invocation_id = get_invocation_id()
         finally:
-            _release_warehouse()
+            if settings.engine == "duckdb":
+                _release_warehouse()
     elapsed = time.perf_counter() - started
     nodes = _outcomes(outcome.result)
     error = None

@@ -186,7 +186,11 @@ def begin_candidate(extraction_date: str, settings: Settings | None = None) -> d
         # accepted. The working warehouse is what was published: accept it rather than roll it back.
         accept_candidate(str(state.get("extraction")), settings)
         state = warehouse_state(settings)
-    if state is None or state.get("state") != "accepted":
+    if settings.engine == "spark":
+        # Spark rebuilds every table from the accepted extractions at each run (no incremental table keeps the
+        # lines of a refused candidate; see stay_incremental_config): there is no warehouse file to roll back.
+        pass
+    elif state is None or state.get("state") != "accepted":
         restored = True
         if accepted.exists():
             _copy_database(accepted, settings.warehouse)
@@ -202,7 +206,8 @@ def begin_candidate(extraction_date: str, settings: Settings | None = None) -> d
 def accept_candidate(extraction_date: str, settings: Settings | None = None) -> None:
     """Record the working warehouse as accepted (its marts are published): the next run starts from it."""
     settings = settings or get_settings()
-    _copy_database(settings.warehouse, _accepted_path(settings))
+    if settings.engine != "spark":  # Spark: nothing to keep (see begin_candidate)
+        _copy_database(settings.warehouse, _accepted_path(settings))
     _write_state(settings, "accepted", extraction_date, _current_id(settings))
 
 

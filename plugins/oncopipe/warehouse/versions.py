@@ -189,9 +189,32 @@ def stage_tables(tables: Mapping[str, pa.Table], settings: Settings | None = Non
     return Candidate(final, content, rows, files)
 
 
+#: Column types of the life-table seed (dbt_project/seeds/_seeds.yml, column_types).
+LIFE_TABLE_TYPES = {"sex": "varchar", "age": "integer", "year": "integer", "qx": "double", "hazard": "double"}
+
+
+def _read_spark_warehouse(settings: Settings) -> dict[str, pa.Table]:
+    """The published tables from the Spark engine's catalog, typed as DuckDB reads them (same Parquet bytes)."""
+    from oncopipe.warehouse.spark_engine import read_tables
+
+    wanted = {f"marts.{m.name}": (m.key, {c.name: c.data_type for c in m.columns}) for m in MARTS}
+    wanted[f"reference.{LIFE_TABLE}"] = (LIFE_TABLE_KEY, LIFE_TABLE_TYPES)
+    try:
+        read = read_tables(settings, wanted)
+    except KeyError as exc:
+        raise PublishError(str(exc.args[0])) from exc
+    return {name.split(".", 1)[1]: table for name, table in read.items()}
+
+
 def stage_candidate(settings: Settings | None = None) -> Candidate:
-    """Export the candidate marts and the life table from the warehouse (read-only) into a staged folder."""
+    """Export the candidate marts and the life table from the warehouse (read-only) into a staged folder.
+
+    The warehouse is the DuckDB file, or the Spark catalog with ONCOPIPE_ENGINE=spark: the staged Parquet is the
+    same for equal marts, and the marts gate and publishing then read only these files.
+    """
     settings = _settings(settings)
+    if settings.engine == "spark":
+        return stage_tables(_read_spark_warehouse(settings), settings)
     return stage_tables(_read_warehouse(settings.warehouse), settings)
 
 

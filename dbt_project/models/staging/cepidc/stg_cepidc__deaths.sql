@@ -14,11 +14,11 @@ source as (
 renamed as (
 
     select
-        cast(BEN_NIR_ANO as varchar) as person_id,
+        cast(BEN_NIR_ANO as string) as person_id,
         cast(BEN_DCD_DTE as date) as death_date,
-        upper(trim(cast(DCD_CIM_COD as varchar))) as underlying_cause_code,
-        cast(DCD_DPT_COD as varchar) as death_department_code,
-        cast(extraction as date) as extraction_date,
+        upper(trim(cast(DCD_CIM_COD as string))) as underlying_cause_code,
+        cast(DCD_DPT_COD as string) as death_department_code,
+        cast(extraction as date) as extraction_date
     from source
 
 ),

@@ -14,12 +14,12 @@ source as (
 renamed as (
 
     select
-        cast(DPT_COD as varchar) as department_code,
-        cast(COM_COD as varchar) as commune_code,
+        cast(DPT_COD as string) as department_code,
+        cast(COM_COD as string) as commune_code,
         cast(FDEP_IDX as double) as fdep_index,
         case when cast(FDEP_QUINT as integer) between 1 and 5 then cast(FDEP_QUINT as integer) end
             as deprivation_quintile,
-        cast(extraction as date) as extraction_date,
+        cast(extraction as date) as extraction_date
     from source
 
 ),

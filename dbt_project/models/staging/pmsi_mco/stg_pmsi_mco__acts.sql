@@ -15,14 +15,14 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) || '-' || upper(trim(cast(CDC_ACT as varchar)))
-            || '-' || cast(ENT_DAT_DEL as varchar) || '-' || cast(ACV_ACT as varchar) as act_id,
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
-        cast(ETA_NUM as varchar) as hospital_id,
-        upper(trim(cast(CDC_ACT as varchar))) as ccam_code,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) || '-' || upper(trim(cast(CDC_ACT as string)))
+            || '-' || cast(ENT_DAT_DEL as string) || '-' || cast(ACV_ACT as string) as act_id,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        cast(ETA_NUM as string) as hospital_id,
+        upper(trim(cast(CDC_ACT as string))) as ccam_code,
         cast(ENT_DAT_DEL as integer) as days_after_entry,
         cast(ACV_ACT as integer) as activity_code,
-        cast(extraction as date) as extraction_date,
+        cast(extraction as date) as extraction_date
     from source
 
 ),
@@ -47,7 +47,7 @@ final as (
         days_after_entry,
         activity_code,
         extraction_date,
-        {{ is_ccam('ccam_code') }} as is_valid_ccam,
+        {{ is_ccam('ccam_code') }} as is_valid_ccam
     from latest
 
 )

@@ -14,13 +14,13 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) || '-' || cast(DGN_ASS_NUM as varchar)
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) || '-' || cast(DGN_ASS_NUM as string)
             as associated_diagnosis_id,
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
-        cast(ETA_NUM as varchar) as hospital_id,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        cast(ETA_NUM as string) as hospital_id,
         cast(DGN_ASS_NUM as integer) as diagnosis_rank,
-        upper(trim(cast(ASS_DGN as varchar))) as diagnosis_code,
-        cast(extraction as date) as extraction_date,
+        upper(trim(cast(ASS_DGN as string))) as diagnosis_code,
+        cast(extraction as date) as extraction_date
     from source
 
 ),
@@ -29,7 +29,7 @@ final as (
 
     select
         *,
-        {{ is_icd10('diagnosis_code') }} as is_valid_diagnosis,
+        {{ is_icd10('diagnosis_code') }} as is_valid_diagnosis
     from renamed
     {{ pmsi_latest_stay_version('associated_diagnosis_id', 'diagnosis_code') }}
 

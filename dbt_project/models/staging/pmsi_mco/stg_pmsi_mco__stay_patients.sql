@@ -13,14 +13,14 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
-        cast(ETA_NUM as varchar) as hospital_id,
-        cast(NIR_ANO_17 as varchar) as person_id,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        cast(ETA_NUM as string) as hospital_id,
+        cast(NIR_ANO_17 as string) as person_id,
         cast(EXE_SOI_DTD as date) as entry_date,
         cast(EXE_SOI_DTF as date) as exit_date,
-        cast(NIR_RET as varchar) as linkage_return_code,
-        cast(NIR_RET as varchar) = '0' as is_linked,
-        cast(extraction as date) as extraction_date,
+        cast(NIR_RET as string) as linkage_return_code,
+        cast(NIR_RET as string) = '0' as is_linked,
+        cast(extraction as date) as extraction_date
     from source
 
 ),

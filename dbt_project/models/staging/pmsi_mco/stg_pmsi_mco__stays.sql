@@ -14,17 +14,17 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as varchar) || '-' || cast(RSA_NUM as varchar) as stay_id,
-        cast(ETA_NUM as varchar) as hospital_id,
-        cast(RSA_NUM as varchar) as rsa_number,
-        upper(trim(cast(DGN_PAL as varchar))) as principal_diagnosis_code,
-        nullif(upper(trim(cast(DGN_REL as varchar))), '') as related_diagnosis_code,
-        cast(GRG_GHM as varchar) as ghm_code,
+        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        cast(ETA_NUM as string) as hospital_id,
+        cast(RSA_NUM as string) as rsa_number,
+        upper(trim(cast(DGN_PAL as string))) as principal_diagnosis_code,
+        nullif(upper(trim(cast(DGN_REL as string))), '') as related_diagnosis_code,
+        cast(GRG_GHM as string) as ghm_code,
         cast(SEJ_NBJ as integer) as length_of_stay_days,
-        cast(ENT_MOD as varchar) as entry_mode,
-        cast(SOR_MOD as varchar) as exit_mode,
+        cast(ENT_MOD as string) as entry_mode,
+        cast(SOR_MOD as string) as exit_mode,
         try_cast(SOR_ANN as integer) as exit_year,
-        cast(extraction as date) as extraction_date,
+        cast(extraction as date) as extraction_date
     from source
 
 ),
@@ -33,7 +33,7 @@ final as (
 
     select
         *,
-        {{ is_icd10('principal_diagnosis_code') }} as is_valid_principal_diagnosis,
+        {{ is_icd10('principal_diagnosis_code') }} as is_valid_principal_diagnosis
     from renamed
     {{ pmsi_latest_stay_version('stay_id', 'ghm_code') }}
 

@@ -15,18 +15,18 @@ source as (
 renamed as (
 
     select
-        cast(BEN_NIR_PSA as varchar) as person_id,
+        cast(BEN_NIR_PSA as string) as person_id,
         cast(BEN_RNG_GEM as integer) as twin_rank,
         cast(BEN_SEX_COD as integer) as sex_code,
         case cast(BEN_SEX_COD as integer) when 1 then 'male' when 2 then 'female' end as sex,
         try_cast(BEN_NAI_ANN as integer) as birth_year,
         try_cast(BEN_NAI_MOI as integer) as birth_month,
-        cast(BEN_RES_DPT as varchar) as department_code,
-        cast(BEN_RES_COM as varchar) as commune_code,
+        cast(BEN_RES_DPT as string) as department_code,
+        cast(BEN_RES_COM as string) as commune_code,
         cast(BEN_DCD_DTE as date) as death_date,
         cast(BEN_DTE_INS as date) as registered_date,
         cast(BEN_DTE_MAJ as date) as updated_date,
-        cast(extraction as date) as extraction_date,
+        cast(extraction as date) as extraction_date
     from source
 
 ),
@@ -37,7 +37,7 @@ flagged as (
         *,
         {{ is_department('department_code') }} as is_valid_department,
         coalesce(birth_year between 1890 and year(extraction_date) and birth_month between 1 and 12, false)
-            as is_valid_birth,
+            as is_valid_birth
     from renamed
 
 ),

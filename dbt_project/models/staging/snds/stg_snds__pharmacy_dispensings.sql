@@ -1,11 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key=['fund_key', 'claim_number', 'claim_line_number'],
-        incremental_strategy='delete+insert',
-        on_schema_change='fail',
-    )
-}}
+{{ config(**stay_incremental_config(['fund_key', 'claim_number', 'claim_line_number'])) }}
 -- Steps
 -- 1. Read the flux extractions not loaded yet (all of them on a full refresh). The CTEs over the source are
 --    `not materialized`: each use re-reads the Parquet files (cheap) instead of holding ~100M lines in memory.
@@ -22,43 +15,43 @@
 --    incremental run and a full refresh give the same table. Only the lines sent more than once are ranked.
 with
 
-source as not materialized (
+source as {{ cte_not_materialized() }} (
 
     select * from {{ source('snds', 'er_pha_f') }}
     {{ incremental_extraction_filter(source('snds', 'er_pha_f')) }}
 
 ),
 
-plausible as not materialized (
+plausible as {{ cte_not_materialized() }} (
 
     select * from source
     where {{ exclude_implausible_lines('er_pha_f') }}
 
 ),
 
-renamed as not materialized (
+renamed as {{ cte_not_materialized() }} (
 
     select
-        cast(BEN_NIR_PSA as varchar) as person_id,
+        cast(BEN_NIR_PSA as string) as person_id,
         cast(BEN_RNG_GEM as integer) as twin_rank,
         cast(FLX_DIS_DTD as date) as flux_date,
         cast(FLX_TRT_DTD as date) as flux_processed_date,
-        cast(ORG_CLE_NUM as varchar) as fund_key,
+        cast(ORG_CLE_NUM as string) as fund_key,
         cast(DCT_ORD_NUM as bigint) as claim_number,
         cast(PRS_ORD_NUM as bigint) as claim_line_number,
         cast(EXE_SOI_DTD as date) as dispensing_date,
         cast(PRS_NAT_REF as integer) as service_nature_code,
-        cast(PHA_PRS_C13 as varchar) as cip13,
+        cast(PHA_PRS_C13 as string) as cip13,
         cast(PHA_ACT_QSN as integer) as boxes,
         cast(PHA_ACT_PRU as double) as box_unit_price,
         cast(DPN_QLF as integer) as line_qualifier,
         cast(PSE_SPE_COD as integer) as prescriber_specialty_code,
-        cast(extraction as date) as extraction_date,
+        cast(extraction as date) as extraction_date
     from plausible
 
 ),
 
-filtered as not materialized (
+filtered as {{ cte_not_materialized() }} (
 
     select * from renamed
     where line_qualifier is distinct from 71
@@ -71,7 +64,7 @@ resent as (
     -- hash of the line key: only these go through the window below (ranking every line, or grouping ~100M
     -- varchar keys, spilled gigabytes at 1,000,000 patients). A hash collision only sends a line sent once
     -- through the window too, which keeps it: the result is exact.
-    select hash(fund_key, claim_number, claim_line_number) as line_hash
+    select {{ hash64('fund_key, claim_number, claim_line_number') }} as line_hash
     from filtered
     group by line_hash
     having count(*) > 1
@@ -81,14 +74,14 @@ resent as (
 sent_once as (
 
     select * from filtered
-    where hash(fund_key, claim_number, claim_line_number) not in (select line_hash from resent)
+    where {{ hash64('fund_key, claim_number, claim_line_number') }} not in (select line_hash from resent)
 
 ),
 
 latest_version as (
 
     select * from filtered
-    where hash(fund_key, claim_number, claim_line_number) in (select line_hash from resent)
+    where {{ hash64('fund_key, claim_number, claim_line_number') }} in (select line_hash from resent)
     qualify row_number() over (
         partition by fund_key, claim_number, claim_line_number
         order by extraction_date desc, flux_date desc, flux_processed_date desc nulls last, boxes desc

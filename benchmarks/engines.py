@@ -1,0 +1,125 @@
+"""Benchmark the two dbt engines side by side: DuckDB (embedded) and Spark (dbt-spark session, local[cores]).
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/engines.py [--patients 2000 20000 100000] [--cores 2]
+
+For each size, one cached extraction (``benchmarks/dbt_build.extraction``) is built from an empty warehouse by
+each engine in its own process (a Spark session and the DuckDB file each belong to one process): seeds and
+models only (``--exclude resource_type:test resource_type:unit_test``: the data tests are the same SQL on both and
+are measured by ``dbt_build.py``), timed for wall time, CPU time and peak RSS (the JVM is a child of the process
+only in session mode: its RSS is the child's, reported as ``children_peak_rss_mb``). The summed model time per
+layer comes from dbt's own node timings.
+
+The scaling exponent of an engine between two sizes n1 < n2 is b = log(t2 / t1) / log(n2 / n1) (t ~ n^b); with
+a fixed cost per node (Spark: planning, a job per statement, metastore calls) b is well below 1 at small n and
+tends to the engine's data-bound exponent as n grows. Writes ``benchmarks/results/engines-<date>.json`` and
+``benchmarks/results/engines-latest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+EXTRACTION = "2024-12-31"
+
+
+def _one_build(engine: str, home: Path, landing: Path, cores: int) -> dict[str, Any]:
+    """Run one build in a child process (fresh engine, empty warehouse) and return its measures."""
+    env = {**os.environ, "ONCOPIPE_HOME": str(home), "ONCOPIPE_LANDING": str(landing), "ONCOPIPE_ENGINE": engine,
+           "ONCOPIPE_SPARK_CORES": str(cores), "ONCOPIPE_DUCKDB_THREADS": str(cores)}
+    env.pop("ONCOPIPE_WAREHOUSE", None)
+    env.pop("ONCOPIPE_SPARK_WAREHOUSE", None)
+    code = (
+        "import json, time\n"
+        "from oncopipe.warehouse.dbt_runner import run_dbt\n"
+        "t = time.perf_counter()\n"
+        "r = run_dbt('build', exclude=['resource_type:test', 'resource_type:unit_test'], quiet=True)\n"
+        "layers = {}\n"
+        "for n in r.nodes:\n"
+        "    layers[n.layer] = layers.get(n.layer, 0.0) + n.execution_time_s\n"
+        "print('RESULT ' + json.dumps({'success': r.success, 'wall_s': time.perf_counter() - t,"
+        " 'layers_s': layers, 'nodes': len(r.nodes), 'summary': r.summary()[:2000]}))\n"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{engine} build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    out = json.loads(line[len("RESULT "):])
+    if not out["success"]:
+        raise RuntimeError(f"{engine} build failed: {out['summary']}")
+    out.update(process_wall_s=wall, cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+               children_peak_rss_mb=after.ru_maxrss / 1024)
+    return out
+
+
+def exponent(n1: int, t1: float, n2: int, t2: float) -> float:
+    """b in t ~ n^b from two sizes."""
+    return math.log(t2 / t1) / math.log(n2 / n1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, nargs="+", default=[2_000, 20_000, 100_000])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from dbt_build import BENCH, extraction
+
+    rows: list[dict[str, Any]] = []
+    for patients in sorted(args.patients):
+        landing = extraction(patients, args.seed, EXTRACTION, [])
+        for engine in ("duckdb", "spark"):
+            home = BENCH / f"engines-{engine}-{patients}"
+            if home.exists():
+                import shutil
+
+                shutil.rmtree(home)
+            measured = _one_build(engine, home, landing, args.cores)
+            rows.append({"engine": engine, "patients": patients, **measured})
+            print(f"{engine:6} {patients:>9,} people: {measured['process_wall_s']:7.1f} s wall, "
+                  f"{measured['cpu_s']:7.1f} s CPU", file=sys.stderr)
+    exponents = {}
+    for engine in ("duckdb", "spark"):
+        mine = sorted((r["patients"], r["process_wall_s"]) for r in rows if r["engine"] == engine)
+        exponents[engine] = [{"from": a[0], "to": b[0], "b": exponent(a[0], a[1], b[0], b[1])}
+                             for a, b in zip(mine, mine[1:], strict=False)]
+    load = os.getloadavg()
+    result = {"date": dt.date.today().isoformat(), "cores": args.cores, "load_average": load, "builds": rows,
+              "scaling_exponents": exponents}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"engines-{result['date']}.json").write_text(json.dumps(result, indent=2, default=str))
+    lines = [f"# dbt build (seeds + models) by engine, {result['date']}, local[{args.cores}], "
+             f"load average at the end {load[0]:.1f}", "",
+             "| people | DuckDB wall s | Spark wall s | Spark / DuckDB |", "|---:|---:|---:|---:|"]
+    for patients in sorted(args.patients):
+        d = next(r for r in rows if r["engine"] == "duckdb" and r["patients"] == patients)
+        s = next(r for r in rows if r["engine"] == "spark" and r["patients"] == patients)
+        lines.append(f"| {patients:,} | {d['process_wall_s']:.1f} | {s['process_wall_s']:.1f} | "
+                     f"{s['process_wall_s'] / d['process_wall_s']:.1f} |")
+    lines += ["", "Scaling exponents b (t ~ n^b):"]
+    for engine, pairs in exponents.items():
+        lines += [f"- {engine}: " + ", ".join(f"{p['from']:,} -> {p['to']:,}: {p['b']:.2f}" for p in pairs)]
+    (RESULTS / "engines-latest.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
