@@ -34,11 +34,15 @@ $(STAMP): pyproject.toml uv.lock Makefile
 demo: $(STAMP)
 	$(BIN)/oncopipe demo
 
-# The whole suite. The production-topology tests (PostgreSQL + Celery + every Airflow process, scheduler killed
-# mid-refresh) and the live Airflow UI browser test share one native topology and run last (tests/conftest.py).
-# The 20 slowest tests are listed at the end, so the log shows where the 20-minute budget goes.
+# The whole suite, on two workers (pytest-xdist; this machine has two cores and most tests wait on subprocesses:
+# dbt, Airflow, Chromium, Spark). A worker takes a whole test file at a time, so a module fixture is built once;
+# the production-topology tests (PostgreSQL + Celery + every Airflow process, scheduler killed mid-refresh) and
+# the live Airflow UI browser test share one native topology and go to one worker, in order (tests/conftest.py).
+# The 30 slowest tests are listed at the end, so the log shows where the 20-minute budget goes.
+# PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest --durations=20
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=30
 
 # Only the topology and live-UI tests (a convenience: `make test` runs them too).
 test-topology: $(STAMP) system-deps

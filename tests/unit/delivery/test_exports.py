@@ -347,7 +347,10 @@ def test_exports_list_fits_100_columns(exports):
     listed = CliRunner().invoke(app, ["exports", "list"], env={"COLUMNS": "100"})
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
-    assert all(len(line) <= 100 for line in lines), [len(line) for line in lines]
+    # The first line names the folder, whole (a path is never cut; its length is the machine's: pytest's tmp folder
+    # is longer under xdist); everything else fits 100 columns.
+    assert lines[0] == f"exports in {exports}", lines[0]
+    assert all(len(line) <= 100 for line in lines[1:]), [len(line) for line in lines]
     assert "poor_prognosis_survival - approval CESREES-2024-042" in listed.output
     row = next(line for line in lines if "2026-12-02T1306" in line)
     assert row.startswith("2026-12-02T1306-poor_prognosis_survival ") and "20260701T000000Z" in row
