@@ -12,6 +12,18 @@ from oncopipe.quality.frames import raw_suite_name
 from oncopipe.synth.faults import FAULT_KINDS
 
 
+@pytest.fixture(scope="module")
+def all_suites() -> list:
+    """Every suite, built once for the module (building them is GX object construction: ~10-25 s each time)."""
+    return suites.all_suites()
+
+
+@pytest.fixture(scope="module")
+def raw_suites(all_suites) -> list:
+    """The raw-gate suites, as ``suites.raw_suites()`` returns them (checked equal to it once, below)."""
+    return [s for s in all_suites if s.name.startswith("raw.")]
+
+
 def _committed(name: str) -> dict:
     path = EXPECTATIONS_DIR / "expectations" / (name.replace(".", "/") + ".json")
     assert path.exists(), f"{path} missing: run `oncopipe validate --write-suites` and commit expectations/"
@@ -26,20 +38,20 @@ def _comparable(suite_json: dict) -> dict:
     return data
 
 
-def test_committed_suites_equal_what_the_code_writes():
-    for suite in suites.all_suites():
+def test_committed_suites_equal_what_the_code_writes(all_suites):
+    for suite in all_suites:
         assert _comparable(_committed(suite.name)) == _comparable(suite.to_json_dict()), (
             f"{suite.name} differs from suites.py: run `oncopipe validate --write-suites` and commit expectations/")
 
 
-def test_committed_checkpoints_exist_for_every_suite():
-    for suite in suites.all_suites():
+def test_committed_checkpoints_exist_for_every_suite(all_suites):
+    for suite in all_suites:
         assert (EXPECTATIONS_DIR / "checkpoints" / f"{suite.name}.json").exists()
         assert (EXPECTATIONS_DIR / "validation_definitions" / f"{suite.name}.json").exists()
 
 
-def test_every_expectation_has_a_name_a_severity_and_a_rule():
-    for suite in suites.all_suites():
+def test_every_expectation_has_a_name_a_severity_and_a_rule(all_suites):
+    for suite in all_suites:
         names = [e.meta["name"] for e in suite.expectations]
         assert len(names) == len(set(names)), suite.name
         for e in suite.expectations:
@@ -52,25 +64,25 @@ def test_every_expectation_has_a_name_a_severity_and_a_rule():
             assert e.meta["consequence"] == table[e.meta["severity"]], (suite.name, e.meta)
 
 
-def test_every_raw_rule_names_the_reference_it_comes_from():
-    for suite in suites.raw_suites():
+def test_every_raw_rule_names_the_reference_it_comes_from(raw_suites):
+    for suite in raw_suites:
         for e in suite.expectations:
             assert e.meta.get("basis"), (suite.name, e.meta["name"])
 
 
-def test_volume_tolerance_is_read_from_the_contract():
-    by_name = {s.name: {e.meta["name"]: e for e in s.expectations} for s in suites.raw_suites()}
+def test_volume_tolerance_is_read_from_the_contract(raw_suites):
+    by_name = {s.name: {e.meta["name"]: e for e in s.expectations} for s in raw_suites}
     for src in SOURCES:
         e = by_name[raw_suite_name(src.name, "extraction")].get("row_count_vs_previous")
         if e is not None:
             assert e.min_value == pytest.approx(1 - src.max_volume_drop), src.name
 
 
-def test_every_generator_fault_has_the_expectation_meant_for_it():
+def test_every_generator_fault_has_the_expectation_meant_for_it(raw_suites):
     kinds = {f.kind for f in FAULT_KINDS}
     assert len(kinds) >= 15
     assert kinds <= set(suites.FAULT_EXPECTATIONS), kinds - set(suites.FAULT_EXPECTATIONS)
-    by_name = {s.name: {e.meta["name"]: e for e in s.expectations} for s in suites.raw_suites()}
+    by_name = {s.name: {e.meta["name"]: e for e in s.expectations} for s in raw_suites}
     for kind, (source, expectation) in suites.FAULT_EXPECTATIONS.items():
         found = [level for level in ("extraction", "rows") if expectation in by_name[raw_suite_name(source, level)]]
         assert found, f"{kind}: {source} has no expectation {expectation}"
@@ -78,8 +90,12 @@ def test_every_generator_fault_has_the_expectation_meant_for_it():
         assert by_name[raw_suite_name(source, level)][expectation].meta["severity"] == "critical", kind
 
 
-def test_every_source_has_both_raw_suites():
-    names = {s.name for s in suites.raw_suites()}
+def test_the_raw_suites_are_the_raw_part_of_all_suites(raw_suites):
+    assert [s.name for s in suites.raw_suites()] == [s.name for s in raw_suites]
+
+
+def test_every_source_has_both_raw_suites(raw_suites):
+    names = {s.name for s in raw_suites}
     for src in SOURCES:
         assert {raw_suite_name(src.name, "extraction"), raw_suite_name(src.name, "rows")} <= names
 
