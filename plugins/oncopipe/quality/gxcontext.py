@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ def quiet_gx() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     logging.getLogger("great_expectations._docs_decorators").setLevel(logging.ERROR)
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    # GX imports pyspark (installed for the Spark engine), which warns about pandas 3 on every import; the platform
+    # never hands pandas frames to pyspark (dbt-spark and the Spark engine use Spark SQL and Arrow).
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place: bool = False) -> Any:
