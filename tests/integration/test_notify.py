@@ -149,3 +149,15 @@ def test_export_mail_without_base_url_links_to_files(oncopipe_home, monkeypatch)
     info = publish_export(small_result(), STUDY, {}, "run_4")
     mail = export_mail(info, STUDY)
     assert mail.links["report"] == (info.path / "report.html").resolve().as_uri()
+
+
+def test_export_mail_escapes_the_study_title_in_its_html(oncopipe_home, monkeypatch):
+    # A study title is free text from the registry: the HTML part shows it, the mail client must not run it.
+    monkeypatch.setenv("ONCOPIPE_EXPORTS_URL", "https://exports.example.org/r&d")  # an & to escape in each href
+    study = {**STUDY, "title": "Mail <script>alert('x')</script> & study"}
+    info = publish_export(small_result(), study, {}, "run_5")
+    mail = export_mail(info, study)
+    assert "<script" not in mail.html
+    assert "<strong>Mail &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; study</strong>" in mail.html
+    assert "Mail <script>alert('x')</script> & study" in mail.text, "the text part is not HTML: as written"
+    assert f'<a href="{mail.links["report"].replace("&", "&amp;")}">report</a>' in mail.html

@@ -173,7 +173,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def group_processes(pgid: int) -> list[str]:
-    """``<pid> <name>`` of every live process of a process group (read from /proc; empty elsewhere)."""
+    """``<pid> <name>`` of every live process of a process group (through psutil)."""
     from oncopipe.orchestration.processes import live_processes
 
     return sorted(f"{pid} {name}" for pid, name in live_processes(group=pgid).items())

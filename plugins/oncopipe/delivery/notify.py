@@ -209,15 +209,11 @@ def export_mail(info: ExportInfo, study: Any, *, exports: Path | None = None) ->
         "",
         "-- oncopipe",
     ]
-    html_links = "".join(f'<li><a href="{url}">{name}</a></li>' for name, url in links.items())
-    html = (f"<p>New results of the study <strong>{_escape(meta.title)}</strong> ({_escape(meta.study_id)}) are "
-            f"available.</p><p>Approval {_escape(meta.approval_reference)}, run {_escape(info.run_id)}.</p>"
-            f"<ul>{html_links}</ul>")
+    from oncopipe.delivery.report import environment  # here: the failure mails do without the report's imports
+
+    html = environment().get_template("mail.html.j2").render(subject=subject, study=meta, run_id=info.run_id,
+                                                              links=links)
     return ExportMail(subject, "\n".join(lines) + "\n", html, links)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def notify_export(info: ExportInfo, study: Any, *, conn_id: str = DEFAULT_CONN_ID,

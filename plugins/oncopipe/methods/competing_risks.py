@@ -18,7 +18,12 @@ at risk at ``t_j``), ``d1_j`` events of interest and ``d_j`` events of any kind:
   ``se_theta = se / |F log F|``, lower = ``exp(-exp(theta + 1.96 se_theta))``, upper =
   ``exp(-exp(theta - 1.96 se_theta))``; the interval is missing (NaN) where ``F`` is 0 or 1.
 
-The functions are vectorised: one sort, cumulative sums, no loop over times.
+The functions are vectorised: one sort, cumulative sums, no loop over times. Kept rather than a library's:
+the estimate, the standard error and the limits equal scikit-survival's
+``cumulative_incidence_competing_risks(conf_type="log-log", var_type="Dinse_Approx")`` and statsmodels'
+``CumIncidenceRight`` to 1e-12 (tests/unit/methods/test_competing_risks.py); scikit-survival is 60 times slower
+(77 ms against 1.3 ms on 5,000 people), holds a times-by-times array, and where everyone left at risk has an
+event its variance is NaN at every time.
 """
 
 from __future__ import annotations

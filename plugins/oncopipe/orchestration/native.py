@@ -414,18 +414,15 @@ def stop_recorded(state_dir: Path, timeout: float = 30.0) -> dict[str, str]:
 
 
 def _is_airflow(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+    """A live process whose command line names airflow (a zombie has none)."""
     # Airflow retitles its processes ("airflow api_server -- host:..."), so look for the word, not the path.
-    return b"airflow" in cmdline and not _is_zombie(pid)
+    return any("airflow" in arg for arg in processes.command_line(pid) or ())
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+        if _is_zombie(pid):
             return True
         time.sleep(0.2)
     return False

@@ -17,11 +17,13 @@ request time, so a view shows an informative empty state until the platform has 
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the routes' annotations (Request, ...) at runtime.
-import html
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
 
 from oncopipe.contracts.settings import get_settings
 
@@ -117,26 +119,36 @@ EXTERNAL_VIEWS: list[dict[str, str]] = [
 for _view in EXTERNAL_VIEWS:
     _view["destination"] = "nav"  # entries of the UI's "Plugins" menu
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1f2933}
-h1{font-size:1.3rem} h2{font-size:1.1rem} table{border-collapse:collapse;font-size:.85rem}
-th,td{border:1px solid #cbd2d9;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f0f4f8} tr.failed td{background:#fde8e8} .empty{padding:1rem;border:1px dashed #9aa5b1;max-width:50rem}
-code{background:#f0f4f8;padding:0 .2rem} nav a{margin-right:1rem}
-"""
+TEMPLATES_DIR = Path(__file__).with_name("templates")
 
 
-def page(title: str, body: str) -> str:
-    """A minimal HTML page with the views' navigation."""
-    links = " ".join(f'<a href="{v["href"]}">{html.escape(v["name"])}</a>' for v in EXTERNAL_VIEWS)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body><nav>{links}</nav><h1>{html.escape(title)}</h1>{body}</body></html>")
+def _cell(value: object, width: int = 200) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[:width] + "…"
+
+
+def _environment() -> jinja2.Environment:
+    """The views' templates (``orchestration/templates/``): HTML autoescaped, strict about undefined names."""
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment.filters["cell"] = _cell
+    return environment
+
+
+_TEMPLATES = _environment()
+
+
+def render(template: str, title: str, **values: object) -> str:
+    """An operator view's page from ``orchestration/templates/<template>``, with the views' navigation."""
+    return _TEMPLATES.get_template(template).render(title=title, views=EXTERNAL_VIEWS, **values)
 
 
 def empty_state(what: str, path: Path, how: str) -> str:
-    """The page shown when a view has nothing to show yet: what is missing, where it is expected, what writes it."""
-    return page(what, f"<div class='empty' id='empty-state'><p><strong>Nothing to show yet.</strong> "
-                      f"<code>{html.escape(str(path))}</code> does not exist.</p><p>{how}</p></div>")
+    """The page shown when a view has nothing to show yet: what is missing, where it is expected, what writes it.
+
+    ``how`` is trusted markup written in this module (it may hold ``<code>``), never data.
+    """
+    return render("empty.html.j2", what, path=path, how=Markup(how))
 
 
 def _history_table(connection: sqlite3.Connection) -> str | None:
@@ -219,57 +231,29 @@ def read_excluded_lines(path: Path, limit: int = 200) -> tuple[list[str], list[t
         connection.close()
 
 
-def render_excluded_lines(columns: Sequence[str], rows: Sequence[tuple]) -> str:
-    """The ledger as an HTML table: lines left out of staging per extraction and rule; over the ceiling, red."""
-    intro = ("<h2>Excluded lines</h2><p>Lines an exclusion rule left out of staging (rule, column, count, share of "
-             "the source's lines against the rule's ceiling; above it the extraction is quarantined). Operators only: "
-             "no export reads this ledger.</p>")
-    if not rows:
-        return intro + "<div class='empty' id='excluded-lines-empty'>No line excluded.</div>"
-    consequence = columns.index("consequence")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        f"<tr class='{'failed' if str(row[consequence]).startswith('quarantined') else 'passed'}'>"
-        + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return intro + f"<table id='excluded-lines'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _classed(rows: Sequence[tuple], failed: Callable[[tuple], bool]) -> list[tuple[str, tuple]]:
+    return [("failed" if failed(row) else "passed", row) for row in rows]
 
 
-def _cell(value: object, width: int = 200) -> str:
-    text = "" if value is None else str(value)
-    return html.escape(text if len(text) <= width else text[:width] + "…")
-
-
-def render_gate_runs(columns: Sequence[str], rows: Sequence[tuple]) -> str:
-    """The per-run summary as an HTML table; a run that did not pass is highlighted."""
-    if not rows:
-        return ""
-    passed = columns.index("passed") if "passed" in columns else None
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        f"<tr class='{'passed' if passed is None or row[passed] else 'failed'}'>"
-        + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return (f"<h2>Gate runs</h2><table id='gate-runs'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            "<h2>Expectations</h2>")
-
-
-def render_history(columns: Sequence[str], rows: Sequence[tuple], *, failed_only: bool, stage: str | None) -> str:
-    """The history as an HTML table; failed expectations are highlighted."""
+def quality_page(path: Path, *, failed_only: bool, stage: str | None) -> str:
+    """The quality view: the ledger of excluded lines (over the ceiling: red), the per-run gate summary (a run
+    that did not pass: red) and the expectations checked (failed ones: red), newest first."""
+    try:
+        columns, rows = read_history(path, failed_only=failed_only, stage=stage)
+        run_columns, runs = read_gate_runs(path)
+        excluded_columns, excluded = read_excluded_lines(path)
+    except (ValueError, sqlite3.Error) as error:
+        return render("quality.html.j2", "Quality gates", error=str(error))
     success = columns.index("success")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        ok = bool(row[success])
-        cells = "".join(f"<td>{_cell(v)}</td>" for v in row)
-        body.append(f"<tr class='{'passed' if ok else 'failed'}'>{cells}</tr>")
-    failed = sum(1 for row in rows if not row[success])
-    filters = (f"<p>{len(rows)} rows shown (newest first, at most {HISTORY_LIMIT}), {failed} failed. "
-               f"<a href='?failed=1'>failed only</a> · <a href='?stage=raw'>raw gate</a> · "
-               f"<a href='?stage=marts'>marts gate</a> · <a href='?'>all</a>"
-               f"{' · filter: stage=' + html.escape(stage) if stage else ''}"
-               f"{' · filter: failed only' if failed_only else ''}</p>")
-    if not rows:
-        return filters + "<div class='empty' id='empty-state'>No gate result matches.</div>"
-    return filters + f"<table id='quality-history'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    passed = run_columns.index("passed") if "passed" in run_columns else None
+    consequence = excluded_columns.index("consequence") if excluded_columns else None
+    return render(
+        "quality.html.j2", "Quality gates", error=None, limit=HISTORY_LIMIT, stage=stage, failed_only=failed_only,
+        failed=sum(1 for row in rows if not row[success]),
+        history={"columns": columns, "rows": _classed(rows, lambda row: not row[success])},
+        runs={"columns": run_columns, "rows": _classed(runs, lambda row: passed is not None and not row[passed])},
+        excluded={"columns": excluded_columns,
+                  "rows": _classed(excluded, lambda row: str(row[consequence]).startswith("quarantined"))})
 
 
 def dbt_docs_dir() -> Path:
@@ -312,10 +296,8 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
         settings = get_settings()
-        items = "".join(f"<li><a href='{v['href']}'>{html.escape(v['name'])}</a></li>" for v in EXTERNAL_VIEWS)
-        return page("oncopipe operator views", f"<ul>{items}</ul><p>Quality: <code>{settings.quality}</code>; "
-                                                f"exports: <code>{settings.exports}</code>; "
-                                                f"published: <code>{settings.published}</code></p>")
+        return render("index.html.j2", "oncopipe operator views", quality=settings.quality,
+                      exports=settings.exports, published=settings.published)
 
     @app.get("/quality", response_class=HTMLResponse)
     def quality(failed: bool = Query(False), stage: str | None = Query(None)) -> str:
@@ -324,14 +306,7 @@ def create_app():  # noqa: ANN201 (FastAPI is imported lazily: the plugin loads 
             return empty_state("Quality gates", path,
                                "The raw and marts gates of <code>platform_refresh</code> record every expectation "
                                "they check there (run, extraction, stage, suite, severity, success, observed value).")
-        try:
-            columns, rows = read_history(path, failed_only=failed, stage=stage)
-            summary = render_gate_runs(*read_gate_runs(path))
-            ledger = render_excluded_lines(*read_excluded_lines(path))
-        except (ValueError, sqlite3.Error) as error:
-            return page("Quality gates", f"<div class='empty' id='empty-state'>Cannot read the history: "
-                                         f"{html.escape(str(error))}</div>")
-        return page("Quality gates", ledger + summary + render_history(columns, rows, failed_only=failed, stage=stage))
+        return quality_page(path, failed_only=failed, stage=stage)
 
     def serve(root: Path, relative: str, what: str, how: str, index_names: Sequence[str] = ("index.html",)):
         if not root.exists() or not any((root / name).exists() for name in index_names):

@@ -34,11 +34,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from croniter import croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -87,17 +88,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _not_an_email(value: str) -> bool:
+def _address(value: str) -> str:
+    """``value`` checked by pydantic's ``EmailStr`` (email-validator), refused with the address and the reason."""
     try:
-        _EMAIL.validate_python(value)
-    except ValidationError:
-        return True
-    return False
+        return _EMAIL.validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        reason = (error.get("ctx") or {}).get("reason") or error["msg"]
+        raise ValueError(f"{value!r} is not an email address: {reason}") from None
+
+
+#: An email address (the reason named when it is not one: two dots, no domain, a reserved domain such as localhost).
+Address = Annotated[str, AfterValidator(_address)]
 
 
 class Person(_Strict):
     name: str = Field(min_length=1)
-    email: EmailStr
+    email: Address
 
 
 def _known_tables(names: Iterable[str]) -> list[str]:
@@ -219,9 +226,16 @@ class Schedule(_Strict):
     def _cron(cls, value: str | None) -> str | None:
         if value is None or value in _PRESETS:
             return value
-        if len(value.split()) != _CRON_FIELDS or not croniter.is_valid(value):
+        if len(value.split()) != _CRON_FIELDS:  # croniter also takes a 6th (seconds) field; Airflow's cron has 5
             raise ValueError(f"not a 5-field cron expression (minute hour day month weekday) or one of "
                              f"{', '.join(_PRESETS)}: {value!r}")
+        try:
+            croniter(value, dt.datetime(2000, 1, 1)).get_next(dt.datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"cron {value!r} never fires (no such date, e.g. 31 February)") from None
+        except CroniterBadCronError as exc:  # out of range, an unknown name, a zero step...
+            raise ValueError(f"not a valid cron expression (minute hour day month weekday): {value!r} "
+                             f"(croniter: {exc})") from None
         return value
 
     @model_validator(mode="after")
@@ -251,7 +265,7 @@ class Study(_Strict):
     reads: list[str] = Field(min_length=1, description="the published marts the analysis gets as inputs")
     analysis: Analysis
     schedule: Schedule
-    recipients: list[str] = Field(min_length=1)
+    recipients: list[Address] = Field(min_length=1)
     export: ExportOptions = Field(default_factory=ExportOptions)
     owner: str = "data-team"
     tags: list[str] = Field(default_factory=list)
@@ -284,14 +298,6 @@ class Study(_Strict):
             not_read = [m for m in value.assets if m not in reads]
             if not_read:
                 raise ValueError(f"waits for {not_read}, which the study does not read ({reads})")
-        return value
-
-    @field_validator("recipients")
-    @classmethod
-    def _recipients(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if _not_an_email(v)]
-        if bad:
-            raise ValueError(f"not email addresses: {bad}")
         return value
 
     @property

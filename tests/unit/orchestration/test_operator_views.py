@@ -185,3 +185,25 @@ def test_dbt_docs_angular_image_bindings_are_deferred(client, oncopipe_home):
     (docs / "static_index.html").write_text(page)
     served = client.get("/dbt-docs/").text
     assert ' src="{{' not in served and ' xlink:href="{{' not in served
+
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+def test_values_from_the_history_are_escaped_on_the_quality_page(client, oncopipe_home):
+    # A gate message, a sample value and an expectation name are data: a page must show them, not run them.
+    path = oncopipe_home / "quality" / "history.sqlite"
+    _history(path, [("r1", "2024-01-31", "raw", "er_pha_f", f"rule {SCRIPT}", "critical", 0, f"5% {SCRIPT}")])
+    with sqlite3.connect(path) as db:
+        db.execute("create table excluded_lines (run_id text, extraction text, source text, rule text, "
+                   "column_name text, lines integer, judged integer, share real, ceiling real, consequence text, "
+                   "sample_keys text, time text)")
+        db.execute("insert into excluded_lines values (?,?,?,?,?,?,?,?,?,?,?,?)",
+                   ("raw-1", "2024-07-01", "er_pha_f", "r", "c", 3, 10, 0.3, 0.5, "excluded",
+                    f'[{{"PRS_NAT_REF": "{SCRIPT}"}}]', "t1"))
+    for query in ("", f"?stage={SCRIPT}"):
+        page = client.get(f"/quality{query}").text
+        assert "<script" not in page
+        assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert page.count("&lt;script&gt;") == 2, "the sample key and the stage filter (no history row matches it)"
+    assert client.get("/quality").text.count("&lt;script&gt;") == 3, "expectation, observed value, sample key"

@@ -114,18 +114,74 @@ def test_other_committees_and_cnil_references_are_accepted(tmp_path):
     load_study(_write(tmp_path, _study(committee="CPP Sud-Est", reference="CPP-SE/2023-41")), check_kinds=False)
 
 
-def test_email_addresses_are_checked(tmp_path):
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("a@localhost", "It should have a period"),  # email-validator's rule; a regex of the shape x@y accepts it
+        ("a..b@example.org", "two periods in a row"),
+        ("a@-example.org", "hyphen immediately after the @-sign"),
+        ("a b@example.org", "invalid characters"),
+        ("a@example.invalid", "special-use or reserved name"),
+    ],
+)
+def test_email_addresses_are_checked_by_email_validator_naming_field_value_and_reason(tmp_path, address, reason):
     data = _study()
-    data["principal_investigator"]["email"] = "a@localhost"
-    assert "field 'principal_investigator.email'" in _error(tmp_path, data)
+    data["principal_investigator"]["email"] = address
+    message = _error(tmp_path, data)
+    assert f"field 'principal_investigator.email': {address!r} is not an email address" in message
+    assert reason in message
+    data = _study()
+    data["recipients"] = ["b@example.org", address]
+    assert f"field 'recipients.1': {address!r} is not an email address" in _error(tmp_path, data)
 
 
-def test_cron_is_parsed(tmp_path):
+@pytest.mark.parametrize(
+    ("cron", "words"),
+    [
+        ("61 6 * * 1", "not a valid cron expression (minute hour day month weekday): '61 6 * * 1'"),
+        ("0 24 * * *", "out of range"),
+        ("* * * * mon-xyz", "not a valid cron expression (minute hour day month weekday): '* * * * mon-xyz'"),
+        ("*/0 * * * *", "step '0'"),
+        ("0 6 31 2 *", "never fires"),  # every field in range, no such day: croniter finds no date
+        ("0 6 * *", "not a 5-field cron expression"),
+        ("0 0 6 * * 1", "not a 5-field cron expression"),  # croniter's seconds field, which Airflow has not
+    ],
+)
+def test_cron_is_parsed_by_croniter(tmp_path, cron, words):
     data = _study()
-    data["schedule"] = {"cron": "61 6 * * 1"}
-    assert "field 'schedule.cron': not a 5-field cron expression" in _error(tmp_path, data)
-    data["schedule"] = {"cron": "0 6 * * 1"}
-    load_study(_write(tmp_path, data), check_kinds=False)
+    data["schedule"] = {"cron": cron}
+    assert "field 'schedule.cron': " in (message := _error(tmp_path, data))
+    assert words in message
+
+
+@pytest.mark.parametrize("cron", ["0 6 * * 1", "0 6 * * mon-fri", "30 2 1,15 * *", "0 0 29 2 *", "0 6 L * *",
+                                  "@weekly"])
+def test_valid_crons_are_accepted(tmp_path, cron):
+    data = _study()
+    data["schedule"] = {"cron": cron}
+    assert load_study(_write(tmp_path, data), check_kinds=False).schedule.cron == cron
+
+
+def test_studies_validate_refuses_bad_crons_and_addresses_naming_file_key_and_value(tmp_path):
+    data = yaml.safe_load((STUDIES_DIR / "poor_prognosis_survival.yml").read_text())
+    data["schedule"] = {"cron": "61 * * * *"}
+    _write(tmp_path, data, name="poor_prognosis_survival.yml")
+    data = yaml.safe_load((STUDIES_DIR / "tradhor.yml").read_text())
+    data["schedule"] = {"cron": "* * * * mon-xyz"}
+    _write(tmp_path, data, name="tradhor.yml")
+    data = yaml.safe_load((STUDIES_DIR / "care_pathway_delays.yml").read_text())
+    data["principal_investigator"]["email"] = "pi@example..org"
+    _write(tmp_path, data, name="care_pathway_delays.yml")
+    result = CliRunner().invoke(app, ["studies", "validate", "--dir", str(tmp_path)])
+    assert result.exit_code == 1
+    for expected in ("poor_prognosis_survival.yml: field 'schedule.cron': not a valid cron expression "
+                     "(minute hour day month weekday): '61 * * * *'",
+                     "tradhor.yml: field 'schedule.cron': not a valid cron expression "
+                     "(minute hour day month weekday): '* * * * mon-xyz'",
+                     "care_pathway_delays.yml: field 'principal_investigator.email': 'pi@example..org' is not an "
+                     "email address: An email address cannot have two periods in a row."):
+        assert expected in result.output
+    assert "3 of 3 study file(s) invalid" in result.output
 
 
 def test_two_files_of_one_study_are_an_error_naming_both(tmp_path):

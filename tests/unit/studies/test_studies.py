@@ -70,7 +70,7 @@ def test_valid_study_loads(tmp_path, registered_kind):
     ("change", "field", "words"),
     [
         ({"approval": None}, "approval", "dict"),
-        ({"recipients": ["not-an-email"]}, "recipients", "not-an-email"),
+        ({"recipients": ["not-an-email"]}, "recipients.0", "'not-an-email' is not an email address"),
         ({"analysis": {"kind": "no_such_kind"}}, "analysis.kind", "no_such_kind"),
         ({"reads": ["care_pathway_delays"]}, "reads", "outside approval CESREES-2099-0001"),
         ({"schedule": {"assets": ["french_life_tables"]}}, "schedule", "does not read"),
@@ -121,7 +121,7 @@ def test_registry_lists_every_file_and_refuses_as_a_whole(tmp_path, registered_k
     _write(tmp_path, _study(id="second", recipients=["x"]), name="second.yml")
     entries = scan_registry(tmp_path)
     assert [(e.path.name, e.study is not None) for e in entries] == [("demo_study.yml", True), ("second.yml", False)]
-    with pytest.raises(StudyError, match=r"second\.yml: field 'recipients'"):
+    with pytest.raises(StudyError, match=r"second\.yml: field 'recipients\.0': 'x' is not an email address"):
         load_registry(tmp_path)
 
 
