@@ -18,8 +18,9 @@ pytest_plugins = ["native_topology"]
 
 # Later in this tuple runs later. The airflow_ui and topology tests come last and together, so the shared
 # topology starts once and lives no longer than needed; the browser test goes first because it checks the
-# platform before any extraction landed, which the topology tests then land and refresh.
-_LAST = ("slow", "e2e", "airflow_ui", "topology")
+# platform before any extraction landed, which the topology tests then land and refresh; the ``after_refresh``
+# browser tests (tests/e2e/test_topology_browser.py) come after those, on what they published and mailed.
+_LAST = ("slow", "e2e", "airflow_ui", "topology", "after_refresh")
 
 
 # Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the unit a worker takes is a group: one test
@@ -38,7 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # On an xdist worker the longest units go first, so two workers finish together: the topology group, then
         # the files holding slow or browser tests, then the rest (each group keeps the order above inside it).
         def cost(item: pytest.Item) -> int:
-            if item.get_closest_marker("topology") or item.get_closest_marker("airflow_ui"):
+            if any(item.get_closest_marker(m) for m in ("topology", "airflow_ui", "after_refresh")):
                 return 0
             return 1 if item.get_closest_marker("slow") or item.get_closest_marker("e2e") else 2
 
@@ -46,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("xdist_group"):
             continue
-        shared = item.get_closest_marker("topology") or item.get_closest_marker("airflow_ui")
+        shared = any(item.get_closest_marker(m) for m in ("topology", "airflow_ui", "after_refresh"))
         item.add_marker(pytest.mark.xdist_group(_TOPOLOGY_GROUP if shared else item.nodeid.split("::")[0]))
 
 

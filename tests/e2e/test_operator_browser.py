@@ -42,11 +42,10 @@ from oncopipe.commands.ui import all_healthy, port_in_use
 from oncopipe.orchestration.native import free_port
 from oncopipe.orchestration.processes import live_processes
 from oncopipe.studies.registry import scan_registry
+from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_view, settle
 from support.embedded_scenario import FAULTY, FIRST, GROUP
 from support.native_harness import AirflowApi
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 START_TIMEOUT_S = 420.0
 #: What `oncopipe ui` allows itself after SIGINT (INTERRUPT_GRACE_S + 2 x TERMINATE_GRACE_S) plus its own exit.
 STOP_TIMEOUT_S = 100.0
@@ -158,27 +157,6 @@ def test_ui_serves_with_the_printed_login_and_lists_every_dag(embedded_ui):
     assert not [p for p in _session_processes(embedded_ui.pid) if "serve-l" in p]
 
 
-class BrowserWatch:
-    """What the page did that an operator would call broken: console errors, HTTP errors, off-host requests."""
-
-    def __init__(self, page) -> None:
-        self.problems: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console error: {m.text}"))
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
-        page.on("request", self._request)
-
-    def _request(self, request) -> None:
-        url = urllib.parse.urlsplit(request.url)
-        if url.scheme in ("data", "blob", "about") or url.hostname == "127.0.0.1":
-            return
-        self.problems.append(f"request off this host: {request.url}")
-
-    def take(self) -> list[str]:
-        found, self.problems = self.problems, []
-        return found
-
-
 @pytest.fixture(scope="module")
 def browser_page(embedded_ui):
     from playwright.sync_api import sync_playwright
@@ -204,61 +182,41 @@ def _shot(ui: EmbeddedUi, page, name: str) -> None:
     page.screenshot(path=str(ui.screens / f"{name}.png"), full_page=True)
 
 
-def _settle(page) -> None:
-    """Let the page draw before a screenshot (the Airflow UI polls its API: the network is never idle)."""
-    page.wait_for_load_state("load")
-    page.wait_for_timeout(1000)
-
-
-def _open_view(page, name: str):
-    page.goto("/")
-    page.get_by_role("button", name="Plugins").click()
-    page.get_by_role("menuitem", name=name).click()
-    frame = page.frame_locator("iframe").first
-    frame.locator("body").wait_for()
-    return frame
-
-
-def _assert_clean(watch: BrowserWatch, where: str) -> None:
-    problems = watch.take()
-    assert not problems, f"{where}: " + "; ".join(problems[:10])
-
-
 def test_quality_gates_page_shows_the_refused_extraction(embedded_ui, browser_page):
     page, watch = browser_page
-    frame = _open_view(page, "Quality gates")
+    frame = open_view(page, "Quality gates")
     runs = frame.locator("#gate-runs")
     runs.wait_for()
     assert runs.locator("tr.failed").count() >= 1, "the raw gate's refusal is not shown"
     assert FAULTY in runs.inner_text() and FIRST in runs.inner_text()
     assert frame.locator("#quality-history tr.failed").count() >= 1
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "01_quality_gates")
-    _assert_clean(watch, "Quality gates")
+    watch.assert_clean("Quality gates")
 
 
 def test_data_docs_load_offline_and_list_the_validations(embedded_ui, browser_page):
     page, watch = browser_page
-    frame = _open_view(page, "Data Docs (GX)")
+    frame = open_view(page, "Data Docs (GX)")
     frame.get_by_text("Validation Results").first.wait_for()
     rows = frame.locator("table tbody tr")
     rows.first.wait_for()
     assert rows.count() >= 2, "the Data Docs list no validation"
     assert frame.locator("body").evaluate("() => typeof window.jQuery === 'function' && "
                                           "typeof window.jQuery.fn.bootstrapTable === 'function'")
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "02_data_docs_index")
     frame.locator("a[href*='expectations/']").first.click()  # one suite page (the index links each suite)
     frame.get_by_text("Expectation Suite Name").first.wait_for()
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "03_data_docs_suite")
-    frame = _open_view(page, "Data Docs (GX)")
+    frame = open_view(page, "Data Docs (GX)")
     frame.locator("table tbody tr").first.click()  # one validation result page (a row opens it)
     frame.get_by_text("Overview").first.wait_for()
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "03_data_docs_validation")
     assert frame.locator("body").inner_text().strip(), "empty validation page"
-    _assert_clean(watch, "Data Docs")
+    watch.assert_clean("Data Docs")
 
 
 def test_dbt_docs_of_the_published_version_show_the_lineage_to_the_exposures(embedded_ui, browser_page):
@@ -277,26 +235,26 @@ def test_dbt_docs_of_the_published_version_show_the_lineage_to_the_exposures(emb
                 todo.extend(parents.get(node, []))
         assert any(n.startswith("source.") for n in seen), exposure
     page, watch = browser_page
-    frame = _open_view(page, "dbt docs")
+    frame = open_view(page, "dbt docs")
     frame.locator(":text-is('Exposures'):visible").first.wait_for()
     frame.locator(":text-is('Sources'):visible").first.wait_for()
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "04_dbt_docs")
     frame.locator(":text-is('Analysis'):visible").first.click()  # the exposures' folder: one per study
     frame.locator(":text('TRADHOR'):visible").first.click()
     frame.get_by_text("Depends On", exact=False).first.wait_for()
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "05_dbt_docs_exposure")
     frame.locator(".launcher-btn").first.click()  # the lineage graph of the exposure
     frame.locator("canvas").first.wait_for()
     page.wait_for_timeout(1500)  # the graph lays itself out (an animation, no event to await)
     _shot(embedded_ui, page, "05b_dbt_docs_lineage")
-    _assert_clean(watch, "dbt docs")
+    watch.assert_clean("dbt docs")
 
 
 def test_exports_page_lists_the_study_exports(embedded_ui, browser_page):
     page, watch = browser_page
-    frame = _open_view(page, "Exports")
+    frame = open_view(page, "Exports")
     body = frame.locator("body")
     body.wait_for()
     studies = [p.name for p in (embedded_ui.home / "exports").iterdir()
@@ -304,14 +262,14 @@ def test_exports_page_lists_the_study_exports(embedded_ui, browser_page):
     assert len(studies) >= 3, studies
     for study in studies:
         frame.get_by_text(study, exact=False).first.wait_for()
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "06_exports")
     frame.get_by_role("link", name="report").first.click()
     frame.get_by_role("heading").first.wait_for()
     assert len(frame.locator("body").inner_text()) > 200, "empty report"
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "06b_export_report")
-    _assert_clean(watch, "Exports")
+    watch.assert_clean("Exports")
 
 
 def _last_run(api: AirflowApi, dag_id: str, state: str | None = None) -> dict:
@@ -352,9 +310,9 @@ def test_a_task_log_of_every_dag_is_readable_and_a_failed_gate_says_why_first(em
             to_top.first.click()
         page.get_by_text(expected).first.wait_for()
         assert page.get_by_text("Could not read served logs").count() == 0
-        _settle(page)
+        settle(page)
         _shot(embedded_ui, page, f"07_log_{dag_id}_{task_id}")
-        _assert_clean(watch, f"log of {dag_id}.{task_id}")
+        watch.assert_clean(f"log of {dag_id}.{task_id}")
 
 
 def test_assets_graph_shows_the_published_marts(embedded_ui, browser_page):
@@ -363,9 +321,9 @@ def test_assets_graph_shows_the_published_marts(embedded_ui, browser_page):
     page.get_by_role("link", name="poor_prognosis_cases").first.click()
     page.locator(".react-flow__node").first.wait_for()
     assert page.locator(".react-flow__node").count() >= 2, "the asset graph shows no producer or consumer"
-    _settle(page)
+    settle(page)
     _shot(embedded_ui, page, "08_assets_graph")
-    _assert_clean(watch, "Assets graph")
+    watch.assert_clean("Assets graph")
 
 
 def test_the_schedule_fires_while_the_ui_runs(embedded_ui):

@@ -136,6 +136,9 @@ def test_failure_callback_mails_the_task_log_link(smtp_server):
     assert message["Subject"] == "[oncopipe] FAILED study_tradhor.analysis (run scheduled__2026-07-01)"
     body = message.get_content()
     assert "Error: not enough data" in body and ti.log_url in body and "(try 2)" in body
+    # The log itself through the REST API, on the same server as the UI link (the run id quoted).
+    assert ("http://127.0.0.1:8080/api/v2/dags/study_tradhor/dagRuns/scheduled__2026-07-01/taskInstances/analysis/"
+            "logs/2?full_content=true") in body
 
 
 def test_failure_callback_never_raises(monkeypatch):

@@ -5,16 +5,19 @@ scheduler + api-server + dag-processor + triggerer + one Celery worker, started 
 of ``oncopipe.orchestration.deployment``, the one docker-compose.yml is rendered from, and stopped by PID at the end).
 These tests run last, after the live-UI browser test, in file order: the first checks the processes and the DAGs,
 the second lands a small extraction and refreshes it through the REST API with the scheduler SIGKILLed in the
-middle, the third makes a task fail and reads the failure mail.
+middle, the third lands a faulty extraction, whose raw gate fails, and reads the failure mail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
+import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -25,6 +28,9 @@ REFRESH = "platform_refresh"
 PATIENTS = 1_000
 SEED = 7
 EXTRACTION_DATE = "2025-03-31"
+#: A later extraction with a critical fault: its refresh stops at the raw gate (the failure mail's test).
+FAULTY = "2025-09-30"
+FAULT = "null_mandatory"
 #: One refresh is ~30 dbt tasks in a pool of one slot, each a process that loads dbt: minutes, not seconds.
 REFRESH_TIMEOUT = 900.0
 
@@ -184,10 +190,38 @@ def test_refresh_survives_a_scheduler_kill_and_studies_run_on_their_assets(nativ
         assert run["state"] == "success", (dag_id, api.task_states(dag_id, run["dag_run_id"]))
 
 
-def test_a_failed_task_mails_a_link_to_its_log_on_the_api_server(native_airflow, airflow_api, mailbox):
-    """The failure callback runs in the Celery worker and builds the log URL from the topology's base URL."""
+def test_a_failed_gate_mails_its_message_and_a_link_to_its_log_on_the_api_server(native_airflow, airflow_api, mailbox,
+                                                                                tmp_path):
+    """A faulty extraction lands: the refresh stops at the raw gate, and the failure callback (in the Celery worker)
+    mails the gate's message with links to the task log built from the topology's base URL (its own port).
+
+    The links must resolve: the REST one, with a token, answers 200 with the log, whose first lines are the gate's
+    message (tests/e2e/test_topology_browser.py opens the UI one).
+    """
+    from oncopipe.synth.extraction import generate
+
     airflow, api = native_airflow, airflow_api
-    run_id = api.trigger(REFRESH, conf={"extraction_date": "1999-01-01"})  # never landed: find_extraction fails
-    assert api.wait_run(REFRESH, run_id, timeout=180) == "failed"
-    mail = mailbox.wait_for(f"{airflow.api_url}/dags/{REFRESH}/runs/", timeout=120)
-    assert "find_extraction" in mail
+    generate(tmp_path, PATIENTS, SEED, FAULTY, faults=FAULT)
+    land(tmp_path, Path(airflow.environment["ONCOPIPE_LANDING"]))
+    run_id = api.trigger(REFRESH)
+    assert api.wait_run(REFRESH, run_id, timeout=REFRESH_TIMEOUT) == "failed"
+    states = api.task_states(REFRESH, run_id)
+    assert states["raw_gate"] == "failed" and states["find_extraction"] == "success", states
+    mail = mailbox.wait_for(f"FAILED {REFRESH}.raw_gate", timeout=120)
+    message = f"raw gate failed for extraction {FAULTY}"
+    assert f"Error: {message}" in mail and "BEN_NIR_PSA" in mail, mail
+    ui_link = f"{airflow.api_url}/dags/{REFRESH}/runs/{quote(run_id, safe='')}/tasks/raw_gate?try_number=1"
+    assert f"Log: {ui_link}" in mail, mail
+    api_link = re.search(r"Log through the REST API \(with a token\): (\S+)", mail).group(1)
+    assert api_link.startswith(f"{airflow.api_url}/api/v2/"), api_link
+    assert airflow.api_url != "http://127.0.0.1:8080"
+    request = urllib.request.Request(api_link, headers={"Authorization": f"Bearer {api.token}",
+                                                        "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+        content = json.load(response)["content"]
+    events = [str(line.get("event", "")) for line in content]
+    assert not [e for e in events if "Could not read" in e], events[:10]
+    body = [e for e in events if not e.startswith("::") and not e.startswith("/")]
+    assert body and body[0].startswith(f"Task failed: {message} (run "), body[:5]
+    assert any("BEN_NIR_PSA" in e for e in body[:6]), body[:6]

@@ -33,7 +33,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from oncopipe.contracts.settings import get_settings
 from oncopipe.delivery.audit import DELIVERY, DELIVERY_FAILED, AuditLog
@@ -259,24 +259,44 @@ def notify_export(info: ExportInfo, study: Any, *, conn_id: str = DEFAULT_CONN_I
     return deliveries
 
 
+def api_log_url(log_url: str | None, *, dag_id: str, run_id: str, task_id: str, try_number: int | None,
+                map_index: int | None = None) -> str | None:
+    """The REST API address of a task try's log, next to the UI's ``log_url`` (``<base>/dags/...``).
+
+    The UI link opens the log view in a browser; this one gives the log itself (JSON lines) to a client that has
+    a token (``curl -H "Authorization: Bearer $TOKEN" ...``). None when the UI link or the try is unknown.
+    """
+    base, sep, _ = (log_url or "").partition("/dags/")
+    if not sep or not try_number:
+        return None
+    mapped = f"&map_index={map_index}" if map_index is not None and map_index >= 0 else ""
+    return (f"{base}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}/taskInstances/"
+            f"{quote(task_id, safe='')}/logs/{try_number}?full_content=true{mapped}")
+
+
 def failure_mail(*, dag_id: str, task_id: str, run_id: str, log_url: str | None, error: Any = None,
-                 try_number: int | None = None) -> tuple[str, str]:
-    """Subject and body of a task-failure notification."""
+                 try_number: int | None = None, api_url: str | None = None) -> tuple[str, str]:
+    """Subject and body of a task-failure notification (``api_url``: the log through the REST API)."""
     subject = f"[oncopipe] FAILED {dag_id}.{task_id} (run {run_id})"
     body = [f"Task {task_id} of DAG {dag_id} failed in run {run_id}"
             + (f" (try {try_number})" if try_number else "") + ".", ""]
     if error is not None:
         body += [f"Error: {error}", ""]
-    body += [f"Log: {log_url or 'unavailable'}", "", "The last published marts and exports are unchanged.",
-             "-- oncopipe"]
+    body += [f"Log: {log_url or 'unavailable'}"]
+    if api_url:
+        body += [f"Log through the REST API (with a token): {api_url}"]
+    body += ["", "The last published marts and exports are unchanged.", "-- oncopipe"]
     return subject, "\n".join(body) + "\n"
 
 
 def notify_failure(recipients: Iterable[str], *, dag_id: str, task_id: str, run_id: str, log_url: str | None,
-                   error: Any = None, try_number: int | None = None, conn_id: str = DEFAULT_CONN_ID) -> list[Delivery]:
-    """Email a task failure (subject, error, link to the task log) to each recipient."""
+                   error: Any = None, try_number: int | None = None, conn_id: str = DEFAULT_CONN_ID,
+                   map_index: int | None = None) -> list[Delivery]:
+    """Email a task failure (subject, error, links to the task log in the UI and the REST API) to each recipient."""
     subject, body = failure_mail(dag_id=dag_id, task_id=task_id, run_id=run_id, log_url=log_url, error=error,
-                                 try_number=try_number)
+                                 try_number=try_number,
+                                 api_url=api_log_url(log_url, dag_id=dag_id, run_id=run_id, task_id=task_id,
+                                                     try_number=try_number, map_index=map_index))
     settings = smtp_settings(conn_id)
     deliveries = []
     for to in recipients:
@@ -307,6 +327,7 @@ def failure_callback(recipients: Iterable[str], *, conn_id: str = DEFAULT_CONN_I
                 error=context.get("exception"),
                 try_number=getattr(ti, "try_number", None),
                 conn_id=conn_id,
+                map_index=getattr(ti, "map_index", None),
             )
         except Exception:  # a callback must not raise
             log.exception("failure notification to %s could not be sent", ", ".join(recipients))

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from oncopipe.contracts.settings import DAGS_DIR, PLUGINS_DIR, Settings, get_settings
+from oncopipe.orchestration.alerts import task_log_path
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +332,6 @@ class StageReporter:
                 listed = list(current) if isinstance(current, list | tuple) else ([current] if current else [])
                 setattr(task, kind, [*listed, self])
         return saved
-
-
-def task_log_path(dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> Path:
-    """Where Airflow's file task handler reads the log of one task try (``[logging] base_log_folder``, and the
-    layout of Airflow's default ``log_filename_template``)."""
-    from airflow.configuration import conf
-
-    mapped = f"map_index={map_index}/" if map_index is not None and map_index >= 0 else ""
-    return (Path(conf.get("logging", "base_log_folder")) / f"dag_id={dag_id}" / f"run_id={run_id}"
-            / f"task_id={task_id}" / f"{mapped}attempt={try_number}.log")
 
 
 _TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s*")
