@@ -35,7 +35,7 @@ demo: $(STAMP)
 	$(BIN)/oncopipe demo
 
 # The whole suite, on two workers (pytest-xdist; this machine has two cores and most tests wait on subprocesses:
-# dbt, Airflow, Chromium, Spark). A worker takes a whole test file at a time, so a module fixture is built once;
+# dbt, Airflow, Chromium, Spark). A worker takes a whole test file at a time (tests/conftest.py's scheduler), so a module fixture is built once;
 # the production-topology tests (PostgreSQL + Celery + every Airflow process, scheduler killed mid-refresh) and
 # the live Airflow UI browser test share one native topology and go to one worker, in order (tests/conftest.py).
 # --no-loadscope-reorder keeps the order tests/conftest.py gives (longest groups first; xdist's default orders
@@ -43,7 +43,7 @@ demo: $(STAMP)
 # PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= 2
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=30
 
 # Only the topology and live-UI tests (a convenience: `make test` runs them too).
 test-topology: $(STAMP) system-deps

@@ -23,32 +23,57 @@ pytest_plugins = ["native_topology"]
 _LAST = ("slow", "e2e", "airflow_ui", "topology", "after_refresh")
 
 
-# Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) the unit a worker takes is a group: one test
-# file (so a module-scoped fixture, e.g. a generated platform, is built once, on one worker), except the tests
-# of the shared native topology, which all go to one worker, in the order above.
-_TOPOLOGY_GROUP = "native-topology"
+# Under pytest-xdist (``make test`` runs ``-n 2``) the unit a worker takes is a group (:func:`group_of`): one test
+# file, so a module fixture (a generated platform, say) is built once, on one worker; except the files that share a
+# session fixture, which must run on one worker: the native topology's (its PostgreSQL database and Redis db are
+# fixed) and the embedded scenario's (tests/support/embedded_scenario.py). The scheduler below groups by file
+# path because the controller sees node ids only. (xdist's own ``loadgroup`` does not work with pytest 9: it
+# renames ``item._nodeid``, which pytest 9 no longer reads.)
+SHARED_GROUPS = {
+    "native-topology": ("tests/e2e/test_ui_browser.py", "tests/integration/test_topology.py",
+                        "tests/e2e/test_topology_browser.py"),
+    "embedded-scenario": ("tests/integration/test_dag_e2e.py", "tests/e2e/test_operator_browser.py"),
+}
+_TOPOLOGY_MARKERS = ("topology", "airflow_ui", "after_refresh")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the group into the node id
+def group_of(nodeid: str) -> str:
+    """The xdist work unit of a test: its file, or the shared group its file belongs to."""
+    path = nodeid.split("::")[0]
+    return next((group for group, files in SHARED_GROUPS.items() if path in files), path)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         return max((i for i, marker in enumerate(_LAST, start=1) if item.get_closest_marker(marker)), default=0)
 
     items.sort(key=rank)  # stable: keeps file order within a rank
+    for item in items:  # a new file using a shared session fixture must join its group
+        path = item.nodeid.split("::")[0]
+        if any(item.get_closest_marker(m) for m in _TOPOLOGY_MARKERS):
+            assert path in SHARED_GROUPS["native-topology"], f"{path}: add it to SHARED_GROUPS in tests/conftest.py"
+        if "embedded_scenario" in getattr(item, "fixturenames", ()):
+            assert path in SHARED_GROUPS["embedded-scenario"], f"{path}: add it to SHARED_GROUPS in tests/conftest.py"
     if hasattr(config, "workerinput"):
-        # On an xdist worker the longest units go first, so two workers finish together: the topology group, then
-        # the files holding slow or browser tests, then the rest (each group keeps the order above inside it).
+        # On an xdist worker the longest groups go first (the controller keeps this order: --no-loadscope-reorder),
+        # so two workers finish together: the topology group, then the files holding slow or browser tests, then
+        # the rest (each group keeps the order above inside it).
         def cost(item: pytest.Item) -> int:
-            if any(item.get_closest_marker(m) for m in ("topology", "airflow_ui", "after_refresh")):
+            if group_of(item.nodeid) == "native-topology":
                 return 0
             return 1 if item.get_closest_marker("slow") or item.get_closest_marker("e2e") else 2
 
         items.sort(key=cost)
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        shared = any(item.get_closest_marker(m) for m in ("topology", "airflow_ui", "after_refresh"))
-        item.add_marker(pytest.mark.xdist_group(_TOPOLOGY_GROUP if shared else item.nodeid.split("::")[0]))
 
 
 @pytest.fixture()

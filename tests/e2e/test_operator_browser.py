@@ -43,14 +43,14 @@ from oncopipe.orchestration.native import free_port
 from oncopipe.orchestration.processes import live_processes
 from oncopipe.studies.registry import scan_registry
 from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_view, settle
-from support.embedded_scenario import FAULTY, FIRST, GROUP
+from support.embedded_scenario import FAULTY, FIRST
 from support.native_harness import AirflowApi
 
 START_TIMEOUT_S = 420.0
 #: What `oncopipe ui` allows itself after SIGINT (INTERRUPT_GRACE_S + 2 x TERMINATE_GRACE_S) plus its own exit.
 STOP_TIMEOUT_S = 100.0
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group(GROUP),
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
               pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                  reason=f"no Chromium at {CHROMIUM} (make test installs the Debian package chromium)")]
 

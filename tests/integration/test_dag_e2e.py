@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 from oncopipe.studies.registry import load_registry
-from support.embedded_scenario import FIRST, GROUP, SECOND, VICTIM
-
-pytestmark = pytest.mark.xdist_group(GROUP)
+from support.embedded_scenario import FIRST, SECOND, VICTIM
 
 
 @pytest.fixture(scope="module")

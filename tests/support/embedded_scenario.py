@@ -3,7 +3,8 @@
 tests/integration/test_dag_e2e.py asserts what each round did; tests/e2e/test_operator_browser.py opens the
 operator's view of the same platform under ``oncopipe ui`` (on a copy of its home). Building it costs a few minutes
 (four ``run_platform`` rounds at 1,000 people), so it is built once a session (:func:`embedded_scenario`, a session
-fixture in tests/conftest.py); both test files are in one xdist group, so under ``-n 2`` it is built on one worker.
+fixture in tests/conftest.py); both test files are one xdist group
+(``SHARED_GROUPS`` in tests/conftest.py), so under ``-n 2`` it is built once.
 
 Airflow reads its configuration once per process, so the scenario runs in a fresh interpreter with a temporary
 AIRFLOW_HOME (SQLite metadata, migrated there) and ONCOPIPE_HOME; it writes what happened as JSON.
@@ -33,7 +34,6 @@ SECOND = "2025-06-30"
 FAULTY = "2025-09-30"
 FAULT = "null_mandatory"  # critical in the raw gate: the third extraction is quarantined
 VICTIM = "care_pathway_delays"
-GROUP = "embedded-scenario"  # the xdist group of the files that use it
 
 DRIVER = textwrap.dedent("""
     import json, sys
