@@ -50,5 +50,7 @@ def open_view(page, name: str):
     page.get_by_role("button", name="Plugins").click()
     page.get_by_role("menuitem", name=name).click()
     frame = page.frame_locator("iframe").first
-    frame.locator("body").wait_for()
+    # Attached, not visible: the dbt docs page lays its body out with nothing in flow (a zero-size body, which
+    # Playwright calls hidden); every caller then waits for the content it checks.
+    frame.locator("body").wait_for(state="attached")
     return frame
