@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from native_topology import ADMIN, PASSWORD
+from support.browser import open_view
 from support.native_harness import AirflowApi
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -87,16 +88,6 @@ def test_every_dag_is_listed_without_import_error(page, api):
     shot(page, "01_dags")
 
 
-def _open_view(page, name: str):
-    """Open an operator view from the UI navigation (the Plugins menu); return the frame it is embedded in."""
-    page.goto("/")
-    page.get_by_role("button", name="Plugins").click()
-    page.get_by_role("menuitem", name=name).click()
-    frame = page.frame_locator("iframe").first
-    frame.locator("body").wait_for()
-    return frame
-
-
 @pytest.mark.parametrize("view, missing", [
     ("Quality gates", "history.sqlite"),
     ("Data Docs (GX)", "data_docs"),
@@ -104,7 +95,7 @@ def _open_view(page, name: str):
     ("Exports", "exports"),
 ])
 def test_operator_view_from_the_navigation_shows_its_empty_state(page, view, missing):
-    frame = _open_view(page, view)
+    frame = open_view(page, view)
     frame.get_by_role("heading", name=view).wait_for()
     empty = frame.locator("#empty-state")
     empty.wait_for()
