@@ -137,3 +137,21 @@ def test_dbt_is_given_every_variable_its_project_reads(oncopipe_home: Path) -> N
             read |= set(re.findall(r"env_var\(\s*['\"](ONCOPIPE_\w+)['\"]", path.read_text(encoding="utf-8")))
     assert read, "the dbt project reads no ONCOPIPE_ variable: the scan is broken"
     assert read <= set(dbt_environment(get_settings()))
+
+
+def test_the_modules_that_read_variables_before_now_take_them_from_the_settings(oncopipe_home: Path, env_file: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from oncopipe.orchestration.alerts import operator_emails
+    from oncopipe.orchestration.embedded import airflow_environment
+    from oncopipe.warehouse.spark_engine import session_conf
+
+    # From the .env file, which these modules never read when they read os.environ themselves.
+    env_file.write_text("ONCOPIPE_SPARK_CORES=3\nONCOPIPE_OPERATOR_EMAILS=ops@example.org\n"
+                        "ONCOPIPE_MAIL_OPTIONAL=false\n", encoding="utf-8")
+    s = get_settings()
+    assert session_conf(s)["spark.master"] == "local[3]"
+    assert operator_emails() == ["ops@example.org"]
+    assert airflow_environment(s)["ONCOPIPE_MAIL_OPTIONAL"] == "0"
+    assert dbt_environment(s)["ONCOPIPE_SPARK_CORES"] == "3"
+    env_file.write_text("", encoding="utf-8")  # the cache sees the file change (its size)
+    assert airflow_environment(get_settings())["ONCOPIPE_MAIL_OPTIONAL"] == "1"  # unset: optional when embedded
