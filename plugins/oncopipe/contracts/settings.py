@@ -52,7 +52,11 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    """Locations, engine, mail and thresholds of the platform. Build it with :func:`get_settings`."""
+    """Locations, engine, mail and thresholds of the platform. Build it with :func:`get_settings`.
+
+    Built directly (``Settings(home=...)``, tests and scratch contexts), the arguments win, the environment fills
+    the rest and no ``.env`` file is read.
+    """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_file_encoding="utf-8", extra="ignore", frozen=True,
                                       validate_by_name=True, validate_by_alias=True)
