@@ -76,3 +76,21 @@ def test_the_generate_command_writes_the_delivery(tmp_path):
                                       "--out", str(tmp_path / "landing"), "--delivered", str(tmp_path / "d2"),
                                       "--delivered-format", "sas"])
     assert result.exit_code != 0 and "--delivered-format must be one of csv, parquet" in result.output
+
+
+def test_the_demo_lands_its_extraction_through_the_delivered_csv_and_the_import(generated, tmp_path, monkeypatch):
+    from oncopipe.contracts.settings import get_settings
+    from oncopipe.orchestration.embedded import land_delivered
+
+    monkeypatch.setenv("ONCOPIPE_HOME", str(tmp_path / "home"))
+    for var in ("ONCOPIPE_LANDING", "ONCOPIPE_WAREHOUSE"):
+        monkeypatch.delenv(var, raising=False)
+    settings = get_settings()
+    lines: list[str] = []
+    delivery = land_delivered(settings, patients=400, seed=5, extraction_date=DATE, progress=lines.append)
+    assert (delivery / "IR_BEN_R.csv").is_file() and not list(delivery.glob("*.parquet"))
+    for src in SOURCES:  # the same extraction as generated directly, every source (a non-deliverable one moved)
+        assert _table(settings.landing, src.name).equals(_table(generated, src.name)), src.name
+    assert (settings.landing / "_truth" / f"extraction={DATE}" / "truth.json").is_file()
+    assert [p.name for p in (settings.home / "deliveries").iterdir()] == [f"synthetic-{DATE}"]  # scratch removed
+    assert any(line.startswith("imported ") for line in lines)
