@@ -23,6 +23,8 @@ deltas are small (a few hundred stays a quarter for a regional cohort) and allow
 Column names and types are those of the SNDS data dictionary (schema-snds, vendored in
 ``contracts/reference/snds/`` and checked by ``tests/unit/contracts/test_snds_dictionary.py``); the registry
 and FDep tables are not SNDS tables and follow the French registries' (FRANCIM) variable names in the same style.
+One column is the platform's own: ``PMSI_ANN`` on the four PMSI tables (``Source.year_column``), the year the insurer
+puts in the table's name (T_MCO23B), kept so the years of one table stay apart once unioned.
 """
 
 from __future__ import annotations
