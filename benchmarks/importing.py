@@ -6,7 +6,8 @@ the insurer's date format, NUM_ENQ as the pseudonym where the table has a person
 not read. DCIR (ER_PHA_F) is not
 importable until it lands as its own tables (issue #16), so the default is the widest importable table with
 dates and a person, T_MCOaaC (6 contract columns, 3 of them dates), as ``T_MCO23C.csv``; T_MCOaaA is the
-narrow one (5 columns, no date). Writes ``benchmarks/results/import-<table>-<lines>.json``; the files go to a
+narrow one (5 columns, no date); T_MCOaaB carries SOR_ANN, checked on every line against the file name's year.
+Writes ``benchmarks/results/import-<table>-<lines>.json``; the files go to a
 temporary folder under var/ and are deleted afterwards.
 """
 
@@ -41,6 +42,11 @@ def _block(table: str, n: int, seed: int = 1) -> pa.Table:
             "NUM_ENQ": np.char.add("P", np.char.zfill(rng.integers(0, 10**9, n).astype(str), 16)),
             "EXE_SOI_DTD": entry.dt.strftime("%d%m%Y"), "EXE_SOI_DTF": exit_.dt.strftime("%d%m%Y"),
             "NIR_RET": "0", "ENT_DAT": entry.dt.strftime("%d%m%Y"), "SOR_DAT": exit_.dt.strftime("%d%m%Y")})
+    elif table.endswith("B"):
+        frame.update({
+            "DGN_PAL": np.array(["C509", "C341", "Z511", "I10"])[rng.integers(0, 4, n)], "DGN_REL": "",
+            "GRG_GHM": "09C05J", "SEJ_NBJ": rng.integers(0, 20, n).astype(str), "ENT_MOD": "8", "SOR_MOD": "8",
+            "SOR_ANN": "2023", "AGE_ANN": rng.integers(18, 99, n).astype(str)})
     else:
         frame.update({
             "CDC_ACT": np.char.add(np.array(["QEFA", "HFFC", "ZZNL", "YYYY"])[rng.integers(0, 4, n)],
@@ -67,7 +73,7 @@ def _write_delivery(path: Path, table: str, lines: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000_000)
-    parser.add_argument("--table", default="T_MCO23C", choices=["T_MCO23C", "T_MCO23A"])
+    parser.add_argument("--table", default="T_MCO23C", choices=["T_MCO23C", "T_MCO23B", "T_MCO23A"])
     parser.add_argument("--out", type=Path, default=None, help="work folder (default var/bench-import)")
     args = parser.parse_args(argv)
     work = args.out or get_settings().home / "bench-import"

@@ -140,13 +140,15 @@ def all_stays() -> list[dict[str, Any]]:
             "exit": exit_,
             "t_mco_b": [{"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_PAL": dp, "DGN_REL": dr, "GRG_GHM": "09C05J",
                          "SEJ_NBJ": (exit_ - entry).days, "ENT_MOD": "8", "SOR_MOD": "8",
-                         "SOR_ANN": str(exit_.year)}],
+                         "SOR_ANN": str(exit_.year), "PMSI_ANN": exit_.year}],
+            # ENT_DAT / SOR_DAT left empty on P5's stay: staging falls back to EXE_SOI_DTD / EXE_SOI_DTF.
             "t_mco_c": [{"ETA_NUM": eta, "RSA_NUM": rsa, "NIR_ANO_17": _nir(person), "EXE_SOI_DTD": entry,
-                         "EXE_SOI_DTF": exit_, "NIR_RET": "0"}],
-            "t_mco_d": [{"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_ASS_NUM": i + 1, "ASS_DGN": da}
+                         "EXE_SOI_DTF": exit_, "NIR_RET": "0", "ENT_DAT": None if person == "P5" else entry,
+                         "SOR_DAT": None if person == "P5" else exit_, "PMSI_ANN": exit_.year}],
+            "t_mco_d": [{"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_ASS_NUM": i + 1, "ASS_DGN": da, "PMSI_ANN": exit_.year}
                         for i, da in enumerate(das)],
             "t_mco_a": [{"ETA_NUM": eta, "RSA_NUM": rsa, "CDC_ACT": code, "ENT_DAT_DEL": delay,
-                         "ACV_ACT": "1"} for code, delay in acts],
+                         "ACV_ACT": "1", "PMSI_ANN": exit_.year} for code, delay in acts],
         })
     return out
 

@@ -84,15 +84,17 @@ def extraction_tables(date: str, n: int = 60, seed: int = 1, months: int = 24) -
     tables["t_mco_b"] = {
         "ETA_NUM": eta, "RSA_NUM": rsa, "DGN_PAL": ["C509"] * stays, "DGN_REL": [None] * stays,
         "GRG_GHM": ["09M051"] * stays, "SEJ_NBJ": [2] * stays, "ENT_MOD": ["8"] * stays, "SOR_MOD": ["8"] * stays,
-        "SOR_ANN": [str(e.year) for e in entry],
+        "SOR_ANN": [str(e.year) for e in entry], "PMSI_ANN": [e.year for e in entry],
     }
     tables["t_mco_c"] = {
         "ETA_NUM": eta, "RSA_NUM": rsa, "NIR_ANO_17": nir[:stays], "EXE_SOI_DTD": entry,
         "EXE_SOI_DTF": [e + dt.timedelta(days=2) for e in entry], "NIR_RET": ["0"] * stays,
+        "ENT_DAT": entry, "SOR_DAT": [e + dt.timedelta(days=2) for e in entry], "PMSI_ANN": [e.year for e in entry],
     }
-    tables["t_mco_d"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_ASS_NUM": [1] * stays, "ASS_DGN": ["Z511"] * stays}
+    tables["t_mco_d"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "DGN_ASS_NUM": [1] * stays, "ASS_DGN": ["Z511"] * stays,
+                         "PMSI_ANN": [e.year for e in entry]}
     tables["t_mco_a"] = {"ETA_NUM": eta, "RSA_NUM": rsa, "CDC_ACT": ["QEFA003"] * stays,
-                         "ENT_DAT_DEL": [0] * stays, "ACV_ACT": ["1"] * stays}
+                         "ENT_DAT_DEL": [0] * stays, "ACV_ACT": ["1"] * stays, "PMSI_ANN": [e.year for e in entry]}
     tables["registry_cases"] = {
         "REG_ID": ["R01"] * n, "REG_CAS_ID": [f"C{i:06d}" for i in range(n)], "BEN_NIR_PSA": nir,
         "DAT_DIAG": entry[:n], "TOP_ICDO3": ["C50.9"] * n, "MOR_ICDO3": ["8500/3"] * n, "CIM10": ["C509"] * n,

@@ -27,8 +27,18 @@ def register(app: typer.Typer) -> None:
             "--dirt-rate", min=0.0, max=0.2,
             help="Rate of ordinary dirt (information lines, duplicates, ...).")] = 0.01,
         workers: Annotated[int, typer.Option("--workers", min=0, help="Worker processes (0 = up to 2).")] = 0,
+        delivered: Annotated[Path | None, typer.Option(
+            "--delivered", help="Also write the extraction as the insurer delivers it into this folder (T_MCO23B.csv, "
+                                "DD/MM/YYYY dates, NUM_ENQ), for `oncopipe import`.")] = None,
+        delivered_format: Annotated[str, typer.Option(
+            "--delivered-format", help="csv (the insurer's ';' text files) or parquet.")] = "csv",
     ) -> None:
-        """Write one SNDS-shaped extraction (every landing source) plus its planted truth under _truth/."""
+        """Write one SNDS-shaped extraction (every landing source) plus its planted truth under _truth/;
+        with --delivered, the same extraction in the delivered shape as well."""
+        from oncopipe.synth.delivered import DELIVERED_FORMATS
+
+        if delivered_format not in DELIVERED_FORMATS:
+            raise typer.BadParameter(f"--delivered-format must be one of {', '.join(DELIVERED_FORMATS)}")
         from oncopipe.synth.extraction import generate as run
 
         with Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
@@ -48,6 +58,12 @@ def register(app: typer.Typer) -> None:
         for f in report.faults:
             typer.echo(f"fault {f['kind']} on {f['source']}: {f['rows_affected']} rows")
         typer.echo(f"truth: {report.truth_dir}")
+        if delivered is not None:
+            from oncopipe.synth.delivered import write_delivered
+
+            written = write_delivered(out, report.extraction_date, delivered, fmt=delivered_format)
+            typer.echo(f"delivered: {len(written.files)} files in {delivered} "
+                       f"(land them with `oncopipe import {delivered} --extraction-date {report.extraction_date}`)")
 
     @app.command("lifetable")
     def lifetable(out: Annotated[Path, typer.Option("--out", help="CSV file to write.")]) -> None:

@@ -72,8 +72,9 @@ def progress_line(console: Any, message: str) -> None:
 
 
 def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: Path | None,
-                   verbose: bool = False, study: str | None = None) -> None:
-    """Run :func:`oncopipe.orchestration.embedded.run_platform` and print where the results are.
+                   verbose: bool = False, study: str | None = None, delivered: bool = False) -> None:
+    """Run :func:`oncopipe.orchestration.embedded.run_platform` and print where the results are (``delivered``: a
+    generated extraction lands through delivered CSV and the import).
 
     Exits 1 if a run failed, 2 if ``study`` names no study.
     """
@@ -94,7 +95,8 @@ def run_and_report(*, patients: int, seed: int, extraction_date: str, summary: P
 
             try:
                 result = run_platform(patients=patients, seed=seed, extraction_date=extraction_date,
-                                      progress=progress, summary_path=summary, study=study)
+                                      progress=progress, summary_path=summary, study=study,
+                                      delivered=delivered)
             except KeyError as exc:
                 console.print(f"[red]{exc.args[0]}[/red]")
                 end_process(2)

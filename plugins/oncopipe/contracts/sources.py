@@ -23,6 +23,8 @@ deltas are small (a few hundred stays a quarter for a regional cohort) and allow
 Column names and types are those of the SNDS data dictionary (schema-snds, vendored in
 ``contracts/reference/snds/`` and checked by ``tests/unit/contracts/test_snds_dictionary.py``); the registry
 and FDep tables are not SNDS tables and follow the French registries' (FRANCIM) variable names in the same style.
+One column is the platform's own: ``PMSI_ANN`` on the four PMSI tables (``Source.year_column``), the year the insurer
+puts in the table's name (T_MCO23B), kept so the years of one table stay apart once unioned.
 """
 
 from __future__ import annotations
@@ -74,10 +76,26 @@ class Source:
     """How the insurer writes this source's dates in a delivered CSV (strptime format): DD/MM/YYYY in the DCIR
     and the referentials, DDMMYYYY in the PMSI, ISO in the registry. ``oncopipe import`` parses by it, never by
     guessing from the data; the landing itself holds typed Parquet (or ISO dates in its own CSV)."""
+    year_column: str | None = None
+    """For a table the insurer delivers once per year, the year being part of the table's name (T_MCO23B is
+    T_MCOaaB of 2023), the platform column that keeps that year in the landing (``PMSI_ANN``): ``oncopipe import``
+    fills it from the file name and refuses a file whose ``YEAR_CHECKED`` column holds another year; a file
+    named without a year (``t_mco_b.parquet``) must carry the column itself. It is not a column of the SNDS
+    table."""
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+
+YEAR_CHECKED = "SOR_ANN"
+"""The delivered column that must hold the year of a per-year file, on every line where it is filled (the year of
+exit: a stay belongs to the PMSI year it ended in). T_MCOaaB and T_MCOaaC carry it."""
+
+
+def _pmsi_year() -> Column:
+    return Column("PMSI_ANN", "int", "Platform column: the PMSI year of the table the line came in (2023 for "
+                  "T_MCO23B), from the delivered file's name; not a column of the SNDS table.")
 
 
 def _c(name: str, type_: ColumnType, description: str, nullable: bool = False, coded: bool = False) -> Column:
@@ -150,8 +168,9 @@ SOURCES: tuple[Source, ...] = (
             _c("ENT_MOD", "string", "Mode of entry (8 home, 7 transfer).", coded=True),
             _c("SOR_MOD", "string", "Mode of exit (8 home, 7 transfer, 9 death).", coded=True),
             _c("SOR_ANN", "string", "Year of exit, YYYY."),
+            _pmsi_year(),
         ),
-        max_volume_drop=0.5, delivered_dates="%d%m%Y",
+        max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
         "t_mco_c", "T_MCOaaC", "delta", ("ETA_NUM", "RSA_NUM"),
@@ -163,8 +182,13 @@ SOURCES: tuple[Source, ...] = (
             _c("EXE_SOI_DTD", "date", "Date of entry."),
             _c("EXE_SOI_DTF", "date", "Date of exit."),
             _c("NIR_RET", "string", "Linkage return code on the NIR ('0' = OK).", coded=True),
+            _c("ENT_DAT", "date", "Date of entry as the hospital declared it (staging falls back to EXE_SOI_DTD "
+               "when empty).", True),
+            _c("SOR_DAT", "date", "Date of exit as the hospital declared it (staging falls back to EXE_SOI_DTF "
+               "when empty).", True),
+            _pmsi_year(),
         ),
-        max_volume_drop=0.5, person="NIR_ANO_17", delivered_dates="%d%m%Y",
+        max_volume_drop=0.5, person="NIR_ANO_17", delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
         "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
@@ -174,8 +198,9 @@ SOURCES: tuple[Source, ...] = (
             _c("RSA_NUM", "string", "Stay number within the hospital."),
             _c("DGN_ASS_NUM", "int", "Order of the associated diagnosis within the stay.", coded=True),
             _c("ASS_DGN", "string", "Associated diagnosis, ICD-10 without dot."),
+            _pmsi_year(),
         ),
-        max_volume_drop=0.5, delivered_dates="%d%m%Y",
+        max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
         "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
@@ -187,8 +212,9 @@ SOURCES: tuple[Source, ...] = (
             _c("CDC_ACT", "string", "CCAM act code (4 letters + 3 digits, e.g. QEFA003)."),
             _c("ENT_DAT_DEL", "int", "Days between entry and the act."),
             _c("ACV_ACT", "string", "Activity code ('1' = main act).", coded=True),
+            _pmsi_year(),
         ),
-        max_volume_drop=0.5, delivered_dates="%d%m%Y",
+        max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
         "registry_cases", "FRANCIM registry records", "snapshot", ("REG_ID", "REG_CAS_ID"),

@@ -10,8 +10,11 @@ A delivery is a folder of files, one per table (and per year for the PMSI), name
 3. every column of the contract must be present (others are ignored); values convert to the contract type, dates
    by the source's delivered format (``Source.delivered_dates``), never by guessing from the data; the first bad
    value stops the import with the file, line, column and value;
-4. the file streams in batches (pyarrow's CSV streaming reader, Parquet row groups, pandas ``read_sas`` chunks),
-   written as typed Parquet.
+4. a per-year table (``Source.year_column``: the PMSI) keeps the year of its file's name in its year column
+   (``PMSI_ANN``), and a line whose ``SOR_ANN`` is another year stops the import;
+5. the file streams in batches (pyarrow's CSV streaming reader, Parquet row groups, pandas ``read_sas`` chunks),
+   written as typed Parquet; a header-only file lands as an empty table, a file named ``.sas7bdat`` that is no
+   SAS table is refused by name.
 
 Everything is written under a hidden folder of the landing (``.import-<date>-<id>``) that no reader lists; only
 when every file has converted is each ``<source>/extraction=<date>`` folder moved into place (one rename each, on
@@ -30,12 +33,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from oncopipe.contracts.sources import PSEUDONYMS, SOURCES, Column, Source
+from oncopipe.contracts.sources import PSEUDONYMS, SOURCES, YEAR_CHECKED, Column, Source
 from oncopipe.landing.layout import extraction_dir
 
 FORMATS = {"csv": (".csv",), "parquet": (".parquet",), "sas": (".sas7bdat",)}
@@ -95,6 +99,27 @@ def table_of(path: Path) -> tuple[Source, int | None]:
     return src, year
 
 
+def deliverable(src: Source) -> bool:
+    """Whether a delivered table lands as ``src`` (:func:`table_of` can name it)."""
+    return src.name not in _NOT_DELIVERED
+
+
+def delivered_name(src: Source, year: int | None = None) -> str:
+    """The file stem the insurer gives the table ``src`` (of ``year`` for a per-year table): the inverse of
+    :func:`table_of`. ``IR_BEN_R``, ``T_MCO23B`` (T_MCOaaB of 2023), ``registry_cases`` (not an SNDS table).
+
+    Raises:
+        ExtractImportError: ``src`` is not deliverable, or a per-year table has no year.
+    """
+    if not deliverable(src):
+        raise ExtractImportError(f"{src.name}: no delivered table lands as this source")
+    if src.year_column is not None:
+        if year is None or "aa" not in src.snds_table:
+            raise ExtractImportError(f"{src.name}: {src.snds_table} is delivered per year; give the year")
+        return src.snds_table.replace("aa", f"{year % 100:02d}")
+    return src.snds_table if _is_snds(src) else src.name
+
+
 def _is_snds(src: Source) -> bool:
     return re.fullmatch(r"[A-Z][A-Za-z_]+", src.snds_table) is not None
 
@@ -108,9 +133,13 @@ def _table_named(name: str) -> Source | None:
     return None
 
 
-def _renames(mapping: dict[str, str], names: list[str], src: Source, path: Path) -> dict[str, str]:
-    """Delivered column -> contract column, for the columns the contract reads."""
+def _renames(mapping: dict[str, str], names: list[str], src: Source, path: Path,
+             named_year: int | None) -> dict[str, str]:
+    """Delivered column -> contract column, for the columns the contract reads (but the year column when the
+    file's name gives the year: the name wins)."""
     renamed = {n: mapping.get(n, n) for n in names}
+    if named_year is not None:
+        renamed = {n: new for n, new in renamed.items() if new != src.year_column}
     if src.person is not None and src.person not in renamed.values():
         found = [n for n, new in renamed.items() if new in PSEUDONYMS]
         if len(found) > 1:
@@ -118,10 +147,14 @@ def _renames(mapping: dict[str, str], names: list[str], src: Source, path: Path)
                                      f"is the person with --map {found[0]}={src.person}")
         if found:
             renamed[found[0]] = src.person
-    missing = [c.name for c in src.columns if c.name not in renamed.values()]
+    missing = [c.name for c in src.columns if c.name not in renamed.values()
+               and not (named_year is not None and c.name == src.year_column)]
     if missing:
+        hint = (f"; name the file for its year (e.g. T_MCO23B.csv) to give {src.year_column}"
+                if src.year_column in missing else "")
         raise ExtractImportError(f"{path.name}: column(s) {', '.join(missing)} of {src.snds_table} missing "
-                                 f"(the file has {', '.join(names)}); rename a delivered column with --map OLD=NEW")
+                                 f"(the file has {', '.join(names)}); rename a delivered column with --map OLD=NEW"
+                                 f"{hint}")
     wanted = set(src.column_names)
     return {old: new for old, new in renamed.items() if new in wanted}
 
@@ -202,17 +235,30 @@ def _error(path: Path, line: int, col: Column, value: object, expected: str) -> 
                               f"(landing contract, {col.type})")
 
 
-def _csv_batches(path: Path) -> Iterator[tuple[pa.RecordBatch, int]]:
+class _Delivered:
+    """One delivered file opened for streaming: its column names (known from the header or the file's schema
+    before any line is read, so a header-only file lands as an empty table) and its batches."""
+
+    def __init__(self, names: list[str], batches: Iterator[tuple[pa.RecordBatch, int]]) -> None:
+        self.names = names
+        self.batches = batches
+
+
+def _open_csv(path: Path) -> _Delivered:
     """Batches of text columns and the file line of their first row (line 1 is the header)."""
+    header = _all_text(path)
     reader = pacsv.open_csv(
         path, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding="utf8"),
         parse_options=pacsv.ParseOptions(delimiter=";"),
-        convert_options=pacsv.ConvertOptions(
-            column_types=_all_text(path), null_values=[""], strings_can_be_null=True))
-    line = 2
-    for batch in reader:
-        yield batch, line
-        line += batch.num_rows
+        convert_options=pacsv.ConvertOptions(column_types=header, null_values=[""], strings_can_be_null=True))
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, int]]:
+        line = 2
+        for batch in reader:
+            yield batch, line
+            line += batch.num_rows
+
+    return _Delivered(reader.schema.names, batches())
 
 
 def _all_text(path: Path) -> dict[str, pa.DataType]:
@@ -223,50 +269,80 @@ def _all_text(path: Path) -> dict[str, pa.DataType]:
     return {name: pa.string() for name in header}
 
 
-def _parquet_batches(path: Path) -> Iterator[tuple[pa.RecordBatch, int]]:
-    line = 1
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1_000_000):
-        yield batch, line
-        line += batch.num_rows
+def _open_parquet(path: Path) -> _Delivered:
+    file = pq.ParquetFile(path)
 
-
-def _sas_batches(path: Path) -> Iterator[tuple[pa.RecordBatch, int]]:
-    import pandas as pd
-
-    line = 1
-    with pd.read_sas(path, format="sas7bdat", chunksize=SAS_CHUNK_ROWS, encoding="infer") as reader:
-        for frame in reader:
-            batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    def batches() -> Iterator[tuple[pa.RecordBatch, int]]:
+        line = 1
+        for batch in file.iter_batches(batch_size=1_000_000):
             yield batch, line
             line += batch.num_rows
 
+    return _Delivered(file.schema_arrow.names, batches())
 
-_READERS = {".csv": _csv_batches, ".parquet": _parquet_batches, ".sas7bdat": _sas_batches}
+
+def _open_sas(path: Path) -> _Delivered:
+    import pandas as pd
+
+    try:
+        reader = pd.read_sas(path, format="sas7bdat", chunksize=SAS_CHUNK_ROWS, encoding="infer")
+    except ValueError as exc:  # pandas' sas7bdat reader checks the file's magic number first
+        raise ExtractImportError(f"{path.name}: not a SAS table although named .sas7bdat ({exc})") from exc
+    names = [n if isinstance(n, str) else n.decode("latin-1") for n in reader.column_names]
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, int]]:
+        line = 1
+        with reader:
+            for frame in reader:
+                batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+                yield batch, line
+                line += batch.num_rows
+
+    return _Delivered(names, batches())
 
 
-def _land_file(path: Path, src: Source, mapping: dict[str, str], out: Path) -> int:
-    """Convert one delivered file into the Parquet part ``out``; returns its lines."""
+_READERS = {".csv": _open_csv, ".parquet": _open_parquet, ".sas7bdat": _open_sas}
+
+
+def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str], out: Path) -> int:
+    """Convert one delivered file into the Parquet part ``out``; returns its lines.
+
+    ``year`` is the year the file's name gives (T_MCO23B: 2023), if any: a per-year source's year column is filled
+    from it (``Source.year_column``) and the file's ``YEAR_CHECKED`` column must agree with it.
+    """
+    if path.stat().st_size == 0:
+        raise ExtractImportError(f"{path.name}: empty file (not even a header line)")
     schema = pa.schema([pa.field(c.name, _ARROW[c.type]) for c in src.columns])
-    writer = None
+    named_year = year if src.year_column is not None else None
     rows = 0
     try:
-        for batch, first_line in _READERS[path.suffix.lower()](path):
-            if writer is None:
-                renames = _renames(mapping, batch.schema.names, src, path)
-                by_target = {new: old for old, new in renames.items()}
-                writer = pq.ParquetWriter(out, schema, compression="zstd")
-            arrays = [_convert(batch.column(by_target[c.name]), c, src.delivered_dates, (path, first_line))
-                      for c in src.columns]
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
-            rows += batch.num_rows
-        if writer is None:
-            raise ExtractImportError(f"{path.name}: empty file (not even a header line)")
+        delivered = _READERS[path.suffix.lower()](path)
+        renames = _renames(mapping, delivered.names, src, path, named_year)
+        by_target = {new: old for old, new in renames.items()}
+        checked = next((n for n in delivered.names if mapping.get(n, n) == YEAR_CHECKED), None)
+        with pq.ParquetWriter(out, schema, compression="zstd") as writer:
+            writer.write_table(schema.empty_table())  # a header-only file still lands, as an empty part
+            for batch, first_line in delivered.batches:
+                if named_year is not None and checked is not None:
+                    _check_year(batch.column(checked), named_year, path, first_line)
+                arrays = [pa.array(np.full(batch.num_rows, named_year), pa.int64())
+                          if named_year is not None and c.name == src.year_column
+                          else _convert(batch.column(by_target[c.name]), c, src.delivered_dates, (path, first_line))
+                          for c in src.columns]
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                rows += batch.num_rows
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise ExtractImportError(f"{path.name}: unreadable as {path.suffix.lstrip('.')}: {exc}") from exc
-    finally:
-        if writer is not None:
-            writer.close()
     return rows
+
+
+def _check_year(values: pa.Array, year: int, path: Path, first_line: int) -> None:
+    """Refuse the file when a filled ``YEAR_CHECKED`` value is not the year its name gives."""
+    years = _convert(values, Column(YEAR_CHECKED, "int", "year of exit"), "", (path, first_line))
+    if (i := _bad_value(years, pc.equal(years, year))) >= 0:
+        raise ExtractImportError(f"{path.name}, line {first_line + i}, column {YEAR_CHECKED}: "
+                                 f"{values[i].as_py()!r} is not {year}, the year of the file's name: a PMSI table "
+                                 "holds the stays that ended in its year")
 
 
 def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: str | None = None,
@@ -297,15 +373,15 @@ def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: s
         raise ExtractImportError(f"{src_dir}: no such folder")
     suffixes = FORMATS[fmt] if fmt else tuple(s for v in FORMATS.values() for s in v)
     report = ImportReport(extraction_date)
-    plan: list[tuple[Path, Source]] = []
+    plan: list[tuple[Path, Source, int | None]] = []
     for path in sorted(p for p in src_dir.iterdir() if p.is_file()):
         if path.suffix.lower() not in suffixes:
             report.skipped.append(path.name)
             continue
-        plan.append((path, table_of(path)[0]))
+        plan.append((path, *table_of(path)))
     if not plan:
         raise ExtractImportError(f"{src_dir}: no {fmt or 'data'} file to import")
-    targets = sorted({s.name for _, s in plan})
+    targets = sorted({s.name for _, s, _ in plan})
     landed = [extraction_dir(landing, name, extraction_date) for name in targets
               if extraction_dir(landing, name, extraction_date).exists()]
     if landed:
@@ -317,12 +393,12 @@ def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: s
     moved: list[Path] = []
     try:
         parts: dict[str, int] = {}
-        for path, src in plan:
+        for path, src, year in plan:
             folder = extraction_dir(staging, src.name, extraction_date)
             folder.mkdir(parents=True, exist_ok=True)
             part = parts.get(src.name, 0)
             parts[src.name] = part + 1
-            rows = _land_file(path, src, mapping or {}, folder / f"part-{part:05d}.parquet")
+            rows = _land_file(path, src, year, mapping or {}, folder / f"part-{part:05d}.parquet")
             report.files.setdefault(src.name, []).append(path.name)
             report.rows[src.name] = report.rows.get(src.name, 0) + rows
         for name in targets:

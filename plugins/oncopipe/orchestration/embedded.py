@@ -4,7 +4,8 @@
 
 1. point Airflow at ``<home>/airflow`` (SQLite) and this checkout's ``dags/``; migrate the metadata database
    if needed; create the pool ``duckdb_writer`` (size 1);
-2. generate a synthetic extraction if none has landed (the generator, :mod:`oncopipe.synth`);
+2. generate a synthetic extraction if none has landed (the generator, :mod:`oncopipe.synth`; ``oncopipe demo``
+   lands it the real way: delivered CSV, then ``oncopipe import``);
 3. parse the dbt project (the refresh DAG has one task per model, generated from the manifest) in a child
    process, overlapping steps 1-2 and the build of Airflow's in-process execution API;
 4. mark failed the runs a killed earlier ``oncopipe run`` left ``running`` (everything runs in this one process,
@@ -180,8 +181,14 @@ def prepare_metadata(progress: Progress = print) -> None:
 
 
 def ensure_extraction(settings: Settings, *, patients: int, seed: int, extraction_date: str,
-                      progress: Progress = print) -> str | None:
-    """Generate one synthetic extraction if nothing has landed yet; returns its date (None if not needed)."""
+                      progress: Progress = print, delivered: bool = False) -> str | None:
+    """Generate one synthetic extraction if nothing has landed yet; returns its date (None if not needed).
+
+    With ``delivered``, the extraction takes the real path: generated aside, written as the insurer delivers it
+    (``<home>/deliveries/synthetic-<date>/``, CSV, :mod:`oncopipe.synth.delivered`, kept for a look) and landed by
+    ``oncopipe import``; a source no delivered table lands as yet (:func:`oncopipe.landing.importer.deliverable`)
+    is moved into the landing as generated.
+    """
     from oncopipe.warehouse import refresh
 
     if refresh.landed_extractions(settings):
@@ -189,8 +196,47 @@ def ensure_extraction(settings: Settings, *, patients: int, seed: int, extractio
     from oncopipe.synth.extraction import generate
 
     progress(f"no extraction has landed: generating {patients:,} synthetic people at {extraction_date}")
-    generate(settings.landing, patients, seed, extraction_date)
+    if not delivered:
+        generate(settings.landing, patients, seed, extraction_date)
+        return extraction_date
+    land_delivered(settings, patients=patients, seed=seed, extraction_date=extraction_date, progress=progress)
     return extraction_date
+
+
+def land_delivered(settings: Settings, *, patients: int, seed: int, extraction_date: str,
+                   progress: Progress = print) -> Path:
+    """Generate an extraction, deliver it as CSV and land it with ``oncopipe import``; returns the delivery folder."""
+    import shutil
+
+    from oncopipe.contracts.sources import SOURCES
+    from oncopipe.landing.importer import deliverable, import_extract
+    from oncopipe.landing.layout import extraction_dir
+    from oncopipe.synth.delivered import write_delivered
+    from oncopipe.synth.extraction import TRUTH_DIR, generate
+
+    scratch = settings.home / "deliveries" / f".generated-{extraction_date}"
+    delivery = settings.home / "deliveries" / f"synthetic-{extraction_date}"
+    for folder in (scratch, delivery):
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        generate(scratch, patients, seed, extraction_date)
+        written = write_delivered(scratch, extraction_date, delivery)
+        progress(f"delivered {len(written.files)} CSV files in {delivery}; oncopipe import")
+        report = import_extract(delivery, settings.landing, extraction_date)
+        progress(f"imported {sum(report.rows.values()):,} lines of {len(report.rows)} sources")
+        for src in SOURCES:
+            if not deliverable(src):
+                target = extraction_dir(settings.landing, src.name, extraction_date)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(extraction_dir(scratch, src.name, extraction_date), target)
+                progress(f"{src.name}: not deliverable yet, landed as generated")
+        truth = settings.landing / TRUTH_DIR / f"extraction={extraction_date}"
+        shutil.rmtree(truth, ignore_errors=True)
+        truth.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch / TRUTH_DIR / f"extraction={extraction_date}", truth)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return delivery
 
 
 def manifest_is_stale(settings: Settings) -> bool:
@@ -684,8 +730,9 @@ def up_to_date_line(waiting: dict[str, str], new_extractions: int) -> str | None
 def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
                  extraction_date: str = DEFAULT_EXTRACTION_DATE, generate: bool = True,
                  progress: Progress = print, summary_path: Path | None = None,
-                 study: str | None = None) -> PlatformRun:
-    """Run the platform end to end in this process (see the module docstring); ``study``: only that study."""
+                 study: str | None = None, delivered: bool = False) -> PlatformRun:
+    """Run the platform end to end in this process (see the module docstring); ``study``: only that study;
+    ``delivered``: a generated extraction lands through the delivered CSV and the import (:func:`land_delivered`)."""
     started = time.perf_counter()
     settings = configure()
     run = PlatformRun(started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
@@ -694,7 +741,8 @@ def run_platform(*, patients: int = DEFAULT_PATIENTS, seed: int = DEFAULT_SEED,
         prepare_metadata(progress)
         if generate:
             run.generated = ensure_extraction(settings, patients=patients, seed=seed,
-                                              extraction_date=extraction_date, progress=progress)
+                                              extraction_date=extraction_date, progress=progress,
+                                              delivered=delivered)
         warm_execution_api()
     finally:
         finish_manifest_parse(parsing, settings)

@@ -149,18 +149,21 @@ def pmsi(chunk: Chunk, hospitals: Hospitals, previous: int | None, date: int,
         bad = (rng.random(len(s.person)) < stay_dirt_rate)[keep] & (s.kind[keep] == 5)
         dgn = np.where(bad, "ZZZ9", dgn)
     rel = s.dgn_rel[keep]
+    # The PMSI year a stay is delivered in is the year it ended (T_MCO23B holds the stays that exited in 2023).
+    pmsi_year = year_of(s.exit).astype(np.int64)
     tables = {
         "t_mco_b": _table("t_mco_b", {
             "ETA_NUM": eta_all[keep], "RSA_NUM": rsa_all[keep], "DGN_PAL": dgn,
             "DGN_REL": pa.array(list(rel), type=pa.string()), "GRG_GHM": s.ghm[keep].astype(str),
             "SEJ_NBJ": (s.exit[keep] - s.entry[keep]).astype(np.int64),
             "ENT_MOD": np.full(len(keep), "8"), "SOR_MOD": s.sor_mod[keep].astype(str),
-            "SOR_ANN": year_of(s.exit[keep]).astype(str),
+            "SOR_ANN": year_of(s.exit[keep]).astype(str), "PMSI_ANN": pmsi_year[keep],
         }),
         "t_mco_c": _table("t_mco_c", {
             "ETA_NUM": eta_all[keep], "RSA_NUM": rsa_all[keep], "NIR_ANO_17": p.nir[s.person[keep]],
             "EXE_SOI_DTD": dates(s.entry[keep]), "EXE_SOI_DTF": dates(s.exit[keep]),
-            "NIR_RET": np.full(len(keep), "0"),
+            "NIR_RET": np.full(len(keep), "0"), "ENT_DAT": dates(s.entry[keep]), "SOR_DAT": dates(s.exit[keep]),
+            "PMSI_ANN": pmsi_year[keep],
         }),
     }
     in_cut = np.zeros(len(s.person), dtype=bool)
@@ -172,7 +175,7 @@ def pmsi(chunk: Chunk, hospitals: Hospitals, previous: int | None, date: int,
     tables["t_mco_a"] = _table("t_mco_a", {
         "ETA_NUM": eta_all[act_stay], "RSA_NUM": rsa_all[act_stay],
         "CDC_ACT": s.act_code[ka].astype(str), "ENT_DAT_DEL": s.act_delay[ka],
-        "ACV_ACT": np.full(len(ka), "1"),
+        "ACV_ACT": np.full(len(ka), "1"), "PMSI_ANN": pmsi_year[act_stay],
     })
     kd = np.flatnonzero(in_cut[s.ass_stay])
     ass_stay = s.ass_stay[kd]
@@ -180,7 +183,7 @@ def pmsi(chunk: Chunk, hospitals: Hospitals, previous: int | None, date: int,
     kd, ass_stay = kd[order], ass_stay[order]
     tables["t_mco_d"] = _table("t_mco_d", {
         "ETA_NUM": eta_all[ass_stay], "RSA_NUM": rsa_all[ass_stay], "DGN_ASS_NUM": _rank(ass_stay),
-        "ASS_DGN": s.ass_code[kd].astype(str),
+        "ASS_DGN": s.ass_code[kd].astype(str), "PMSI_ANN": pmsi_year[ass_stay],
     })
     return tables
 

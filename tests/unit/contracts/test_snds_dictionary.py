@@ -61,6 +61,10 @@ def departures(src: Source) -> list[str]:
             return found
     for col in src.columns:
         field = fields.get(col.name)
+        if col.name == src.year_column:  # the platform's own column (the year in the file name)
+            if field is not None:
+                found.append(f"{src.name}.{col.name}: the platform's year column shadows a column of {table}")
+            continue
         if field is None:
             found.append(f"{src.name}.{col.name}: no such column in {table}")
         elif col.type not in _readable_as(field):

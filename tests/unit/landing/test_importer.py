@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from oncopipe.contracts.sources import SOURCES_BY_NAME
-from oncopipe.landing.importer import ExtractImportError, import_extract, table_of
+from oncopipe.contracts.sources import SOURCES, SOURCES_BY_NAME
+from oncopipe.landing.importer import ExtractImportError, deliverable, delivered_name, import_extract, table_of
 from support.delivered_extract import DATE, DELIVERED, P1, P2, deliver
 from typer.testing import CliRunner
 
@@ -87,7 +87,8 @@ def test_a_quoted_header_keeps_codes_and_dates_as_written(tmp_path):
                                            "010000024;0000000007;QEFA003;0;1\n", encoding="utf-8")
     import_extract(delivery, tmp_path / "landing", DATE)
     assert _landed(tmp_path / "landing", "t_mco_a") == [
-        {"ETA_NUM": "010000024", "RSA_NUM": "0000000007", "CDC_ACT": "QEFA003", "ENT_DAT_DEL": 0, "ACV_ACT": "1"}]
+        {"ETA_NUM": "010000024", "RSA_NUM": "0000000007", "CDC_ACT": "QEFA003", "ENT_DAT_DEL": 0, "ACV_ACT": "1",
+         "PMSI_ANN": 2023}]
 
 
 def test_map_names_a_delivered_column_and_a_landed_extraction_never_changes(tmp_path):
@@ -124,3 +125,68 @@ def test_parquet_delivery_and_the_command(tmp_path):
     result = CliRunner().invoke(app, ["import", str(delivery), "--extraction-date", DATE,
                                       "--landing", str(tmp_path / "landing")])
     assert result.exit_code == 1 and "already landed" in result.output
+
+
+def test_the_pmsi_year_of_the_file_name_lands_as_pmsi_ann(tmp_path):
+    import_extract(deliver(tmp_path / "delivery"), tmp_path / "landing", DATE)
+    assert [(r["RSA_NUM"], r["PMSI_ANN"]) for r in _landed(tmp_path / "landing", "t_mco_b")] == [
+        ("0000000001", 2022), ("0000000002", 2023)]
+    stays = _landed(tmp_path / "landing", "t_mco_c")
+    assert [(r["PMSI_ANN"], r["ENT_DAT"], r["SOR_DAT"]) for r in stays] == [
+        (2022, dt.date(2022, 5, 2), dt.date(2022, 5, 5)), (2023, dt.date(2023, 7, 10), dt.date(2023, 7, 12))]
+    assert {r["PMSI_ANN"] for r in _landed(tmp_path / "landing", "t_mco_d")} == {2023}
+
+
+@pytest.mark.parametrize(("name", "old", "new", "message"), [
+    ("T_MCO23B.csv", ";2023;07;74", ";2022;07;74",
+     "T_MCO23B.csv, line 2, column SOR_ANN: '2022' is not 2023, the year of the file's name"),
+    ("T_MCO22C.csv", "NIR_RET;ENT_DAT;SOR_DAT\n", "NIR_RET;ENT_DAT;SOR_DAT;SOR_ANN\n", None),
+])
+def test_a_pmsi_file_whose_exit_year_is_not_its_name_year_is_refused(tmp_path, name, old, new, message):
+    if message is None:  # T_MCOaaC carries SOR_ANN too in the dictionary: checked when delivered
+        files = dict(DELIVERED)
+        files[name] = files[name].replace(old, new).replace("05052022\n", "05052022;2021\n")
+        delivery = deliver(tmp_path / "delivery", files)
+        message = "T_MCO22C.csv, line 2, column SOR_ANN: '2021' is not 2022"
+    else:
+        delivery = _broken(tmp_path, name, old, new)
+    with pytest.raises(ExtractImportError) as caught:
+        import_extract(delivery, tmp_path / "landing", DATE)
+    assert message in str(caught.value)
+    assert list((tmp_path / "landing").iterdir()) == []
+
+
+def test_a_pmsi_file_named_without_its_year_must_carry_pmsi_ann(tmp_path):
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    (delivery / "t_mco_a.csv").write_text("ETA_NUM;RSA_NUM;CDC_ACT;ENT_DAT_DEL;ACV_ACT\n010000024;7;QEFA003;0;1\n")
+    with pytest.raises(ExtractImportError, match="PMSI_ANN of T_MCOaaA missing .*name the file for its year"):
+        import_extract(delivery, tmp_path / "landing", DATE)
+    (delivery / "t_mco_a.csv").write_text("ETA_NUM;RSA_NUM;CDC_ACT;ENT_DAT_DEL;ACV_ACT;PMSI_ANN\n"
+                                          "010000024;7;QEFA003;0;1;2021\n")
+    import_extract(delivery, tmp_path / "landing", DATE)
+    assert _landed(tmp_path / "landing", "t_mco_a")[0]["PMSI_ANN"] == 2021
+
+
+def test_a_header_only_file_lands_as_an_empty_table(tmp_path):
+    files = dict(DELIVERED)
+    files["ki_cci_r_2023.csv"] = files["ki_cci_r_2023.csv"].splitlines(keepends=True)[0]
+    report = import_extract(deliver(tmp_path / "delivery", files), tmp_path / "landing", DATE)
+    assert report.rows["ki_cci_r"] == 0
+    part = next((tmp_path / "landing" / "ki_cci_r" / f"extraction={DATE}").glob("*.parquet"))
+    table = pq.read_table(part)
+    assert table.num_rows == 0 and table.schema.names == SOURCES_BY_NAME["ki_cci_r"].column_names
+
+
+def test_a_file_named_sas7bdat_that_is_not_sas_is_refused_by_name(tmp_path):
+    delivery = deliver(tmp_path / "delivery")
+    (delivery / "ir_pha_r_2023.sas7bdat").write_text(DELIVERED["IR_PHA_R.csv"], encoding="utf-8")
+    with pytest.raises(ExtractImportError, match=r"ir_pha_r_2023\.sas7bdat: not a SAS table"):
+        import_extract(delivery, tmp_path / "landing", DATE)
+    assert list((tmp_path / "landing").iterdir()) == []
+
+
+@pytest.mark.parametrize("src", [s for s in SOURCES if deliverable(s)], ids=lambda s: s.name)
+def test_the_delivered_name_is_what_table_of_reads(src):
+    year = 2023 if src.year_column else None
+    assert table_of(Path(delivered_name(src, year) + ".csv")) == (src, year)

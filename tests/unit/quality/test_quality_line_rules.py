@@ -71,10 +71,11 @@ def test_nulls_are_judged_only_by_not_null_and_text_dates_must_parse():
     src = source("t_mco_c")
     con = duckdb.connect()
     con.execute("""create table t as select * from (values
-        ('750100042', '0000000001', 'N', '2024-01-03', '2024-01-02', '0'),
-        ('750100042', '0000000002', 'N', '2024-13-45', null, '0'),
-        ('750100042', '0000000003', 'N', null, '2025-01-01', '0'))
-        t("ETA_NUM", "RSA_NUM", "NIR_ANO_17", "EXE_SOI_DTD", "EXE_SOI_DTF", "NIR_RET")""")
+        ('750100042', '0000000001', 'N', '2024-01-03', '2024-01-02', '0', null, null, 2024),
+        ('750100042', '0000000002', 'N', '2024-13-45', null, '0', null, null, 2024),
+        ('750100042', '0000000003', 'N', null, '2025-01-01', '0', null, null, 2024))
+        t("ETA_NUM", "RSA_NUM", "NIR_ANO_17", "EXE_SOI_DTD", "EXE_SOI_DTF", "NIR_RET", "ENT_DAT", "SOR_DAT",
+          "PMSI_ANN")""")
     rules = suites.raw_line_rules(src)
     frame = rules_frame(con, "t", src, rules, "2024-12-31", 3, text_dates=frozenset({"EXE_SOI_DTD", "EXE_SOI_DTF"}))
     counts = {name: (d["breaking"], d["judged"]) for name in frame.metric for d in [_detail(frame, name)]}

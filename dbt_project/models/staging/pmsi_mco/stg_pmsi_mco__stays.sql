@@ -24,6 +24,7 @@ renamed as (
         cast(ENT_MOD as string) as entry_mode,
         cast(SOR_MOD as string) as exit_mode,
         try_cast(SOR_ANN as integer) as exit_year,
+        cast(PMSI_ANN as integer) as pmsi_year,
         cast(extraction as date) as extraction_date
     from source
 
