@@ -20,30 +20,19 @@ from __future__ import annotations
 
 import atexit
 import json
-import logging
 import os
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 from oncopipe.contracts.settings import EXPECTATIONS_DIR, Settings, get_settings
+from oncopipe.quality.gxquiet import quiet_gx
 
 QUALITY_DIR_VARIABLE = "ONCOPIPE_GX_QUALITY_DIR"
 DATASOURCE = "oncopipe_frames"
 BATCH_DEFINITION = "whole_frame"
 DATA_DOCS_SITE = "oncopipe_data_docs"
-
-
-def quiet_gx() -> None:
-    """Silence GX analytics and its noisy loggers; call before importing great_expectations."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.ERROR)
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    # GX imports pyspark (installed for the Spark engine), which warns about pandas 3 on every import; the platform
-    # never hands pandas frames to pyspark (dbt-spark and the Spark engine use Spark SQL and Arrow).
-    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 
 def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place: bool = False) -> Any:

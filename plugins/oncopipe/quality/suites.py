@@ -23,7 +23,7 @@ from oncopipe.contracts.settings import get_settings
 from oncopipe.contracts.sources import SOURCES, Source
 from oncopipe.quality import exclusions, formats
 from oncopipe.quality.frames import marts_suite_name, raw_suite_name
-from oncopipe.quality.gxcontext import quiet_gx
+from oncopipe.quality.gxquiet import quiet_gx
 
 quiet_gx()
 import great_expectations as gx  # noqa: E402 (after quiet_gx)
