@@ -2,7 +2,8 @@
 
 Turns a newly landed SNDS-shaped extraction into published marts:
 
-    find_extraction -> raw_gate -> begin_candidate -> dbt: seeds, staging, intermediate (one task per model/seed)
+    find_extraction -> raw_gate -> begin_candidate -> source_freshness
+        -> dbt: seeds, staging, intermediate (one task per model/seed)
         -> dbt: marts, built as the candidate -> marts_gate -> publish  ==> one Asset event per published table
 
 - **find_extraction** first removes what an interrupted run left (temporary folders), then takes the oldest
@@ -12,6 +13,10 @@ Turns a newly landed SNDS-shaped extraction into published marts:
 - **begin_candidate** starts from the warehouse the last accepted run left (a refused or interrupted candidate
   is rolled back) and points the dbt sources at the accepted extractions up to this one, in the format each
   landed in: nothing newer, whose raw gate has not run, reaches the warehouse.
+- **source_freshness** runs `dbt source freshness` with the thresholds of the sources YAML, each source's age
+  taken at the extraction processed (`dbt_project/macros/freshness.sql`): a source older than its `error_after`
+  stops the run before any dbt build (nothing is published); a warning is recorded. Both are shown on the
+  Quality gates view.
 - **dbt** tasks each run `dbt build --select <node>` (the node and its tests) on the DuckDB warehouse.
 - **marts_gate**: dbt tests passed; Great Expectations on the candidate marts. A failure drops the candidate:
   nothing is published, the last published version stays current.
@@ -87,6 +92,17 @@ with DAG(
         except LandingError as exc:
             raise AirflowFailException(str(exc)) from exc
 
+    @task(retries=0, pool=DUCKDB_POOL,
+          doc_md="dbt source freshness at this extraction (thresholds of the sources YAML): an error stops the "
+                 "refresh before any build; errors and warnings are shown on the Quality gates view.")
+    def source_freshness(extraction_date: str, candidate: dict) -> dict:
+        from oncopipe.quality.freshness import FreshnessFailed
+
+        try:
+            return refresh.source_freshness(extraction_date)
+        except FreshnessFailed as exc:
+            raise AirflowFailException(str(exc)) from exc
+
     @task(retries=0, pool=DUCKDB_POOL, doc_md="Marts gate on the candidate; a failure drops the candidate.")
     def marts_gate() -> dict:
         from oncopipe.quality import GateFailed
@@ -111,7 +127,8 @@ with DAG(
     extraction = find_extraction()
     raw = raw_gate(extraction)
     candidate = begin_candidate(extraction, raw)
+    fresh = source_freshness(extraction, candidate)
     transform, marts_candidate = dbt_task_groups(get_settings().dbt_tasks, MANIFEST)
     checked = marts_gate()
-    candidate >> transform >> marts_candidate >> checked
+    fresh >> transform >> marts_candidate >> checked
     publish(extraction, raw, checked)

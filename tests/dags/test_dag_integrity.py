@@ -14,7 +14,7 @@ from oncopipe.warehouse import dbt_nodes
 from oncopipe.warehouse.refresh import PUBLISHED_TABLES
 
 # Tasks whose failure re-running cannot fix (a refusal, a gate): no retry, on purpose.
-NO_RETRY = {"check_approval", "disclosure_control", "find_extraction", "raw_gate", "marts_gate"}
+NO_RETRY = {"check_approval", "disclosure_control", "find_extraction", "raw_gate", "source_freshness", "marts_gate"}
 
 
 def test_no_import_errors_or_warnings(dagbag):
@@ -67,11 +67,14 @@ def test_refresh_wiring(dagbag, dag_home):
     assert dag.deadline, "the refresh has a deadline alert"
     publish = dag.task_dict["publish"]
     assert {a.uri for a in publish.outlets} == {asset_uri(t) for t in PUBLISHED_TABLES}
-    # The raw gate, then the candidate (roll back, bound the landing to this extraction), before any dbt task.
-    assert [t.task_id for t in dag.topological_sort()][:3] == ["find_extraction", "raw_gate", "begin_candidate"]
+    # The raw gate, then the candidate (roll back, bound the landing to this extraction), then dbt's source freshness
+    # on that landing, before any dbt build.
+    assert [t.task_id for t in dag.topological_sort()][:4] == ["find_extraction", "raw_gate", "begin_candidate",
+                                                                "source_freshness"]
     # Every task that opens the DuckDB warehouse goes through the pool of size 1.
     warehouse_tasks = [t for t in dag.tasks if t.task_id.startswith(("transform.", "marts_candidate."))]
-    for task in [*warehouse_tasks, dag.task_dict["begin_candidate"], dag.task_dict["marts_gate"], publish]:
+    for task in [*warehouse_tasks, *(dag.task_dict[t] for t in ("begin_candidate", "source_freshness", "marts_gate")),
+                 publish]:
         assert task.pool == DUCKDB_POOL, task.task_id
     for task_id in ("find_extraction", "raw_gate"):
         assert dag.task_dict[task_id].pool != DUCKDB_POOL
@@ -86,10 +89,10 @@ def test_refresh_wiring(dagbag, dag_home):
         assert {task_of[p] for p in by_id[uid].depends_on} <= upstream, task_id
     for task in warehouse_tasks:
         if not task.upstream_task_ids & {t.task_id for t in warehouse_tasks}:
-            assert "begin_candidate" in task.upstream_task_ids or task.task_id.startswith("marts_candidate."), \
+            assert "source_freshness" in task.upstream_task_ids or task.task_id.startswith("marts_candidate."), \
                 task.task_id
     before_gate = dag.task_dict["marts_gate"].get_flat_relative_ids(upstream=True)
-    assert before_gate >= set(task_of.values()) | {"raw_gate", "find_extraction", "begin_candidate"}
+    assert before_gate >= set(task_of.values()) | {"raw_gate", "find_extraction", "begin_candidate", "source_freshness"}
     assert dag.task_dict["publish"].get_flat_relative_ids(upstream=True) >= before_gate | {"marts_gate"}
 
 

@@ -5,6 +5,8 @@ Python one (oncopipe.methods.adherence), and the window-function carry-over agai
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from dbt_landing_fixture import EXTRACTIONS, write_extraction, write_landing
-from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.contracts import marts
+from oncopipe.contracts.settings import DBT_PROJECT_DIR, Settings, get_settings
 from oncopipe.methods import adherence
-from oncopipe.warehouse.dbt_runner import DbtRun, run_dbt
+from oncopipe.warehouse.dbt_runner import DbtRun, dbt_args, dbt_environment, run_dbt
 
 D = dt.date
 # The identity of a dispensing line (the staging model stores it as three columns).
@@ -302,3 +305,58 @@ def test_window_carry_over_equals_the_sequential_rule(built):
                 mismatches.append((ident, (first, last), (start, end)))
     assert len(got) == len(dispensings)
     assert mismatches == []
+
+
+def test_the_committed_mart_contracts_are_those_of_the_manifest(built):
+    """contracts/marts.json is what dbt declares (the manifest of this build): `oncopipe dbt contracts` if not."""
+    settings, _ = built
+    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert marts.contract_differences(marts.MARTS, marts.contracts_from_manifest(manifest)) == []
+
+
+def test_a_type_changed_in_the_marts_yaml_makes_the_committed_contracts_stale(tmp_path, monkeypatch):
+    """Python and dbt cannot disagree unseen: a data_type edited in the YAML (a copy of the project), parsed by
+    dbt, differs from the committed contracts, naming the mart and the column."""
+    from dbt.cli.main import dbtRunner
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    models = project / "models" / "marts" / "_marts__models.yml"
+    text = models.read_text(encoding="utf-8")
+    declared = "      - name: pdc\n        data_type: double\n"
+    assert text.count(declared) == 1
+    models.write_text(text.replace(declared, "      - name: pdc\n        data_type: float\n"), encoding="utf-8")
+    settings = settings_for(tmp_path / "home", monkeypatch)
+    for name, value in dbt_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    result = dbtRunner().invoke(dbt_args("parse", settings, quiet=True, project_dir=project))
+    assert result.success, result.exception
+    manifest = json.loads((settings.dbt_target_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert marts.contract_differences(marts.MARTS, marts.contracts_from_manifest(manifest)) == [
+        "endocrine_adherence_monthly.pdc: data_type double committed, float in dbt"]
+
+
+def test_source_freshness_at_the_processed_extraction_errors_warns_and_is_shown(built):
+    """dbt source freshness on the fixture's landing, at 2022-03-01 (two months after its newest extraction): the
+    delta sources warn after 45 days and error after 120, the snapshots warn after 400 (sources YAML). The PMSI
+    sources' newest lines are of 2021-06-30 (the second extraction brought no stay): error, the refresh stops; the
+    dispensings (newest 2021-12-31, 60 days) warn; the rest pass. The quality view shows each of them."""
+    from oncopipe.orchestration.operator_views import quality_page
+    from oncopipe.quality.freshness import FreshnessFailed
+    from oncopipe.quality.history import history_path
+    from oncopipe.warehouse import refresh
+
+    settings, _ = built
+    with pytest.raises(FreshnessFailed) as raised:
+        refresh.source_freshness("2022-03-01", settings)
+    lines = str(raised.value).splitlines()
+    assert lines[0].endswith("FAILED (10 sources, 4 errors, 1 warnings)"), lines[0]
+    assert ("  pmsi_mco.t_mco_b [error]: newest extraction 2021-06-30, 244 days old at 2022-03-01 "
+            "(warn after 45 days, error after 120 days)") in lines
+    assert ("  snds.er_pha_f [warn]: newest extraction 2021-12-31, 60 days old at 2022-03-01 "
+            "(warn after 45 days, error after 120 days)") in lines
+    page = quality_page(history_path(settings.quality), failed_only=False, stage=None)
+    table = page[page.index("<table id='source-freshness'>"):]
+    table = table[:table.index("</table>")]
+    assert (table.count("<tr class='failed'>"), table.count("<tr class='warned'>"),
+            table.count("<tr class='passed'>")) == (4, 1, 5)

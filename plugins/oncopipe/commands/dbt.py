@@ -1,4 +1,4 @@
-"""``oncopipe dbt build|docs|freshness``: run the dbt project on the platform's landing folder and warehouse."""
+"""``oncopipe dbt build|docs|freshness|contracts``: run the dbt project on the landing folder and warehouse."""
 
 from __future__ import annotations
 
@@ -90,6 +90,29 @@ def docs(select: SelectOption = None) -> None:
 def freshness(select: SelectOption = None) -> None:
     """Check how old the latest accepted extraction of every source is (warn/error thresholds in the YAML)."""
     _report(_run_with_progress("freshness", select=select or ()))
+
+
+@dbt_app.command("contracts")
+def contracts(
+    check: Annotated[bool, typer.Option("--check", help="Only say whether contracts/marts.json is current.")] = False,
+) -> None:
+    """Rewrite plugins/oncopipe/contracts/marts.json from the dbt manifest (``dbt parse``): the published marts'
+    columns, types and keys, as the models of dbt_project/models/marts declare them."""
+    import json
+
+    from oncopipe.contracts import marts
+    from oncopipe.warehouse import dbt_nodes
+
+    manifest = dbt_nodes.parse()
+    if check:
+        declared = marts.contracts_from_manifest(json.loads(manifest.read_text(encoding="utf-8")))
+        changes = marts.contract_differences(marts.load_contracts(), declared)
+        for line in changes:
+            typer.echo(f"stale: {line}", err=True)
+        typer.echo(f"{marts.CONTRACTS_FILE}: {'stale' if changes else 'current'} (from {manifest})")
+        raise typer.Exit(1 if changes else 0)
+    changes = marts.write_contracts(manifest)
+    typer.echo(f"{marts.CONTRACTS_FILE}: rewritten from {manifest}" + "".join(f"\n  {line}" for line in changes))
 
 
 def register(app: typer.Typer) -> None:

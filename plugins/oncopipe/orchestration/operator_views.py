@@ -5,8 +5,9 @@ A FastAPI app mounted in the api-server under :data:`URL_PREFIX` by the plugin
 requires a logged-in Airflow user (the UI's ``_token`` cookie or a bearer token). Folders are looked up at
 request time, so a view shows an informative empty state until the platform has written what it serves:
 
-- ``/quality``: the quality-gate history, ``<quality>/history.sqlite`` (one row per expectation checked), and
-  its ledger of excluded lines (per extraction, source and exclusion rule);
+- ``/quality``: the quality-gate history, ``<quality>/history.sqlite`` (one row per expectation checked), the
+  source freshness dbt measured for each refresh (per source: age, thresholds, pass / warn / error), and its
+  ledger of excluded lines (per extraction, source and exclusion rule);
 - ``/data-docs/``: the Great Expectations Data Docs site, ``<quality>/data_docs/``; its pages load their
   scripts, styles and fonts from CDNs and their logo from a cloud bucket (with the data context id), so each page
   is rewritten as it is served to load them from ``/web-assets/`` (:data:`CDN_ASSETS`, vendored from the npm
@@ -231,27 +232,54 @@ def read_excluded_lines(path: Path, limit: int = 200) -> tuple[list[str], list[t
         connection.close()
 
 
-def _classed(rows: Sequence[tuple], failed: Callable[[tuple], bool]) -> list[tuple[str, tuple]]:
-    return [("failed" if failed(row) else "passed", row) for row in rows]
+def read_freshness(path: Path, limit: int = 100) -> tuple[list[str], list[tuple]]:
+    """The source freshness of the refreshes (``source_freshness``: one row per run and source), newest first; the
+    last column, ``failed``, says whether that source stopped its refresh.
+
+    Returns empty lists when the history has no such table (no refresh has checked freshness yet).
+    """
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        if "source_freshness" not in tables:
+            return [], []
+        columns = ["extraction", "source", "status", "max_loaded_at", "age_days", "warn_after", "error_after",
+                   "snapshotted_at", "message", "run_id", "failed"]
+        rows = connection.execute(f"select {', '.join(columns)} from source_freshness "
+                                  "order by time desc, rowid limit ?", (limit,)).fetchall()
+        return columns, rows
+    finally:
+        connection.close()
+
+
+def _classed(rows: Sequence[tuple], failed: Callable[[tuple], bool],
+             warned: Callable[[tuple], bool] = lambda row: False) -> list[tuple[str, tuple]]:
+    return [("failed" if failed(row) else "warned" if warned(row) else "passed", row) for row in rows]
 
 
 def quality_page(path: Path, *, failed_only: bool, stage: str | None) -> str:
-    """The quality view: the ledger of excluded lines (over the ceiling: red), the per-run gate summary (a run
-    that did not pass: red) and the expectations checked (failed ones: red), newest first."""
+    """The quality view: the source freshness of each refresh (error: red, warning: amber), the ledger of excluded
+    lines (over the ceiling: red), the per-run gate summary (a run that did not pass: red) and the expectations
+    checked (failed ones: red), newest first."""
     try:
         columns, rows = read_history(path, failed_only=failed_only, stage=stage)
         run_columns, runs = read_gate_runs(path)
         excluded_columns, excluded = read_excluded_lines(path)
+        freshness_columns, freshness = read_freshness(path)
     except (ValueError, sqlite3.Error) as error:
         return render("quality.html.j2", "Quality gates", error=str(error))
     success = columns.index("success")
     passed = run_columns.index("passed") if "passed" in run_columns else None
     consequence = excluded_columns.index("consequence") if excluded_columns else None
+    status = freshness_columns.index("status") if freshness_columns else None
     return render(
         "quality.html.j2", "Quality gates", error=None, limit=HISTORY_LIMIT, stage=stage, failed_only=failed_only,
         failed=sum(1 for row in rows if not row[success]),
         history={"columns": columns, "rows": _classed(rows, lambda row: not row[success])},
         runs={"columns": run_columns, "rows": _classed(runs, lambda row: passed is not None and not row[passed])},
+        freshness={"columns": freshness_columns[:-1],  # the last, ``failed``, is shown as the row's colour
+                   "rows": [(css, row[:-1]) for css, row in _classed(freshness, lambda row: bool(row[-1]),
+                                                                     lambda row: row[status] == "warn")]},
         excluded={"columns": excluded_columns,
                   "rows": _classed(excluded, lambda row: str(row[consequence]).startswith("quarantined"))})
 

@@ -11,6 +11,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from oncopipe.quality.freshness import FreshnessReport
 from oncopipe.quality.outcomes import GateReport
 
 SCHEMA = """
@@ -58,6 +59,20 @@ create table if not exists excluded_lines (
     time text not null
 );
 create index if not exists excluded_lines_extraction on excluded_lines (extraction);
+create table if not exists source_freshness (
+    run_id text not null,
+    extraction text,
+    source text not null,
+    status text not null,
+    failed integer not null,
+    max_loaded_at text,
+    snapshotted_at text,
+    age_days real,
+    warn_after text,
+    error_after text,
+    message text,
+    time text not null
+);
 """
 
 
@@ -101,6 +116,16 @@ def record_exclusions(report: GateReport, quality: Path, rows: list[dict]) -> No
             [(report.run_id, report.extraction, r["source"], r["rule"], r["column"], r["lines"], r["judged"],
               r["share"], r["ceiling"], r["consequence"], json.dumps(r["sample"], default=str, ensure_ascii=False),
               report.finished_at) for r in rows])
+
+
+def record_freshness(report: FreshnessReport, quality: Path) -> None:
+    """Write one ``dbt source freshness`` of the refresh: a row per source (re-recording a run replaces it)."""
+    with closing(_connect(quality)) as con, con:
+        con.execute("delete from source_freshness where run_id = ?", (report.run_id,))
+        con.executemany(
+            "insert into source_freshness values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(report.run_id, report.extraction, s.source, s.status, int(s.failed), s.max_loaded_at, s.snapshotted_at,
+              s.age_days, s.warn_after, s.error_after, s.message, report.generated_at) for s in report.sources])
 
 
 def exclusions(quality: Path, extraction: str | None = None) -> list[dict]:

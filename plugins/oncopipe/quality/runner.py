@@ -77,6 +77,30 @@ def gx_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(wide) if wide else frame
 
 
+def outcome_of(res: Any, suite: str, subject: str, validation_id: str) -> ExpectationOutcome:
+    """One GX ``ExpectationValidationResult`` as an outcome; its severity is the expectation's GX ``severity``.
+
+    An expectation that raised is a failure (``could not evaluate: ...``), whatever GX's ``success`` says.
+    """
+    config = res.expectation_config
+    meta = config.meta or {}
+    raised = (res.exception_info or {}).get("raised_exception") or any(
+        isinstance(v, dict) and v.get("raised_exception") for v in (res.exception_info or {}).values())
+    result = res.result or {}
+    is_metric = "metric==" in str(config.kwargs.get("row_condition", ""))
+    observed = _observed(result, is_metric)
+    sample = _plain(result.get("partial_unexpected_index_list") or [])[:5]
+    if is_metric and not res.success and (line_rule := _line_rule(result)):
+        observed, sample = line_rule
+    if raised:
+        observed = f"could not evaluate: {_exception_message(res.exception_info)}"
+    return ExpectationOutcome(
+        suite=suite, subject=subject, expectation=meta.get("name", config.type), expectation_type=config.type,
+        severity=config.severity.value, success=bool(res.success) and not raised, observed=observed,
+        expected=meta.get("rule", ""), sample=sample, validation_id=validation_id,
+        consequence=meta.get("consequence", ""), basis=meta.get("basis", ""))
+
+
 class SuiteRunner:
     """Runs checkpoints of one gate and accumulates a :class:`GateReport`."""
 
@@ -100,25 +124,7 @@ class SuiteRunner:
         for validation in result.run_results.values():
             validation_id = str(validation.meta.get("validation_id", ""))
             self.report.validation_ids[suite_name] = validation_id
-            for res in validation.results:
-                config = res.expectation_config
-                meta = config.meta or {}
-                raised = (res.exception_info or {}).get("raised_exception") or any(
-                    isinstance(v, dict) and v.get("raised_exception") for v in (res.exception_info or {}).values())
-                result = res.result or {}
-                is_metric = "metric==" in str(config.kwargs.get("row_condition", ""))
-                observed = _observed(result, is_metric)
-                sample = _plain(result.get("partial_unexpected_index_list") or [])[:5]
-                if is_metric and not res.success and (line_rule := _line_rule(result)):
-                    observed, sample = line_rule
-                if raised:
-                    observed = f"could not evaluate: {_exception_message(res.exception_info)}"
-                outcomes.append(ExpectationOutcome(
-                    suite=suite_name, subject=subject, expectation=meta.get("name", config.type),
-                    expectation_type=config.type, severity=meta.get("severity", "critical"),
-                    success=bool(res.success) and not raised, observed=observed, expected=meta.get("rule", ""),
-                    sample=sample, validation_id=validation_id,
-                    consequence=meta.get("consequence", ""), basis=meta.get("basis", "")))
+            outcomes += [outcome_of(res, suite_name, subject, validation_id) for res in validation.results]
         self.report.outcomes += outcomes
         return outcomes
 

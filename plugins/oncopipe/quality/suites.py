@@ -2,8 +2,8 @@
 
 The committed JSON under ``expectations/`` is generated from this module (``oncopipe validate
 --write-suites``) and a test checks that it matches, so a reviewer reads the rules here and the diff of
-the JSON in review. Every expectation carries ``meta.name`` (stable, what messages and tests use),
-``meta.severity`` (``critical`` stops the stage, ``warning`` is recorded and shown) and ``meta.rule``
+the JSON in review. Every expectation carries GX's own ``severity`` field (``critical`` stops the stage,
+``warning`` is recorded and shown), ``meta.name`` (stable, what messages and tests use) and ``meta.rule``
 (why it exists). Ids are derived from the suite and expectation names, so regeneration is byte-stable.
 
 Tolerances: real extracts carry a little dirt (out-of-range codes, exact duplicates, ...) at about 1%.
@@ -125,7 +125,7 @@ CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD"}
 
 def _expectation(cls: type, name: str, severity: Severity, rule: str, basis: str = "", consequence: str = "",
                  **kwargs: Any) -> Any:
-    meta = {"name": name, "severity": severity, "rule": rule, "consequence": consequence or CONSEQUENCES[severity]}
+    meta = {"name": name, "rule": rule, "consequence": consequence or CONSEQUENCES[severity]}
     if basis:
         meta["basis"] = basis
     return cls(meta=meta, severity=severity, **kwargs)
@@ -560,7 +560,7 @@ def marts_suites() -> list[Any]:
     suites.append((marts_suite_name("comparisons"), comparison_expectations()))
     for _, expectations in suites:
         for expectation in expectations:
-            expectation.meta["consequence"] = MARTS_CONSEQUENCES[expectation.meta["severity"]]
+            expectation.meta["consequence"] = MARTS_CONSEQUENCES[expectation.severity.value]
     return [_suite(name, expectations) for name, expectations in suites]
 
 

@@ -160,6 +160,54 @@ def release_warehouse() -> None:
             env.close()
 
 
+def _invoke(settings: Settings, args: list[str]) -> tuple[Any, str]:
+    """One dbt invocation on the manifest kept in the process; returns dbt's result and invocation id."""
+    from dbt.cli.main import dbtRunner
+    from dbt_common.invocation import get_invocation_id
+
+    from oncopipe.warehouse.dbt_runner import dbt_environment
+
+    with _LOCK:  # dbt keeps global state: one invocation at a time in a process
+        saved = {k: os.environ.get(k) for k in dbt_environment(settings)}
+        os.environ.update(dbt_environment(settings))
+        manifest = None
+        try:
+            manifest = _manifest(settings)
+            result = dbtRunner(manifest=manifest).invoke(args)
+            return result, get_invocation_id()
+        finally:
+            release_warehouse()
+            if manifest is not None:
+                _keep(settings, manifest)
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def source_freshness(extraction_date: str, settings: Settings | None = None) -> tuple[str, str | None]:
+    """``dbt source freshness`` at ``extraction_date`` (the var the freshness macro measures at), on the landing
+    views as they are (the refresh's begin_candidate bounded them to this extraction).
+
+    It runs on the manifest kept in the process, as the build tasks do: the var given on the command line is read
+    when the macro runs, not at parse time, and parsing with it would cost a full re-parse here and another in the
+    next build task (dbt's partial parsing starts over when the vars change): 2.1 to 2.7 s instead of ~25 s,
+    measured on the dbt fixture's landing at a load of 21 on 2 cores.
+
+    Returns:
+        dbt's invocation id (``metadata.invocation_id`` of the ``<target>/sources.json`` it wrote) and, when dbt
+        raised, its error.
+    """
+    from oncopipe.warehouse.dbt_runner import dbt_args
+
+    settings = (settings or get_settings()).ensure()
+    result, invocation_id = _invoke(settings, dbt_args("freshness", settings, quiet=True,
+                                                       vars={"extraction_date": extraction_date}))
+    error = None if result.exception is None else f"{type(result.exception).__name__}: {result.exception}"
+    return invocation_id, error
+
+
 def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
     """``dbt build`` one model or seed and its tests; returns each node's status and time.
 
@@ -172,30 +220,13 @@ def build_node(name: str, *, full_refresh: bool = False, settings: Settings | No
     Raises:
         DbtNodeFailed: the model/seed or a test failed (the message lists them with dbt's message).
     """
-    from dbt.cli.main import dbtRunner
-
-    from oncopipe.warehouse.dbt_runner import dbt_args, dbt_environment
+    from oncopipe.warehouse.dbt_runner import dbt_args
 
     settings = (settings or get_settings()).ensure()
     args = [*dbt_args("build", settings, select=name.split(), full_refresh=full_refresh, quiet=True),
             "--indirect-selection", "buildable"]
     started = time.perf_counter()
-    with _LOCK:  # dbt keeps global state: one invocation at a time in a process
-        saved = {k: os.environ.get(k) for k in dbt_environment(settings)}
-        os.environ.update(dbt_environment(settings))
-        manifest = None
-        try:
-            manifest = _manifest(settings)
-            result = dbtRunner(manifest=manifest).invoke(args)
-        finally:
-            release_warehouse()
-            if manifest is not None:
-                _keep(settings, manifest)
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    result, _ = _invoke(settings, args)
     wall = time.perf_counter() - started
     nodes = []
     for item in getattr(result.result, "results", None) or ():

@@ -203,6 +203,40 @@ def begin_candidate(extraction_date: str, settings: Settings | None = None) -> d
             "formats": {source: sorted({f for fs in dates.values() for f in fs}) for source, dates in formats.items()}}
 
 
+def source_freshness(extraction_date: str, settings: Settings | None = None) -> dict[str, Any]:
+    """``dbt source freshness`` at ``extraction_date`` over the landing views :func:`begin_candidate` bounded
+    (:func:`oncopipe.warehouse.dbt_nodes.source_freshness`).
+
+    dbt judges each source against the ``warn_after`` / ``error_after`` of the sources YAML; the results
+    (``<dbt target>/sources.json``) are recorded in the quality history, which the quality view shows.
+
+    Returns:
+        The report as a dict (sources, errors, warnings), when no source errors.
+
+    Raises:
+        FreshnessFailed: a source is older than its ``error_after``, could not be checked, or dbt wrote no results
+            (the message lists each failing source with its age and thresholds).
+    """
+    from oncopipe.quality import history
+    from oncopipe.quality.freshness import FreshnessError, FreshnessFailed, read_sources_json
+    from oncopipe.warehouse import dbt_nodes
+
+    settings = settings or get_settings()
+    invocation_id, error = dbt_nodes.source_freshness(extraction_date, settings)
+    results = settings.dbt_target_dir / "sources.json"
+    try:
+        report = read_sources_json(results, extraction_date)
+    except FreshnessError as exc:
+        raise FreshnessFailed(f"dbt source freshness wrote no results: {error or exc}") from exc
+    if report.run_id != invocation_id:  # a file left by an earlier invocation: this one stopped before writing
+        raise FreshnessFailed(f"dbt source freshness wrote no results ({results} is from invocation "
+                              f"{report.run_id}, not {invocation_id}): {error or 'see the dbt log'}")
+    history.record_freshness(report, settings.quality)
+    if not report.passed:
+        raise FreshnessFailed(report.summary())
+    return report.as_dict()
+
+
 def accept_candidate(extraction_date: str, settings: Settings | None = None) -> None:
     """Record the working warehouse as accepted (its marts are published): the next run starts from it."""
     settings = settings or get_settings()
@@ -291,6 +325,7 @@ def run_refresh(requested: str | None = None, *, full_refresh: bool = False,
 
     Raises:
         GateFailed: the raw gate (the extraction is quarantined) or the marts gate refused it.
+        oncopipe.quality.freshness.FreshnessFailed: a source is older than its ``error_after``.
         oncopipe.warehouse.dbt_runner.DbtRunError: the dbt build failed.
     """
     from oncopipe.warehouse.dbt_runner import run_dbt
@@ -302,6 +337,7 @@ def run_refresh(requested: str | None = None, *, full_refresh: bool = False,
         return None
     raw = raw_gate(chosen, settings)
     begin_candidate(chosen, settings)
+    source_freshness(chosen, settings)
     run_dbt("build", full_refresh=full_refresh, vars={"extraction_date": chosen}, settings=settings,
             quiet=True).raise_for_failure()
     marts = marts_gate(settings)

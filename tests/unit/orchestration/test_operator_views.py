@@ -207,3 +207,30 @@ def test_values_from_the_history_are_escaped_on_the_quality_page(client, oncopip
         assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
     assert page.count("&lt;script&gt;") == 2, "the sample key and the stage filter (no history row matches it)"
     assert client.get("/quality").text.count("&lt;script&gt;") == 3, "expectation, observed value, sample key"
+
+
+def test_quality_view_shows_source_freshness_errors_red_and_warnings_amber(client, oncopipe_home):
+    path = oncopipe_home / "quality" / "history.sqlite"
+    _history(path, [("r1", "2022-03-01", "raw", "er_pha_f", "cip13_format", "critical", 1, "0%")])
+    assert "id='source-freshness-empty'" in client.get("/quality").text
+    # The columns of oncopipe.quality.history's source_freshness (the integration test writes it through history).
+    with sqlite3.connect(path) as db:
+        db.execute("create table source_freshness (run_id text, extraction text, source text, status text, "
+                   "failed integer, max_loaded_at text, snapshotted_at text, age_days real, warn_after text, "
+                   "error_after text, message text, time text)")
+        db.executemany("insert into source_freshness values ('inv-1', '2022-03-01', ?, ?, ?, ?, '2022-03-01', ?, ?, ?, "
+                       "?, '2022-03-01T06:00:00Z')", [
+                           ("pmsi_mco.t_mco_b", "error", 1, "2021-06-30", 244.0, "45 days", "120 days", None),
+                           ("snds.er_pha_f", "warn", 0, "2021-12-31", 60.0, "45 days", "120 days", None),
+                           ("snds.ir_ben_r", "pass", 0, "2021-12-31", 60.0, "400 days", None, None),
+                           ("cepidc.ki_cci_r", "runtime error", 1, None, None, None, None, "no <table>")])
+    page = client.get("/quality").text
+    table = page[page.index("<table id='source-freshness'>"):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr class='failed'>") == 2 and table.count("<tr class='warned'>") == 1
+    assert table.count("<tr class='passed'>") == 1
+    assert "<th>failed</th>" not in table and "<th>age_days</th>" in table and "<th>error_after</th>" in table
+    warned = table[table.index("<tr class='warned'>"):]
+    assert "snds.er_pha_f" in warned[:warned.index("</tr>")] and "60.0" in warned[:warned.index("</tr>")]
+    assert "no &lt;table&gt;" in table  # messages are escaped
+    assert page.index("id='source-freshness'") < page.index("id='gate-runs'")
