@@ -60,7 +60,7 @@ class DropsFirstSessions(Controller):
     def __init__(self, handler, *, drop: int, **kwargs) -> None:
         super().__init__(handler, **kwargs)
         self.drop = drop
-        self.connections = 0
+        self.connections = -1  # start() opens connection 0 itself, to see the server answer
 
     def factory(self) -> SMTP:
         controller = self
@@ -68,7 +68,7 @@ class DropsFirstSessions(Controller):
         class Server(SMTP):
             async def _handle_client(self) -> None:
                 controller.connections += 1
-                if controller.connections <= controller.drop:
+                if 1 <= controller.connections <= controller.drop:
                     self.transport.close()
                     return
                 await super()._handle_client()
