@@ -24,7 +24,6 @@ failed delivery) is appended to the export audit log with its recipient.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import make_msgid
