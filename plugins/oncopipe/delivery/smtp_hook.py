@@ -13,6 +13,12 @@ metadata database), connects over SSL or STARTTLS with certificate checks, logs 
 * STARTTLS only on plain SMTP: with its defaults (neither flag set) the provider opens SMTP over SSL and then
   sends STARTTLS inside it, which a server on port 465 does not offer (``SMTPNotSupportedError``).
 
+What the provider retries, measured on local servers (tests/integration/test_notify.py has the first two): a
+session dropped before the greeting (reconnects at once), and a failed send on the same session (``retry_limit``
+more times, no pause: a 451 and a permanent 550 alike, so a refused recipient is asked 6 times by default). It does
+not retry a refused connection, a timeout or a 421 greeting: for export mails the ``notify_recipients`` task's own
+retries (with backoff) cover those; a failure mail is then logged as not sent.
+
 This module imports Airflow: :mod:`oncopipe.delivery.notify` imports it only when a mail is sent, so importing
 the notification module (or a DAG file) configures nothing.
 """
