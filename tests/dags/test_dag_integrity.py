@@ -8,7 +8,9 @@ import json
 import pytest
 import yaml
 from oncopipe.contracts.settings import STUDIES_DIR
+from oncopipe.orchestration.alerts import on_task_failure
 from oncopipe.orchestration.dag_factory import DUCKDB_POOL, STUDY_TASKS, build_study_dags
+from oncopipe.orchestration.notifiers import FailureMailNotifier
 from oncopipe.studies.registry import ApprovalError, asset_uri, load_registry, load_study
 from oncopipe.warehouse import dbt_nodes
 from oncopipe.warehouse.refresh import PUBLISHED_TABLES
@@ -33,7 +35,9 @@ def test_every_dag_is_owned_tagged_documented_and_retried(dagbag):
         for task in dag.tasks:
             where = f"{dag_id}.{task.task_id}"
             assert task.owner not in ("", "airflow"), where
-            assert task.on_failure_callback, where
+            # The log head and log line, then the operators' mail through the SMTP provider (a notifier).
+            assert task.on_failure_callback[0] is on_task_failure, where
+            assert any(isinstance(c, FailureMailNotifier) for c in task.on_failure_callback), where
             if task.task_id.split(".")[-1] in NO_RETRY:
                 assert task.retries == 0, where
             else:

@@ -1,18 +1,20 @@
 """Email: tell each recipient of a study that an export is ready, and tell operators when a task failed.
 
-Mail goes through the Airflow connection ``smtp_default`` (any ``conn_id`` may be given):
+Mail leaves through the Airflow SMTP provider's hook (:class:`oncopipe.delivery.smtp_hook.MailHook`) on the
+connection ``smtp_default`` (any ``conn_id`` may be given), which Airflow resolves: in a task through the
+execution API, outside Airflow (a command, a test) from ``AIRFLOW_CONN_<CONN_ID>`` (URI or JSON) and the
+secrets backends. The same functions serve both; the task-failure notifier of the DAGs
+(:class:`oncopipe.orchestration.notifiers.FailureMailNotifier`) calls :func:`notify_failure`.
 
-* inside Airflow (``airflow.sdk`` already imported, e.g. in a task or callback), or when no
-  ``AIRFLOW_CONN_<CONN_ID>`` variable is set, the connection is resolved by ``airflow.sdk.BaseHook``
-  (environment, secrets backends, metadata database);
-* otherwise (CLI, tests) the ``AIRFLOW_CONN_SMTP_DEFAULT`` variable is parsed directly, URI or JSON form,
-  which is what Airflow itself would read, without importing Airflow.
-
-Connection fields follow the Airflow SMTP provider: host, port, login, password, and extras ``from_email``,
-``disable_ssl`` (default false: SMTP over SSL), ``disable_tls`` (default false: STARTTLS on plain SMTP),
-``timeout`` (seconds, default 30), ``retry_limit`` (default 3). Example for a local relay::
+Connection fields are the provider's: host, port, login, password, and extras ``from_email``, ``disable_ssl``
+(default false: SMTP over SSL), ``disable_tls`` (default false: STARTTLS on plain SMTP), ``timeout`` (seconds,
+default 30), ``retry_limit`` (default 5), ``ssl_context`` (``default``: the server certificate is checked against
+the system's CAs, or ``SSL_CERT_FILE``; ``none``: not checked). Flags must read true or false (see
+:mod:`oncopipe.delivery.smtp_hook`). Example for a local relay::
 
     AIRFLOW_CONN_SMTP_DEFAULT='smtp://127.0.0.1:25?from_email=oncopipe%40example.org&disable_ssl=true&disable_tls=true'
+
+Importing this module imports no Airflow: the provider is imported when the first mail is sent.
 
 Emails carry a link, never data: ``ONCOPIPE_EXPORTS_URL`` (e.g. ``https://exports.example.org``) is the base
 URL of the exports folder; without it the link is a ``file://`` path on the platform. Each delivery (or
@@ -22,133 +24,100 @@ failed delivery) is appended to the export audit log with its recipient.
 from __future__ import annotations
 
 import json
-import logging
-import os
-import smtplib
-import sys
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote
 
 from oncopipe.contracts.settings import get_settings
 from oncopipe.delivery.audit import DELIVERY, DELIVERY_FAILED, AuditLog
 from oncopipe.delivery.metadata import ExportInfo, StudyInfo
 from oncopipe.delivery.output_check import check_mail
 
-log = logging.getLogger(__name__)
-
 DEFAULT_CONN_ID = "smtp_default"
-_TRUE = {"1", "true", "yes", "on"}
+#: The sender when the connection has no ``from_email`` extra.
+DEFAULT_FROM = "oncopipe@localhost"
 
 
 class NotificationError(RuntimeError):
     """Mail could not be sent; the message names the connection or the recipients."""
 
 
+def smtp_connection(conn_id: str = DEFAULT_CONN_ID) -> Any:
+    """The Airflow connection ``conn_id``, resolved as the hook resolves it.
+
+    Raises:
+        NotificationError: the connection is not defined.
+    """
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from oncopipe.delivery.smtp_hook import MailHook
+
+    try:
+        return MailHook.get_connection(conn_id)
+    except AirflowNotFoundException as error:
+        raise NotificationError(f"SMTP connection {conn_id!r} is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
+                                f"or add it to Airflow): {error}") from error
+
+
 @dataclass(frozen=True)
-class SmtpSettings:
-    """An SMTP connection as the Airflow SMTP provider reads it."""
+class Delivery:
+    """One recipient of one mail: sent or not, and why."""
 
-    host: str
-    port: int
-    login: str | None = None
-    password: str | None = None
-    from_email: str = "oncopipe@localhost"
-    use_ssl: bool = True
-    starttls: bool = True
-    timeout: float = 30.0
-    retry_limit: int = 3
-
-    @classmethod
-    def from_fields(cls, host: str | None, port: int | None, login: str | None, password: str | None,
-                    extra: Mapping[str, Any]) -> SmtpSettings:
-        if not host:
-            raise NotificationError("SMTP connection has no host")
-
-        def flag(name: str) -> bool:
-            return str(extra.get(name, "false")).lower() in _TRUE
-
-        use_ssl = not flag("disable_ssl")
-        return cls(host=host, port=int(port or (465 if use_ssl else 25)), login=login or None,
-                   password=password or None, from_email=str(extra.get("from_email") or cls.from_email),
-                   use_ssl=use_ssl, starttls=not use_ssl and not flag("disable_tls"),
-                   timeout=float(extra.get("timeout", 30)), retry_limit=max(1, int(extra.get("retry_limit", 3))))
-
-    @classmethod
-    def from_env_value(cls, value: str) -> SmtpSettings:
-        """Parse an ``AIRFLOW_CONN_*`` value: a URI (``smtp://user:pw@host:port?from_email=...``) or JSON."""
-        value = value.strip()
-        if value.startswith("{"):
-            data = json.loads(value)
-            extra = data.get("extra") or {}
-            if isinstance(extra, str):
-                extra = json.loads(extra)
-            return cls.from_fields(data.get("host"), data.get("port"), data.get("login"), data.get("password"),
-                                   extra)
-        parts = urlsplit(value)
-        extra = dict(parse_qsl(parts.query))
-        if "__extra__" in extra:
-            extra = json.loads(extra["__extra__"])
-        return cls.from_fields(parts.hostname, parts.port, unquote(parts.username) if parts.username else None,
-                               unquote(parts.password) if parts.password else None, extra)
+    recipient: str
+    sent: bool
+    message_id: str | None = None
+    error: str | None = None
 
 
-def smtp_settings(conn_id: str = DEFAULT_CONN_ID) -> SmtpSettings:
-    """Resolve the SMTP connection ``conn_id`` (see the module docstring for the order)."""
-    env = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if "airflow.sdk" in sys.modules or not env:
+def send_to_each(recipients: Iterable[str], subject: str, text: str, html: str, *,
+                 conn_id: str = DEFAULT_CONN_ID) -> list[Delivery]:
+    """Send one message per recipient (a text and an HTML part) over one SMTP session of the provider's hook.
+
+    The hook retries a session the server drops while it greets and a send that fails (``retry_limit``); a
+    refused connection, a refused login or a refused recipient is reported in that recipient's delivery.
+
+    Raises:
+        NotificationError: the connection is undefined or its extras are invalid (nothing was tried).
+    """
+    import smtplib
+
+    from airflow.sdk.exceptions import AirflowException
+
+    from oncopipe.delivery.smtp_hook import MailHook
+
+    recipients = list(recipients)
+    hook = MailHook(conn_id)
+    try:
         try:
-            from airflow.sdk import BaseHook
-        except ImportError:
-            BaseHook = None  # noqa: N806 (Airflow absent: fall through to the environment)
-        if BaseHook is not None:
+            hook.get_conn()
+        except (AirflowException, OSError) as error:  # smtplib's and ssl's errors are OSErrors
+            if hook.smtp_connection is None:
+                raise NotificationError(f"SMTP connection {conn_id!r} is not defined (set "
+                                        f"AIRFLOW_CONN_{conn_id.upper()} or add it to Airflow)") from error
+            refused = isinstance(error, smtplib.SMTPResponseException) and not isinstance(error,
+                                                                                            smtplib.SMTPConnectError)
+            verb = "refused mail to" if refused else "unreachable for"
+            return [Delivery(to, False, error=f"SMTP {hook.host}:{hook.port} {verb} {to}: {error}")
+                    for to in recipients]
+        except (ValueError, RuntimeError) as error:  # MailHook's checks of the extras, the provider's ssl_context
+            raise NotificationError(f"SMTP connection {conn_id!r} is misconfigured: {error}") from error
+        sender = hook.from_email or DEFAULT_FROM
+        deliveries = []
+        for to in recipients:
+            message_id = make_msgid(domain=sender.rpartition("@")[2] or "oncopipe")
             try:
-                conn = BaseHook.get_connection(conn_id)
-                return SmtpSettings.from_fields(conn.host, conn.port, conn.login, conn.password, conn.extra_dejson)
-            except NotificationError:
-                raise
-            except Exception as error:  # Airflow raises its own not-found types across versions
-                if not env:
-                    raise NotificationError(f"SMTP connection {conn_id!r} is not defined: {error}") from error
-    if env:
-        return SmtpSettings.from_env_value(env)
-    raise NotificationError(f"SMTP connection {conn_id!r} is not defined (set AIRFLOW_CONN_{conn_id.upper()})")
-
-
-def send_mail(settings: SmtpSettings, to: str, subject: str, text: str, html: str | None = None) -> str:
-    """Send one message to one recipient; retries transient failures. Returns the Message-ID."""
-    message = EmailMessage()
-    message["From"] = settings.from_email
-    message["To"] = to
-    message["Subject"] = subject
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain=settings.from_email.rpartition("@")[2] or "oncopipe")
-    message.set_content(text)
-    if html:
-        message.add_alternative(html, subtype="html")
-    last: Exception | None = None
-    for attempt in range(settings.retry_limit):
-        try:
-            smtp_class = smtplib.SMTP_SSL if settings.use_ssl else smtplib.SMTP
-            with smtp_class(settings.host, settings.port, timeout=settings.timeout) as smtp:
-                if settings.starttls:
-                    smtp.starttls()
-                if settings.login:
-                    smtp.login(settings.login, settings.password or "")
-                smtp.send_message(message)
-            return str(message["Message-ID"])
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError, TimeoutError) as error:
-            last = error
-            if attempt + 1 < settings.retry_limit:
-                time.sleep(min(2 ** attempt, 10))  # back off before retrying a transient network error
-        except smtplib.SMTPException as error:
-            raise NotificationError(f"SMTP {settings.host}:{settings.port} refused mail to {to}: {error}") from error
-    raise NotificationError(f"SMTP {settings.host}:{settings.port} unreachable for {to}: {last}") from last
+                hook.send_text_and_html(to=to, subject=subject, text=text, html=html, from_email=sender,
+                                        headers={"Message-ID": message_id})
+                deliveries.append(Delivery(to, True, message_id))
+            except OSError as error:
+                deliveries.append(Delivery(to, False, error=f"SMTP {hook.host}:{hook.port} refused mail to {to}: "
+                                                            f"{error}"))
+        return deliveries
+    finally:
+        hook.close()
 
 
 def export_link(path: Path, exports: Path | None = None) -> str:
@@ -160,16 +129,6 @@ def export_link(path: Path, exports: Path | None = None) -> str:
     if base:
         return f"{base.rstrip('/')}/{path.relative_to(root).as_posix()}"
     return path.as_uri()
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One recipient of one export: sent or not, and why."""
-
-    recipient: str
-    sent: bool
-    message_id: str | None = None
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -210,11 +169,14 @@ def export_mail(info: ExportInfo, study: Any, *, exports: Path | None = None) ->
         "",
         "-- oncopipe",
     ]
-    from oncopipe.delivery.report import environment  # here: the failure mails do without the report's imports
-
-    html = environment().get_template("mail.html.j2").render(subject=subject, study=meta, run_id=info.run_id,
-                                                              links=links)
+    html = _template("mail.html.j2").render(subject=subject, study=meta, run_id=info.run_id, links=links)
     return ExportMail(subject, "\n".join(lines) + "\n", html, links)
+
+
+def _template(name: str) -> Any:
+    from oncopipe.delivery.report import environment  # the report's autoescaping environment (+0.1 s: jinja2)
+
+    return environment().get_template(name)
 
 
 def notify_export(info: ExportInfo, study: Any, *, conn_id: str = DEFAULT_CONN_ID,
@@ -239,21 +201,18 @@ def notify_export(info: ExportInfo, study: Any, *, conn_id: str = DEFAULT_CONN_I
     root = exports or info.path.parent.parent
     mail = export_mail(info, study, exports=root)
     check_mail(info.path, mail.subject, mail.text, mail.html)  # what leaves by mail is an output too
-    settings = smtp_settings(conn_id)
+    recipients = list(recipients if recipients is not None else info.recipients)
+    deliveries = send_to_each(recipients, mail.subject, mail.text, mail.html, conn_id=conn_id)
     audit = AuditLog(root)
-    deliveries = []
-    for to in recipients if recipients is not None else info.recipients:
-        try:
-            message_id = send_mail(settings, to, mail.subject, mail.text, mail.html)
-            deliveries.append(Delivery(to, True, message_id))
+    for delivery in deliveries:
+        if delivery.sent:
             audit.append(DELIVERY, info.study_id, run_id=info.run_id, approval_reference=info.approval_reference,
-                         path=str(info.path), recipients=[to], detail={"message_id": message_id,
-                                                                       "subject": mail.subject})
-        except NotificationError as error:
-            deliveries.append(Delivery(to, False, error=str(error)))
+                         path=str(info.path), recipients=[delivery.recipient],
+                         detail={"message_id": delivery.message_id, "subject": mail.subject})
+        else:
             audit.append(DELIVERY_FAILED, info.study_id, run_id=info.run_id,
-                         approval_reference=info.approval_reference, path=str(info.path), recipients=[to],
-                         detail={"error": str(error)})
+                         approval_reference=info.approval_reference, path=str(info.path),
+                         recipients=[delivery.recipient], detail={"error": delivery.error})
     failed = [d for d in deliveries if not d.sent]
     if failed:
         raise NotificationError("could not notify " + "; ".join(f"{d.recipient}: {d.error}" for d in failed))
@@ -276,8 +235,8 @@ def api_log_url(log_url: str | None, *, dag_id: str, run_id: str, task_id: str, 
 
 
 def failure_mail(*, dag_id: str, task_id: str, run_id: str, log_url: str | None, error: Any = None,
-                 try_number: int | None = None, api_url: str | None = None) -> tuple[str, str]:
-    """Subject and body of a task-failure notification (``api_url``: the log through the REST API)."""
+                 try_number: int | None = None, api_url: str | None = None) -> tuple[str, str, str]:
+    """Subject, text and HTML of a task-failure notification (``api_url``: the log through the REST API)."""
     subject = f"[oncopipe] FAILED {dag_id}.{task_id} (run {run_id})"
     body = [f"Task {task_id} of DAG {dag_id} failed in run {run_id}"
             + (f" (try {try_number})" if try_number else "") + ".", ""]
@@ -287,50 +246,25 @@ def failure_mail(*, dag_id: str, task_id: str, run_id: str, log_url: str | None,
     if api_url:
         body += [f"Log through the REST API (with a token): {api_url}"]
     body += ["", "The last published marts and exports are unchanged.", "-- oncopipe"]
-    return subject, "\n".join(body) + "\n"
+    html = _template("failure_mail.html.j2").render(subject=subject, dag_id=dag_id, task_id=task_id, run_id=run_id,
+                                                     try_number=try_number, error=error, log_url=log_url,
+                                                     api_url=api_url)
+    return subject, "\n".join(body) + "\n", html
 
 
 def notify_failure(recipients: Iterable[str], *, dag_id: str, task_id: str, run_id: str, log_url: str | None,
                    error: Any = None, try_number: int | None = None, conn_id: str = DEFAULT_CONN_ID,
                    map_index: int | None = None) -> list[Delivery]:
-    """Email a task failure (subject, error, links to the task log in the UI and the REST API) to each recipient."""
-    subject, body = failure_mail(dag_id=dag_id, task_id=task_id, run_id=run_id, log_url=log_url, error=error,
-                                 try_number=try_number,
-                                 api_url=api_log_url(log_url, dag_id=dag_id, run_id=run_id, task_id=task_id,
-                                                     try_number=try_number, map_index=map_index))
-    settings = smtp_settings(conn_id)
-    deliveries = []
-    for to in recipients:
-        try:
-            deliveries.append(Delivery(to, True, send_mail(settings, to, subject, body)))
-        except NotificationError as exc:
-            deliveries.append(Delivery(to, False, error=str(exc)))
-    return deliveries
+    """Email a task failure (subject, error, links to the task log in the UI and the REST API) to each recipient.
 
+    Returns:
+        One delivery per recipient (a recipient the server refused is not sent, with the reason).
 
-def failure_callback(recipients: Iterable[str], *, conn_id: str = DEFAULT_CONN_ID) -> Callable[[Mapping], None]:
-    """An ``on_failure_callback`` for DAGs/tasks that emails ``recipients`` with the task log URL.
-
-    The callback never raises: a mail problem is logged, not allowed to mask the task's own failure.
+    Raises:
+        NotificationError: the connection is undefined or misconfigured.
     """
-    recipients = tuple(recipients)
-
-    def callback(context: Mapping[str, Any]) -> None:
-        ti = context.get("task_instance") or context.get("ti")
-        dag_run = context.get("dag_run")
-        try:
-            notify_failure(
-                recipients,
-                dag_id=str(getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "unknown")),
-                task_id=str(getattr(ti, "task_id", "unknown")),
-                run_id=str(getattr(ti, "run_id", None) or getattr(dag_run, "run_id", "unknown")),
-                log_url=getattr(ti, "log_url", None),
-                error=context.get("exception"),
-                try_number=getattr(ti, "try_number", None),
-                conn_id=conn_id,
-                map_index=getattr(ti, "map_index", None),
-            )
-        except Exception:  # a callback must not raise
-            log.exception("failure notification to %s could not be sent", ", ".join(recipients))
-
-    return callback
+    subject, text, html = failure_mail(dag_id=dag_id, task_id=task_id, run_id=run_id, log_url=log_url, error=error,
+                                       try_number=try_number,
+                                       api_url=api_log_url(log_url, dag_id=dag_id, run_id=run_id, task_id=task_id,
+                                                           try_number=try_number, map_index=map_index))
+    return send_to_each(recipients, subject, text, html, conn_id=conn_id)

@@ -5,7 +5,8 @@
 - ``deployment``: the production topology described once (compose file, environment, processes);
 - ``native``: that topology run as native processes (hosts without Docker); ``processes``: finding and
   stopping the processes a session started;
-- ``alerts``, ``operator_views`` (the Airflow UI plugin pages), ``celery_config``.
+- ``alerts`` (failure log head, deadline mail), ``notifiers`` (the failure mail, an Airflow notifier),
+  ``operator_views`` (the Airflow UI plugin pages), ``celery_config``.
 
 May import: every layer below (studies, delivery, warehouse, quality, landing, synth, contracts, methods).
 """

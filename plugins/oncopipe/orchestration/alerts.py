@@ -1,7 +1,10 @@
 """What Airflow calls when something goes wrong: task failures and the refresh deadline.
 
-Both hand over to :mod:`oncopipe.delivery.notify` (the exports area's notification functions) when it is installed,
-and always log, so a failure is never silent even where no mail server is configured.
+Both always log, so a failure is never silent even where no mail server is configured. A task failure is mailed by
+the notifier next to :func:`on_task_failure` in every task's callbacks
+(:class:`oncopipe.orchestration.notifiers.FailureMailNotifier`); the refresh deadline is mailed from here. Nothing
+here imports Airflow or the mail module at import time: the embedded runner imports this module before it
+configures Airflow.
 
 A task failure also puts its message at the top of the try's log in the UI (:func:`write_failure_head`): Airflow's
 log reader orders the lines of a try by time and reads every file named after the try's log (the triggerer's
@@ -13,7 +16,6 @@ traceback after hundreds of lines of Great Expectations output.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
 import logging
 from collections.abc import Mapping
@@ -21,15 +23,6 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-def _notify_module() -> Any | None:
-    try:
-        return importlib.import_module("oncopipe.delivery.notify")
-    except ModuleNotFoundError as exc:
-        if exc.name != "oncopipe.delivery.notify":
-            raise
-        return None
 
 
 def _describe(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,30 +95,24 @@ def write_failure_head(context: Mapping[str, Any]) -> Path | None:
 
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
-    """``on_failure_callback`` of every oncopipe task: put the message atop the try's log, log the failure and
-    email the operators."""
+    """``on_failure_callback`` of every oncopipe task: put the message atop the try's log and log the failure
+    (the operators' mail is :class:`oncopipe.orchestration.notifiers.FailureMailNotifier`, the next callback)."""
     facts = _describe(context)
     log.error("oncopipe task failed: %s", facts)
     try:
         write_failure_head(context)
-    except Exception:  # a callback must not raise; the failure is still logged below and mailed
+    except Exception:  # a callback must not raise; the failure is logged above, the next callback mails it
         log.exception("could not write the failure head of the task log")
-    notify = _notify_module()
-    recipients = operator_emails()
-    if notify is None or not recipients:
-        log.warning("failure logged only (%s)", "oncopipe.delivery.notify missing" if notify is None
-                    else "ONCOPIPE_OPERATOR_EMAILS is empty")
-        return
-    notify.failure_callback(recipients)(context)  # never raises: a mail problem is logged
 
 
 def refresh_deadline_missed(**kwargs: Any) -> None:
     """Deadline-alert callback of the platform refresh: the run is taking longer than its deadline."""
     message = f"platform_refresh missed its deadline: {kwargs}"
     log.error(message)
-    notify = _notify_module()
     recipients = operator_emails()
-    if notify is not None and recipients:
+    if recipients:
+        from oncopipe.delivery import notify
+
         context = kwargs.get("context") or {}
         dag_run = context.get("dag_run") if isinstance(context, Mapping) else None
         notify.notify_failure(recipients, dag_id="platform_refresh", task_id="(deadline)",

@@ -19,7 +19,7 @@ WORKER_PRELOAD = (
     "dbt.cli.main", "dbt.adapters.duckdb", "oncopipe.warehouse.dbt_nodes", "oncopipe.warehouse.dbt_runner",
     "oncopipe.warehouse.refresh", "oncopipe.quality", "oncopipe.warehouse.versions", "oncopipe.studies.steps",
     "oncopipe.studies.kinds", "oncopipe.delivery.disclosure", "oncopipe.delivery.export_store",
-    "oncopipe.delivery.report", "oncopipe.delivery.notify",
+    "oncopipe.delivery.report", "oncopipe.delivery.notify", "oncopipe.delivery.smtp_hook",
 )
 
 CELERY_CONFIG: dict[str, Any] = {

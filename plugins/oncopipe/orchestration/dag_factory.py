@@ -31,6 +31,7 @@ from airflow.sdk import DAG, Asset, AssetAll, Param, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from oncopipe.orchestration.alerts import on_task_failure
+from oncopipe.orchestration.notifiers import FailureMailNotifier
 from oncopipe.studies.registry import Study, StudyError, asset_uri, scan_registry
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ def mart_asset(mart: str) -> Asset:
 
 
 def default_args(owner: str) -> dict[str, Any]:
-    """Arguments shared by every oncopipe task: owner, I/O retries with backoff, failure notification."""
-    return {"owner": owner, "on_failure_callback": on_task_failure, **IO_RETRIES}
+    """Arguments shared by every oncopipe task: owner, I/O retries with backoff, failure log head and mail."""
+    return {"owner": owner, "on_failure_callback": [on_task_failure, FailureMailNotifier()], **IO_RETRIES}
 
 
 def _schedule(study: Study) -> Any:

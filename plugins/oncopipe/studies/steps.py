@@ -251,7 +251,7 @@ def notify(state_path: Path) -> dict[str, Any]:
     state = StudyRunState.load(state_path)
     if get_settings().mail_optional:
         try:
-            notifier.smtp_settings()
+            notifier.smtp_connection()
         except notifier.NotificationError as exc:
             raise MailNotConfigured(f"study {state.study.id}: export {state.export_path} ready; no mail sent: "
                                     f"{exc}") from exc
