@@ -30,16 +30,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from oncopipe.commands.ui import all_healthy, port_in_use
-from oncopipe.orchestration.native import free_port
+from oncopipe.orchestration.native import TopologyError, free_port
 from oncopipe.orchestration.processes import live_processes
 from oncopipe.studies.registry import scan_registry
 from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_view, settle
@@ -125,34 +123,21 @@ def embedded_ui(tmp_path_factory, embedded_scenario) -> Iterator[EmbeddedUi]:
     assert not port_in_use(port)
 
 
-def _get(url: str, token: str | None = None) -> dict:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def test_ui_serves_with_the_printed_login_and_lists_every_dag(embedded_ui):
     base = embedded_ui.base_url
-    assert all_healthy(_get(f"{base}/api/v2/monitor/health"))
-    def token_for(password: str) -> str:
-        request = urllib.request.Request(f"{base}/auth/token", method="POST",
-                                         data=json.dumps({"username": "admin", "password": password}).encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())["access_token"]
-
-    token = token_for(embedded_ui.password)
-    with pytest.raises(urllib.error.HTTPError):
-        token_for("wrong")
+    api = AirflowApi(base, "admin", embedded_ui.password)  # logs in with the password the command printed
+    assert all_healthy(api.health())
+    with pytest.raises(TopologyError, match=r"auth/token: HTTP 40[13]"):
+        AirflowApi(base, "admin", "wrong")
     expected = {"platform_refresh"} | {e.study.dag_id for e in scan_registry(check_kinds=False) if e.study}
     deadline = time.monotonic() + 120
     while True:  # the dag-processor writes the DAGs shortly after it reports healthy
-        dags = {d["dag_id"] for d in _get(f"{base}/api/v2/dags?limit=100", token)["dags"]}
+        dags = set(api.dags())
         if dags >= expected or time.monotonic() > deadline:
             break
         time.sleep(2)
     assert dags == expected
-    assert _get(f"{base}/api/v2/importErrors", token)["total_entries"] == 0
+    assert api.import_errors() == []
     # No log server was started (the scheduler and triggerer run with --skip-serve-logs).
     assert not [p for p in _session_processes(embedded_ui.pid) if "serve-l" in p]
 
@@ -279,10 +264,7 @@ def _last_run(api: AirflowApi, dag_id: str, state: str | None = None) -> dict:
 
 
 def _log_lines(api: AirflowApi, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
-    quoted = urllib.parse.quote(run_id, safe="")
-    content = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/{task_id}/logs/{try_number}"
-                      "?full_content=true")["content"]
-    return [str(line.get("event", "")) for line in content if not str(line.get("event", "")).startswith("::")]
+    return [event for event in api.log_events(dag_id, run_id, task_id, try_number) if not event.startswith("::")]
 
 
 def test_a_task_log_of_every_dag_is_readable_and_a_failed_gate_says_why_first(embedded_ui, browser_page):

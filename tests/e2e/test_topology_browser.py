@@ -140,12 +140,6 @@ def _open_log(page, url: str) -> None:
         page.wait_for_timeout(500)
 
 
-def _log_events(api, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
-    content = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances/"
-                      f"{task_id}/logs/{try_number}?full_content=true")["content"]
-    return [str(line.get("event", "")) for line in content]
-
-
 def test_a_task_log_of_the_refresh_is_readable_under_celery(browser_page, airflow_api):
     """Tasks ran in the Celery worker (no log server: --skip-serve-logs); the api-server reads their log files."""
     api = airflow_api
@@ -153,7 +147,7 @@ def test_a_task_log_of_the_refresh_is_readable_under_celery(browser_page, airflo
             and api.task_states(REFRESH, r["dag_run_id"]).get("publish") == "success"]
     assert runs, "no refresh run that published"
     run_id = runs[0]["dag_run_id"]
-    events = _log_events(api, REFRESH, run_id, "publish")
+    events = api.log_events(REFRESH, run_id, "publish")
     assert not [e for e in events if "Could not read" in e], events[:8]
     # A line the view shows unfolded: outside the ::group:: sections (sources, pre-execution), one line long.
     shown, depth = [], 0

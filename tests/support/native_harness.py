@@ -13,12 +13,11 @@ import signal
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import urllib3
 from oncopipe.orchestration import deployment
 from oncopipe.orchestration.native import (
     NativeTopology,
@@ -31,7 +30,11 @@ from oncopipe.orchestration.native import (
 
 
 class AirflowApi:
-    """A small client of the REST API v2, authenticated with a JWT token from ``/auth/token``.
+    """Airflow's REST API v2 through its official client (``apache-airflow-client``, the release matching Airflow),
+    authenticated with a JWT token from the simple auth manager's ``/auth/token``.
+
+    The methods return plain dicts (the client's models as JSON would carry them: states as strings), as the tests
+    compare and print them.
 
     Args:
         base_url: the api-server's base URL.
@@ -41,66 +44,84 @@ class AirflowApi:
     """
 
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 60.0) -> None:
+        from airflow_client import client
+
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        token = self._call("POST", "/auth/token", {"username": username, "password": password}, token=None)
-        self.token: str = token["access_token"]
-
-    def _call(self, method: str, path: str, body: Mapping | None = None, *, token: str | None | bool = True) -> dict:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        bearer = self.token if token is True else token
-        if bearer:
-            headers["Authorization"] = f"Bearer {bearer}"
-        data = json.dumps(body).encode() if body is not None else None
+        # The token endpoint belongs to the auth manager, not to the API the client is generated from.
+        http = urllib3.PoolManager(retries=False)
+        answer = http.request("POST", f"{self.base_url}/auth/token", json={"username": username, "password": password},
+                              timeout=timeout)
+        if answer.status >= 300:
+            raise TopologyError(f"POST /auth/token: HTTP {answer.status}: {answer.data.decode(errors='replace')}")
+        self.token: str = answer.json()["access_token"]
         # A GET is retried when the api-server is too busy to answer in time (a loaded CI machine); a POST or
-        # PATCH is not, since it may have taken effect.
-        attempts = 3 if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
-            request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.load(response)
-            except urllib.error.HTTPError as error:
-                detail = error.read().decode(errors="replace")
-                raise TopologyError(f"{method} {path}: HTTP {error.code}: {detail}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-                if attempt == attempts:
-                    raise TopologyError(f"{method} {path}: no answer after {attempts} attempt(s): {error}") from None
-        raise AssertionError("unreachable")
+        # PATCH is not, since it may have taken effect (urllib3's default allowed_methods are the idempotent ones).
+        retries = urllib3.Retry(total=3, connect=3, read=3, status=0, backoff_factor=0.5,
+                                allowed_methods=frozenset({"GET"}))
+        configuration = client.Configuration(host=self.base_url, access_token=self.token, retries=retries)
+        self._client = client.ApiClient(configuration)
+        self._dags = client.DAGApi(self._client)
+        self._runs = client.DagRunApi(self._client)
+        self._tasks = client.TaskInstanceApi(self._client)
+        self._errors = client.ImportErrorApi(self._client)
+        self._monitor = client.MonitorApi(self._client)
+        self._models = client
 
-    def get(self, path: str) -> dict:
-        """GET an API path (``/api/v2/...``)."""
-        return self._call("GET", path)
+    def _call(self, what: str, method: Callable, *args, **kwargs) -> dict:
+        from airflow_client.client.exceptions import ApiException
+
+        try:
+            answer = method(*args, _request_timeout=self.timeout, **kwargs)
+        except ApiException as error:
+            raise TopologyError(f"{what}: HTTP {error.status}: {error.body}") from None
+        except urllib3.exceptions.HTTPError as error:
+            raise TopologyError(f"{what}: no answer: {error}") from None
+        # to_dict() unwraps the client's oneOf models (a log's content); the JSON round trip turns its enums
+        # (DagRunState...) and datetimes into the strings the API sent.
+        return json.loads(json.dumps(answer.to_dict(), default=str)) if answer is not None else {}
+
+    def health(self) -> dict:
+        """The api-server's view of each component's health (``/api/v2/monitor/health``)."""
+        return self._call("get_health", self._monitor.get_health)
 
     def dags(self) -> dict[str, dict]:
         """Every DAG the api-server knows, by id."""
-        return {d["dag_id"]: d for d in self.get("/api/v2/dags?limit=1000")["dags"]}
+        return {d["dag_id"]: d for d in self._call("get_dags", self._dags.get_dags, limit=1000)["dags"]}
 
     def import_errors(self) -> list[dict]:
         """The DAG import errors (file and stack trace)."""
-        return self.get("/api/v2/importErrors?limit=1000")["import_errors"]
+        return self._call("get_import_errors", self._errors.get_import_errors, limit=1000)["import_errors"]
 
     def unpause(self, dag_id: str) -> None:
         """Unpause a DAG."""
-        self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        self._call(f"patch_dag {dag_id}", self._dags.patch_dag, dag_id, self._models.DAGPatchBody(is_paused=False))
 
     def trigger(self, dag_id: str, conf: Mapping | None = None) -> str:
-        """Trigger a run now; returns its run id."""
-        run = self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": dict(conf or {})})
-        return run["dag_run_id"]
+        """Trigger a run now (no logical date); returns its run id."""
+        body = self._models.TriggerDAGRunPostBody(logical_date=None, conf=dict(conf or {}))
+        return self._call(f"trigger_dag_run {dag_id}", self._runs.trigger_dag_run, dag_id, body)["dag_run_id"]
 
     def runs(self, dag_id: str) -> list[dict]:
         """Runs of a DAG, newest first."""
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns?order_by=-run_after&limit=100")["dag_runs"]
+        return self._call(f"get_dag_runs {dag_id}", self._runs.get_dag_runs, dag_id, order_by=["-run_after"],
+                          limit=100)["dag_runs"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         """State of one run (queued, running, success, failed)."""
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
+        return self._call(f"get_dag_run {dag_id} {run_id}", self._runs.get_dag_run, dag_id, run_id)["state"]
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """State of each task instance of a run."""
-        tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
-        return {ti["task_id"]: ti["state"] for ti in tis}
+        tis = self._call(f"get_task_instances {dag_id} {run_id}", self._tasks.get_task_instances, dag_id, run_id,
+                         limit=1000)["task_instances"]
+        return {ti["task_id"]: ti.get("state") for ti in tis}
+
+    def log_events(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
+        """The events of a task instance's whole log (structured lines as the api-server reads them back)."""
+        answer = self._call(f"get_log {dag_id} {run_id} {task_id}", self._tasks.get_log, dag_id, run_id, task_id,
+                            try_number, full_content=True, accept="application/json")
+        return [str(line.get("event", "")) if isinstance(line, dict) else str(line) for line in answer["content"]]
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 2.0) -> str:
         """Wait until a run finishes; returns its final state (success or failed).
