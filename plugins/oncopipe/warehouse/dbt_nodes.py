@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.warehouse.lineage import LineageParent, emit_dbt_lineage
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def release_warehouse() -> None:
             env.close()
 
 
-def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
+def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None,
+               lineage_parent: LineageParent | None = None) -> dict[str, Any]:
     """``dbt build`` one model or seed and its tests; returns each node's status and time.
 
     ``name`` may be a dbt selection of several space-separated methods (``path:models/marts ...``): the refresh
@@ -168,6 +170,9 @@ def build_node(name: str, *, full_refresh: bool = False, settings: Settings | No
 
     ``full_refresh`` rebuilds an incremental model from every landed extraction (needed after a change of
     its columns: dbt refuses to append to a table of another shape).
+
+    The OpenLineage events of the node and its tests are emitted after the build (:mod:`oncopipe.warehouse.lineage`),
+    with ``lineage_parent`` (the Airflow task's OpenLineage run) as their parent.
 
     Raises:
         DbtNodeFailed: the model/seed or a test failed (the message lists them with dbt's message).
@@ -187,6 +192,7 @@ def build_node(name: str, *, full_refresh: bool = False, settings: Settings | No
         try:
             manifest = _manifest(settings)
             result = dbtRunner(manifest=manifest).invoke(args)
+            emit_dbt_lineage(settings, parent=lineage_parent)
         finally:
             release_warehouse()
             if manifest is not None:
