@@ -1,12 +1,17 @@
 """One Airflow task per dbt model and seed, generated from the dbt manifest, each running ``dbt build`` on it.
 
-Why not astronomer-cosmos' ``DbtTaskGroup`` (which the refresh DAG can still use, ``ONCOPIPE_DBT_TASKS=cosmos``)?
-Measured on this project (22 models, 8 seeds, 132 tests, demo scale, ``benchmarks/orchestration.py``): every
-Cosmos task starts a dbt invocation that re-reads the project, about 2.5 s of overhead per node before any SQL
-runs, and Cosmos renders a model task plus a test task per model, so the dbt part took several times as long as
-one ``dbt build``. Here each task runs ``dbt build --select <node>`` (the node and its tests, so tests stay
-visible per model, in the task log and its XCom), and the parsed manifest is kept in the process: tasks that run
-in the same process (``dag.test()``, the embedded ``oncopipe run``) skip dbt's parse entirely.
+Why not astronomer-cosmos' ``DbtTaskGroup`` (which the refresh DAG can still use, ``ONCOPIPE_DBT_TASKS=cosmos``,
+``cosmos-build`` or ``cosmos-watcher``)? Re-measured with Cosmos 1.15 (``benchmarks/dbt_tasks.py``, the dbt part of
+the refresh in ``dag.test()`` on the same 200-person extraction, 22 models and 8 seeds, all with
+``InvocationMode.DBT_RUNNER``; ``benchmarks/results/dbt-tasks-200.json``): these per-node tasks built it in 110 s
+(30 tasks; 154 s in an earlier run on the same load), Cosmos ``TestBehavior.BUILD`` in 193 s (30 tasks),
+``TestBehavior.AFTER_EACH`` in 343 s (60 tasks: a run task and a test task per model). Every Cosmos task copies
+the project and starts a dbt invocation that re-reads it; here each task runs ``dbt build --select <node>`` (the
+node and its tests, so tests stay visible per model, in the task log and its XCom), and the parsed manifest is
+kept in the process: tasks that run in the same process (``dag.test()``, the embedded ``oncopipe run``) skip
+dbt's parse entirely. Parsing the DAG costs 0.24 s here against 0.75 to 1.2 s with Cosmos (first parse in a
+process). The watcher mode (one producer ``dbt build`` per group followed by sensors) is in the benchmark's
+results with what it did.
 
 Tests with several parents (relationships) run with the last of their parents (``--indirect-selection
 buildable``): the tasks follow the dbt graph, so the other parents are already built.
