@@ -10,8 +10,9 @@ the project and starts a dbt invocation that re-reads it; here each task runs ``
 node and its tests, so tests stay visible per model, in the task log and its XCom), and the parsed manifest is
 kept in the process: tasks that run in the same process (``dag.test()``, the embedded ``oncopipe run``) skip
 dbt's parse entirely. Parsing the DAG costs 0.24 s here against 0.75 to 1.2 s with Cosmos (first parse in a
-process). The watcher mode (one producer ``dbt build`` per group followed by sensors) is in the benchmark's
-results with what it did.
+process). The watcher mode (one producer ``dbt build`` per group, followed by sensors) does not finish under
+``dag.test()``: its sensors start beside their producer (``trigger_rule="always"``) and the ``marts_candidate``
+ones hold the only thread while their producer waits for ``transform``.
 
 Tests with several parents (relationships) run with the last of their parents (``--indirect-selection
 buildable``): the tasks follow the dbt graph, so the other parents are already built.
