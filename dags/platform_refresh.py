@@ -25,10 +25,10 @@ Every task that opens the warehouse file runs in pool `duckdb_writer` (size 1): 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, Param, SyncCallback, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from oncopipe.contracts.settings import get_settings
 from oncopipe.orchestration import dag_factory
 from oncopipe.orchestration.alerts import refresh_deadline_missed
 from oncopipe.orchestration.dag_factory import DUCKDB_POOL, START_DATE, dbt_task_groups, default_args, mart_asset
@@ -111,7 +111,7 @@ with DAG(
     extraction = find_extraction()
     raw = raw_gate(extraction)
     candidate = begin_candidate(extraction, raw)
-    transform, marts_candidate = dbt_task_groups(os.environ.get("ONCOPIPE_DBT_TASKS", "manifest"), MANIFEST)
+    transform, marts_candidate = dbt_task_groups(get_settings().dbt_tasks, MANIFEST)
     checked = marts_gate()
     candidate >> transform >> marts_candidate >> checked
     publish(extraction, raw, checked)

@@ -11,6 +11,9 @@ from oncopipe.contracts.settings import EXPECTATIONS_DIR
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# A developer's .env (docker compose's, at the top of the checkout) must not reach the tests' settings: they set
+# what they need in the environment. Tests of the .env file point ONCOPIPE_ENV_FILE at their own.
+os.environ["ONCOPIPE_ENV_FILE"] = ""
 
 # The session's native topology (PostgreSQL, Celery, every Airflow process), shared by the airflow_ui and
 # topology tests: tests/native_topology.py.

@@ -1,7 +1,8 @@
 """Statistical disclosure control: what may leave the platform, and what must be masked first.
 
 Every result table goes through :func:`control` before it is written anywhere a researcher can read it.
-The rules (the SNDS small-cell rule, invariant 3 of DESIGN.md):
+The rules (the SNDS small-cell rule, invariant 3 of DESIGN.md), worded for the default threshold of 10: a
+deployment may raise it (``ONCOPIPE_DISCLOSURE_THRESHOLD``), never lower it; "1 to 9" then reads "1 to threshold - 1":
 
 1. **Refused outright** (:class:`DisclosureViolation`, nothing is exported): a column named like a patient
    identifier (``person_id``, ``BEN_NIR_PSA``, ``NIR_ANO_17``, ``case_id``, ...); a date of birth or death
@@ -68,8 +69,8 @@ from scipy.linalg import qr
 from scipy.optimize import linprog
 
 from oncopipe.contracts.results import ResultTable, StudyResult
+from oncopipe.contracts.settings import SNDS_DISCLOSURE_FLOOR, get_settings
 
-THRESHOLD = 10
 MASK_MARKER = "masked"
 MASK_SUFFIX = "__masked"
 
@@ -83,15 +84,37 @@ CROSS_RUN_DIFFERENCE = "cross_run_difference"
 COMPLEMENTARY = "complementary"
 STATISTIC_ON_MASKED_ROW = "statistic_on_masked_row"
 
+#: What each rule masks; ``{below}`` is threshold - 1 and ``{threshold}`` the threshold (:func:`rule_text`).
 RULE_TEXT = {
-    SMALL_COUNT: "count of 1 to 9 people",
-    SMALL_DENOMINATOR: "statistic computed on fewer than 10 people",
-    AT_RISK_BELOW_10: "curve row with fewer than 10 people at risk (row dropped)",
-    AT_RISK_DIFFERENCE: "curve row where 1 to 9 people left since the previous row shown (row dropped)",
-    CROSS_RUN_DIFFERENCE: "differs by 1 to 9 from a value published by an earlier run",
+    SMALL_COUNT: "count of 1 to {below} people",
+    SMALL_DENOMINATOR: "statistic computed on fewer than {threshold} people",
+    AT_RISK_BELOW_10: "curve row with fewer than {threshold} people at risk (row dropped)",
+    AT_RISK_DIFFERENCE: "curve row where 1 to {below} people left since the previous row shown (row dropped)",
+    CROSS_RUN_DIFFERENCE: "differs by 1 to {below} from a value published by an earlier run",
     COMPLEMENTARY: "masked so that another masked cell cannot be recomputed from totals",
     STATISTIC_ON_MASKED_ROW: "statistic in a row whose counts are masked",
 }
+
+
+
+def disclosure_threshold(threshold: int | None = None) -> int:
+    """The smallest count of people that may be shown: ``threshold``, else the deployment's setting.
+
+    Raises:
+        ValueError: ``threshold`` is below the SNDS small-cell rule's 10 (the setting refuses it too).
+    """
+    if threshold is None:
+        return get_settings().disclosure_threshold
+    if threshold < SNDS_DISCLOSURE_FLOOR:
+        raise ValueError(f"disclosure threshold {threshold} is below the SNDS small-cell rule: no count of 1 to "
+                         f"{SNDS_DISCLOSURE_FLOOR - 1} people may leave the platform")
+    return threshold
+
+
+def rule_text(rule: str, threshold: int) -> str:
+    """What ``rule`` masks, worded for ``threshold`` (the rule's name for a rule of another module)."""
+    return RULE_TEXT.get(rule, rule).format(below=threshold - 1, threshold=threshold)
+
 
 _IDENTIFIER_NAME = re.compile(
     r"^(?:"
@@ -189,12 +212,14 @@ class ControlledResult:
             statistic columns; ``True`` marks a masked cell.
         report: every masked cell and dropped row, with the rule.
         published_cells: cell key -> value of every visible count, for the cross-run history.
+        threshold: the disclosure threshold the result was controlled with.
     """
 
     result: StudyResult
     masks: dict[str, pd.DataFrame]
     report: DisclosureReport
     published_cells: dict[str, float]
+    threshold: int = SNDS_DISCLOSURE_FLOOR
 
     def csv_frame(self, name: str) -> pd.DataFrame:
         """The table as written to CSV: masked cells empty with ``<column>__masked`` = ``true`` (as the
@@ -316,8 +341,8 @@ def _declare_counts(table: ResultTable, notes: list[str]) -> ResultTable:
     return replace(table, count_columns=(*table.count_columns, *found))
 
 
-def _refuse_patient_level(table: ResultTable, counts: Mapping[str, np.ndarray]) -> None:
-    if len(table.frame) < THRESHOLD or not counts:
+def _refuse_patient_level(table: ResultTable, counts: Mapping[str, np.ndarray], threshold: int) -> None:
+    if len(table.frame) < threshold or not counts:
         return
     if all(np.all(v[~np.isnan(v)] == 1) and np.sum(~np.isnan(v)) == len(v) for v in counts.values()):
         raise DisclosureViolation(table.name, 0, next(iter(counts)), "patient_level",
@@ -361,7 +386,8 @@ class _Model:
     """Count cells of the whole result, linked across tables, and the margin equations between them."""
 
     def __init__(self, tables: list[ResultTable], counts: list[dict[str, np.ndarray]],
-                 unknown: set[tuple[int, int, str]] | None = None) -> None:
+                 unknown: set[tuple[int, int, str]] | None = None, *, threshold: int = SNDS_DISCLOSURE_FLOOR) -> None:
+        self.threshold = threshold
         # unknown: verification of a published export, whose masked cells have no value. Cells are then
         # linked by key alone (the reader assumes a count printed at the same coordinates is the same count).
         self.verifying = unknown is not None
@@ -578,13 +604,16 @@ def pinned(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int], va
 # --- control -----------------------------------------------------------------------------------------------
 
 
-def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ()) -> ControlledResult:
+def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = (),
+            threshold: int | None = None) -> ControlledResult:
     """Apply disclosure control to a study result.
 
     Args:
         result: what the analysis returned.
         history: for each earlier published run of the same study, the visible counts it published
             (``ControlledResult.published_cells`` of that run, kept by the audit store).
+        threshold: the smallest count that may be shown (at least 10); default: the setting
+            ``disclosure_threshold``.
 
     Returns:
         The controlled result, its masks and the report of what was masked and why.
@@ -593,6 +622,7 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
         DisclosureViolation: a table can never be made safe (identifier, date of birth/death, patient level,
             inconsistent metadata, non-whole counts). The message names the table, row, column and rule.
     """
+    limit = disclosure_threshold(threshold)
     tables = [replace(t, frame=t.frame.reset_index(drop=True)) for t in result.tables]
     names = [t.name for t in tables]
     if len(set(names)) != len(names):
@@ -607,7 +637,7 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
         if t.at_risk_column and t.at_risk_column not in columns:
             columns.append(t.at_risk_column)
         table_counts = {c: _count_values(t, c) for c in columns}
-        _refuse_patient_level(t, {c: v for c, v in table_counts.items() if c in t.count_columns})
+        _refuse_patient_level(t, {c: v for c, v in table_counts.items() if c in t.count_columns}, limit)
         counts.append(table_counts)
 
     reasons: dict[tuple[int, int, str], tuple[str, str]] = {}
@@ -619,17 +649,18 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
         # Dropped rows first: their cells are reported as dropped, not as small counts.
         if t.at_risk_column:
             for r, v in enumerate(counts[ti][t.at_risk_column]):
-                if not math.isnan(v) and v < THRESHOLD:
+                if not math.isnan(v) and v < limit:
                     for col in [*counts[ti], *t.statistic_columns]:
-                        mask(ti, r, col, AT_RISK_BELOW_10, f"{RULE_TEXT[AT_RISK_BELOW_10]} ({t.at_risk_column})")
-    _coarsen_at_risk(tables, counts, reasons, mask)
+                        mask(ti, r, col, AT_RISK_BELOW_10,
+                             f"{rule_text(AT_RISK_BELOW_10, limit)} ({t.at_risk_column})")
+    _coarsen_at_risk(tables, counts, reasons, mask, limit)
     for ti, t in enumerate(tables):
         for col in t.count_columns:
             for r, v in enumerate(counts[ti][col]):
-                if 1 <= v <= THRESHOLD - 1:
-                    mask(ti, r, col, SMALL_COUNT, RULE_TEXT[SMALL_COUNT])
+                if 1 <= v <= limit - 1:
+                    mask(ti, r, col, SMALL_COUNT, rule_text(SMALL_COUNT, limit))
 
-    model = _Model(tables, counts)
+    model = _Model(tables, counts, threshold=limit)
     masked_vars: set[int] = set()
 
     def mask_var(var: int, rule: str, detail: str) -> None:
@@ -649,8 +680,8 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
             continue
         key, value = model.cell_key(var), model.value[var]
         for p in prior:
-            if key in p and 1 <= abs(value - float(p[key])) <= THRESHOLD - 1:
-                mask_var(var, CROSS_RUN_DIFFERENCE, RULE_TEXT[CROSS_RUN_DIFFERENCE])
+            if key in p and 1 <= abs(value - float(p[key])) <= limit - 1:
+                mask_var(var, CROSS_RUN_DIFFERENCE, rule_text(CROSS_RUN_DIFFERENCE, limit))
                 break
 
     _complementary(model, tables, masked_vars, mask_var, reasons)
@@ -659,14 +690,14 @@ def control(result: StudyResult, *, history: Iterable[Mapping[str, float]] = ())
 
 
 def _coarsen_at_risk(tables: list[ResultTable], counts: list[dict[str, np.ndarray]],
-                     reasons: Mapping[tuple[int, int, str], tuple[str, str]], mask) -> None:
-    """Drop curve rows until every drop in the number at risk between rows shown is 0 or at least 10.
+                     reasons: Mapping[tuple[int, int, str], tuple[str, str]], mask, threshold: int) -> None:
+    """Drop curve rows until every drop in the number at risk between rows shown is 0 or at least ``threshold``.
 
     One sequence per group over every table with the same group columns, time column and at-risk column, ordered by the
     table's other label columns (the time; a group column named like a time counts as time); the start is the
     group size of ``start_count`` when declared.
     Greedy forward, as ACRO coarsens a survival table: a row is kept when its number at risk equals the last
-    one kept or is at least 10 below it.
+    one kept or is at least ``threshold`` below it.
     """
     by_name = {t.name: ti for ti, t in enumerate(tables)}
     points: dict[tuple, list[tuple[tuple, float, int, int]]] = defaultdict(list)
@@ -710,13 +741,14 @@ def _coarsen_at_risk(tables: list[ResultTable], counts: list[dict[str, np.ndarra
                 j += 1
             value = seq[i][1]
             drop = None if last is None else abs(last - value)
-            if drop is None or drop == 0 or drop >= THRESHOLD:
+            if drop is None or drop == 0 or drop >= threshold:
                 last = value
             else:
                 for _, _, ti, r in seq[i:j]:
                     t = tables[ti]
                     for c in [*counts[ti], *t.statistic_columns]:
-                        mask(ti, r, c, AT_RISK_DIFFERENCE, f"{RULE_TEXT[AT_RISK_DIFFERENCE]} ({t.at_risk_column})")
+                        mask(ti, r, c, AT_RISK_DIFFERENCE,
+                             f"{rule_text(AT_RISK_DIFFERENCE, threshold)} ({t.at_risk_column})")
             i = j
 
 
@@ -817,7 +849,7 @@ def _line_leaks(model: _Model, masked_vars: set[int], *, first_only: bool = Fals
         leaking = len(unknown) == 1 and model.value[unknown[0]] != 0
         if not leaking and unknown and line.total not in masked_vars:
             hidden = model.value[line.total] - sum(model.value[v] for v in line.parts if v not in masked_vars)
-            leaking = 1 <= hidden <= THRESHOLD - 1
+            leaking = 1 <= hidden <= model.threshold - 1
         if leaking:
             leaks.append((unknown[0], line))
             if first_only:
@@ -850,11 +882,13 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
             # only a masked denominator (people at risk) hides it there.
             hides = flags[denominator] if t.at_risk_column and denominator in flags else any_count
             for r in map(int, np.flatnonzero(hides & ~flags[stat])):
-                reasons[(ti, r, stat)] = (STATISTIC_ON_MASKED_ROW, RULE_TEXT[STATISTIC_ON_MASKED_ROW])
+                reasons[(ti, r, stat)] = (STATISTIC_ON_MASKED_ROW,
+                                          rule_text(STATISTIC_ON_MASKED_ROW, model.threshold))
             flags[stat] |= hides
             n = pd.to_numeric(frame[denominator], errors="coerce").to_numpy(dtype=float)
-            for r in map(int, np.flatnonzero((n < THRESHOLD) & ~flags[stat])):
-                reasons[(ti, r, stat)] = (SMALL_DENOMINATOR, f"{RULE_TEXT[SMALL_DENOMINATOR]} ({denominator})")
+            for r in map(int, np.flatnonzero((n < model.threshold) & ~flags[stat])):
+                reasons[(ti, r, stat)] = (SMALL_DENOMINATOR,
+                                          f"{rule_text(SMALL_DENOMINATOR, model.threshold)} ({denominator})")
                 flags[stat][r] = True
         dropped = np.zeros(n_rows, dtype=bool)
         label_cols = [str(c) for c in frame.columns if c not in mask_cols]
@@ -878,11 +912,11 @@ def _assemble(result: StudyResult, tables: list[ResultTable], counts, reasons, m
     controlled = StudyResult(result.study_id, result.analysis, dict(result.parameters), out_tables,
                              list(result.figures), result.methods, [*result.notes, *notes],
                              dict(result.references))
-    return ControlledResult(controlled, masks, report, dict(sorted(published.items())))
+    return ControlledResult(controlled, masks, report, dict(sorted(published.items())), model.threshold)
 
 
 def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame], *,
-                    history: Iterable[Mapping[str, float]] = ()) -> list[str]:
+                    history: Iterable[Mapping[str, float]] = (), threshold: int | None = None) -> list[str]:
     """Re-check tables as published (masked cells ``NaN`` and flagged in ``masks``) against every rule.
 
     Used by ``oncopipe exports verify``: it trusts nothing the export step did and reads only what the
@@ -892,10 +926,12 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
         tables: the published tables with their disclosure metadata.
         masks: table name -> boolean frame of masked cells (missing columns: nothing masked there).
         history: visible counts of earlier runs of the study, as in :func:`control`.
+        threshold: as in :func:`control`.
 
     Returns:
         One message per problem (table, row, column, rule); empty when the export is safe.
     """
+    limit = disclosure_threshold(threshold)
     problems: list[str] = []
     counts: list[dict[str, np.ndarray]] = []
     unknown: set[tuple[int, int, str]] = set()
@@ -920,10 +956,10 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
                 if masked(r, col):
                     unknown.add((ti, r, col))
                     values[r] = math.nan
-                elif col in t.count_columns and 1 <= v <= THRESHOLD - 1:
+                elif col in t.count_columns and 1 <= v <= limit - 1:
                     problems.append(f"table {t.name!r}, row {r}, column {col!r}: rule {SMALL_COUNT}: "
                                     f"visible count {int(v)}")
-                elif col == t.at_risk_column and v < THRESHOLD:
+                elif col == t.at_risk_column and v < limit:
                     problems.append(f"table {t.name!r}, row {r}, column {col!r}: rule {AT_RISK_BELOW_10}: "
                                     f"row with {int(v)} at risk was not dropped")
             table_counts[col] = values
@@ -937,10 +973,11 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
                 if any(masked(r, c) for c in hidden):
                     problems.append(f"table {t.name!r}, row {r}, column {stat!r}: rule {STATISTIC_ON_MASKED_ROW}: "
                                     "visible statistic next to a masked count")
-                elif not masked(r, denominator) and n.iloc[r] < THRESHOLD:
+                elif not masked(r, denominator) and n.iloc[r] < limit:
                     problems.append(f"table {t.name!r}, row {r}, column {stat!r}: rule {SMALL_DENOMINATOR}: "
                                     f"statistic on {denominator} = {int(n.iloc[r])}")
-    model = _Model([replace(t, frame=t.frame.reset_index(drop=True)) for t in tables], counts, unknown)
+    model = _Model([replace(t, frame=t.frame.reset_index(drop=True)) for t in tables], counts, unknown,
+                   threshold=limit)
     masked_vars = set()
     for var, members in enumerate(model.members):
         hidden = [m for m in members if (model.cells[m].table, model.cells[m].row, model.cells[m].column) in unknown]
@@ -966,7 +1003,7 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
             continue
         key = model.cell_key(var)
         for p in prior:
-            if key in p and 1 <= abs(model.value[var] - float(p[key])) <= THRESHOLD - 1:
+            if key in p and 1 <= abs(model.value[var] - float(p[key])) <= limit - 1:
                 problems.append(f"{_describe(model, tables, var)}: rule {CROSS_RUN_DIFFERENCE}: differs by "
                                 f"{int(abs(model.value[var] - float(p[key])))} from an earlier run")
                 break

@@ -79,11 +79,11 @@ from oncopipe.delivery.disclosure import (
     DROPPED_ROW_RULES,
     MASK_MARKER,
     MASK_SUFFIX,
-    THRESHOLD,
     ControlledResult,
     DisclosureViolation,
     audit_published,
     control,
+    disclosure_threshold,
 )
 from oncopipe.delivery.metadata import (
     ExportError,
@@ -265,7 +265,7 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
             (folder / "figures" / f"{figure.name}.{fmt}").write_bytes(images[fmt])
         report_figures.append((figure.name, figure.title, images["preview"]))
     (folder / "disclosure.json").write_bytes(_json_bytes({
-        "threshold": THRESHOLD, "marker": MASK_MARKER, "flag_suffix": MASK_SUFFIX,
+        "threshold": controlled.threshold, "marker": MASK_MARKER, "flag_suffix": MASK_SUFFIX,
         "counts_by_rule": controlled.report.counts_by_rule(), "cells": controlled.report.to_records()}))
     if info.report == "html":
         html = render_report(controlled, info, provenance, code_version=describe_code(code),
@@ -297,7 +297,7 @@ def _build(folder: Path, controlled: ControlledResult, info: StudyInfo, provenan
         "row_counts": {"inputs": dict(provenance.get("row_counts") or {}),
                        "tables": {t.name: len(t.frame) for t in controlled.result.tables}},
         "provenance_extra": {k: v for k, v in provenance.items() if k not in known},
-        "disclosure": {"threshold": THRESHOLD, "marker": MASK_MARKER,
+        "disclosure": {"threshold": controlled.threshold, "marker": MASK_MARKER,
                        "counts_by_rule": controlled.report.counts_by_rule()},
         "tables": tables_meta,
         "figures": [{"name": f.name, "title": f.title, "tables": list(f.tables)} for f in controlled.result.figures],
@@ -393,7 +393,7 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
         built.mkdir()
         try:
             manifest = _build(built, controlled, info, provenance, run_id, target.name, _code(provenance))
-            _check_before_publishing(built, target, audit, info, run_id)
+            _check_before_publishing(built, target, audit, info, run_id, controlled.threshold)
             files = {**manifest["files"], MANIFEST: sha256_file(built / MANIFEST)}
             with audit.connect() as con:
                 event = audit.record(con, EXPORT, info.study_id, run_id=run_id,
@@ -414,12 +414,14 @@ def publish_export(result: StudyResult, study: Any, provenance: Mapping[str, Any
                       info.approval_reference, controlled.report.counts_by_rule(), event)
 
 
-def _check_before_publishing(built: Path, target: Path, audit: AuditLog, info: StudyInfo, run_id: str) -> None:
+def _check_before_publishing(built: Path, target: Path, audit: AuditLog, info: StudyInfo, run_id: str,
+                             threshold: int) -> None:
     """The last step before publication: the independent output checker reads the built folder as a
-    researcher would, with the study's other published runs beside it; any finding refuses the export."""
+    researcher would, with the study's other published runs beside it, at the threshold the masking used; any
+    finding refuses the export."""
     others = [p for p in run_dirs(target.parent) if p.name != target.name]
     try:
-        raise_if_unsafe(built, other_runs=others)
+        raise_if_unsafe(built, other_runs=others, threshold=threshold)
     except OutputCheckFailed as error:
         audit.append(REFUSED, info.study_id, run_id=run_id, approval_reference=info.approval_reference,
                      detail={"error": str(error), "rule": "output_check",
@@ -615,7 +617,14 @@ def verify_export(folder: Path, *, exports: Path | None = None, published: Path 
     history: list[dict[str, float]] = []
     if (root / "_audit" / "audit.sqlite3").is_file():
         history = AuditLog(root).history(manifest["study"]["id"], _airflow_run_id(manifest))
-    problems += audit_published(tables, masks, history=history)
-    problems += [str(f) for f in check_export(folder).findings]
-    problems += [str(f) for f in check_exports_root(root).findings]
+    # Judged by the threshold the export was controlled with (what its manifest promises), never below the floor.
+    recorded = manifest.get("disclosure", {}).get("threshold")
+    try:
+        threshold = disclosure_threshold(None if recorded is None else int(recorded))
+    except ValueError as error:
+        problems.append(f"manifest: disclosure.threshold: {error}")
+        threshold = disclosure_threshold()
+    problems += audit_published(tables, masks, history=history, threshold=threshold)
+    problems += [str(f) for f in check_export(folder, threshold=threshold).findings]
+    problems += [str(f) for f in check_exports_root(root, threshold=threshold).findings]
     return problems

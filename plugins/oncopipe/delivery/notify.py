@@ -153,8 +153,9 @@ def send_mail(settings: SmtpSettings, to: str, subject: str, text: str, html: st
 
 def export_link(path: Path, exports: Path | None = None) -> str:
     """Where a recipient opens an export file: ``$ONCOPIPE_EXPORTS_URL/<relative path>`` or a file URI."""
-    root = (exports or get_settings().exports).resolve()
-    base = os.environ.get("ONCOPIPE_EXPORTS_URL")
+    settings = get_settings()
+    root = (exports or settings.exports).resolve()
+    base = settings.exports_url
     path = path.resolve()
     if base:
         return f"{base.rstrip('/')}/{path.relative_to(root).as_posix()}"

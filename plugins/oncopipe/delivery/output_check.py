@@ -51,6 +51,7 @@ neither ``true`` nor ``false``, or a masked cell that is not empty.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -67,7 +68,7 @@ import pandas as pd
 from scipy.optimize import linprog
 
 # Only the constants of the rule are shared with the masking code, never its decisions.
-from oncopipe.delivery.disclosure import MASK_SUFFIX, THRESHOLD
+from oncopipe.delivery.disclosure import MASK_SUFFIX, disclosure_threshold
 
 FREQUENCY_THRESHOLD = "frequency_threshold"
 STATED_BOUND = "stated_bound"
@@ -81,18 +82,19 @@ SURVIVAL_SMALL_RISK = "survival_small_risk"
 REGRESSION_SMALL_N = "regression_small_n"
 UNREADABLE_OUTPUT = "unreadable_output"
 
+#: Why each rule refuses; ``{below}`` is threshold - 1 and ``{threshold}`` the threshold (:meth:`CheckReport.reason`).
 RULES = {
-    FREQUENCY_THRESHOLD: f"unsafe frequency: a count of 1 to {THRESHOLD - 1} people is stated",
+    FREQUENCY_THRESHOLD: "unsafe frequency: a count of 1 to {below} people is stated",
     STATED_BOUND: "unsafe: the text states a hidden value or a bound that pins it",
     DIFFERENCING_TABLE: "unsafe frequency by differencing: recoverable from the margins of its table",
     DIFFERENCING_EXPORT: "unsafe frequency by differencing: recoverable from the tables of this export",
-    DIFFERENCING_RUNS: f"unsafe frequency by differencing: differs by 1 to {THRESHOLD - 1} from another run",
-    DIFFERENCING_CUMULATIVE: f"unsafe frequency by differencing: a cumulative count grows by 1 to {THRESHOLD - 1}",
-    DIFFERENCING_AT_RISK: f"unsafe survival table by differencing: the number at risk falls by 1 to {THRESHOLD - 1} "
+    DIFFERENCING_RUNS: "unsafe frequency by differencing: differs by 1 to {below} from another run",
+    DIFFERENCING_CUMULATIVE: "unsafe frequency by differencing: a cumulative count grows by 1 to {below}",
+    DIFFERENCING_AT_RISK: "unsafe survival table by differencing: the number at risk falls by 1 to {below} "
                           "between two rows shown (that many people left in between)",
-    MAGNITUDE_SMALL_N: f"unsafe magnitude or percentile: describes fewer than {THRESHOLD} people",
-    SURVIVAL_SMALL_RISK: f"unsafe survival table: a step with fewer than {THRESHOLD} people at risk",
-    REGRESSION_SMALL_N: f"unsafe regression: fitted on fewer than {THRESHOLD} people or residual degrees of freedom",
+    MAGNITUDE_SMALL_N: "unsafe magnitude or percentile: describes fewer than {threshold} people",
+    SURVIVAL_SMALL_RISK: "unsafe survival table: a step with fewer than {threshold} people at risk",
+    REGRESSION_SMALL_N: "unsafe regression: fitted on fewer than {threshold} people or residual degrees of freedom",
     UNREADABLE_OUTPUT: "the checker cannot read this output, so it cannot be released",
 }
 
@@ -121,15 +123,28 @@ _NOT_PEOPLE_KEYS = {"counts_by_rule", "masked_by_rule", "tables", "threshold", "
                     "passed", "manifest_version", "rows", "files", "package_versions", "parameters"}
 
 _WORD = r"(?:people|persons|patients|women|men|cases|deaths|events|subjects|individuals|participants)"
-_TEXT_RULES: list[tuple[re.Pattern[str], str]] = [
-    # "n_risk = 9 < 10", "n = 3", "at risk: 4"
-    (re.compile(r"\b(?:n|n_\w+|\w*count|at[ _]risk|events?|deaths?|censored)\s*(?:=|:)\s*([1-9])(?![\d.,])",
-                re.IGNORECASE), STATED_BOUND),
-    (re.compile(r"(?<![\d.])([1-9])\s*(?:<|<=|≤|&lt;|&le;)\s*10\b"), STATED_BOUND),
-    (re.compile(r"\bdifference\s*(?:of|=|:)?\s*([1-9])(?![\d.,])", re.IGNORECASE), STATED_BOUND),
-    # "3 patients"; not the rule's own wording "1 to 9 people"
-    (re.compile(rf"(?<![\d.,])(?<!to )(?<!-)(?<!–)([1-9])\s+{_WORD}\b", re.IGNORECASE), FREQUENCY_THRESHOLD),
-]
+
+
+@functools.cache
+def _text_rules(threshold: int) -> list[tuple[re.Pattern[str], str]]:
+    """Patterns of free text that state a count; group 1 is the count, stated when from 1 to threshold - 1."""
+    return [
+        # "n_risk = 9 < 10", "n = 3", "at risk: 4"
+        (re.compile(r"\b(?:n|n_\w+|\w*count|at[ _]risk|events?|deaths?|censored)\s*(?:=|:)\s*([1-9]\d*)(?![\d.,])",
+                    re.IGNORECASE), STATED_BOUND),
+        (re.compile(rf"(?<![\d.])([1-9]\d*)\s*(?:<|<=|≤|&lt;|&le;)\s*{threshold}\b"), STATED_BOUND),
+        (re.compile(r"\bdifference\s*(?:of|=|:)?\s*([1-9]\d*)(?![\d.,])", re.IGNORECASE), STATED_BOUND),
+        # "3 patients"; not the rule's own wording "1 to 9 people"
+        (re.compile(rf"(?<![\d.,])(?<!to )(?<!-)(?<!–)([1-9]\d*)\s+{_WORD}\b", re.IGNORECASE), FREQUENCY_THRESHOLD),
+    ]
+
+
+def _stated(text: str, threshold: int) -> Iterator[tuple[re.Match[str], str]]:
+    """Every statement of a count from 1 to threshold - 1 in ``text``, with its rule."""
+    for pattern, rule in _text_rules(threshold):
+        for match in pattern.finditer(text):
+            if int(match.group(1)) <= threshold - 1:
+                yield match, rule
 
 
 @dataclass(frozen=True)
@@ -147,19 +162,24 @@ class Finding:
 
 @dataclass
 class CheckReport:
-    """What the checker read and what it refused."""
+    """What the checker read and what it refused, judged against ``threshold`` (default: the setting)."""
 
     findings: list[Finding] = field(default_factory=list)
     files_checked: int = 0
     cells_checked: int = 0
     masked_cells: int = 0
+    threshold: int = field(default_factory=disclosure_threshold)
 
     @property
     def safe(self) -> bool:
         return not self.findings
 
+    def reason(self, rule: str) -> str:
+        """Why ``rule`` refuses, worded for this report's threshold."""
+        return RULES[rule].format(below=self.threshold - 1, threshold=self.threshold)
+
     def add(self, file: str, place: str, rule: str, reason: str = "") -> None:
-        self.findings.append(Finding(file, place, rule, reason or RULES[rule]))
+        self.findings.append(Finding(file, place, rule, reason or self.reason(rule)))
 
 
 class OutputCheckFailed(ValueError):
@@ -176,19 +196,21 @@ class OutputCheckFailed(ValueError):
 # --- public entry points -----------------------------------------------------------------------------------
 
 
-def check_export(folder: Path, *, other_runs: Iterable[Path] | None = None) -> CheckReport:
+def check_export(folder: Path, *, other_runs: Iterable[Path] | None = None,
+                 threshold: int | None = None) -> CheckReport:
     """Check every file of a finished export folder and its differences with the other runs of its study.
 
     Args:
         folder: the export folder (``<exports>/<study>/<run>/``, or the hidden folder being built).
         other_runs: other run folders of the same study; default: every published sibling folder of
             ``folder`` (hidden folders excluded) except one with the same name.
+        threshold: the disclosure threshold (at least 10); default: the setting ``disclosure_threshold``.
 
     Returns:
         The findings (empty when the export may be released) and how much was read.
     """
     folder = Path(folder)
-    report = CheckReport()
+    report = CheckReport(threshold=disclosure_threshold(threshold))
     manifest = _load_json(folder / "manifest.json", report)
     tables = _read_tables(folder, manifest, report)
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -223,26 +245,27 @@ def check_export(folder: Path, *, other_runs: Iterable[Path] | None = None) -> C
 def check_text(name: str, text: str, report: CheckReport) -> None:
     """Scan free text (a report, a mail, an index page) for stated small counts and pinning bounds.
 
-    HTML and Markdown tables are read as tables: a column whose header counts people may not show 1..9.
+    HTML and Markdown tables are read as tables: a column whose header counts people may not show 1 to
+    threshold - 1.
     """
     plain = _strip_tags(text) if name.endswith((".html", ".htm", ".svg")) else text
     for lineno, line in enumerate(plain.splitlines(), start=1):
-        for pattern, rule in _TEXT_RULES:
-            for match in pattern.finditer(line):
-                report.add(name, f"line {lineno}: {match.group(0)!r}", rule)
+        for match, rule in _stated(line, report.threshold):
+            report.add(name, f"line {lineno}: {match.group(0)!r}", rule)
     grids = _html_tables(text) if name.endswith((".html", ".htm")) else _markdown_tables(text)
     for k, (header, rows) in enumerate(grids, start=1):
         for r, row in enumerate(rows):
             for col, cell in zip(header, row, strict=False):
                 report.cells_checked += 1
                 value = _number(cell)
-                if _is_people_column(col) and value is not None and 1 <= value <= THRESHOLD - 1:
+                if _is_people_column(col) and value is not None and 1 <= value <= report.threshold - 1:
                     report.add(name, f"table {k}, row {r}, column {col!r}", FREQUENCY_THRESHOLD)
 
 
-def raise_if_unsafe(folder: Path, *, other_runs: Iterable[Path] | None = None) -> CheckReport:
+def raise_if_unsafe(folder: Path, *, other_runs: Iterable[Path] | None = None,
+                    threshold: int | None = None) -> CheckReport:
     """:func:`check_export`, raising :class:`OutputCheckFailed` when anything is found."""
-    report = check_export(folder, other_runs=other_runs)
+    report = check_export(folder, other_runs=other_runs, threshold=threshold)
     if report.findings:
         raise OutputCheckFailed(Path(folder), report.findings)
     return report
@@ -393,14 +416,13 @@ def _check_json(file: str, data: Any, report: CheckReport) -> None:
             for i, child in enumerate(value):
                 walk(child, [*path, str(i)], people)
         elif isinstance(value, str):
-            for pattern, rule in _TEXT_RULES:
-                for match in pattern.finditer(value):
-                    report.add(file, f"key {'.'.join(path)}: {match.group(0)!r}", rule)
+            for match, rule in _stated(value, report.threshold):
+                report.add(file, f"key {'.'.join(path)}: {match.group(0)!r}", rule)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             report.cells_checked += 1
             key = next((p for p in reversed(path) if not p.isdigit()), "")
             counts_people = _is_people_column(key) or (len(path) >= 2 and path[-2] == "inputs")
-            if people and counts_people and 1 <= value <= THRESHOLD - 1:
+            if people and counts_people and 1 <= value <= report.threshold - 1:
                 report.add(file, f"key {'.'.join(path)}", FREQUENCY_THRESHOLD)
 
     walk(data, [], True)
@@ -412,7 +434,7 @@ def _check_table_cells(t: _Table, report: CheckReport) -> None:
     report.masked_cells += int(masked.to_numpy().sum())
     for c in t.counts:
         values = frame[c].to_numpy()
-        for r in np.flatnonzero((values >= 1) & (values <= THRESHOLD - 1)):
+        for r in np.flatnonzero((values >= 1) & (values <= report.threshold - 1)):
             rule = SURVIVAL_SMALL_RISK if c == t.at_risk else FREQUENCY_THRESHOLD
             report.add(t.file, f"row {r}, column {c!r}", rule)
         if c == t.at_risk:
@@ -426,8 +448,8 @@ def _check_table_cells(t: _Table, report: CheckReport) -> None:
                 continue
             if bool(masked[n_col].iloc[r]):
                 report.add(t.file, f"row {r}, column {stat!r}", MAGNITUDE_SMALL_N,
-                           f"{RULES[MAGNITUDE_SMALL_N]}: shown next to the masked count {n_col!r}")
-            elif not math.isnan(frame[n_col].iloc[r]) and frame[n_col].iloc[r] < THRESHOLD:
+                           f"{report.reason(MAGNITUDE_SMALL_N)}: shown next to the masked count {n_col!r}")
+            elif not math.isnan(frame[n_col].iloc[r]) and frame[n_col].iloc[r] < report.threshold:
                 rule = SURVIVAL_SMALL_RISK if n_col == t.at_risk else MAGNITUDE_SMALL_N
                 report.add(t.file, f"row {r}, column {stat!r}", rule)
     if t.at_risk is None and t.counts:
@@ -440,11 +462,11 @@ def _check_table_cells(t: _Table, report: CheckReport) -> None:
                 shown &= ~masked[n_col].to_numpy()
             for r in np.flatnonzero(shown):
                 report.add(t.file, f"row {r}, column {stat!r}", MAGNITUDE_SMALL_N,
-                           f"{RULES[MAGNITUDE_SMALL_N]}: shown in a row whose counts are masked")
+                           f"{report.reason(MAGNITUDE_SMALL_N)}: shown in a row whose counts are masked")
     if is_regression:
         for c in df_cols:
             values = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
-            for r in np.flatnonzero(values < THRESHOLD):
+            for r in np.flatnonzero(values < report.threshold):
                 report.add(t.file, f"row {r}, column {c!r}", REGRESSION_SMALL_N)
 
 
@@ -653,11 +675,11 @@ def _check_differencing(tables: Sequence[_Table], report: CheckReport) -> None:
         hidden = [p for p in parts if p in unknown]
         if total in value and hidden:
             rest = value[total] - sum(value[p] for p in parts if p in value)
-            if 1 <= round(rest) <= THRESHOLD - 1:
+            if 1 <= round(rest) <= report.threshold - 1:
                 file, where = place[hidden[0]]
                 rule = DIFFERENCING_TABLE if same else DIFFERENCING_EXPORT
-                report.add(file, where, rule, f"{RULES[rule]}: the masked cells of this margin line sum to 1 "
-                                             f"to {THRESHOLD - 1}")
+                report.add(file, where, rule, f"{report.reason(rule)}: the masked cells of this margin line sum to 1 "
+                                             f"to {report.threshold - 1}")
     _solve(rows, value, unknown, place, report)
 
 
@@ -704,9 +726,9 @@ def _solve(rows, value, unknown, place, report: CheckReport) -> None:
         determined = np.all(np.abs(null) < 1e-9, axis=0) if len(null) else np.ones(len(cells), dtype=bool)
         for j in np.flatnonzero(determined):
             v = round(float(solution[j]))
-            if 1 <= v <= THRESHOLD - 1:
+            if 1 <= v <= report.threshold - 1:
                 file, where = place[cells[j]]
-                report.add(file, where, rule, f"{RULES[rule]}: the margins determine it")
+                report.add(file, where, rule, f"{report.reason(rule)}: the margins determine it")
         free = np.flatnonzero(~determined)
         if 0 < len(free) <= 400:
             for j in free:
@@ -717,10 +739,10 @@ def _solve(rows, value, unknown, place, report: CheckReport) -> None:
                     res = linprog(cost, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
                     bounds.append(sense * res.fun if res.status == 0 else None)
                 low, high = bounds
-                if low is not None and high is not None and low >= 1 - 1e-6 and high <= THRESHOLD - 1 + 1e-6:
+                if low is not None and high is not None and low >= 1 - 1e-6 and high <= report.threshold - 1 + 1e-6:
                     file, where = place[cells[j]]
-                    report.add(file, where, rule, f"{RULES[rule]}: the margins and non-negativity bound it "
-                                                 f"between 1 and {THRESHOLD - 1}")
+                    report.add(file, where, rule, f"{report.reason(rule)}: the margins and non-negativity bound it "
+                                                 f"between 1 and {report.threshold - 1}")
 
 
 def _check_at_risk_steps(tables: Sequence[_Table], report: CheckReport) -> None:
@@ -752,7 +774,7 @@ def _check_at_risk_steps(tables: Sequence[_Table], report: CheckReport) -> None:
             places[(at, v)].append((file, r))
         previous = None
         for (at, v), where in places.items():
-            if previous is not None and 1 <= abs(previous[0][1] - v) <= THRESHOLD - 1:
+            if previous is not None and 1 <= abs(previous[0][1] - v) <= report.threshold - 1:
                 (before_file, before_row), (file, r) = previous[1][0], where[0]
                 what = (f"rows {before_row} and {r}" if before_file == file
                         else f"row {r} (after {before_file} row {before_row})")
@@ -773,7 +795,7 @@ def _check_cumulative(t: _Table, report: CheckReport) -> None:
             visible = ordered[c].dropna()
             steps = visible.diff().to_numpy()[1:]
             for r, step in zip(visible.index[1:], steps, strict=True):
-                if 1 <= step <= THRESHOLD - 1:
+                if 1 <= step <= report.threshold - 1:
                     report.add(t.file, f"row {r}, column {c!r}", DIFFERENCING_CUMULATIVE)
 
 
@@ -803,23 +825,24 @@ def _check_other_runs(folder: Path, tables: Sequence[_Table], runs: Sequence[Pat
         scratch = CheckReport()
         theirs = _visible_cells(_read_tables(run, _load_json(run / "manifest.json", scratch), scratch))
         for key, (v, file, where) in mine.items():
-            if key in theirs and 1 <= abs(v - theirs[key][0]) <= THRESHOLD - 1:
+            if key in theirs and 1 <= abs(v - theirs[key][0]) <= report.threshold - 1:
                 report.add(file, where, DIFFERENCING_RUNS,
-                           f"{RULES[DIFFERENCING_RUNS]} ({run.name}, {theirs[key][1]} {theirs[key][2]})")
+                           f"{report.reason(DIFFERENCING_RUNS)} ({run.name}, {theirs[key][1]} {theirs[key][2]})")
 
 
 # --- what sits beside the exports: index, audit log, mail -------------------------------------------------
 
 
-def check_exports_root(root: Path) -> CheckReport:
+def check_exports_root(root: Path, *, threshold: int | None = None) -> CheckReport:
     """Check what a researcher can read beside the run folders: ``index.html`` and the audit log.
 
     The audit log (``_audit/audit.sqlite3``) is read as a reader of the exports folder would: every event's
     JSON detail is checked like a JSON file, and every count it keeps for cross-run comparison must be safe.
+    ``threshold`` as in :func:`check_export`.
     """
     import sqlite3  # only here: the rest of the checker reads files
 
-    report = CheckReport()
+    report = CheckReport(threshold=disclosure_threshold(threshold))
     index = root / "index.html"
     if index.is_file():
         report.files_checked += 1
@@ -837,7 +860,7 @@ def check_exports_root(root: Path) -> CheckReport:
                     _check_json(f"_audit/audit.sqlite3#event {event_id}", data, report)
             for study, run, cell, value in con.execute("select study_id, run_id, cell, value from published_cells"):
                 report.cells_checked += 1
-                if 1 <= value <= THRESHOLD - 1:
+                if 1 <= value <= report.threshold - 1:
                     report.add("_audit/audit.sqlite3", f"published_cells {study}/{run} {cell}", FREQUENCY_THRESHOLD)
     return report
 

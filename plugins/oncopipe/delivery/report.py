@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from oncopipe.delivery import codebook
-from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, RULE_TEXT, THRESHOLD, ControlledResult
+from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, ControlledResult, rule_text
 
 if TYPE_CHECKING:
     from oncopipe.delivery.metadata import StudyInfo
@@ -92,13 +92,13 @@ NOT_REACHED = "—"
 
 def disclosure_text(controlled: ControlledResult) -> str:
     """One paragraph stating the disclosure rules the export was controlled with."""
-    n = len(controlled.report.masked)
-    return (f"No count of 1 to {THRESHOLD - 1} people is shown: such counts, and statistics computed on fewer than "
-            f"{THRESHOLD} people, are shown as “{MASK_MARKER}” in this report; in the CSV and Parquet files the "
+    n, threshold = len(controlled.report.masked), controlled.threshold
+    return (f"No count of 1 to {threshold - 1} people is shown: such counts, and statistics computed on fewer than "
+            f"{threshold} people, are shown as “{MASK_MARKER}” in this report; in the CSV and Parquet files the "
             f"cell is empty and its column <column>{MASK_SUFFIX} says true. Further cells are masked so that no "
             "masked cell can be recomputed from row or column totals, from another table of this export, or by "
-            f"comparison with an earlier export of this study. Curve rows with fewer than {THRESHOLD} people at risk "
-            f"are omitted, and so is a curve row where fewer than {THRESHOLD} people left since the row before it "
+            f"comparison with an earlier export of this study. Curve rows with fewer than {threshold} people at risk "
+            f"are omitted, and so is a curve row where fewer than {threshold} people left since the row before it "
             "(the difference of two numbers at risk is the number who left): curves are published on coarser "
             "steps, each row with its true value. The same marker is used for every reason, so small cells cannot "
             f"be told from their complements. In all, {n} cell(s) or row(s) were masked or omitted; "
@@ -188,7 +188,7 @@ def _render(template_name: str, controlled: ControlledResult, study: StudyInfo, 
         parameters=[(k, _format_value(v)) for k, v in sorted(controlled.result.parameters.items())],
         row_counts=dict(provenance.get("row_counts") or {}),
         disclosure_text=disclosure_text(controlled),
-        disclosure_counts=[(rule, RULE_TEXT.get(rule, rule), n) for rule, n in counts.items()],
+        disclosure_counts=[(rule, rule_text(rule, controlled.threshold), n) for rule, n in counts.items()],
         gates=[GateSummary.of(g) for g in provenance.get("gx_validations") or ()],
         tables=[_table_view(controlled, t.name, table_formats) for t in controlled.result.tables],
         figures=[{"name": name, "title": title, "png_base64": base64.b64encode(png).decode("ascii"),

@@ -16,7 +16,6 @@ import datetime as dt
 import importlib
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,9 @@ def _describe(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def operator_emails() -> list[str]:
     """Who hears about failures: ``ONCOPIPE_OPERATOR_EMAILS`` (comma-separated), empty for none."""
-    return [e.strip() for e in os.environ.get("ONCOPIPE_OPERATOR_EMAILS", "").split(",") if e.strip()]
+    from oncopipe.contracts.settings import get_settings
+
+    return list(get_settings().operator_emails)
 
 
 def task_log_path(dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> Path:

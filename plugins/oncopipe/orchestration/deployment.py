@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oncopipe.contracts.settings import PROJECT_ROOT, warehouse_writer_slots
+from oncopipe.contracts.settings import PROJECT_ROOT, get_settings, warehouse_writer_slots
 
 AIRFLOW_IMAGE = "apache/airflow:3.3.2-python3.11"
 POSTGRES_IMAGE = "postgres:15-bookworm"
@@ -580,10 +580,12 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"dbt manifest: {parse()}")
     if args.command == "prepare":
-        password = os.environ.get("ONCOPIPE_ADMIN_PASSWORD")
-        if not password:
+        settings = get_settings()
+        if settings.admin_password is None or not settings.admin_password.get_secret_value():
             parser.error("ONCOPIPE_ADMIN_PASSWORD is not set (see .env.example)")
-        for folder in prepare(os.environ, password, args.owner):
+        # Airflow's own variables (log folder, passwords file) from the environment, the data root from the settings.
+        environment = {**os.environ, "ONCOPIPE_HOME": str(settings.home)}
+        for folder in prepare(environment, settings.admin_password.get_secret_value(), args.owner):
             print(f"ready: {folder}")
 
 

@@ -149,8 +149,9 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|oncopipe)\..*",
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "False",
-        # No mail server in the embedded default: the notify task is skipped, saying so, instead of failing.
-        "ONCOPIPE_MAIL_OPTIONAL": os.environ.get("ONCOPIPE_MAIL_OPTIONAL", "1"),
+        # No mail server in the embedded default: the notify task is skipped, saying so, instead of failing,
+        # unless ONCOPIPE_MAIL_OPTIONAL says otherwise.
+        "ONCOPIPE_MAIL_OPTIONAL": "0" if settings.mail_optional is False else "1",
     }
 
 

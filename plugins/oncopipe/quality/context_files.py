@@ -64,6 +64,8 @@ analytics_enabled: false
 """
 
 RESULT_FORMAT_SAMPLE = 5
+#: Every location of the settings, all pointed at one scratch folder while the context is written.
+SCRATCH_FIELDS = ("home", "landing", "quarantine", "warehouse", "published", "exports", "quality", "airflow_home")
 
 
 def _id(kind: str, name: str) -> str:
@@ -85,7 +87,7 @@ def write_context(root: Path = EXPECTATIONS_DIR) -> list[str]:
     if not (root / "great_expectations.yml").exists():
         (root / "great_expectations.yml").write_text(CONFIG, encoding="utf-8")
     with tempfile.TemporaryDirectory() as scratch:
-        scratch_settings = Settings(*(Path(scratch),) * 8)
+        scratch_settings = Settings(**dict.fromkeys(SCRATCH_FIELDS, Path(scratch)))
         context = open_context(scratch_settings, root, in_place=True)
         try:
             datasource = context.data_sources.get(DATASOURCE)

@@ -9,11 +9,17 @@ Gates load a private copy of the committed context (a temporary folder removed w
 the committed folder
 itself: running a checkpoint lets GX save its suites back (measured: every gate run appended duplicate
 expectations to the committed JSON), and production mounts ``expectations/`` read-only.
+
+The committed suites hold the default gate thresholds. A deployment that changes one (``ONCOPIPE_GATE_*``,
+docs/settings.md) gets the suites those thresholds bound rewritten from code into its private copy
+(:func:`oncopipe.quality.suites.threshold_suites`, a few seconds), so the setting takes effect without touching
+the committed folder.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import shutil
@@ -22,7 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from oncopipe.contracts.settings import EXPECTATIONS_DIR, Settings
+from oncopipe.contracts.settings import EXPECTATIONS_DIR, Settings, get_settings
 
 QUALITY_DIR_VARIABLE = "ONCOPIPE_GX_QUALITY_DIR"
 DATASOURCE = "oncopipe_frames"
@@ -60,7 +66,26 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place:
         atexit.register(shutil.rmtree, copy.parent, True)
         shutil.copytree(root, copy, ignore=shutil.ignore_patterns("uncommitted"))
         root = copy
+        if customised_gate_thresholds():
+            _write_threshold_suites(root)
     os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
     import great_expectations as gx
 
     return gx.get_context(mode="file", context_root_dir=str(root))
+
+
+def customised_gate_thresholds() -> dict[str, Any]:
+    """The gate thresholds this deployment sets away from their defaults (those the committed suites hold)."""
+    settings = get_settings()
+    return {name: getattr(settings, name) for name, info in Settings.model_fields.items()
+            if name.startswith("gate_") and getattr(settings, name) != info.default}
+
+
+def _write_threshold_suites(root: Path) -> None:
+    # The suites are built with the same settings (suites.py reads get_settings()) and stored as GX stores them.
+    from oncopipe.quality import suites
+
+    for suite in suites.threshold_suites():
+        path = root / "expectations" / (suite.name.replace(".", "/") + ".json")
+        path.write_text(json.dumps(suite.to_json_dict(), indent=2, sort_keys=True, default=str) + "\n",
+                        encoding="utf-8")

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from oncopipe.contracts.marts import MARTS, Mart, not_null_requirements
+from oncopipe.contracts.settings import get_settings
 from oncopipe.contracts.sources import SOURCES, Source
 from oncopipe.quality import exclusions, formats
 from oncopipe.quality.frames import marts_suite_name, raw_suite_name
@@ -42,13 +43,10 @@ DATE_TOLERANCE = 0.99
 """Critical: at most 1% of unparsable or out-of-range dates."""
 ORDER_TOLERANCE = 0.999
 """Critical: at most 0.1% of lines with impossible date order (death before birth, exit before entry)."""
-ROW_RATIO_CRITICAL_MAX = 3.0
-"""Critical growth of rows (per flux month for delta sources) relative to the previous accepted extraction; the
-lower bound is per source (``Source.max_volume_drop`` in the contract)."""
-ROW_RATIO_WARNING_MAX = 1.5
-"""Warning growth of rows relative to the previous accepted extraction."""
-MONTH_VOLUME_MIN = 0.25
-"""Critical: a month of care with less than a quarter of the median month of the extraction is a hole."""
+# The volume, month and distribution thresholds are settings a deployment can change (``ONCOPIPE_GATE_*``,
+# docs/settings.md): the growth of rows (per flux month for delta sources) relative to the previous accepted
+# extraction, critical and warned (the lower bound is per source, ``Source.max_volume_drop`` in the contract, warned
+# from a share of it); the least share of the median month a month of care may hold; the PSI of a coded column.
 CONFLICTING_KEY_MAX = 0.001
 """Critical: share of keys carried by several different lines."""
 CARE_AFTER_DEATH_MAX = 0.01
@@ -57,12 +55,10 @@ CARE_AFTER_DEATH_LAG_DAYS = 90
 ORPHAN_STAY_MAX = 0.01
 """Critical: share of PMSI stays (t_mco_b) without their linkage line (t_mco_c)."""
 EARLIEST_DATE = "1900-01-01"
-PSI_WARNING = 0.25
-"""Warning: a coded column whose distribution moved by a PSI above 0.25 (the conventional "significant shift")."""
-PSI_CRITICAL = 1.0
-"""Critical: PSI above 1 means about half the lines carry values of other frequencies or never seen before, as
-when two columns are swapped or a column is shifted; between clean generated deliveries the largest PSI measured
-is below 0.05 (``tests/unit/quality/test_deliveries.py``)."""
+# PSI defaults: a warning above 0.25 (the conventional "significant shift"); critical above 1, when about half the
+# lines carry values of other frequencies or never seen before, as when two columns are swapped or a column is
+# shifted; between clean generated deliveries the largest PSI measured is below 0.05
+# (``tests/unit/quality/test_deliveries.py``).
 DRIFT_MIN_LINES = 200
 """Distributions are compared only when both extractions hold this many lines (below, PSI is mostly noise:
 its expected value with no shift is about (values - 1) / lines)."""
@@ -173,6 +169,7 @@ def _suite(name: str, expectations: Iterable[Any]) -> Any:
 def raw_extraction_expectations(src: Source) -> list[Any]:
     """Checks on the extraction frame of ``src``: files, schema, volumes, keys, cross-source rules."""
     between = gxe.ExpectColumnValuesToBeBetween
+    gate = get_settings()
     out = [
         _metric(between, "file_readable", "critical", "every part file opens and reads to the end",
                 "file_readable", BASIS_CONTRACT, min_value=1),
@@ -194,16 +191,18 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
     ]
     if src.delivery == "snapshot" or src.name in DELTA_FLUX_MONTH:
         unit = "rows" if src.delivery == "snapshot" else f"rows per {DELTA_FLUX_MONTH[src.name]} month"
-        low, warn_low = round(1 - src.max_volume_drop, 6), round(1 - 0.75 * src.max_volume_drop, 6)
+        low, warn_low = round(1 - src.max_volume_drop, 6), round(1 - gate.gate_volume_drop_warning_share
+                                                                   * src.max_volume_drop, 6)
         out += [
             _metric(between, "row_count_vs_previous", "critical",
-                    f"{unit} within [{low}, {ROW_RATIO_CRITICAL_MAX}] x the previous accepted extraction (a drop of "
+                    f"{unit} within [{low}, {gate.gate_row_ratio_critical_max}] x the previous accepted extraction "
+                    "(a drop of "
                     f"more than {src.max_volume_drop:.0%} is a lost part of the delivery)", "row_count_ratio",
-                    BASIS_DELIVERY, min_value=low, max_value=ROW_RATIO_CRITICAL_MAX),
-            # Warned from three quarters of the tolerated drop.
+                    BASIS_DELIVERY, min_value=low, max_value=gate.gate_row_ratio_critical_max),
+            # Warned from a share (default three quarters) of the tolerated drop.
             _metric(between, "row_count_vs_previous.drift", "warning",
-                    f"{unit} within [{warn_low}, {ROW_RATIO_WARNING_MAX}] x the previous accepted extraction",
-                    "row_count_ratio", BASIS_DELIVERY, min_value=warn_low, max_value=ROW_RATIO_WARNING_MAX),
+                    f"{unit} within [{warn_low}, {gate.gate_row_ratio_warning_max}] x the previous accepted extraction",
+                    "row_count_ratio", BASIS_DELIVERY, min_value=warn_low, max_value=gate.gate_row_ratio_warning_max),
         ]
     # A delta repeating an accepted delivery is refused; a snapshot of a referential may legitimately not change.
     repeat = "critical" if src.delivery == "delta" else "warning"
@@ -212,12 +211,12 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
                 "the delivery differs from every accepted extraction (same lines = a duplicated or stale delivery)",
                 "fingerprint_repeats", BASIS_DELIVERY, max_value=0),
         _metric(between, "distribution_drift", "critical",
-                f"each coded column's value distribution within PSI {PSI_CRITICAL} of the previous accepted "
+                f"each coded column's value distribution within PSI {gate.gate_psi_critical} of the previous accepted "
                 "extraction (a swapped or shifted column moves it)", "column_psi", BASIS_DELIVERY,
-                max_value=PSI_CRITICAL),
+                max_value=gate.gate_psi_critical),
         _metric(between, "distribution_drift.moderate", "warning",
-                f"each coded column's value distribution within PSI {PSI_WARNING} of the previous accepted extraction",
-                "column_psi", BASIS_DELIVERY, max_value=PSI_WARNING),
+                f"each coded column's value distribution within PSI {gate.gate_psi_warning} of the previous accepted "
+                "extraction", "column_psi", BASIS_DELIVERY, max_value=gate.gate_psi_warning),
     ]
     if src.name in DELTA_FLUX_MONTH:
         flux = DELTA_FLUX_MONTH[src.name]
@@ -244,9 +243,9 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
         ]
     if src.name in CARE_MONTH:
         out.append(_metric(between, "monthly_share", "critical",
-                           f"each month of {CARE_MONTH[src.name]} the extraction covers holds >= {MONTH_VOLUME_MIN} x "
-                           "the median month (no missing month)", "month_volume_ratio", BASIS_EXTRACT,
-                           min_value=MONTH_VOLUME_MIN))
+                           f"each month of {CARE_MONTH[src.name]} the extraction covers holds >= "
+                           f"{gate.gate_month_volume_min} x the median month (no missing month)", "month_volume_ratio",
+                           BASIS_EXTRACT, min_value=gate.gate_month_volume_min))
     if src.name == "er_pha_f":
         out += [
             _metric(between, "no_care_after_death", "critical",
@@ -441,9 +440,8 @@ def raw_suites() -> list[Any]:
 # ------------------------------------------------------------------------------------------- marts gate
 
 MART_RATIO_CRITICAL = (0.5, 2.0)
-"""Critical band of a mart's rows relative to the previous published version."""
-EVENT_RATE_MAX_SHIFT = 0.15
-"""Critical: largest change of an event rate (death, treatment, discontinuation) vs the published version."""
+"""Critical band of a mart's rows relative to the previous published version (the largest change of an event rate,
+death, treatment or discontinuation, is the setting ``gate_event_rate_max_shift``)."""
 
 
 def _unique(mart: Mart) -> Any:
@@ -538,13 +536,14 @@ def mart_expectations(mart: Mart) -> list[Any]:
 def comparison_expectations() -> list[Any]:
     """Checks of the candidate against the published version and across marts (extraction-style frame)."""
     between = gxe.ExpectColumnValuesToBeBetween
+    shift = get_settings().gate_event_rate_max_shift
     return [
         _metric(between, "cohort_size_vs_published", "critical",
                 f"each mart's rows within {MART_RATIO_CRITICAL} x the published version", "mart_rows_ratio",
                 min_value=MART_RATIO_CRITICAL[0], max_value=MART_RATIO_CRITICAL[1]),
         _metric(between, "event_rate_vs_published", "critical",
-                f"event rates move by at most {EVENT_RATE_MAX_SHIFT} vs the published version", "event_rate_shift",
-                max_value=EVENT_RATE_MAX_SHIFT),
+                f"event rates move by at most {shift} vs the published version", "event_rate_shift",
+                max_value=shift),
         _metric(between, "mart_not_empty", "critical", "each mart has rows", "mart_rows", min_value=1),
         _metric(between, "exclusive_groups", "critical",
                 "no person in two exclusive groups (censored and dead; a case counted twice)",
@@ -563,6 +562,14 @@ def marts_suites() -> list[Any]:
         for expectation in expectations:
             expectation.meta["consequence"] = MARTS_CONSEQUENCES[expectation.meta["severity"]]
     return [_suite(name, expectations) for name, expectations in suites]
+
+
+def threshold_suites() -> list[Any]:
+    """The suites whose bounds are deployment settings (``ONCOPIPE_GATE_*``): every raw extraction suite (volumes,
+    months, distributions) and ``marts.comparisons`` (event rates)."""
+    comparisons = marts_suite_name("comparisons")
+    return ([_suite(raw_suite_name(src.name, "extraction"), raw_extraction_expectations(src)) for src in SOURCES]
+            + [s for s in marts_suites() if s.name == comparisons])
 
 
 def all_suites() -> list[Any]:

@@ -245,12 +245,11 @@ def notify(state_path: Path) -> dict[str, Any]:
     Without an SMTP connection, raises :class:`MailNotConfigured` when ``ONCOPIPE_MAIL_OPTIONAL`` is set (the
     embedded run sets it: the DAG marks the task skipped), else lets the notifier's error fail the task.
     """
-    import os
-
+    from oncopipe.contracts.settings import get_settings
     from oncopipe.delivery import notify as notifier
 
     state = StudyRunState.load(state_path)
-    if os.environ.get("ONCOPIPE_MAIL_OPTIONAL", "").lower() in ("1", "true", "yes"):
+    if get_settings().mail_optional:
         try:
             notifier.smtp_settings()
         except notifier.NotificationError as exc:

@@ -1,9 +1,9 @@
 """Run the dbt project (``dbt_project/``) in process, with the platform's paths, and report what happened.
 
 The DAGs, the CLI (``oncopipe dbt ...``) and the tests all go through :func:`run_dbt`, so every dbt run reads the
-same landing folder and writes the same warehouse as the rest of the platform: the environment of
-:func:`oncopipe.contracts.settings.get_settings` is passed to dbt (``ONCOPIPE_HOME``, ``ONCOPIPE_LANDING``,
-``ONCOPIPE_WAREHOUSE``, read by ``dbt_project/profiles.yml`` and the source definitions), the compiled
+same landing folder and writes the same warehouse as the rest of the platform: the settings of
+:func:`oncopipe.contracts.settings.get_settings` are passed to dbt as the variables it reads (``DBT_SETTINGS``:
+paths, engine, threads, Spark session, read by ``dbt_project/profiles.yml`` and the source definitions), the compiled
 artifacts go to ``<home>/dbt/target`` and the logs to ``<home>/dbt/logs``, never into the checkout.
 
 The result is structured: one :class:`NodeOutcome` per model, seed, test, snapshot or source freshness check,
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
-from oncopipe.contracts.settings import DBT_PROJECT_DIR, Settings, get_settings
+from oncopipe.contracts.settings import DBT_PROJECT_DIR, Settings, get_settings, variable
 from oncopipe.warehouse.lineage import LINEAGE_COMMANDS, LineageParent, emit_dbt_lineage
 
 DbtCommand = Literal["build", "run", "test", "seed", "docs", "freshness", "compile", "parse"]
@@ -211,6 +211,12 @@ def prepare_landing(settings: Settings | None = None, *, extraction_date: str | 
     return read
 
 
+#: The settings ``dbt_project/`` reads with ``env_var`` (a test checks that the list covers every one it reads).
+DBT_SETTINGS = ("home", "landing", "warehouse", "engine", "dbt_threads", "duckdb_threads", "duckdb_memory_limit",
+                "duckdb_storage_version", "duckdb_temp_directory", "spark_method", "spark_host", "spark_port",
+                "spark_warehouse", "spark_cores", "spark_shuffle_partitions", "spark_driver_memory")
+
+
 class DbtRunError(RuntimeError):
     """A dbt invocation failed; ``run`` holds the structured result."""
 
@@ -220,13 +226,10 @@ class DbtRunError(RuntimeError):
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
-    """The environment variables the dbt project reads, from the platform settings."""
+    """The environment variables the dbt project reads (``env_var`` in ``profiles.yml`` and the sources), from the
+    platform settings: a value that came from the ``.env`` file reaches dbt as well as one from the environment."""
     return {
-        "ONCOPIPE_HOME": str(settings.home),
-        "ONCOPIPE_LANDING": str(settings.landing),
-        "ONCOPIPE_WAREHOUSE": str(settings.warehouse),
-        "ONCOPIPE_ENGINE": settings.engine,
-        "ONCOPIPE_SPARK_WAREHOUSE": str(settings.spark_warehouse or settings.home / "warehouse" / "spark"),
+        **{variable(name): str(getattr(settings, name)) for name in DBT_SETTINGS},
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DO_NOT_TRACK": "1",
     }

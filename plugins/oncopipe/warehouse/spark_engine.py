@@ -16,7 +16,6 @@ read), and the project's on-run-start refuses to build on a source that reads no
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,18 @@ class SparkLandingError(ValueError):
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
-    """The Spark parameters of the ``spark`` profile target (``server_side_parameters``), from the environment."""
+    """The Spark parameters of the ``spark`` profile target (``server_side_parameters``), from the settings."""
     warehouse = Path(settings.spark_warehouse or settings.home / "warehouse" / "spark")
     return {
-        "spark.master": f"local[{os.environ.get('ONCOPIPE_SPARK_CORES', '2')}]",
+        "spark.master": f"local[{settings.spark_cores}]",
         "spark.app.name": "oncopipe-dbt",
         "spark.ui.enabled": "false",
-        "spark.sql.shuffle.partitions": os.environ.get("ONCOPIPE_SPARK_SHUFFLE_PARTITIONS", "4"),
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.warehouse.dir": str(warehouse / "tables"),
         "spark.hadoop.javax.jdo.option.ConnectionURL":
             f"jdbc:derby:;databaseName={warehouse}/metastore_db;create=true",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.memory": os.environ.get("ONCOPIPE_SPARK_DRIVER_MEMORY", "2g"),
+        "spark.driver.memory": settings.spark_driver_memory,
         # dbt-spark forces ANSI mode off for every session it opens; the landing is registered under the same.
         "spark.sql.ansi.enabled": "false",
     }

@@ -47,7 +47,6 @@ PUBLISHED_TABLES: tuple[str, ...] = (*(m.name for m in MARTS), LIFE_TABLE)
 CURRENT = "CURRENT"
 CANDIDATES = ".candidates"
 VERSION_FILE = "version.json"
-DEFAULT_RETENTION = 10
 
 
 class PublishError(RuntimeError):
@@ -282,7 +281,7 @@ def publish_candidate(candidate: Candidate | None = None, *, extraction_date: st
         settings: locations (default: environment).
         provenance: extra facts to record in version.json (e.g. ``{"gates": {...}}`` from the DAG).
         dbt_invocation_id: the dbt run that built the marts (default: read from run_results.json).
-        retention: how many versions to keep (default ``ONCOPIPE_PUBLISHED_RETENTION`` or 10); CURRENT is
+        retention: how many versions to keep (default: the setting ``published_retention``, 10); CURRENT is
             never removed.
 
     Returns:
@@ -428,8 +427,7 @@ def prune(settings: Settings | None = None, retention: int | None = None) -> lis
     as long as an export names it (:func:`pinned_versions`), so ``oncopipe exports verify`` can re-read it.
     """
     settings = _settings(settings)
-    keep = retention if retention is not None else int(os.environ.get("ONCOPIPE_PUBLISHED_RETENTION",
-                                                                      DEFAULT_RETENTION))
+    keep = retention if retention is not None else settings.published_retention
     current = _read_current(settings.published)
     pinned = pinned_versions(settings)
     versions = [v for v in list_versions(settings) if v.version != current and v.version not in pinned]

@@ -30,7 +30,8 @@ def test_engine_picks_the_profile_target(monkeypatch: pytest.MonkeyPatch, engine
 
 def test_unknown_engine_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ONCOPIPE_ENGINE", "postgres")
-    with pytest.raises(ValueError, match="ONCOPIPE_ENGINE must be one of duckdb, spark, got 'postgres'"):
+    with pytest.raises(ValueError, match=r"ONCOPIPE_ENGINE='postgres' \(from the environment\): "
+                                         "must be one of duckdb, spark"):
         get_settings()
 
 

@@ -301,3 +301,22 @@ def test_undeclared_count_columns_are_controlled_as_counts():
     assert csv["surv"].tolist() == ["1.0", "0.8", "0.7"]
     assert any("n_event" in note for note in controlled.result.notes)
     assert controlled.result.table("curve").count_columns == ("n_event",)
+
+
+def test_a_threshold_of_11_masks_a_count_of_10(oncopipe_home, monkeypatch):
+    table = by_site([50, 10, 40])
+    assert not [c for c in control(result(table)).report.masked if c.column == "n"]  # 10 may be shown
+    monkeypatch.setenv("ONCOPIPE_DISCLOSURE_THRESHOLD", "11")  # a deployment stricter than the SNDS rule
+    controlled = control(result(table))
+    got = rules(controlled, "by_site")
+    assert got[(1, "n")] == SMALL_COUNT and got[(2, "n")] == COMPLEMENTARY
+    assert controlled.threshold == 11
+    assert next(c.detail for c in controlled.report.masked if c.rule == SMALL_COUNT) == "count of 1 to 10 people"
+    assert audit_published(controlled.result.tables, controlled.masks) == []
+    assert any("visible count 10" in p for p in audit_published([table], {}, threshold=11))
+
+
+def test_a_threshold_below_10_is_refused_naming_the_rule():
+    with pytest.raises(ValueError, match="disclosure threshold 9 is below the SNDS small-cell rule"):
+        control(result(by_site([50, 10, 40])), threshold=9)
+

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from oncopipe.contracts.results import ResultTable, StudyResult
 from oncopipe.delivery import disclosure
-from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, RULE_TEXT, control
+from oncopipe.delivery.disclosure import MASK_MARKER, MASK_SUFFIX, control, rule_text
 from oncopipe.delivery.export_store import publish_export, verify_export
 from oncopipe.delivery.output_check import (
     DIFFERENCING_AT_RISK,
@@ -91,7 +91,7 @@ def test_disclosure_record_never_states_the_hidden_value_or_a_bound():
                       ).report.to_records()
     assert {r["rule"] for r in records} >= {"at_risk_below_10", "small_count", "small_denominator"}
     for record in records:
-        assert record["detail"].startswith(RULE_TEXT[record["rule"]])
+        assert record["detail"].startswith(rule_text(record["rule"], 10))
         assert not re.search(r"=\s*\d|<\s*10|difference \d", record["detail"]), record
 
 
@@ -376,7 +376,7 @@ def _attack(truth: pd.DataFrame, folder) -> list[str]:
         row = cells.index(cell)
         for record in records:  # the record of this very cell, read for its value
             if record["row"] == row and re.search(rf"(?<![\w\[.]){v}(?![\d\].])",
-                                                  record["detail"].replace(RULE_TEXT[record["rule"]], "")):
+                                                  record["detail"].replace(rule_text(record["rule"], 10), "")):
                 leaks.append(f"{cell} value in its disclosure record: {record['detail']!r}")
     return leaks
 
@@ -507,3 +507,16 @@ def test_checker_finds_every_fall_of_1_to_9_at_risk_and_nothing_else(curve, rng,
                 expected.add(f"rows {i} and {j}, column 'n_risk'")
     assert {f.place for f in report.findings if f.rule == DIFFERENCING_AT_RISK} == expected
     assert rules(report) <= {DIFFERENCING_AT_RISK}
+
+
+def test_a_deployment_threshold_of_11_refuses_what_10_allows(tmp_path, oncopipe_home, monkeypatch):
+    folder = write_export(
+        tmp_path / "run", {"by_site": pd.DataFrame({"site": ["a", "b"], "n_patients": [12, 10]})},
+        files={"manifest.json": json.dumps({"tables": [], "figures": []}), "report.md": "Of them, 10 patients died.\n"})
+    assert check_export(folder).safe
+    monkeypatch.setenv("ONCOPIPE_DISCLOSURE_THRESHOLD", "11")
+    found = {(f.file, f.place, f.rule, f.reason) for f in check_export(folder).findings}
+    reason = "unsafe frequency: a count of 1 to 10 people is stated"
+    assert found == {("tables/by_site.csv", "row 1, column 'n_patients'", FREQUENCY_THRESHOLD, reason),
+                     ("report.md", "line 1: '10 patients'", FREQUENCY_THRESHOLD, reason)}
+
