@@ -303,7 +303,14 @@ def lineage_parent(ti: Any) -> Any:
     the parent of the events emitted for the dbt nodes the task builds (:mod:`oncopipe.warehouse.lineage`)."""
     if ti is None:
         return None
-    from airflow.providers.openlineage.plugins.macros import lineage_job_name, lineage_job_namespace, lineage_run_id
+    try:
+        from airflow.providers.openlineage.plugins.macros import (
+            lineage_job_name,
+            lineage_job_namespace,
+            lineage_run_id,
+        )
+    except ImportError:  # an image without the provider (compose pins leave Airflow's providers to the image)
+        return None
 
     from oncopipe.warehouse.lineage import LineageParent
 
