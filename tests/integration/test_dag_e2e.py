@@ -138,3 +138,24 @@ def test_a_faulty_extraction_stops_at_its_raw_gate_and_publishes_nothing(scenari
     assert faulty["studies"] == []
     assert faulty["published_version"] == result["round2"]["published_version"]
 
+
+
+@pytest.mark.slow
+def test_lineage_names_each_dbt_model_run_under_its_refresh_task(scenario):
+    """The file transport of the embedded default holds Airflow's task runs (OpenLineage provider) and the dbt
+    model runs (oncopipe.warehouse.lineage), each model run naming the refresh task that built it as parent."""
+    home, _ = scenario
+    events = [json.loads(line) for line in (home / "lineage" / "openlineage.jsonl").read_text().splitlines()]
+    tasks = {e["run"]["runId"]: e["job"]["name"] for e in events
+             if e["job"]["name"].startswith("platform_refresh.") and e["eventType"] == "START"}
+    models = [e for e in events if e["job"]["name"].endswith(".build.run") and e["eventType"] == "COMPLETE"]
+    assert tasks and models
+    built = set()
+    for event in models:
+        model = event["job"]["name"].split(".")[-3]
+        parent = event["run"]["facets"]["parent"]
+        assert tasks.get(parent["run"]["runId"]) == parent["job"]["name"], event["job"]["name"]
+        assert parent["job"]["name"].rsplit(".", 1)[-1] == model
+        built.add(model)
+    marts = {e["outputs"][0]["name"].rsplit(".", 1)[-1] for e in models if ".marts." in e["outputs"][0]["name"]}
+    assert {"breast_cancer_endocrine_cohort", "poor_prognosis_cases"} <= marts <= built

@@ -18,6 +18,7 @@ from dbt_landing_fixture import EXTRACTIONS, write_extraction, write_landing
 from oncopipe.contracts import marts
 from oncopipe.contracts.settings import DBT_PROJECT_DIR, Settings, get_settings
 from oncopipe.methods import adherence
+from oncopipe.warehouse import lineage
 from oncopipe.warehouse.dbt_runner import DbtRun, dbt_args, dbt_environment, run_dbt
 
 D = dt.date
@@ -76,6 +77,39 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
         settings = settings_for(tmp_path_factory.mktemp("dbt_fixture") / "home", mp)
         write_landing(settings.landing)
         yield settings, assert_built(run_dbt("build", quiet=True))
+
+
+def test_build_emits_openlineage_events_from_landing_to_marts(built):
+    """Each model of the build has a START and a COMPLETE event (the embedded default's file transport), reading
+    the landing relations or the models it selects from and writing its own relation, in the warehouse's
+    namespace; with a parent (the Airflow task), every event names it."""
+    settings, run = built
+    events = [json.loads(line) for line in lineage.events_file(settings).read_text().splitlines()]
+    events = [e for e in events if e["run"]["facets"]["dbt_run"]["invocation_id"] == run.invocation_id]
+    models = {n.name for n in run.nodes if n.resource_type == "model"}
+    assert models == {name for names in MODELS.values() for name in names}
+    runs = {}
+    for event in events:
+        if event["job"]["name"].endswith(".build.run"):
+            runs.setdefault(event["job"]["name"].split(".")[-3], []).append(event)
+    assert set(runs) == models
+    assert all(sorted(e["eventType"] for e in runs[m]) == ["COMPLETE", "START"] for m in models)
+    namespace = f"duckdb://{settings.warehouse}"
+    assert {d["namespace"] for e in events for d in e["inputs"] + e["outputs"]} == {namespace}
+    database = settings.warehouse.stem
+    start = {m: next(e for e in runs[m] if e["eventType"] == "START") for m in models}
+    assert [d["name"] for d in start["stg_snds__beneficiaries"]["inputs"]] == [f"{database}.landing.ir_ben_r"]
+    for mart in MODELS["marts"]:
+        assert [d["name"] for d in start[mart]["outputs"]] == [f"{database}.marts.{mart}"]
+    assert {d["name"] for d in start["poor_prognosis_cases"]["inputs"]} == {
+        f"{database}.intermediate.{m}" for m in ("int_cancer_cases_identified", "int_cancer_treatments_identified",
+                                                 "int_persons_enriched")}
+
+    parent = lineage.LineageParent(run_id="01890000-0000-7000-8000-000000000001", job_name="platform_refresh.x",
+                                   job_namespace="oncopipe")
+    with_parent = lineage.dbt_events(settings, parent=parent)
+    assert with_parent and all(e.run.facets["parent"].run.runId == parent.run_id
+                               and e.run.facets["parent"].job.name == parent.job_name for e in with_parent)
 
 
 def test_build_reports_every_layer_with_timing_and_invocation(built):

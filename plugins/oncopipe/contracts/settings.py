@@ -83,8 +83,10 @@ class Settings(BaseSettings):
     # --- engine (dbt_project/profiles.yml reads these from the environment dbt is given: dbt_environment)
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="The dbt engine: `duckdb` (embedded) or `spark` "
                                                                      "(dbt-spark).")
-    dbt_tasks: Literal["manifest", "cosmos"] = Field("manifest", description="How the refresh DAG runs dbt: one task "
-                                                                             "a model from the manifest, or Cosmos.")
+    dbt_tasks: Literal["manifest", "cosmos", "cosmos-build", "cosmos-watcher"] = Field(
+        "manifest", description="How the refresh DAG runs dbt: one task a model from the manifest, or a Cosmos "
+                                "rendering (`cosmos`: after_each, `cosmos-build`, `cosmos-watcher`; "
+                                "`benchmarks/dbt_tasks.py` measures them).")
     dbt_threads: int = Field(2, ge=1, description="dbt threads.")
     duckdb_threads: int = Field(2, ge=1, description="DuckDB threads of the dbt connection.")
     duckdb_memory_limit: str = Field("8GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$",

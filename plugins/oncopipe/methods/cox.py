@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from oncopipe.methods.coding import treatment_coded
+
 _Z95 = stats.norm.ppf(0.975)
 REFERENCES = {"Cox model (Efron, Breslow) and its global tests": "R survival 3.5-3, coxph()",
               "concordance": "R survival 3.5-3, concordance()",
@@ -417,32 +419,24 @@ def cox_zph(fit: CoxFit, terms: Mapping[str, Sequence[str]] | None = None, alpha
 def design_matrix(
     frame: pd.DataFrame, numeric: Sequence[str] = (), categorical: Mapping[str, object] | None = None
 ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Treatment-coded design: numeric columns as is, each categorical as dummies against its reference.
+    """Treatment-coded design (:func:`oncopipe.methods.coding.treatment_coded`): numeric columns as is, each
+    categorical as dummies ``<covariate>=<level>`` against its reference; levels are ``str()`` of the values.
 
     Args:
         frame: the data.
         numeric: numeric covariates.
-        categorical: covariate -> reference level (levels in sorted order; absent levels are dropped).
+        categorical: covariate -> reference level (levels in sorted order; absent levels are dropped; a
+            reference absent from the data gives every level its column).
 
     Returns:
         (design, terms) where terms maps each covariate to its design columns (for ``cox_zph``).
+
+    Raises:
+        ValueError: a categorical covariate has missing values.
     """
-    cols: dict[str, np.ndarray] = {}
-    terms: dict[str, list[str]] = {}
-    for c in numeric:
-        cols[c] = frame[c].to_numpy(dtype=float)
-        terms[c] = [c]
-    for c, ref in (categorical or {}).items():
+    categorical = dict(categorical or {})
+    for c in categorical:
         if frame[c].isna().any():
             raise ValueError(f"covariate {c} has missing values")
-        codes, uniques = pd.factorize(frame[c].astype(str), sort=True)
-        terms[c] = []
-        for k, lev in enumerate(uniques):
-            if lev == str(ref):
-                continue
-            name = f"{c}={lev}"
-            cols[name] = (codes == k).astype(float)
-            terms[c].append(name)
-        if not terms[c]:
-            del terms[c]
-    return pd.DataFrame(cols, index=frame.index), terms
+    data = frame[list(numeric)].assign(**{c: frame[c].astype(str) for c in categorical})
+    return treatment_coded(data, numeric, {c: str(ref) for c, ref in categorical.items()}, intercept=False)

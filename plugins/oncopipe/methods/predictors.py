@@ -2,8 +2,9 @@
 
 ``log P(group = g) / P(group = reference) = alpha_g + x' beta_g`` fitted by maximum likelihood
 (statsmodels ``MNLogit``, Newton). Continuous covariates enter linearly, each optionally divided by a
-scale (an OR "per 10 years" of age is ``scale = 10``). Categorical covariates are dummy-coded against
-a reference level (given and present, or else the most frequent level; ties broken by the sorted level).
+scale (an OR "per 10 years" of age is ``scale = 10``). Categorical covariates are dummy-coded
+(:func:`oncopipe.methods.coding.treatment_coded`, by formulaic) against a reference level (given and present,
+or else the most frequent level; ties broken by the sorted level).
 Levels are compared as strings (integer-valued floats such as 1.0 are written 1).
 Odds ratios are ``exp(beta)`` with Wald 95% CIs ``exp(beta +- 1.96 se)`` and Wald p-values.
 
@@ -20,6 +21,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from oncopipe.methods.coding import treatment_coded
 
 Z95 = 1.959963984540054
 
@@ -102,26 +105,22 @@ def multinomial_odds_ratios(
         raise ModelNotEstimable(f"outcome {outcome!r} needs the reference {reference!r} and another level")
     y = pd.Categorical(data[outcome], categories=levels).codes
 
-    design = {"intercept": np.ones(len(data))}
-    term_covariate = {"intercept": "intercept"}
     chosen_refs: dict[str, object] = {}
-    for col, scale in scales.items():
-        name = f"{col} (per {scale:g})" if scale != 1 else col
-        design[name] = data[col].to_numpy(dtype=float) / scale
-        term_covariate[name] = col
     for col in categorical:
-        values = data[col].map(_level)
-        freq = values.value_counts()
+        freq = data[col].map(_level).value_counts()
         given = (reference_levels or {}).get(col)
-        ref = str(given) if given is not None and str(given) in freq.index else (
+        chosen_refs[col] = str(given) if given is not None and str(given) in freq.index else (
             sorted(freq.index, key=lambda v: (-freq[v], v))[0])
-        chosen_refs[col] = ref
-        for level in sorted(freq.index):
-            if level != ref:
-                name = f"{col}={level}"
-                design[name] = (values == level).to_numpy(dtype=float)
-                term_covariate[name] = col
-    X = pd.DataFrame(design)
+    coded, terms = treatment_coded(data[list(scales)].assign(**{c: data[c].map(_level) for c in categorical}),
+                                   list(scales), chosen_refs, intercept=True)
+    term_covariate = {"intercept": "intercept"}
+    for col, scale in scales.items():
+        if scale != 1:
+            coded[col] = coded[col] / scale
+            coded = coded.rename(columns={col: f"{col} (per {scale:g})"})
+            terms[col] = [f"{col} (per {scale:g})"]
+    term_covariate.update({term: col for col, names in terms.items() for term in names})
+    X = coded.reset_index(drop=True)
     if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
         raise ModelNotEstimable("covariates are collinear (a level present in no one, or a constant column)")
     try:

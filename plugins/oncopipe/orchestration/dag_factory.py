@@ -223,14 +223,14 @@ def dbt_task_groups(mode: str, manifest: Path) -> tuple[Any, Any]:
 
     Args:
         mode: ``manifest`` (default: one ``dbt build --select <node>`` task per node,
-            :mod:`oncopipe.warehouse.dbt_nodes`)
-            or ``cosmos`` (astronomer-cosmos ``DbtTaskGroup``, a run task and a test task per model).
+            :mod:`oncopipe.warehouse.dbt_nodes`) or one of :data:`COSMOS_MODES` (astronomer-cosmos
+            ``DbtTaskGroup``s; ``benchmarks/dbt_tasks.py`` measures them against the default).
         manifest: the dbt manifest the tasks are generated from (``oncopipe dbt parse`` writes it).
     """
-    if mode == "cosmos":
-        return _cosmos_groups(manifest)
+    if mode in COSMOS_MODES:
+        return _cosmos_groups(manifest, *COSMOS_MODES[mode])
     if mode != "manifest":
-        raise ValueError(f"ONCOPIPE_DBT_TASKS={mode!r}: use 'manifest' or 'cosmos'")
+        raise ValueError(f"ONCOPIPE_DBT_TASKS={mode!r}: use 'manifest' or one of {', '.join(COSMOS_MODES)}")
     from airflow.sdk import TaskGroup
 
     from oncopipe.warehouse import dbt_nodes
@@ -286,15 +286,37 @@ def _unparsed_groups(task_group: Any) -> tuple[Any, Any]:
         with group:
             @task(task_id="build", pool=DUCKDB_POOL,
                   doc_md=f"`dbt build --select {selection}` (no dbt manifest when the DAG was parsed).")
-            def build(selection: str = selection, params: dict[str, Any] | None = None) -> dict[str, Any]:
+            def build(selection: str = selection, params: dict[str, Any] | None = None, ti: Any = None
+                      ) -> dict[str, Any]:
                 try:
-                    return dbt_nodes.build_node(selection, full_refresh=bool((params or {}).get("full_refresh")))
+                    return dbt_nodes.build_node(selection, full_refresh=bool((params or {}).get("full_refresh")),
+                                                lineage_parent=lineage_parent(ti))
                 except dbt_nodes.DbtNodeFailed as exc:
                     raise AirflowFailException(str(exc)) from exc
 
             build()
         groups.append(group)
     return groups[0], groups[1]
+
+
+def lineage_parent(ti: Any) -> Any:
+    """The OpenLineage run of a running task as Airflow's OpenLineage provider names it (None outside a task):
+    the parent of the events emitted for the dbt nodes the task builds (:mod:`oncopipe.warehouse.lineage`)."""
+    if ti is None:
+        return None
+    try:
+        from airflow.providers.openlineage.plugins.macros import (
+            lineage_job_name,
+            lineage_job_namespace,
+            lineage_run_id,
+        )
+    except ImportError:  # an image without the provider (compose pins leave Airflow's providers to the image)
+        return None
+
+    from oncopipe.warehouse.lineage import LineageParent
+
+    return LineageParent(run_id=lineage_run_id(ti), job_name=lineage_job_name(ti),
+                         job_namespace=lineage_job_namespace())
 
 
 def _dbt_node_task(node: Any) -> Any:
@@ -305,18 +327,27 @@ def _dbt_node_task(node: Any) -> Any:
     @task(task_id=node.task_id, pool=DUCKDB_POOL,
           doc_md=f"`dbt build --select {node.name}`: the {node.resource_type} `{node.name}` ({node.layer}) and "
                  f"its tests: {tests}.")
-    def build(name: str = node.name, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def build(name: str = node.name, params: dict[str, Any] | None = None, ti: Any = None) -> dict[str, Any]:
         try:
-            return dbt_nodes.build_node(name, full_refresh=bool((params or {}).get("full_refresh")))
+            return dbt_nodes.build_node(name, full_refresh=bool((params or {}).get("full_refresh")),
+                                        lineage_parent=lineage_parent(ti))
         except dbt_nodes.DbtNodeFailed as exc:
             raise AirflowFailException(str(exc)) from exc
 
     return build()
 
 
-def _cosmos_groups(manifest: Path) -> tuple[Any, Any]:
-    from cosmos import DbtTaskGroup, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import LoadMode, TestBehavior
+#: Cosmos renderings of the dbt part: mode -> (cosmos ``TestBehavior``, ``ExecutionMode``), all invoking dbt in
+#: the task's process (``InvocationMode.DBT_RUNNER``). ``cosmos``: a run task and a test task per model;
+#: ``cosmos-build``: one ``dbt build`` task per model; ``cosmos-watcher``: one ``dbt build`` of the whole group
+#: (the producer) that a run sensor and a test sensor per model follow (Cosmos refuses ``build`` with the watcher).
+COSMOS_MODES = {"cosmos": ("after_each", "local"), "cosmos-build": ("build", "local"),
+                "cosmos-watcher": ("after_each", "watcher")}
+
+
+def _cosmos_groups(manifest: Path, test_behavior: str, execution_mode: str) -> tuple[Any, Any]:
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
     from oncopipe.contracts.settings import DBT_PROJECT_DIR, get_settings
     from oncopipe.warehouse.dbt_runner import dbt_environment
@@ -326,12 +357,20 @@ def _cosmos_groups(manifest: Path) -> tuple[Any, Any]:
                                         env_vars=dbt_environment(get_settings())),
         "profile_config": ProfileConfig(profile_name="oncopipe", target_name="local",
                                         profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"),
-        "operator_args": {"pool": DUCKDB_POOL, "install_deps": False},
+        # Tests with several parents (relationships) run once all their parents are built, as in the per-node
+        # tasks: Cosmos' default (eager) runs them with their first parent, before the others exist.
+        "execution_config": ExecutionConfig(execution_mode=ExecutionMode(execution_mode),
+                                            invocation_mode=InvocationMode.DBT_RUNNER,
+                                            test_indirect_selection=TestIndirectSelection.BUILDABLE),
+        "operator_args": {"pool": DUCKDB_POOL, "install_deps": False,
+                          # Cosmos 1.15's watcher producer leaves test_indirect_selection out of its dbt build
+                          **({"dbt_cmd_flags": ["--indirect-selection", "buildable"]}
+                             if execution_mode == "watcher" else {})},
     }
 
     def render(*select: str) -> Any:
         return RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=list(select),
-                            test_behavior=TestBehavior.AFTER_EACH)
+                            test_behavior=TestBehavior(test_behavior))
 
     transform = DbtTaskGroup(group_id="transform", render_config=render(
         "path:seeds", "path:models/staging", "path:models/intermediate"), **common)

@@ -41,6 +41,7 @@ from typing import Any
 
 from oncopipe.contracts.settings import DAGS_DIR, PLUGINS_DIR, Settings, get_settings
 from oncopipe.orchestration.alerts import task_log_path
+from oncopipe.warehouse.lineage import JOB_NAMESPACE, events_file
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         home.mkdir(parents=True, exist_ok=True)
         secret_file.write_text(secrets.token_urlsafe(64), encoding="utf-8")
         secret_file.chmod(0o600)
+    lineage_file = events_file(settings)
+    lineage_file.parent.mkdir(parents=True, exist_ok=True)
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
@@ -139,6 +142,11 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(encoding="utf-8").strip(),
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # Airflow's OpenLineage provider reports each task run to the file the dbt model events go to
+        # (oncopipe.warehouse.lineage), so the file holds the whole hierarchy: DAG run -> task -> dbt model.
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps(
+            {"type": "file", "log_file_path": str(lineage_file), "append": True})),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": os.environ.get("AIRFLOW__OPENLINEAGE__NAMESPACE", JOB_NAMESPACE),
         "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|oncopipe)\..*",
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "False",

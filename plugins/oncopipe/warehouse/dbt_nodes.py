@@ -1,12 +1,18 @@
 """One Airflow task per dbt model and seed, generated from the dbt manifest, each running ``dbt build`` on it.
 
-Why not astronomer-cosmos' ``DbtTaskGroup`` (which the refresh DAG can still use, ``ONCOPIPE_DBT_TASKS=cosmos``)?
-Measured on this project (22 models, 8 seeds, 132 tests, demo scale, ``benchmarks/orchestration.py``): every
-Cosmos task starts a dbt invocation that re-reads the project, about 2.5 s of overhead per node before any SQL
-runs, and Cosmos renders a model task plus a test task per model, so the dbt part took several times as long as
-one ``dbt build``. Here each task runs ``dbt build --select <node>`` (the node and its tests, so tests stay
-visible per model, in the task log and its XCom), and the parsed manifest is kept in the process: tasks that run
-in the same process (``dag.test()``, the embedded ``oncopipe run``) skip dbt's parse entirely.
+Why not astronomer-cosmos' ``DbtTaskGroup`` (which the refresh DAG can still use, ``ONCOPIPE_DBT_TASKS=cosmos``,
+``cosmos-build`` or ``cosmos-watcher``)? Re-measured with Cosmos 1.15 (``benchmarks/dbt_tasks.py``, the dbt part of
+the refresh in ``dag.test()`` on the same 200-person extraction, 22 models and 8 seeds, all with
+``InvocationMode.DBT_RUNNER``; ``benchmarks/results/dbt-tasks-200.json``): these per-node tasks built it in 110 s
+(30 tasks; 154 s in an earlier run on the same load), Cosmos ``TestBehavior.BUILD`` in 193 s (30 tasks),
+``TestBehavior.AFTER_EACH`` in 343 s (60 tasks: a run task and a test task per model). Every Cosmos task copies
+the project and starts a dbt invocation that re-reads it; here each task runs ``dbt build --select <node>`` (the
+node and its tests, so tests stay visible per model, in the task log and its XCom), and the parsed manifest is
+kept in the process: tasks that run in the same process (``dag.test()``, the embedded ``oncopipe run``) skip
+dbt's parse entirely. Parsing the DAG costs 0.24 s here against 0.75 to 1.2 s with Cosmos (first parse in a
+process). The watcher mode (one producer ``dbt build`` per group, followed by sensors) does not finish under
+``dag.test()``: its sensors start beside their producer (``trigger_rule="always"``) and the ``marts_candidate``
+ones hold the only thread while their producer waits for ``transform``.
 
 Tests with several parents (relationships) run with the last of their parents (``--indirect-selection
 buildable``): the tasks follow the dbt graph, so the other parents are already built.
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from oncopipe.contracts.settings import Settings, get_settings
+from oncopipe.warehouse.lineage import LineageParent, emit_dbt_lineage
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +167,13 @@ def release_warehouse() -> None:
             env.close()
 
 
-def _invoke(settings: Settings, args: list[str]) -> tuple[Any, str]:
-    """One dbt invocation on the manifest kept in the process; returns dbt's result and invocation id."""
+def _invoke(settings: Settings, args: list[str], *, lineage: bool = False,
+            lineage_parent: LineageParent | None = None) -> tuple[Any, str]:
+    """One dbt invocation on the manifest kept in the process; returns dbt's result and invocation id.
+
+    With ``lineage``, the OpenLineage events of the nodes it ran are emitted from its artifacts (a model build; not
+    a freshness check, whose results are no node runs).
+    """
     from dbt.cli.main import dbtRunner
     from dbt_common.invocation import get_invocation_id
 
@@ -174,6 +186,8 @@ def _invoke(settings: Settings, args: list[str]) -> tuple[Any, str]:
         try:
             manifest = _manifest(settings)
             result = dbtRunner(manifest=manifest).invoke(args)
+            if lineage:
+                emit_dbt_lineage(settings, parent=lineage_parent)
             return result, get_invocation_id()
         finally:
             release_warehouse()
@@ -208,7 +222,8 @@ def source_freshness(extraction_date: str, settings: Settings | None = None) -> 
     return invocation_id, error
 
 
-def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None) -> dict[str, Any]:
+def build_node(name: str, *, full_refresh: bool = False, settings: Settings | None = None,
+               lineage_parent: LineageParent | None = None) -> dict[str, Any]:
     """``dbt build`` one model or seed and its tests; returns each node's status and time.
 
     ``name`` may be a dbt selection of several space-separated methods (``path:models/marts ...``): the refresh
@@ -216,6 +231,9 @@ def build_node(name: str, *, full_refresh: bool = False, settings: Settings | No
 
     ``full_refresh`` rebuilds an incremental model from every landed extraction (needed after a change of
     its columns: dbt refuses to append to a table of another shape).
+
+    The OpenLineage events of the node and its tests are emitted after the build (:mod:`oncopipe.warehouse.lineage`),
+    with ``lineage_parent`` (the Airflow task's OpenLineage run) as their parent.
 
     Raises:
         DbtNodeFailed: the model/seed or a test failed (the message lists them with dbt's message).
@@ -226,7 +244,7 @@ def build_node(name: str, *, full_refresh: bool = False, settings: Settings | No
     args = [*dbt_args("build", settings, select=name.split(), full_refresh=full_refresh, quiet=True),
             "--indirect-selection", "buildable"]
     started = time.perf_counter()
-    result, _ = _invoke(settings, args)
+    result, _ = _invoke(settings, args, lineage=True, lineage_parent=lineage_parent)
     wall = time.perf_counter() - started
     nodes = []
     for item in getattr(result.result, "results", None) or ():

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from oncopipe.contracts.settings import DBT_PROJECT_DIR, Settings, get_settings, variable
+from oncopipe.warehouse.lineage import LINEAGE_COMMANDS, LineageParent, emit_dbt_lineage
 
 DbtCommand = Literal["build", "run", "test", "seed", "docs", "freshness", "compile", "parse"]
 
@@ -332,6 +333,7 @@ def run_dbt(
     callbacks: Sequence[Callable[[Any], None]] = (),
     quiet: bool = False,
     indirect_selection: str | None = None,
+    lineage_parent: LineageParent | None = None,
 ) -> DbtRun:
     """Run one dbt command on the platform's landing folder and warehouse.
 
@@ -348,6 +350,8 @@ def run_dbt(
         quiet: print only errors to the console (the full log still goes to ``<home>/dbt/logs``).
         indirect_selection: dbt's ``--indirect-selection`` (``cautious`` selects only the tests whose parents are
             all selected, to build one layer at a time).
+        lineage_parent: the OpenLineage run of the Airflow task running dbt, named as the parent of the
+            events emitted for the nodes of a build, run, test or seed (:mod:`oncopipe.warehouse.lineage`).
 
     Returns:
         The structured outcome; it does not raise on a failed run (see :meth:`DbtRun.raise_for_failure`).
@@ -377,6 +381,8 @@ def run_dbt(
         finally:
             if settings.engine == "duckdb":
                 _release_warehouse()
+        if command in LINEAGE_COMMANDS:
+            emit_dbt_lineage(settings, parent=lineage_parent)
     elapsed = time.perf_counter() - started
     nodes = _outcomes(outcome.result)
     error = None
