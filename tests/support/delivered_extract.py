@@ -1,6 +1,7 @@
 """A small extract written by hand in the delivered shape (not by the generator), for ``oncopipe import`` tests.
 
-The files are named as the insurer names them (IR_BEN_R.csv, T_MCO22B.csv, T_MCO23B.csv, ki_cci_r_2023.csv), ``;``
+The files are named as the insurer names them (IR_BEN_R.csv, ER_PRS_F_2023.csv, ER_PHA_F.csv, T_MCO22B.csv,
+T_MCO23B.csv, ki_cci_r_2023.csv), ``;``
 separated, DD/MM/YYYY dates (DDMMYYYY in the PMSI), empty fields for null, NUM_ENQ as the pseudonym, extra columns
 the platform does not read, two PMSI years, and a text file that is not data.
 """
@@ -21,6 +22,22 @@ DELIVERED = {
     "IR_PHA_R.csv": (
         "PHA_CIP_C13;PHA_ATC_C07;PHA_ATC_L07;PHA_UNT_NBR_DSES;PHA_NOM_PA;PHA_MED_NOM\n"
         "3400935955838;L02BA01;TAMOXIFENE;30;TAMOXIFÈNE 20 mg, boîte de 30;NOLVADEX\n"),
+    # DCIR: claim lines per year (two files, one landing source), drug lines in one file; joined on the nine keys.
+    # P1: a tamoxifen dispensing and a GP consultation (no drug line); P2: a dispensing in 2023.
+    "ER_PRS_F_2023.csv": (
+        "NUM_ENQ;BEN_RNG_GEM;FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;"
+        "PRS_ORD_NUM;REM_TYP_AFF;EXE_SOI_DTD;PRS_NAT_REF;DPN_QLF;PSE_SPE_COD;PRS_ACT_QTE\n"
+        f"{P2};1;01/04/2023;20/03/2023;1;100;1;010690001;20001;1;1;14/03/2023;3317;0;6;1\n"),
+    "ER_PRS_F_2024.csv": (
+        "NUM_ENQ;BEN_RNG_GEM;FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;"
+        "PRS_ORD_NUM;REM_TYP_AFF;EXE_SOI_DTD;PRS_NAT_REF;DPN_QLF;PSE_SPE_COD;PRS_ACT_QTE\n"
+        f"{P1};1;01/02/2024;22/01/2024;1;100;1;010750001;10001;1;1;15/01/2024;3317;0;6;1\n"
+        f"{P1};1;01/02/2024;25/01/2024;1;200;1;010750001;10001;1;1;18/01/2024;1111;0;1;1\n"),
+    "ER_PHA_F.csv": (
+        "FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;PRS_ORD_NUM;REM_TYP_AFF;"
+        "PHA_PRS_C13;PHA_ACT_QSN;PHA_ACT_PRU;PHA_PRS_IDE\n"
+        "01/02/2024;22/01/2024;1;100;1;010750001;10001;1;1;3400935955838;1;20.51;3595583\n"
+        "01/04/2023;20/03/2023;1;100;1;010690001;20001;1;1;3400935955838;2;20.51;3595583\n"),
     "T_MCO22B.csv": (
         "ETA_NUM;RSA_NUM;DGN_PAL;DGN_REL;GRG_GHM;SEJ_NBJ;ENT_MOD;SOR_MOD;SOR_ANN;SOR_MOI;AGE_ANN\n"
         "750000001;0000000001;C509;;09C05J;3;8;8;2022;05;67\n"),
