@@ -49,7 +49,8 @@ def test_a_hand_written_delivery_lands_in_the_contract_shape(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "table", "year"), [
-    ("ER_PHA_F_2023.csv", "er_pha_f", 2023), ("er_prs_f.csv", "er_prs_f", None), ("ER_PRS_F_23.parquet", "er_prs_f", 2023),
+    ("ER_PHA_F_2023.csv", "er_pha_f", 2023), ("er_prs_f.csv", "er_prs_f", None),
+    ("ER_PRS_F_23.parquet", "er_prs_f", 2023),
     ("T_MCO23B.csv", "t_mco_b", 2023), ("t_mco19a.parquet", "t_mco_a", 2019),
     ("ki_cci_r_2023.sas7bdat", "ki_cci_r", 2023), ("IR_BEN_R.csv", "ir_ben_r", None),
     ("registry_cases.csv", "registry_cases", None), ("T_MCO23E.csv", None, None)])
