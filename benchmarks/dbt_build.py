@@ -136,7 +136,7 @@ def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     # Dispensings: drop information lines, keep the latest version of each line, hormone therapies only, net.
     pha = adherence.join_dcir(
         _read(landing, "er_prs_f", [*DCIR_KEY, "BEN_NIR_PSA", "EXE_SOI_DTD", "DPN_QLF", "extraction"]),
-        _read(landing, "er_pha_f", [*DCIR_KEY, "PHA_PRS_C13", "PHA_ACT_QSN", "extraction"]))
+        _read(landing, "er_pha_f", [*DCIR_KEY, "PHA_PRS_C13", "PHA_ACT_QSN", "extraction"]), DCIR_KEY)
     pha = pha[pha["DPN_QLF"] != 71]
     pha = pha.sort_values(["extraction", "FLX_DIS_DTD"]).drop_duplicates(
         ["ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"], keep="last")

@@ -80,7 +80,7 @@ def extraction_tables(date: str, n: int = 60, seed: int = 1, months: int = 24) -
             month = (month + dt.timedelta(days=32)).replace(day=1)
     # One claim line (ER_PRS_F) per drug line (ER_PHA_F), under the same nine keys.
     for name in ("er_prs_f", "er_pha_f"):
-        tables[name] = {c: lines[c] for c in SOURCES_BY_NAME[name].column_names}
+        tables[name] = {c: list(lines[c]) for c in SOURCES_BY_NAME[name].column_names}
     stays = n
     eta = ["750100042"] * stays
     rsa = [f"{k:010d}" for k in range(stays)]

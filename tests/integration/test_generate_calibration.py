@@ -14,6 +14,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from oncopipe.contracts.sources import DCIR_KEY
 from oncopipe.methods.adherence import join_dcir
 from oncopipe.synth import parameters as P
 from oncopipe.synth.extraction import generate
@@ -123,7 +124,8 @@ def test_adherence_trajectories_follow_the_planted_profiles(tmp_path):
     groups = pd.read_parquet(tmp_path / "_truth" / f"extraction={date}" / "trajectory_groups.parquet")
     pha = read_source(tmp_path, "ir_pha_r", date)
     ht = pha[pha["PHA_ATC_C07"].isin(["L02BA01", "L02BG03", "L02BG04", "L02BG06"])]
-    raw = join_dcir(read_source(tmp_path, "er_prs_f", date), read_source(tmp_path, "er_pha_f", date))
+    raw = join_dcir(read_source(tmp_path, "er_prs_f", date), read_source(tmp_path, "er_pha_f", date),
+                    DCIR_KEY)
     disp = _clean_dispensings(raw[raw["PHA_PRS_C13"].isin(ht["PHA_CIP_C13"])])
     disp = disp.merge(ht[["PHA_CIP_C13", "PHA_UNT_NBR_DSES"]], left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
     disp["supply"] = disp["PHA_ACT_QSN"] * disp["PHA_UNT_NBR_DSES"].astype(int)

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from oncopipe.cli import app
-from oncopipe.contracts.sources import SOURCES
+from oncopipe.contracts.sources import DCIR_KEY, SOURCES
 from oncopipe.methods.adherence import join_dcir
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
@@ -82,7 +82,7 @@ def test_content_is_linked_and_plausible(extraction):
     ben = read_source(out, "ir_ben_r", DATE)
     nirs = set(ben["BEN_NIR_PSA"])
     claims = read_source(out, "er_prs_f", DATE)
-    disp = join_dcir(claims, read_source(out, "er_pha_f", DATE))
+    disp = join_dcir(claims, read_source(out, "er_pha_f", DATE), DCIR_KEY)
     # Every drug line has its pharmacy claim line; GP consultations are claim lines with no drug line.
     assert len(disp) == len(read_source(out, "er_pha_f", DATE)) and (disp["PRS_NAT_REF"] == 3317).all()
     visits = claims[claims["PRS_NAT_REF"] == 1111]

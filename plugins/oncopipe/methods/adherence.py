@@ -75,8 +75,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from oncopipe.contracts.sources import DCIR_KEY
-
 HospitalDays = Literal["ignore", "covered_paused"]
 HOSPITAL_OPTIONS: tuple[str, ...] = ("ignore", "covered_paused")
 FOLLOW_UP_MONTHS = 60
@@ -682,14 +680,15 @@ HORMONE_MOLECULES: dict[str, str] = {
 INFORMATION_ONLY = 71
 
 
-def join_dcir(er_prs_f: pd.DataFrame, er_pha_f: pd.DataFrame) -> pd.DataFrame:
-    """ER_PHA_F drug lines with the columns of their ER_PRS_F claim line, joined on the nine DCIR keys.
+def join_dcir(er_prs_f: pd.DataFrame, er_pha_f: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
+    """ER_PHA_F drug lines with the columns of their ER_PRS_F claim line, joined on ``keys``.
 
-    A claim line repeated in one flux (an exact duplicate) is kept once, so a drug line is never multiplied; a
-    drug line with no claim line (and a claim line with no drug line, a GP consultation) gives no row. The
-    extraction is a key too when both frames carry it (read from the hive folders).
+    ``keys`` are the nine DCIR keys (``oncopipe.contracts.sources.DCIR_KEY``; passed in, methods read no
+    contract). A claim line repeated in one flux (an exact duplicate) is kept once, so a drug line is never
+    multiplied; a drug line with no claim line (and a claim line with no drug line, a GP consultation) gives no
+    row. The extraction is a key too when both frames carry it (read from the hive folders).
     """
-    on = [c for c in (*DCIR_KEY, "extraction") if c in er_prs_f.columns and c in er_pha_f.columns]
+    on = [c for c in (*keys, "extraction") if c in er_prs_f.columns and c in er_pha_f.columns]
     return er_pha_f.merge(er_prs_f.drop_duplicates(on), on=on, how="inner")
 
 

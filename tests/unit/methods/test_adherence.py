@@ -344,7 +344,7 @@ def test_join_dcir_gives_each_drug_line_its_claim_line_once():
         {**keys, "DCT_ORD_NUM": 1, "FLX_EMT_NUM": 200, "BEN_NIR_PSA": "p2", "DPN_QLF": 0},  # GP: no drug line
     ])
     drugs = pd.DataFrame([{**keys, "DCT_ORD_NUM": 1, "PHA_ACT_QSN": 2}, {**keys, "DCT_ORD_NUM": 9, "PHA_ACT_QSN": 1}])
-    out = adh.join_dcir(claims, drugs)
+    out = adh.join_dcir(claims, drugs, [*keys, "DCT_ORD_NUM"])
     assert out[["BEN_NIR_PSA", "DCT_ORD_NUM", "PHA_ACT_QSN"]].values.tolist() == [["p1", 1, 2]]
 
 
