@@ -115,9 +115,9 @@ def detect(kind: str, out, clean_rows: dict[str, int]) -> bool:
 
 def _sources_for(kind: str) -> list[str]:
     fk = next(f for f in FAULT_KINDS if f.kind == kind)
-    extra = {"care_after_death": ["ir_ben_r"], "orphan_stays": ["t_mco_b"], "orphan_drug_lines": ["er_prs_f"]}.get(
-        kind, [])
-    return sorted({fk.source, *extra})
+    extra = {"care_after_death": ["ir_ben_r"], "orphan_stays": ["t_mco_b"]}.get(kind, [])
+    dcir = ["er_prs_f", "er_pha_f"] if fk.source in ("er_prs_f", "er_pha_f") else []  # the detectors read both
+    return sorted({fk.source, *extra, *dcir})
 
 
 @pytest.fixture(scope="module")
