@@ -35,7 +35,7 @@ import duckdb
 import pandas as pd
 from measure import StageMeasure, measure, write_results
 from oncopipe.contracts.settings import DBT_PROJECT_DIR, PROJECT_ROOT, get_settings
-from oncopipe.contracts.sources import SOURCES_BY_NAME
+from oncopipe.contracts.sources import DCIR_KEY, SOURCES_BY_NAME
 from oncopipe.methods import adherence
 from oncopipe.warehouse.dbt_runner import run_dbt
 
@@ -134,8 +134,9 @@ def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     atc = pd.read_csv(seeds / "atc_hormone_therapies.csv")
     coverage_seed = pd.read_csv(seeds / "registry_coverage.csv", dtype=str)
     # Dispensings: drop information lines, keep the latest version of each line, hormone therapies only, net.
-    pha = _read(landing, "er_pha_f", ["BEN_NIR_PSA", "ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM", "FLX_DIS_DTD",
-                                      "EXE_SOI_DTD", "PHA_PRS_C13", "PHA_ACT_QSN", "DPN_QLF", "extraction"])
+    pha = adherence.join_dcir(
+        _read(landing, "er_prs_f", [*DCIR_KEY, "BEN_NIR_PSA", "EXE_SOI_DTD", "DPN_QLF", "extraction"]),
+        _read(landing, "er_pha_f", [*DCIR_KEY, "PHA_PRS_C13", "PHA_ACT_QSN", "extraction"]), DCIR_KEY)
     pha = pha[pha["DPN_QLF"] != 71]
     pha = pha.sort_values(["extraction", "FLX_DIS_DTD"]).drop_duplicates(
         ["ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"], keep="last")

@@ -3,9 +3,8 @@
 Usage: ``nice -n 10 .venv/bin/python benchmarks/importing.py [--lines 10000000] [--table T_MCO23A]``.
 The delivered file is written first (not measured; a block of 1 M generated lines, repeated): ``;``-separated,
 the insurer's date format, NUM_ENQ as the pseudonym where the table has a person, plus columns the platform does
-not read. DCIR (ER_PHA_F) is not
-importable until it lands as its own tables (issue #16), so the default is the widest importable table with
-dates and a person, T_MCOaaC (6 contract columns, 3 of them dates), as ``T_MCO23C.csv``; T_MCOaaA is the
+not read. The tables are the PMSI ones (an ER_PHA_F block writer is not there yet); the default is the widest
+with dates and a person, T_MCOaaC (6 contract columns, 3 of them dates), as ``T_MCO23C.csv``; T_MCOaaA is the
 narrow one (5 columns, no date); T_MCOaaB carries SOR_ANN, checked on every line against the file name's year.
 Writes ``benchmarks/results/import-<table>-<lines>.json``; the files go to a
 temporary folder under var/ and are deleted afterwards.

@@ -6,7 +6,7 @@
 {% macro assert_landing_present() %}
     {#- on-run-start: name what is missing instead of a "table landing.<source> does not exist" per model. -#}
     {%- if execute and flags.WHICH in ('build', 'run', 'test', 'compile') -%}
-        {%- set sources = ['ir_ben_r', 'ir_pha_r', 'er_pha_f', 't_mco_b', 't_mco_c', 't_mco_d', 't_mco_a',
+        {%- set sources = ['ir_ben_r', 'ir_pha_r', 'er_prs_f', 'er_pha_f', 't_mco_b', 't_mco_c', 't_mco_d', 't_mco_a',
                            'registry_cases', 'ki_cci_r', 'ir_geo_fdep'] -%}
         {%- set found = landing_tables() | map('lower') | list -%}
         {%- set missing = [] -%}

@@ -18,8 +18,8 @@ STAGING = Path(__file__).resolve().parents[1] / "models" / "staging"
 
 # dbt source (one per producing system, one staging folder each) -> landing sources it holds.
 SYSTEMS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "snds": ("SNDS DCIR and referentials (CNAM): beneficiaries, drug referential, pharmacy dispensings.",
-             ("ir_ben_r", "ir_pha_r", "er_pha_f")),
+    "snds": ("SNDS DCIR and referentials (CNAM): beneficiaries, drug referential, claim lines and their drug lines.",
+             ("ir_ben_r", "ir_pha_r", "er_prs_f", "er_pha_f")),
     "pmsi_mco": ("PMSI MCO (ATIH): acute-care hospital stays, their patients, diagnoses and CCAM acts.",
                  ("t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a")),
     "registry": ("French cancer registries (FRANCIM network), linked to the SNDS pseudonym.",

@@ -86,8 +86,10 @@ def _beneficiaries(extraction: dt.date) -> list[dict[str, Any]]:
 def _dispensing(person: str, claim: int, day: dt.date, cip13: str, boxes: int, *, qualifier: int = 0,
                 flux: dt.date | None = None, line: int = 1) -> dict[str, Any]:
     flux = flux or (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+    # One dict holds the claim line (ER_PRS_F) and its drug line (ER_PHA_F): each table takes its own columns.
     return {"BEN_NIR_PSA": _nir(person), "BEN_RNG_GEM": 1, "FLX_DIS_DTD": flux, "FLX_TRT_DTD": flux,
-            "ORG_CLE_NUM": "01C751000", "DCT_ORD_NUM": claim, "PRS_ORD_NUM": line, "EXE_SOI_DTD": day,
+            "FLX_EMT_TYP": 1, "FLX_EMT_NUM": 100, "FLX_EMT_ORD": 1, "REM_TYP_AFF": 1, "ORG_CLE_NUM": "01C751000",
+            "DCT_ORD_NUM": claim, "PRS_ORD_NUM": line, "EXE_SOI_DTD": day,
             "PRS_NAT_REF": 3317, "PHA_PRS_C13": cip13, "PHA_ACT_QSN": boxes, "PHA_ACT_PRU": 10.0,
             "DPN_QLF": qualifier, "PSE_SPE_COD": 6}
 
@@ -190,6 +192,7 @@ def write_extraction(landing: Path, extraction: dt.date, *, fmt: str = "parquet"
     """Write every source of one extraction (delta sources: lines after the previous extraction date)."""
     previous = max((e for e in EXTRACTIONS if e < extraction), default=dt.date.min)
     flux = [r for r in all_dispensings() if previous < r["FLX_DIS_DTD"] <= extraction]
+    _write(landing, "er_prs_f", extraction, flux, fmt)
     _write(landing, "er_pha_f", extraction, flux, fmt)
     stays = [s for s in all_stays() if previous < s["exit"] <= extraction]
     for table in ("t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a"):

@@ -81,7 +81,7 @@ def _set_rows(column: str, rows: list[int], value: object) -> Callable[[pa.Table
 
 
 def _dispensings_in_2090(rows: list[int]) -> Callable[[Path], None]:
-    return lambda landing: _edit(landing, "er_pha_f", _set_rows("EXE_SOI_DTD", rows, dt.date(2090, 3, 14)))
+    return lambda landing: _edit(landing, "er_prs_f", _set_rows("EXE_SOI_DTD", rows, dt.date(2090, 3, 14)))
 
 
 def _boxes_1000(rows: list[int]) -> Callable[[Path], None]:
@@ -89,7 +89,8 @@ def _boxes_1000(rows: list[int]) -> Callable[[Path], None]:
 
 
 THREE_LINES = [10, 20, 30]
-"""Three dispensing lines (0.15% of NEXT's: under the exclusion ceiling of 0.5% of lines)."""
+"""Three dispensing lines (0.15% of NEXT's: under the exclusion ceiling of 0.5% of lines). ER_PRS_F holds its claim
+lines in the order of ER_PHA_F's drug lines, then the GP consultations: these rows are pharmacy claim lines."""
 EVERY_150TH = list(range(7, 40_000, 150))
 """0.67% of the dispensing lines: over the exclusion ceiling, under the 1% tolerance of the date-range rule."""
 
@@ -100,16 +101,16 @@ def _nul_in_pseudonym(landing: Path) -> None:
         nir[5] = nir[5][:8] + "\x00" + nir[5][9:]
         i = table.schema.get_field_index("BEN_NIR_PSA")
         return table.set_column(i, table.schema.field(i), pa.array(nir, type=pa.string()))
-    _edit(landing, "er_pha_f", edit)
+    _edit(landing, "er_prs_f", edit)
 
 
 def _swap_integer_columns(landing: Path) -> None:
-    # Boxes and prescriber specialty: both int64, both inside the old quantity range [1, 100].
+    # Emitter type and prescriber specialty of the claim lines: both int64 codes no value rule bounds.
     def edit(table: pa.Table) -> pa.Table:
-        a, b = table.schema.get_field_index("PHA_ACT_QSN"), table.schema.get_field_index("PSE_SPE_COD")
-        qsn, spe = table.column(a), table.column(b)
-        return table.set_column(a, table.schema.field(a), spe).set_column(b, table.schema.field(b), qsn)
-    _edit(landing, "er_pha_f", edit)
+        a, b = table.schema.get_field_index("FLX_EMT_TYP"), table.schema.get_field_index("PSE_SPE_COD")
+        emt, spe = table.column(a), table.column(b)
+        return table.set_column(a, table.schema.field(a), spe).set_column(b, table.schema.field(b), emt)
+    _edit(landing, "er_prs_f", edit)
 
 
 def _negative_without_regularised_line(landing: Path) -> None:
@@ -139,8 +140,13 @@ def _keep_first_rows(source: str, share: float) -> Callable[[Path], None]:
 
 
 def _nature_out_of_nomenclature(landing: Path) -> None:
-    _edit(landing, "er_pha_f", lambda t: t.set_column(
-        t.schema.get_field_index("PRS_NAT_REF"), "PRS_NAT_REF", pa.array(np.full(len(t), 1111), type=pa.int64())))
+    _edit(landing, "er_prs_f", lambda t: t.set_column(
+        t.schema.get_field_index("PRS_NAT_REF"), "PRS_NAT_REF", pa.array(np.full(len(t), 9999), type=pa.int64())))
+
+
+def _drug_lines_on_consultations(landing: Path) -> None:
+    # Every 20th pharmacy claim line becomes a GP consultation (a valid nature): its drug line is on no pharmacy claim.
+    _edit(landing, "er_prs_f", _set_rows("PRS_NAT_REF", list(range(0, 2000, 20)), 1111))
 
 
 def _cip13_outside_referential(landing: Path) -> None:
@@ -151,7 +157,7 @@ def _cip13_outside_referential(landing: Path) -> None:
 
 
 def _care_before_birth(landing: Path) -> None:
-    _edit(landing, "er_pha_f", _set_rows("EXE_SOI_DTD", [3, 13, 23, 33, 43], dt.date(1901, 6, 1)))
+    _edit(landing, "er_prs_f", _set_rows("EXE_SOI_DTD", [3, 13, 23, 33, 43], dt.date(1901, 6, 1)))
 
 
 def _flux_before_care(landing: Path) -> None:
@@ -163,22 +169,22 @@ def _flux_before_care(landing: Path) -> None:
         early = pc.if_else(pa.array(rows), pc.subtract(care, pa.scalar(dt.timedelta(days=62))),
                            table.column("FLX_DIS_DTD"))
         return table.set_column(i, table.schema.field(i), pc.cast(early, pa.date32()))
-    _edit(landing, "er_pha_f", edit)
+    _edit(landing, "er_prs_f", edit)
 
 
 HAND_MADE: tuple[Fault, ...] = (
-    Fault("three dispensings dated 2090", "er_pha_f", "EXE_SOI_DTD.not_after_extraction.excluded",
+    Fault("three dispensings dated 2090", "er_prs_f", "EXE_SOI_DTD.not_after_extraction.excluded",
           consequence="exclude", plant=_dispensings_in_2090(THREE_LINES), message="2090-03-14", excluded=3),
-    Fault("0.67% of dispensings dated 2090 (over the ceiling)", "er_pha_f", "EXE_SOI_DTD.not_after_extraction",
+    Fault("0.67% of dispensings dated 2090 (over the ceiling)", "er_prs_f", "EXE_SOI_DTD.not_after_extraction",
           plant=_dispensings_in_2090(EVERY_150TH), message="2090-03-14"),
     Fault("1,000 boxes in three dispensings", "er_pha_f", "PHA_ACT_QSN.plausible_boxes.excluded",
           consequence="exclude", plant=_boxes_1000(THREE_LINES), message='"PHA_ACT_QSN": 1000', excluded=3),
     Fault("1,000 boxes in 0.67% of dispensings (over the ceiling)", "er_pha_f", "PHA_ACT_QSN.plausible_boxes",
           plant=_boxes_1000(EVERY_150TH), message='"PHA_ACT_QSN": 1000'),
-    Fault("NUL byte in a pseudonym", "er_pha_f", "BEN_NIR_PSA.pseudonym_format", plant=_nul_in_pseudonym,
+    Fault("NUL byte in a pseudonym", "er_prs_f", "BEN_NIR_PSA.pseudonym_format", plant=_nul_in_pseudonym,
           message="\\u0000"),
-    Fault("two same-type integer columns swapped", "er_pha_f", "distribution_drift", plant=_swap_integer_columns,
-          message="PHA_ACT_QSN"),
+    Fault("two same-type integer columns swapped", "er_prs_f", "distribution_drift", plant=_swap_integer_columns,
+          message="PSE_SPE_COD"),
     Fault("negative quantity -30 with no line it regularises", "er_pha_f", "regularisation_matched",
           plant=_negative_without_regularised_line, message='"PHA_ACT_QSN": -30'),
     Fault("negative quantity -1 with no line it regularises", "er_pha_f", "regularisation_matched",
@@ -193,13 +199,15 @@ HAND_MADE: tuple[Fault, ...] = (
           plant=_keep_first_rows("er_pha_f", 0.5)),
     Fault("45% of beneficiaries missing", "ir_ben_r", "row_count_vs_previous",
           plant=_keep_first_rows("ir_ben_r", 0.55)),
-    Fault("PRS_NAT_REF outside the pharmacy natures", "er_pha_f", "PRS_NAT_REF.nature_value_set",
+    Fault("PRS_NAT_REF outside the nomenclature", "er_prs_f", "PRS_NAT_REF.nature_value_set",
           plant=_nature_out_of_nomenclature),
+    Fault("drug lines on GP consultation claim lines", "er_pha_f", "drug_line_claim_is_pharmacy",
+          plant=_drug_lines_on_consultations, message='"PRS_NAT_REF": 1111'),
     Fault("CIP13 absent from IR_PHA_R", "er_pha_f", "cip13_in_referential", plant=_cip13_outside_referential,
           message="3400939999"),
-    Fault("dispensings before birth", "er_pha_f", "care_after_birth", plant=_care_before_birth,
+    Fault("dispensings before birth", "er_prs_f", "care_after_birth", plant=_care_before_birth,
           message="1901-06-01"),
-    Fault("flux month before the month of care", "er_pha_f", "flux_after_care", plant=_flux_before_care),
+    Fault("flux month before the month of care", "er_prs_f", "flux_after_care", plant=_flux_before_care),
 )
 
 GENERATED: tuple[Fault, ...] = tuple(

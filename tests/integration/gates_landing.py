@@ -58,7 +58,8 @@ def extraction_tables(date: str, n: int = 60, seed: int = 1, months: int = 24) -
         "PHA_UNT_NBR_DSES": ["30", "28", "30", "30"],
         "PHA_NOM_PA": ["TAMOXIFÈNE 20MG", "ANASTROZOLE 1MG", "LÉTROZOLE 2,5MG", "EXÉMESTANE 25MG"],
     }
-    pha: dict[str, list] = {c: [] for c in SOURCES_BY_NAME["er_pha_f"].column_names}
+    dcir = dict.fromkeys(SOURCES_BY_NAME["er_prs_f"].column_names + SOURCES_BY_NAME["er_pha_f"].column_names)
+    lines: dict[str, list] = {c: [] for c in dcir}
     order = 0
     for i in range(n):
         month = start
@@ -70,13 +71,16 @@ def extraction_tables(date: str, n: int = 60, seed: int = 1, months: int = 24) -
                 if flux > end:
                     flux = care.replace(day=1)
                 for col, value in (("BEN_NIR_PSA", nir[i]), ("BEN_RNG_GEM", 1), ("FLX_DIS_DTD", flux),
-                                   ("FLX_TRT_DTD", flux), ("ORG_CLE_NUM", "01C751001"), ("DCT_ORD_NUM", order),
-                                   ("PRS_ORD_NUM", 1), ("EXE_SOI_DTD", care), ("PRS_NAT_REF", 3317),
-                                   ("PHA_PRS_C13", cips[i % 4]), ("PHA_ACT_QSN", 1), ("PHA_ACT_PRU", 12.5),
-                                   ("DPN_QLF", 0), ("PSE_SPE_COD", 1)):
-                    pha[col].append(value)
+                                   ("FLX_TRT_DTD", flux), ("FLX_EMT_TYP", 1), ("FLX_EMT_NUM", 100),
+                                   ("FLX_EMT_ORD", 1), ("ORG_CLE_NUM", "01C751001"), ("DCT_ORD_NUM", order),
+                                   ("PRS_ORD_NUM", 1), ("REM_TYP_AFF", 1), ("EXE_SOI_DTD", care),
+                                   ("PRS_NAT_REF", 3317), ("PHA_PRS_C13", cips[i % 4]), ("PHA_ACT_QSN", 1),
+                                   ("PHA_ACT_PRU", 12.5), ("DPN_QLF", 0), ("PSE_SPE_COD", 1)):
+                    lines[col].append(value)
             month = (month + dt.timedelta(days=32)).replace(day=1)
-    tables["er_pha_f"] = pha
+    # One claim line (ER_PRS_F) per drug line (ER_PHA_F), under the same nine keys.
+    for name in ("er_prs_f", "er_pha_f"):
+        tables[name] = {c: list(lines[c]) for c in SOURCES_BY_NAME[name].column_names}
     stays = n
     eta = ["750100042"] * stays
     rsa = [f"{k:010d}" for k in range(stays)]

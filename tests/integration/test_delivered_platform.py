@@ -2,9 +2,9 @@
 and the whole platform to the study exports.
 
 The extract (tests/support/delivered_extract.py, ``platform_delivery``) is written by explicit loops, not by the
-generator: insurer file names (IR_BEN_R.csv, T_MCO20B.csv, T_MCO21C.csv, KI_CCI_R.csv), DD/MM/YYYY and DDMMYYYY
-dates, NUM_ENQ as the pseudonym, several PMSI years, a header-only T_MCOaaA. Its DCIR lines are written in the landing
-shape (DCIR is not importable until it lands as ER_PRS_F and ER_PHA_F). Then the refresh's own steps without
+generator: insurer file names (IR_BEN_R.csv, ER_PRS_F_2021.csv, ER_PHA_F.csv, T_MCO20B.csv, T_MCO21C.csv,
+KI_CCI_R.csv), DD/MM/YYYY and DDMMYYYY dates, NUM_ENQ as the pseudonym, several PMSI years, a header-only T_MCOaaA,
+DCIR as its two tables joined on the nine keys. Then the refresh's own steps without
 Airflow (:func:`oncopipe.warehouse.refresh.run_refresh`: raw gate, dbt build, marts gate, publish) and, for each
 approved study, the tasks of its DAG (:mod:`oncopipe.studies.steps`: approval check, analysis, disclosure control,
 report, export), the cheapest run of the whole platform: Airflow's own start-up adds about a minute and is
@@ -28,7 +28,6 @@ from support.delivered_extract import (
     HOSPITALS,
     LUNG,
     PLATFORM_DATE,
-    land_platform_dcir,
     lung_chemo_delay,
     lung_death,
     platform_delivery,
@@ -52,7 +51,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> dict:
         settings = get_settings().ensure()
         delivery = platform_delivery(root / "delivery")
         imported = CliRunner().invoke(app, ["import", str(delivery), "--extraction-date", PLATFORM_DATE])
-        land_platform_dcir(settings.landing)
         publication = refresh.run_refresh(settings=settings)
         exports = {}
         for study in STUDIES:

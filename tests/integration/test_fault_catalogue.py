@@ -175,12 +175,12 @@ def clean_staging(platform, staging_sql, tmp_path_factory) -> pd.DataFrame:
     return _staging(_land(platform, home, Fault("clean", "er_pha_f", "", plant=lambda landing: None)), staging_sql)
 
 
-def _changed_lines(platform: Path, settings) -> set[tuple]:
-    """Keys of the NEXT dispensing lines the plant changed (against the clean NEXT, whole lines compared)."""
+def _changed_lines(platform: Path, settings, source: str) -> set[tuple]:
+    """Keys of the NEXT lines of ``source`` the plant changed (against the clean NEXT, whole lines compared)."""
     key = ", ".join(f'"{k}"' for k in ("ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"))
 
     def rel(landing: Path) -> str:
-        return relation_sql(sorted(extraction_dir(landing, "er_pha_f", NEXT).glob("*.parquet")))
+        return relation_sql(sorted(extraction_dir(landing, source, NEXT).glob("*.parquet")))
 
     con = duckdb.connect()
     try:
@@ -199,10 +199,11 @@ def _keys(frame: pd.DataFrame) -> pd.Series:
 def test_clean_next_extraction_passes_the_delivery_rules(platform, tmp_path):
     """The clean NEXT delivery passes every rule the catalogue relies on (no false alarm to hide behind)."""
     settings = _land(platform, tmp_path / "home", Fault("clean", "er_pha_f", "", plant=lambda landing: None))
-    report = run_raw_gate(NEXT, settings, FAST, sources=["er_pha_f", "ir_ben_r"])
+    report = run_raw_gate(NEXT, settings, FAST, sources=["er_prs_f", "er_pha_f", "ir_ben_r"])
     assert report.passed, report.summary()
     names = {o.expectation for o in report.outcomes}
     assert {"delivery_fingerprint", "distribution_drift", "flux_after_previous", "regularisation_matched",
+            "drug_line_has_claim_line", "drug_line_claim_is_pharmacy",
             "cip13_in_referential", "care_after_birth", "row_count_vs_previous",
             "EXE_SOI_DTD.not_after_extraction.excluded", "PHA_ACT_QSN.plausible_boxes.excluded"} <= names
     assert not [o for o in report.warnings if o.consequence == "exclude"], "the clean delivery excludes no line"
@@ -278,7 +279,7 @@ def _assert_excluded(fault: Fault, report, platform: Path, settings, request) ->
     assert (settings.landing / fault.source / f"extraction={NEXT}").is_dir()
     assert not (settings.quarantine / NEXT).exists()
     # The ledger counts exactly the planted lines, with a few sample keys, and stays out of the exports.
-    changed = _changed_lines(platform, settings)
+    changed = _changed_lines(platform, settings, fault.source)
     assert len(changed) == fault.excluded
     ledger = history.exclusions(settings.quality, NEXT)
     assert [(r["source"], r["rule"], r["column_name"], r["lines"], r["consequence"]) for r in ledger] == [

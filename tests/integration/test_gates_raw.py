@@ -24,26 +24,27 @@ def settings(tmp_path):
 
 def test_low_rates_of_ordinary_dirt_warn_but_do_not_stop(settings):
     tables = extraction_tables(DATE, n=60)
-    pha = tables["er_pha_f"]
-    n = len(pha["DPN_QLF"])
+    prs, pha = tables["er_prs_f"], tables["er_pha_f"]
+    n = len(prs["DPN_QLF"])
     every = 100  # ~1%
     for i in range(0, n, every):
-        pha["DPN_QLF"][i] = 71  # information-only lines (valid, staging drops them)
+        prs["DPN_QLF"][i] = 71  # information-only lines (valid, staging drops them)
     for i in range(5, n, every):
         code = pha["PHA_PRS_C13"][i]
         pha["PHA_PRS_C13"][i] = code[:12] + str((int(code[12]) + 1) % 10)  # wrong check digit
     for i in range(7, n, every):
-        for col in pha:
-            pha[col].append(pha[col][i])  # exact duplicated lines
+        for table in (prs, pha):
+            for col in table:
+                table[col].append(table[col][i])  # exact duplicated lines, in both tables
     for source, columns in tables.items():
         write_table(settings.landing, source, DATE, columns)
 
-    report = run_raw_gate(DATE, settings, FAST, sources=["er_pha_f", "ir_ben_r"])
+    report = run_raw_gate(DATE, settings, FAST, sources=["er_prs_f", "er_pha_f", "ir_ben_r"])
 
     assert report.passed, report.summary()
     warned = report.failed_names("warning")
     assert ("er_pha_f", "PHA_PRS_C13.cip13_format.any") in warned
-    assert ("er_pha_f", "exact_duplicates") in warned
+    assert {("er_pha_f", "exact_duplicates"), ("er_prs_f", "exact_duplicates")} <= warned
     assert (settings.landing / "er_pha_f" / f"extraction={DATE}").is_dir()
     last = runs(settings.quality, "raw")[0]
     assert last["passed"] == 1 and last["warnings"] == len(report.warnings)
@@ -121,11 +122,12 @@ def test_validate_command_prints_a_table_and_exits_nonzero_on_failure(settings, 
 
 
 def test_an_imported_hand_written_delivery_passes_the_raw_gate(settings, tmp_path):
-    """`oncopipe import` of a delivery in the insurer's shape gives a landing the raw gate accepts (no DCIR yet)."""
+    """`oncopipe import` of a delivery in the insurer's shape gives a landing the raw gate accepts (DCIR included)."""
     from oncopipe.landing.importer import import_extract
     from support.delivered_extract import DATE as DELIVERED_DATE
     from support.delivered_extract import deliver
 
     report = import_extract(deliver(tmp_path / "delivery"), settings.landing, DELIVERED_DATE)
+    assert {"er_prs_f", "er_pha_f"} <= set(report.rows)
     gate = run_raw_gate(DELIVERED_DATE, settings, FAST, sources=sorted(report.rows))
     assert gate.passed, gate.summary()

@@ -14,6 +14,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from oncopipe.contracts.sources import DCIR_KEY
+from oncopipe.methods.adherence import join_dcir
 from oncopipe.synth import parameters as P
 from oncopipe.synth.extraction import generate
 from synth_readers import read_source, read_truth
@@ -117,12 +119,13 @@ def _monthly_pdc(dates: np.ndarray, supplies: np.ndarray, index: dt.date, end: d
 
 def test_adherence_trajectories_follow_the_planted_profiles(tmp_path):
     date = "2027-12-31"
-    generate(tmp_path, 8_000, 31, date, sources=["ir_ben_r", "er_pha_f", "ir_pha_r"])
+    generate(tmp_path, 8_000, 31, date, sources=["ir_ben_r", "er_prs_f", "er_pha_f", "ir_pha_r"])
     truth = read_truth(tmp_path, date)
     groups = pd.read_parquet(tmp_path / "_truth" / f"extraction={date}" / "trajectory_groups.parquet")
     pha = read_source(tmp_path, "ir_pha_r", date)
     ht = pha[pha["PHA_ATC_C07"].isin(["L02BA01", "L02BG03", "L02BG04", "L02BG06"])]
-    raw = read_source(tmp_path, "er_pha_f", date)
+    raw = join_dcir(read_source(tmp_path, "er_prs_f", date), read_source(tmp_path, "er_pha_f", date),
+                    DCIR_KEY)
     disp = _clean_dispensings(raw[raw["PHA_PRS_C13"].isin(ht["PHA_CIP_C13"])])
     disp = disp.merge(ht[["PHA_CIP_C13", "PHA_UNT_NBR_DSES"]], left_on="PHA_PRS_C13", right_on="PHA_CIP_C13")
     disp["supply"] = disp["PHA_ACT_QSN"] * disp["PHA_UNT_NBR_DSES"].astype(int)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from oncopipe.cli import app
 from oncopipe.contracts.sources import SOURCES
-from oncopipe.landing.importer import deliverable, import_extract
+from oncopipe.landing.importer import import_extract
 from oncopipe.landing.layout import extraction_dir, part_files
 from oncopipe.synth.delivered import write_delivered
 from oncopipe.synth.extraction import generate
@@ -40,13 +40,12 @@ def test_generate_deliver_import_gives_back_the_generated_landing(generated, tmp
     report = write_delivered(generated, DATE, tmp_path / "delivery", fmt=fmt)
     landed = tmp_path / "landing"
     imported = import_extract(tmp_path / "delivery", landed, DATE)
-    sources = [s for s in SOURCES if deliverable(s)]
-    assert sorted(imported.rows) == sorted(s.name for s in sources)
-    for src in sources:
+    assert sorted(imported.rows) == sorted(s.name for s in SOURCES)  # every source, DCIR's two tables included
+    for src in SOURCES:
         assert _table(landed, src.name).equals(_table(generated, src.name)), src.name
-    assert imported.rows == {s.name: _table(generated, s.name).num_rows for s in sources}
+    assert imported.rows == {s.name: _table(generated, s.name).num_rows for s in SOURCES}
     names = set(report.files)
-    assert {f"IR_BEN_R.{fmt}", f"KI_CCI_R.{fmt}", f"registry_cases.{fmt}"} <= names
+    assert {f"{t}.{fmt}" for t in ("IR_BEN_R", "ER_PRS_F", "ER_PHA_F", "KI_CCI_R", "registry_cases")} <= names
     pmsi_years = {int(m.group(1)) for n in names if (m := re.fullmatch(rf"T_MCO(\d\d)B\.{fmt}", n))}
     assert len(pmsi_years) > 1  # one file per PMSI year, named for it
 
@@ -89,7 +88,7 @@ def test_the_demo_lands_its_extraction_through_the_delivered_csv_and_the_import(
     lines: list[str] = []
     delivery = land_delivered(settings, patients=400, seed=5, extraction_date=DATE, progress=lines.append)
     assert (delivery / "IR_BEN_R.csv").is_file() and not list(delivery.glob("*.parquet"))
-    for src in SOURCES:  # the same extraction as generated directly, every source (a non-deliverable one moved)
+    for src in SOURCES:  # the same extraction as generated directly, every source
         assert _table(settings.landing, src.name).equals(_table(generated, src.name)), src.name
     assert (settings.landing / "_truth" / f"extraction={DATE}" / "truth.json").is_file()
     assert [p.name for p in (settings.home / "deliveries").iterdir()] == [f"synthetic-{DATE}"]  # scratch removed

@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from oncopipe.cli import app
-from oncopipe.contracts.sources import SOURCES
+from oncopipe.contracts.sources import DCIR_KEY, SOURCES
+from oncopipe.methods.adherence import join_dcir
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
 from synth_readers import read_source, read_truth
@@ -80,7 +81,12 @@ def test_content_is_linked_and_plausible(extraction):
     truth = read_truth(out, DATE)
     ben = read_source(out, "ir_ben_r", DATE)
     nirs = set(ben["BEN_NIR_PSA"])
-    disp = read_source(out, "er_pha_f", DATE)
+    claims = read_source(out, "er_prs_f", DATE)
+    disp = join_dcir(claims, read_source(out, "er_pha_f", DATE), DCIR_KEY)
+    # Every drug line has its pharmacy claim line; GP consultations are claim lines with no drug line.
+    assert len(disp) == len(read_source(out, "er_pha_f", DATE)) and (disp["PRS_NAT_REF"] == 3317).all()
+    visits = claims[claims["PRS_NAT_REF"] == 1111]
+    assert 5 < len(visits) / len(ben) < 20
     stays = read_source(out, "t_mco_c", DATE)
     assert set(disp["BEN_NIR_PSA"]) <= nirs and set(stays["NIR_ANO_17"]) <= nirs
     assert 60 < len(disp) / len(ben) < 140  # ~100 dispensing lines per person over the history
@@ -148,12 +154,13 @@ def test_people_do_not_depend_on_the_number_of_patients(tmp_path):
 
 
 def test_csv_format(tmp_path):
-    generate(tmp_path, 300, 2, DATE, fmt="csv", sources=["ir_ben_r", "er_pha_f"], workers=1)
-    path = tmp_path / "er_pha_f" / f"extraction={DATE}" / "part-00000.csv"
-    frame = pd.read_csv(path, sep=";", dtype=str, keep_default_na=False, encoding="utf-8")
-    assert list(frame.columns) == next(s.column_names for s in SOURCES if s.name == "er_pha_f")
-    assert frame["EXE_SOI_DTD"].str.match(r"^\d{4}-\d{2}-\d{2}$").all()
-    assert frame["PHA_PRS_C13"].str.match(r"^34009\d{8}$").all()
+    generate(tmp_path, 300, 2, DATE, fmt="csv", sources=["ir_ben_r", "er_prs_f", "er_pha_f"], workers=1)
+    frames = {name: pd.read_csv(tmp_path / name / f"extraction={DATE}" / "part-00000.csv", sep=";", dtype=str,
+                                keep_default_na=False, encoding="utf-8") for name in ("er_prs_f", "er_pha_f")}
+    for name, frame in frames.items():
+        assert list(frame.columns) == next(s.column_names for s in SOURCES if s.name == name)
+    assert frames["er_prs_f"]["EXE_SOI_DTD"].str.match(r"^\d{4}-\d{2}-\d{2}$").all()
+    assert frames["er_pha_f"]["PHA_PRS_C13"].str.match(r"^34009\d{8}$").all()
     ben = pd.read_csv(tmp_path / "ir_ben_r" / f"extraction={DATE}" / "part-00000.csv", sep=";", dtype=str,
                       keep_default_na=False)
     assert ben["BEN_RES_DPT"].str.len().eq(3).all()

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from oncopipe.contracts.sources import SOURCES, SOURCES_BY_NAME
+from oncopipe.contracts.sources import DCIR_KEY, SOURCES, SOURCES_BY_NAME
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
 from oncopipe.synth.faults import FAULT_KINDS, parse_faults
@@ -59,7 +59,7 @@ def detect(kind: str, out, clean_rows: dict[str, int]) -> bool:
         field = pq.read_schema(_parts(out, "er_pha_f")[0]).field("PHA_ACT_QSN")
         return str(field.type) != ARROW["int"]
     if kind == "unparsable_dates":
-        col = _read(out, "er_pha_f")["EXE_SOI_DTD"].astype(str)
+        col = _read(out, "er_prs_f")["EXE_SOI_DTD"].astype(str)
         return pd.to_datetime(col, format="%Y-%m-%d", errors="coerce").isna().any()
     if kind == "empty_file":
         return sum(pq.read_metadata(p).num_rows for p in _parts(out, "er_pha_f")) == 0
@@ -86,13 +86,17 @@ def detect(kind: str, out, clean_rows: dict[str, int]) -> bool:
         b, c = _read(out, "t_mco_b"), _read(out, "t_mco_c")
         linked = b.merge(c[["ETA_NUM", "RSA_NUM"]], on=["ETA_NUM", "RSA_NUM"], how="left", indicator=True)
         return _share(linked["_merge"] == "left_only") > 0.02
-    disp = _read(out, "er_pha_f")
+    drugs, disp = _read(out, "er_pha_f"), _read(out, "er_prs_f")
     if kind == "invalid_cip13":
-        return _share(~disp["PHA_PRS_C13"].map(is_valid_cip13)) > 0.02
+        return _share(~drugs["PHA_PRS_C13"].map(is_valid_cip13)) > 0.02
+    if kind == "negative_quantities":
+        return _share(drugs["PHA_ACT_QSN"] < 0) > 0.02
+    if kind == "orphan_drug_lines":
+        key = list(DCIR_KEY)
+        claimed = drugs.merge(disp[key].drop_duplicates(), on=key, how="left", indicator=True)
+        return _share(claimed["_merge"] == "left_only") > 0.02
     if kind == "invalid_dpn_qlf":
         return _share(~disp["DPN_QLF"].isin([0, 71])) > 0.02
-    if kind == "negative_quantities":
-        return _share(disp.loc[disp["DPN_QLF"] == 0, "PHA_ACT_QSN"] < 0) > 0.02
     if kind == "null_mandatory":
         return _share(disp["BEN_NIR_PSA"].isna()) > 0.01
     if kind == "future_dates":
@@ -112,7 +116,8 @@ def detect(kind: str, out, clean_rows: dict[str, int]) -> bool:
 def _sources_for(kind: str) -> list[str]:
     fk = next(f for f in FAULT_KINDS if f.kind == kind)
     extra = {"care_after_death": ["ir_ben_r"], "orphan_stays": ["t_mco_b"]}.get(kind, [])
-    return sorted({fk.source, *extra})
+    dcir = ["er_prs_f", "er_pha_f"] if fk.source in ("er_prs_f", "er_pha_f") else []  # the detectors read both
+    return sorted({fk.source, *extra, *dcir})
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +155,7 @@ def test_fault_on_another_source_leaves_the_rest_clean(tmp_path, clean):
     assert pq.read_schema(_parts(tmp_path, "registry_cases")[0]).names == \
         SOURCES_BY_NAME["registry_cases"].column_names[:-1]
     for kind in ("null_mandatory", "missing_column", "unknown_codes", "invalid_cip13"):
-        assert not detect(kind, tmp_path, clean_rows), kind  # er_pha_f and ir_ben_r stay clean
+        assert not detect(kind, tmp_path, clean_rows), kind  # the DCIR tables and ir_ben_r stay clean
     assert {s.name for s in SOURCES} <= {p.name for p in tmp_path.iterdir()}
 
 

@@ -8,7 +8,7 @@ from oncopipe.synth.extraction import generate
 from synth_readers import read_source, read_truth
 
 D1, D2 = "2023-06-30", "2024-12-31"
-DELTAS = ("er_pha_f", "t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a")
+DELTAS = ("er_prs_f", "er_pha_f", "t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a")
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from oncopipe.contracts.settings import get_settings
+from oncopipe.contracts.sources import DCIR_KEY
 from oncopipe.quality import GateFailed
 from oncopipe.quality import marts_gate as marts_gate_module
 from oncopipe.synth.extraction import generate
@@ -60,19 +61,24 @@ def _staged_extractions(settings) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _move_unregularised_care_dates(folder: Path) -> None:
-    """Move EXE_SOI_DTD three days earlier, within its month, on the positive lines of people who have no
-    negative (regularisation) line: every raw rule still holds (dates within the extraction, flux month on or
+def _move_unregularised_care_dates(landing: Path, date: str) -> None:
+    """Move EXE_SOI_DTD (ER_PRS_F) three days earlier, within its month, on the claim lines of people who have no
+    negative (regularisation) drug line: every raw rule still holds (dates within the extraction, flux month on or
     after the care month, regularisations matched, coded columns' distributions unchanged), the adherence marts
     change. The file keeps its Arrow schema exactly (the raw gate checks column types)."""
-    parts = sorted(folder.glob("part-*.parquet"))
-    assert parts, f"no Parquet part in {folder}"
+    key = list(DCIR_KEY)
+    claims_folder = landing / "er_prs_f" / f"extraction={date}"
+    drugs = pd.concat([pq.read_table(p, columns=[*key, "PHA_ACT_QSN"]).to_pandas()
+                       for p in sorted((landing / "er_pha_f" / f"extraction={date}").glob("part-*.parquet"))])
+    parts = sorted(claims_folder.glob("part-*.parquet"))
+    assert parts, f"no Parquet part in {claims_folder}"
+    claims = pd.concat([pq.read_table(p, columns=[*key, "BEN_NIR_PSA"]).to_pandas() for p in parts])
+    regularised = set(drugs[drugs["PHA_ACT_QSN"] < 0].merge(claims, on=key)["BEN_NIR_PSA"])
     for part in parts:
         table = pq.read_table(part)
-        frame = table.select(["BEN_NIR_PSA", "PHA_ACT_QSN", "EXE_SOI_DTD"]).to_pandas()
-        regularised = set(frame.loc[frame["PHA_ACT_QSN"] < 0, "BEN_NIR_PSA"])
+        frame = table.select(["BEN_NIR_PSA", "EXE_SOI_DTD"]).to_pandas()
         care = pd.to_datetime(frame["EXE_SOI_DTD"])
-        change = (frame["PHA_ACT_QSN"] > 0) & ~frame["BEN_NIR_PSA"].isin(regularised) & (care.dt.day > 3)
+        change = ~frame["BEN_NIR_PSA"].isin(regularised) & (care.dt.day > 3)
         moved = care.where(~change, care - pd.Timedelta(days=3))
         column = table.schema.get_field_index("EXE_SOI_DTD")
         field = table.schema.field(column)
@@ -116,7 +122,7 @@ def platforms(tmp_path_factory):
         wrong = root / "wrong"
         generate(wrong, PATIENTS, SEED, A)
         generate(wrong, PATIENTS, SEED, B)
-        _move_unregularised_care_dates(wrong / "er_pha_f" / f"extraction={B}")
+        _move_unregularised_care_dates(wrong, B)
         for source in wrong.iterdir():
             if (source / f"extraction={B}").is_dir():
                 shutil.copytree(source / f"extraction={B}", settings.landing / source.name / f"extraction={B}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from oncopipe.contracts.sources import DCIR_KEY
 from oncopipe.methods import adherence as adh
 from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
 from oncopipe.studies.kinds.tradhor import DEFAULTS
@@ -47,7 +48,8 @@ def landing(tmp_path_factory) -> Path:
 
 def breast_cohort(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Cohort (follow-up windows), cleaned dispensings and stays, as the mart defines them."""
-    disp = adh.dispensings_from_claims(_read(landing, "er_pha_f"), _read(landing, "ir_pha_r"))
+    disp = adh.dispensings_from_claims(adh.join_dcir(_read(landing, "er_prs_f"), _read(landing, "er_pha_f"), DCIR_KEY),
+                                       _read(landing, "ir_pha_r"))
     registry = _read(landing, "registry_cases")
     breast = registry[registry["CIM10"].str.startswith("C50")]
     from_registry = breast[["BEN_NIR_PSA", "DAT_DIAG"]].rename(columns={"DAT_DIAG": "date"})

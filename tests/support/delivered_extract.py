@@ -1,6 +1,7 @@
 """A small extract written by hand in the delivered shape (not by the generator), for ``oncopipe import`` tests.
 
-The files are named as the insurer names them (IR_BEN_R.csv, T_MCO22B.csv, T_MCO23B.csv, ki_cci_r_2023.csv), ``;``
+The files are named as the insurer names them (IR_BEN_R.csv, ER_PRS_F_2023.csv, ER_PHA_F.csv, T_MCO22B.csv,
+T_MCO23B.csv, ki_cci_r_2023.csv), ``;``
 separated, DD/MM/YYYY dates (DDMMYYYY in the PMSI), empty fields for null, NUM_ENQ as the pseudonym, extra columns
 the platform does not read, two PMSI years, and a text file that is not data (``DELIVERED``, two people).
 
@@ -24,6 +25,22 @@ DELIVERED = {
     "IR_PHA_R.csv": (
         "PHA_CIP_C13;PHA_ATC_C07;PHA_ATC_L07;PHA_UNT_NBR_DSES;PHA_NOM_PA;PHA_MED_NOM\n"
         "3400935955838;L02BA01;TAMOXIFENE;30;TAMOXIFÈNE 20 mg, boîte de 30;NOLVADEX\n"),
+    # DCIR: claim lines per year (two files, one landing source), drug lines in one file; joined on the nine keys.
+    # P1: a tamoxifen dispensing and a GP consultation (no drug line); P2: a dispensing in 2023.
+    "ER_PRS_F_2023.csv": (
+        "NUM_ENQ;BEN_RNG_GEM;FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;"
+        "PRS_ORD_NUM;REM_TYP_AFF;EXE_SOI_DTD;PRS_NAT_REF;DPN_QLF;PSE_SPE_COD;PRS_ACT_QTE\n"
+        f"{P2};1;01/04/2023;20/03/2023;1;100;1;010690001;20001;1;1;14/03/2023;3317;0;6;1\n"),
+    "ER_PRS_F_2024.csv": (
+        "NUM_ENQ;BEN_RNG_GEM;FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;"
+        "PRS_ORD_NUM;REM_TYP_AFF;EXE_SOI_DTD;PRS_NAT_REF;DPN_QLF;PSE_SPE_COD;PRS_ACT_QTE\n"
+        f"{P1};1;01/02/2024;22/01/2024;1;100;1;010750001;10001;1;1;15/01/2024;3317;0;6;1\n"
+        f"{P1};1;01/02/2024;25/01/2024;1;200;1;010750001;10001;1;1;18/01/2024;1111;0;1;1\n"),
+    "ER_PHA_F.csv": (
+        "FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;PRS_ORD_NUM;REM_TYP_AFF;"
+        "PHA_PRS_C13;PHA_ACT_QSN;PHA_ACT_PRU;PHA_PRS_IDE\n"
+        "01/02/2024;22/01/2024;1;100;1;010750001;10001;1;1;3400935955838;1;20.51;3595583\n"
+        "01/04/2023;20/03/2023;1;100;1;010690001;20001;1;1;3400935955838;2;20.51;3595583\n"),
     "T_MCO22B.csv": (
         "ETA_NUM;RSA_NUM;DGN_PAL;DGN_REL;GRG_GHM;SEJ_NBJ;ENT_MOD;SOR_MOD;SOR_ANN;SOR_MOI;AGE_ANN\n"
         "750000001;0000000001;C509;;09C05J;3;8;8;2022;05;67\n"),
@@ -67,8 +84,9 @@ def deliver(folder: Path, files: dict[str, str] = DELIVERED) -> Path:
 #   chemotherapy session (DP Z511) 12 to 57 days after the diagnosis (``lung_chemo_delay``; one in five never);
 #   two thirds die 100 to 1,000 days after it, by 2024-10 (IR_BEN_R and KI_CCI_R), the others are censored at the
 #   data end: every delay group of the landmark analysis holds deaths and survivors.
-# DCIR is not importable yet (ER_PRS_F / ER_PHA_F are refused by name until DCIR lands as its two tables): its
-# lines are written in the landing shape (``er_pha_f``, ISO dates, BEN_NIR_PSA) by :func:`land_platform_dcir`.
+# - DCIR as the insurer delivers it: a claim line per box in ER_PRS_F_<year>.csv (one file per year of the care
+#   date; the person under NUM_ENQ, the prescriber an oncologist for one woman in five) and its drug line in
+#   ER_PHA_F.csv, joined by the nine DCIR keys; a GP consultation (PRS_NAT_REF 1111, no drug line) per woman.
 
 import datetime as _dt  # noqa: E402 - the section's own imports, kept next to it
 
@@ -138,6 +156,25 @@ def platform_delivery(folder: Path) -> Path:
         "ir_geo_fdep.csv": ["DPT_COD;COM_COD;FDEP_IDX;FDEP_QUINT"]
                            + [f"014;{100 + q};{q - 3}.25;{q}" for q in range(1, 6)],
     }
+    claim_header = ("FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;PRS_ORD_NUM;"
+                    "REM_TYP_AFF;NUM_ENQ;BEN_RNG_GEM;EXE_SOI_DTD;PRS_NAT_REF;DPN_QLF;PSE_SPE_COD;PRS_ACT_QTE")
+    files["ER_PHA_F.csv"] = ["FLX_DIS_DTD;FLX_TRT_DTD;FLX_EMT_TYP;FLX_EMT_NUM;FLX_EMT_ORD;ORG_CLE_NUM;DCT_ORD_NUM;"
+                             "PRS_ORD_NUM;REM_TYP_AFF;PHA_PRS_C13;PHA_ACT_QSN;PHA_ACT_PRU"]
+    claim = 0
+    for i in range(BREAST):
+        person = _person("B", i)
+        for care in breast_dispensings(i):
+            claim += 1
+            flux = (care.replace(day=1) + _dt.timedelta(days=32)).replace(day=1)
+            keys = f"{_dmy(flux)};{_dmy(flux)};1;140000001;1;01C141001;{claim};1;1"
+            files.setdefault(f"ER_PRS_F_{care.year}.csv", [claim_header]).append(
+                f"{keys};{person};1;{_dmy(care)};3317;0;{6 if i % 5 == 0 else 1};1")
+            files["ER_PHA_F.csv"].append(f"{keys};{TAMOXIFEN};1;15.20")
+        claim += 1
+        visit = _breast_diagnosis(i) + _dt.timedelta(days=10)
+        flux = (visit.replace(day=1) + _dt.timedelta(days=32)).replace(day=1)
+        files.setdefault(f"ER_PRS_F_{visit.year}.csv", [claim_header]).append(
+            f"{_dmy(flux)};{_dmy(flux)};1;140000099;1;01C141001;{claim};1;1;{person};1;{_dmy(visit)};1111;0;1;1")
     pmsi: dict[str, list[str]] = {}
 
     def stay(kind: str, year: int, line: str | None = None) -> None:
@@ -185,22 +222,4 @@ def platform_delivery(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, lines in files.items():
         (folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return folder
-
-
-def land_platform_dcir(landing: Path) -> Path:
-    """Write the extract's DCIR lines in the landing shape (``er_pha_f``: ISO dates, BEN_NIR_PSA), the one source
-    ``oncopipe import`` cannot land yet."""
-    lines = ["BEN_NIR_PSA;BEN_RNG_GEM;FLX_DIS_DTD;FLX_TRT_DTD;ORG_CLE_NUM;DCT_ORD_NUM;PRS_ORD_NUM;EXE_SOI_DTD;"
-             "PRS_NAT_REF;PHA_PRS_C13;PHA_ACT_QSN;PHA_ACT_PRU;DPN_QLF;PSE_SPE_COD"]
-    claim = 0
-    for i in range(BREAST):
-        for care in breast_dispensings(i):
-            claim += 1
-            flux = (care.replace(day=1) + _dt.timedelta(days=32)).replace(day=1)
-            lines.append(f"{_person('B', i)};1;{flux};{flux};01C141001;{claim};1;{care};3317;{TAMOXIFEN};1;"
-                         f"15.2;0;{6 if i % 5 == 0 else 1}")
-    folder = landing / "er_pha_f" / f"extraction={PLATFORM_DATE}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "part-00000.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder

@@ -11,7 +11,7 @@ Delivery mode per source:
 - ``snapshot``: each extraction holds the whole table as of the extraction date (referentials,
   beneficiaries, registry, causes of death). The latest accepted extraction is authoritative.
 - ``delta``: each extraction holds only the lines whose flux/exit date falls after the previous
-  extraction date (DCIR pharmacy flux, PMSI stays). The union of all accepted extractions is the history;
+  extraction date (the DCIR claim and drug lines, PMSI stays). The union of all accepted extractions is the history;
   a line re-sent in a later flux (late reimbursement) supersedes its earlier version.
 
 Volume tolerance per source (``max_volume_drop``): the referentials and the registry only grow between two
@@ -25,6 +25,9 @@ Column names and types are those of the SNDS data dictionary (schema-snds, vendo
 and FDep tables are not SNDS tables and follow the French registries' (FRANCIM) variable names in the same style.
 One column is the platform's own: ``PMSI_ANN`` on the four PMSI tables (``Source.year_column``), the year the insurer
 puts in the table's name (T_MCO23B), kept so the years of one table stay apart once unioned.
+
+DCIR lands as its two tables, ER_PRS_F (claim lines) and ER_PHA_F (drug lines), each keyed by the nine DCIR keys
+(``DCIR_KEY``); staging joins them (``dbt_project/macros/dcir.sql``).
 """
 
 from __future__ import annotations
@@ -102,6 +105,28 @@ def _c(name: str, type_: ColumnType, description: str, nullable: bool = False, c
     return Column(name, type_, description, nullable, coded)
 
 
+DCIR_KEY: tuple[str, ...] = ("FLX_DIS_DTD", "FLX_TRT_DTD", "FLX_EMT_TYP", "FLX_EMT_NUM", "FLX_EMT_ORD",
+                             "ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM", "REM_TYP_AFF")
+"""The nine DCIR join keys: an ER_PHA_F drug line belongs to the ER_PRS_F claim line with the same nine values.
+They identify a line in one flux; the same line re-sent in a later flux has other flux dates (FLX_DIS_DTD,
+FLX_TRT_DTD) and the same seven others (``DCIR_LINE``)."""
+
+DCIR_LINE: tuple[str, ...] = tuple(k for k in DCIR_KEY if k not in ("FLX_DIS_DTD", "FLX_TRT_DTD"))
+"""A DCIR line across fluxes: the nine keys but the flux dates (a re-sent version supersedes the earlier one)."""
+
+_DCIR_KEY_COLUMNS: tuple[Column, ...] = (
+    _c("FLX_DIS_DTD", "date", "Date the flux was made available (first day of a month)."),
+    _c("FLX_TRT_DTD", "date", "Date the flux was processed."),
+    _c("FLX_EMT_TYP", "int", "Type of the flux emitter.", coded=True),
+    _c("FLX_EMT_NUM", "int", "Number of the flux emitter."),
+    _c("FLX_EMT_ORD", "int", "Sequence number of the flux.", coded=True),
+    _c("ORG_CLE_NUM", "string", "Paying fund (organisme) key."),
+    _c("DCT_ORD_NUM", "int", "Claim (decompte) order number within the fund."),
+    _c("PRS_ORD_NUM", "int", "Line (prestation) order number within the claim.", coded=True),
+    _c("REM_TYP_AFF", "int", "Refined reimbursement type.", coded=True),
+)
+
+
 SOURCES: tuple[Source, ...] = (
     Source(
         "ir_ben_r", "IR_BEN_R", "snapshot", ("BEN_NIR_PSA", "BEN_RNG_GEM"),
@@ -134,26 +159,32 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.2,
     ),
     Source(
-        "er_pha_f", "ER_PRS_F x ER_PHA_F", "delta",
-        ("FLX_DIS_DTD", "ORG_CLE_NUM", "DCT_ORD_NUM", "PRS_ORD_NUM"),
-        "DCIR pharmacy dispensings: ER_PRS_F (claims) joined with ER_PHA_F (drug lines).",
+        "er_prs_f", "ER_PRS_F", "delta", DCIR_KEY,
+        "DCIR claim lines (prestations): one line per service of a claim, pharmacy dispensings (PRS_NAT_REF 3317...) "
+        "and the services with no drug line (a GP consultation, 1111).",
         (
             _c("BEN_NIR_PSA", "string", "Pseudonymised beneficiary identifier."),
-            _c("BEN_RNG_GEM", "int", "Twin rank.", coded=True),
-            _c("FLX_DIS_DTD", "date", "Date the flux was made available (first day of a month)."),
-            _c("FLX_TRT_DTD", "date", "Date the flux was processed."),
-            _c("ORG_CLE_NUM", "string", "Paying fund (organisme) key."),
-            _c("DCT_ORD_NUM", "int", "Claim (decompte) order number; with PRS_ORD_NUM identifies the line."),
-            _c("PRS_ORD_NUM", "int", "Line order number within the claim.", coded=True),
-            _c("EXE_SOI_DTD", "date", "Date of dispensing (start of care)."),
-            _c("PRS_NAT_REF", "int", "Nature of the service (3317 = pharmacy dispensing).", coded=True),
-            _c("PHA_PRS_C13", "string", "CIP13 code of the dispensed presentation."),
-            _c("PHA_ACT_QSN", "int", "Number of boxes (negative on a regularisation line).", coded=True),
-            _c("PHA_ACT_PRU", "float", "Unit price of a box, euros."),
+            _c("BEN_RNG_GEM", "int", "Twin rank: with BEN_NIR_PSA identifies the beneficiary.", coded=True),
+            *_DCIR_KEY_COLUMNS,
+            _c("EXE_SOI_DTD", "date", "Date of care (start of care; the dispensing date of a pharmacy line)."),
+            _c("PRS_NAT_REF", "int", "Nature of the service (3317 = pharmacy dispensing, 1111 = GP consultation).",
+               coded=True),
             _c("DPN_QLF", "int", "Line qualifier: 0 reimbursed, 71 information only (to be dropped).", coded=True),
             _c("PSE_SPE_COD", "int", "Specialty of the prescriber (1 GP, 2 anaesthesia, 6 oncology...).", coded=True),
         ),
         max_volume_drop=0.3, person="BEN_NIR_PSA",
+    ),
+    Source(
+        "er_pha_f", "ER_PHA_F", "delta", DCIR_KEY,
+        "DCIR drug lines: the presentation, boxes and price of a pharmacy claim line of ER_PRS_F (same nine keys).",
+        (
+            *_DCIR_KEY_COLUMNS,
+            _c("PHA_PRS_C13", "string", "CIP13 code of the dispensed presentation (an integer in the dictionary, read "
+               "as text: 13 digits)."),
+            _c("PHA_ACT_QSN", "int", "Number of boxes (negative on a regularisation line).", coded=True),
+            _c("PHA_ACT_PRU", "float", "Unit price of a box, euros."),
+        ),
+        max_volume_drop=0.3,
     ),
     Source(
         "t_mco_b", "T_MCOaaB", "delta", ("ETA_NUM", "RSA_NUM"),

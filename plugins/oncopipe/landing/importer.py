@@ -52,9 +52,6 @@ _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _PMSI = re.compile(r"^T_MCO(\d{2})([ABCD])$")
 _YEAR_SUFFIX = re.compile(r"^(.*?)_(\d{4}|\d{2})$")
-_DCIR = ("ER_PRS_F", "ER_PHA_F")
-_NOT_DELIVERED = {"er_pha_f"}
-"""Landing sources no delivered table maps to: the pre-joined DCIR (ER_PRS_F and ER_PHA_F land apart: issue #16)."""
 
 
 class ExtractImportError(ValueError):
@@ -87,21 +84,12 @@ def table_of(path: Path) -> tuple[Source, int | None]:
         year = int(digits) if len(digits) == 4 else 2000 + int(digits)
         if (p := _PMSI.match(name)) is not None:
             name = f"T_MCOAA{p.group(2)}"
-    if name in _DCIR:
-        raise ExtractImportError(f"{path.name}: {name} cannot be landed yet: the landing still holds DCIR pre-joined "
-                                 "(er_pha_f, ER_PRS_F x ER_PHA_F); ER_PRS_F and ER_PHA_F land apart with issue #16")
     src = _table_named(name)
     if src is None:
-        known = ", ".join(sorted(s.snds_table if _is_snds(s) else s.name.upper() for s in SOURCES
-                                 if s.name not in _NOT_DELIVERED))
+        known = ", ".join(sorted(s.snds_table if _is_snds(s) else s.name.upper() for s in SOURCES))
         raise ExtractImportError(f"{path.name}: no table of the landing contract is named {stem!r} "
                                  f"(known: {known}; PMSI tables per year as T_MCOaaB, e.g. T_MCO23B)")
     return src, year
-
-
-def deliverable(src: Source) -> bool:
-    """Whether a delivered table lands as ``src`` (:func:`table_of` can name it)."""
-    return src.name not in _NOT_DELIVERED
 
 
 def delivered_name(src: Source, year: int | None = None) -> str:
@@ -109,10 +97,8 @@ def delivered_name(src: Source, year: int | None = None) -> str:
     :func:`table_of`. ``IR_BEN_R``, ``T_MCO23B`` (T_MCOaaB of 2023), ``registry_cases`` (not an SNDS table).
 
     Raises:
-        ExtractImportError: ``src`` is not deliverable, or a per-year table has no year.
+        ExtractImportError: a per-year table has no year.
     """
-    if not deliverable(src):
-        raise ExtractImportError(f"{src.name}: no delivered table lands as this source")
     if src.year_column is not None:
         if year is None or "aa" not in src.snds_table:
             raise ExtractImportError(f"{src.name}: {src.snds_table} is delivered per year; give the year")
@@ -126,8 +112,6 @@ def _is_snds(src: Source) -> bool:
 
 def _table_named(name: str) -> Source | None:
     for src in SOURCES:
-        if src.name in _NOT_DELIVERED:
-            continue
         if (src.snds_table.upper() == name and _is_snds(src)) or src.name.upper() == name:
             return src
     return None

@@ -680,10 +680,24 @@ HORMONE_MOLECULES: dict[str, str] = {
 INFORMATION_ONLY = 71
 
 
+def join_dcir(er_prs_f: pd.DataFrame, er_pha_f: pd.DataFrame, keys: Iterable[str]) -> pd.DataFrame:
+    """ER_PHA_F drug lines with the columns of their ER_PRS_F claim line, joined on ``keys``.
+
+    ``keys`` are the nine DCIR keys (``oncopipe.contracts.sources.DCIR_KEY``; passed in, methods read no
+    contract). A claim line repeated in one flux (an exact duplicate) is kept once, so a drug line is never
+    multiplied; a drug line with no claim line (and a claim line with no drug line, a GP consultation) gives no
+    row. The extraction is a key too when both frames carry it (read from the hive folders).
+    """
+    on = [c for c in (*keys, "extraction") if c in er_prs_f.columns and c in er_pha_f.columns]
+    return er_pha_f.merge(er_prs_f.drop_duplicates(on), on=on, how="inner")
+
+
 def dispensings_from_claims(
     er_pha_f: pd.DataFrame, ir_pha_r: pd.DataFrame, molecules: dict[str, str] | None = None
 ) -> pd.DataFrame:
     """Cleaned hormone-therapy dispensings from raw DCIR pharmacy lines (step 1 of the rule).
+
+    ``er_pha_f`` holds the drug lines with their claim line's columns (:func:`join_dcir`).
 
     Cleaning, in this order: information-only lines (``DPN_QLF = 71``) are dropped; exact duplicates are
     dropped; a line re-sent in a later flux (same ``ORG_CLE_NUM``, ``DCT_ORD_NUM``, ``PRS_ORD_NUM``)

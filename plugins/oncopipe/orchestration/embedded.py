@@ -194,8 +194,7 @@ def ensure_extraction(settings: Settings, *, patients: int, seed: int, extractio
 
     With ``delivered``, the extraction takes the real path: generated aside, written as the insurer delivers it
     (``<home>/deliveries/synthetic-<date>/``, CSV, :mod:`oncopipe.synth.delivered`, kept for a look) and landed by
-    ``oncopipe import``; a source no delivered table lands as yet (:func:`oncopipe.landing.importer.deliverable`)
-    is moved into the landing as generated.
+    ``oncopipe import``, every source of the contract.
     """
     from oncopipe.warehouse import refresh
 
@@ -216,9 +215,7 @@ def land_delivered(settings: Settings, *, patients: int, seed: int, extraction_d
     """Generate an extraction, deliver it as CSV and land it with ``oncopipe import``; returns the delivery folder."""
     import shutil
 
-    from oncopipe.contracts.sources import SOURCES
-    from oncopipe.landing.importer import deliverable, import_extract
-    from oncopipe.landing.layout import extraction_dir
+    from oncopipe.landing.importer import import_extract
     from oncopipe.synth.delivered import write_delivered
     from oncopipe.synth.extraction import TRUTH_DIR, generate
 
@@ -232,12 +229,6 @@ def land_delivered(settings: Settings, *, patients: int, seed: int, extraction_d
         progress(f"delivered {len(written.files)} CSV files in {delivery}; oncopipe import")
         report = import_extract(delivery, settings.landing, extraction_date)
         progress(f"imported {sum(report.rows.values()):,} lines of {len(report.rows)} sources")
-        for src in SOURCES:
-            if not deliverable(src):
-                target = extraction_dir(settings.landing, src.name, extraction_date)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(extraction_dir(scratch, src.name, extraction_date), target)
-                progress(f"{src.name}: not deliverable yet, landed as generated")
         truth = settings.landing / TRUTH_DIR / f"extraction={extraction_date}"
         shutil.rmtree(truth, ignore_errors=True)
         truth.parent.mkdir(parents=True, exist_ok=True)

@@ -31,9 +31,12 @@ DEPARTMENTS: tuple[str, ...] = tuple(
 SEX_CODES: tuple[int, ...] = (1, 2, 0, 9)
 DPN_QLF_CODES: tuple[int, ...] = (0, 71)
 STAGES: tuple[str, ...] = ("I", "II", "III", "IV", "X")
-#: PRS_NAT_REF natures of the extract's drug lines (IR_NAT_V nomenclature: 3317 = pharmacy dispensing of a
-#: CIP13-coded drug). The extract selects drug lines only; widen this set with the extract specification.
+#: PRS_NAT_REF natures of a claim line with drug lines (IR_NAT_V nomenclature: 3317 = pharmacy dispensing of a
+#: CIP13-coded drug).
 PHARMACY_NATURES: tuple[int, ...] = (3317,)
+#: PRS_NAT_REF natures of the extract's claim lines (ER_PRS_F): the pharmacy natures and the GP consultation (1111,
+#: a claim line with no drug line). Widen this set with the extract specification.
+DCIR_NATURES: tuple[int, ...] = (1111, *PHARMACY_NATURES)
 
 
 def is_valid_cip13(value: object) -> bool:

@@ -24,9 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncopipe.contracts.sources import Source, source
+from oncopipe.contracts.sources import DCIR_KEY, Source, source
 from oncopipe.landing.layout import extraction_dates, extraction_dir, part_files, previous_extraction, relation_sql
-from oncopipe.quality import deliveries, line_rules, suites
+from oncopipe.quality import deliveries, formats, line_rules, suites
 from oncopipe.quality.frames import METRIC_COLUMNS
 
 SAMPLE_ROWS = 5
@@ -370,23 +370,72 @@ def _cip13_referential_facts(con: duckdb.DuckDBPyConnection, landing: Path, extr
 
 
 REGULARISATION_MATCH = ("BEN_NIR_PSA", "ORG_CLE_NUM", "DCT_ORD_NUM", "EXE_SOI_DTD", "PHA_PRS_C13")
-"""What a regularisation line shares with the line it cancels (plus the opposite quantity)."""
+"""What a regularisation line shares with the line it cancels (plus the opposite quantity): the person and the care
+date come from the drug line's claim line (ER_PRS_F)."""
+
+
+def _claim_files(landing: Path, extraction_date: str) -> list[Path]:
+    return part_files(extraction_dir(landing, "er_prs_f", extraction_date))
+
+
+def _with_claims(drugs: str, claim_files: list[Path]) -> str:
+    """The drug lines of ``drugs`` with the person, care date and nature of their claim line (null: no claim line)."""
+    on = " and ".join(f'cast(pha."{k}" as varchar) = cast(prs."{k}" as varchar)' for k in DCIR_KEY)
+    return f"""(select pha.*, prs."BEN_NIR_PSA", prs."EXE_SOI_DTD", prs."PRS_NAT_REF", prs."DCT_ORD_NUM" is not null
+                      as has_claim_line
+               from {drugs} as pha
+               left join (select {", ".join(f'"{c}"' for c in (*DCIR_KEY, "BEN_NIR_PSA", "EXE_SOI_DTD", "PRS_NAT_REF"))}
+                          from {relation_sql(claim_files)}) as prs on {on})"""
+
+
+def _claim_line_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+                      rel: str) -> list[dict[str, Any]]:
+    """Drug lines with no ER_PRS_F claim line of the same nine keys in the extraction, or a non-pharmacy one."""
+    claims = _claim_files(landing, extraction_date)
+    if not claims:
+        return []
+    natures = ", ".join(str(n) for n in formats.PHARMACY_NATURES)
+    key = ", ".join(f'"{k}"' for k in DCIR_KEY)
+    try:
+        con.execute(f"create or replace temp table _drug_claims as select * from {_with_claims(rel, claims)}")
+        n, orphans, other = con.execute(f"""
+            select count(*), count(*) filter (where not has_claim_line),
+                   count(*) filter (where has_claim_line and try_cast("PRS_NAT_REF" as bigint) not in ({natures}))
+            from _drug_claims""").fetchone()
+    except duckdb.Error:
+        return []  # er_prs_f unreadable: its own suite reports it
+    drug_columns = ", ".join(f'"{c}"' for c in source("er_pha_f").column_names)
+    orphan_sample = _records(con, f"select {drug_columns} from _drug_claims where not has_claim_line order by {key} "
+                                  f"limit {SAMPLE_ROWS}") if orphans else ""
+    other_sample = _records(con, f"""select {key}, "PRS_NAT_REF" from _drug_claims
+                                     where has_claim_line and try_cast("PRS_NAT_REF" as bigint) not in ({natures})
+                                     order by {key} limit {SAMPLE_ROWS}""") if other else ""
+    return [_row("orphan_drug_line_share", f"{orphans} of {n} drug lines without a claim line in er_prs_f",
+                 orphans / n if n else 0.0, orphan_sample),
+            _row("non_pharmacy_claim_share", f"{other} of {n} drug lines on a non-pharmacy claim line",
+                 other / n if n else 0.0, other_sample)]
 
 
 def _regularisation_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
                           rel: str) -> list[dict[str, Any]]:
     """Negative PHA_ACT_QSN lines with no positive line they cancel, in this or an earlier accepted extraction."""
+    claims = _claim_files(landing, extraction_date)
+    if not claims:
+        return []
     on = " and ".join(f'cast(neg."{c}" as varchar) = cast(pos."{c}" as varchar)' for c in REGULARISATION_MATCH)
-    earlier = [p for d in extraction_dates(landing, "er_pha_f") if d < extraction_date
-               for p in part_files(extraction_dir(landing, "er_pha_f", d))]
     cols = ", ".join(f'"{c}"' for c in (*REGULARISATION_MATCH, "PHA_ACT_QSN"))
-    history = f"(select {cols} from {rel}" + (f" union all select {cols} from {relation_sql(earlier)})"
-                                               if earlier else ")")
+    parts = [f"select {cols} from {_with_claims(rel, claims)}"]
+    for d in extraction_dates(landing, "er_pha_f"):
+        drugs, earlier_claims = part_files(extraction_dir(landing, "er_pha_f", d)), _claim_files(landing, d)
+        if d < extraction_date and drugs and earlier_claims:
+            parts.append(f"select {cols} from {_with_claims(relation_sql(drugs), earlier_claims)}")
+    history = "(" + " union all ".join(parts) + ")"
     key = ", ".join(f'neg."{k}"' for k in source("er_pha_f").key)
     try:
         con.execute(f"""
             create or replace temp table _unmatched as
-            select neg.* from (select * from {rel} where try_cast("PHA_ACT_QSN" as double) < 0) as neg
+            select neg.* exclude (has_claim_line)
+            from (select * from {_with_claims(rel, claims)} where try_cast("PHA_ACT_QSN" as double) < 0) as neg
             anti join (select * from {history} where try_cast("PHA_ACT_QSN" as double) > 0) as pos
                  on {on} and try_cast(pos."PHA_ACT_QSN" as double) = -try_cast(neg."PHA_ACT_QSN" as double)
             order by {key}""")
@@ -492,9 +541,11 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
             rows += _month_facts(con, rel, src, landing, extraction_date, reference)
         if src.name in suites.BIRTH_BOUND:
             rows += _birth_facts(con, landing, extraction_date, rel, src)
-        if src.name == "er_pha_f":
+        if src.name == "er_prs_f":
             rows += _care_after_death_facts(con, landing, extraction_date, rel)
+        if src.name == "er_pha_f":
             rows += _cip13_referential_facts(con, landing, extraction_date, rel)
+            rows += _claim_line_facts(con, landing, extraction_date, rel)
             rows += _regularisation_facts(con, landing, extraction_date, rel)
         if src.name == "t_mco_c":
             rows += _orphan_stay_facts(con, landing, extraction_date, rel)

@@ -53,6 +53,9 @@ CARE_AFTER_DEATH_MAX = 0.01
 """Critical: share of the dead with a dispensing more than ``CARE_AFTER_DEATH_LAG_DAYS`` after death."""
 CARE_AFTER_DEATH_LAG_DAYS = 90
 ORPHAN_STAY_MAX = 0.01
+#: Drug lines with no claim line (or a non-pharmacy one): the two tables of one flux are extracted together, so
+#: beyond a line or two of dirt this is a half-delivered or mis-keyed flux.
+ORPHAN_DRUG_LINE_MAX = 0.01
 """Critical: share of PMSI stays (t_mco_b) without their linkage line (t_mco_c)."""
 EARLIEST_DATE = "1900-01-01"
 # PSI defaults: a warning above 0.25 (the conventional "significant shift"); critical above 1, when about half the
@@ -83,6 +86,7 @@ BASIS_ICD10 = "ICD-10 (WHO / ATIH CIM-10 FR) code format, PMSI and CepiDc coding
 BASIS_CCAM = "CCAM (ATIH / CNAM) act code format"
 BASIS_CIP = "CIP13 (ANSM / CIP-ACL): 13 digits, prefix 34009, EAN-13 check digit; IR_PHA_R referential"
 BASIS_REGISTRY = "FRANCIM registry coding rules (ICD-O-3, stage, basis of diagnosis)"
+BASIS_DCIR_JOIN = "DCIR: every ER_PHA_F drug line details an ER_PRS_F claim line with the same nine keys"
 BASIS_DCIR = "DCIR regularisation rule: a negative line cancels a line of the same claim and presentation"
 BASIS_LOGIC = "calendar logic: no event before birth, after death, or after the extraction date"
 BASIS_DELIVERY = "delivery history: profiles of the accepted extractions (quality/deliveries.py)"
@@ -91,7 +95,7 @@ BASIS_DELIVERY = "delivery history: profiles of the accepted extractions (qualit
 FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
     "missing_column": ("ir_ben_r", "column_set"),
     "wrong_type": ("er_pha_f", "column_types"),
-    "unparsable_dates": ("er_pha_f", "EXE_SOI_DTD.date_parse"),
+    "unparsable_dates": ("er_prs_f", "EXE_SOI_DTD.date_parse"),
     "death_before_birth": ("ir_ben_r", "death_after_birth"),
     "duplicated_keys": ("ir_ben_r", "key_unique"),
     "unknown_codes": ("t_mco_b", "DGN_PAL.icd10_format"),
@@ -100,27 +104,28 @@ FAULT_EXPECTATIONS: dict[str, tuple[str, str]] = {
     "invalid_ccam": ("t_mco_a", "CDC_ACT.ccam_format"),
     "invalid_department": ("ir_ben_r", "BEN_RES_DPT.department_value_set"),
     "unknown_sex": ("ir_ben_r", "BEN_SEX_COD.sex_value_set"),
-    "invalid_dpn_qlf": ("er_pha_f", "DPN_QLF.dpn_qlf_value_set"),
+    "invalid_dpn_qlf": ("er_prs_f", "DPN_QLF.dpn_qlf_value_set"),
     "negative_quantities": ("er_pha_f", "PHA_ACT_QSN.quantity_range"),
-    "null_mandatory": ("er_pha_f", "BEN_NIR_PSA.not_null"),
-    "future_dates": ("er_pha_f", "EXE_SOI_DTD.date_range"),
-    "care_after_death": ("er_pha_f", "no_care_after_death"),
+    "null_mandatory": ("er_prs_f", "BEN_NIR_PSA.not_null"),
+    "future_dates": ("er_prs_f", "EXE_SOI_DTD.date_range"),
+    "care_after_death": ("er_prs_f", "no_care_after_death"),
     "empty_file": ("er_pha_f", "row_count_nonzero"),
     "truncated_file": ("er_pha_f", "file_readable"),
     "bad_encoding": ("ir_pha_r", "encoding_utf8"),
     "row_count_collapse": ("er_pha_f", "row_count_vs_previous"),
-    "month_gap": ("er_pha_f", "monthly_share"),
+    "month_gap": ("er_prs_f", "monthly_share"),
     "orphan_stays": ("t_mco_c", "stay_has_linkage"),
+    "orphan_drug_lines": ("er_pha_f", "drug_line_has_claim_line"),
 }
 
 #: Sources with a person and a care date that cannot precede the person's birth month (ir_ben_r).
-BIRTH_BOUND: dict[str, tuple[str, str]] = {"er_pha_f": ("BEN_NIR_PSA", "EXE_SOI_DTD"),
+BIRTH_BOUND: dict[str, tuple[str, str]] = {"er_prs_f": ("BEN_NIR_PSA", "EXE_SOI_DTD"),
                                            "t_mco_c": ("NIR_ANO_17", "EXE_SOI_DTD"),
                                            "registry_cases": ("BEN_NIR_PSA", "DAT_DIAG")}
 
 #: Delta sources: the date column whose month counts lines (flux month) and the month of care.
-DELTA_FLUX_MONTH: dict[str, str] = {"er_pha_f": "FLX_DIS_DTD", "t_mco_c": "EXE_SOI_DTF"}
-CARE_MONTH: dict[str, str] = {"er_pha_f": "EXE_SOI_DTD"}
+DELTA_FLUX_MONTH: dict[str, str] = {"er_prs_f": "FLX_DIS_DTD", "er_pha_f": "FLX_DIS_DTD", "t_mco_c": "EXE_SOI_DTF"}
+CARE_MONTH: dict[str, str] = {"er_prs_f": "EXE_SOI_DTD"}
 
 
 def _expectation(cls: type, name: str, severity: Severity, rule: str, basis: str = "", consequence: str = "",
@@ -246,14 +251,30 @@ def raw_extraction_expectations(src: Source) -> list[Any]:
                            f"each month of {CARE_MONTH[src.name]} the extraction covers holds >= "
                            f"{gate.gate_month_volume_min} x the median month (no missing month)", "month_volume_ratio",
                            BASIS_EXTRACT, min_value=gate.gate_month_volume_min))
-    if src.name == "er_pha_f":
+    if src.name == "er_prs_f":
         out += [
             _metric(between, "no_care_after_death", "critical",
-                    f"at most {CARE_AFTER_DEATH_MAX:.0%} of the dead (ir_ben_r) dispensed > "
+                    f"at most {CARE_AFTER_DEATH_MAX:.0%} of the dead (ir_ben_r) with a claim line (EXE_SOI_DTD) > "
                     f"{CARE_AFTER_DEATH_LAG_DAYS} days after death", "care_after_death_share",
                     BASIS_LOGIC, max_value=CARE_AFTER_DEATH_MAX),
-            _metric(between, "no_care_after_death.any", "warning", "no dispensing beyond the flux lag after death",
+            _metric(between, "no_care_after_death.any", "warning", "no claim line beyond the flux lag after death",
                     "care_after_death_share", BASIS_LOGIC, max_value=0),
+        ]
+    if src.name == "er_pha_f":
+        out += [
+            _metric(between, "drug_line_has_claim_line", "critical",
+                    f"at most {ORPHAN_DRUG_LINE_MAX:.0%} of drug lines with no ER_PRS_F claim line of the same nine "
+                    "keys in the extraction", "orphan_drug_line_share", BASIS_DCIR_JOIN,
+                    max_value=ORPHAN_DRUG_LINE_MAX),
+            _metric(between, "drug_line_has_claim_line.any", "warning", "every drug line has its claim line",
+                    "orphan_drug_line_share", BASIS_DCIR_JOIN, max_value=0),
+            _metric(between, "drug_line_claim_is_pharmacy", "critical",
+                    f"at most {ORPHAN_DRUG_LINE_MAX:.0%} of drug lines whose claim line is not a pharmacy service "
+                    f"(PRS_NAT_REF not in {list(formats.PHARMACY_NATURES)})", "non_pharmacy_claim_share",
+                    BASIS_IR_NAT_V, max_value=ORPHAN_DRUG_LINE_MAX),
+            _metric(between, "drug_line_claim_is_pharmacy.any", "warning",
+                    "every drug line's claim line is a pharmacy service", "non_pharmacy_claim_share", BASIS_IR_NAT_V,
+                    max_value=0),
             _metric(between, "cip13_in_referential", "critical",
                     f"at most {1 - CODE_TOLERANCE:.0%} of dispensing lines with a PHA_PRS_C13 absent from IR_PHA_R",
                     "cip13_not_in_referential_share", BASIS_CIP, max_value=round(1 - CODE_TOLERANCE, 10)),
@@ -342,12 +363,15 @@ def _source_rules() -> dict[str, list[LineRule]]:
         ],
         "er_pha_f": [
             *_cip13("PHA_PRS_C13"),
-            *_in_set("DPN_QLF", "dpn_qlf_value_set", formats.DPN_QLF_CODES, BASIS_IR_DPN_V),
-            *_in_set("PRS_NAT_REF", "nature_value_set", formats.PHARMACY_NATURES, BASIS_IR_NAT_V),
             # Regularisation lines are legitimately negative (about 1%); ~5% negatives is a fault.
             *_range("PHA_ACT_QSN", "quantity_range", 1, 100, BASIS_DICTIONARY, warning=None),
             *_range("PHA_ACT_PRU", "price_range", 0, 10000, BASIS_DICTIONARY),
+        ],
+        "er_prs_f": [
+            *_in_set("DPN_QLF", "dpn_qlf_value_set", formats.DPN_QLF_CODES, BASIS_IR_DPN_V),
+            *_in_set("PRS_NAT_REF", "nature_value_set", formats.DCIR_NATURES, BASIS_IR_NAT_V),
             *_pseudonym("BEN_NIR_PSA"),
+            *_range("BEN_RNG_GEM", "twin_rank_range", 1, 9, BASIS_DICTIONARY),
             _date_order("flux_after_care", "FLX_DIS_DTD", "EXE_SOI_DTD",
                         "the flux month (FLX_DIS_DTD) is on or after the month of care (EXE_SOI_DTD), for care dates "
                         "up to the extraction date (a later one is excluded by EXE_SOI_DTD.not_after_extraction)",

@@ -4,7 +4,7 @@
 :mod:`oncopipe.landing.importer` reads, so the synthetic path exercises the real import. Everything comes from the
 landing contract (``contracts/sources.py``) and the importer's own naming, never from a list of tables here:
 
-- one file per deliverable source (:func:`oncopipe.landing.importer.deliverable`), named by
+- one file per source, named by
   :func:`oncopipe.landing.importer.delivered_name` (``IR_BEN_R.csv``, ``registry_cases.csv``); a per-year source
   (``Source.year_column``: the PMSI) gives one file per year of that column, without the column
   (``T_MCO22B.csv``, ``T_MCO23B.csv``: the year is in the name);
@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from oncopipe.contracts.sources import PSEUDONYMS, SOURCES, Source
-from oncopipe.landing.importer import deliverable, delivered_name
+from oncopipe.landing.importer import delivered_name
 from oncopipe.landing.layout import extraction_dir, part_files
 
 DELIVERED_FORMATS: tuple[str, ...] = ("csv", "parquet")
@@ -63,7 +63,7 @@ def write_delivered(landing: Path, extraction_date: str, out: Path, *, fmt: str 
         A :class:`DeliveredReport`.
 
     Raises:
-        ValueError: an unknown format or pseudonym, or a deliverable source not landed at that date.
+        ValueError: an unknown format or pseudonym, or a source not landed at that date.
     """
     if fmt not in DELIVERED_FORMATS:
         raise ValueError(f"unknown delivered format {fmt!r}; expected one of {', '.join(DELIVERED_FORMATS)}")
@@ -74,8 +74,6 @@ def write_delivered(landing: Path, extraction_date: str, out: Path, *, fmt: str 
     out.mkdir(parents=True, exist_ok=True)
     report = DeliveredReport(out)
     for src in SOURCES:
-        if not deliverable(src):
-            continue
         parts = part_files(extraction_dir(Path(landing), src.name, extraction_date))
         if not parts:
             raise ValueError(f"{src.name}: no extraction {extraction_date} in {landing} to deliver")

@@ -38,7 +38,8 @@ from oncopipe.synth.truth_report import build_truth
 
 TRUTH_DIR = "_truth"
 PMSI = ("t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a")
-PER_CHUNK = ("ir_ben_r", "er_pha_f", *PMSI, "registry_cases", "ki_cci_r")
+DCIR = ("er_prs_f", "er_pha_f")
+PER_CHUNK = ("ir_ben_r", *DCIR, *PMSI, "registry_cases", "ki_cci_r")
 REFERENTIALS = ("ir_pha_r", "ir_geo_fdep")
 _EXTRACTION_RE = re.compile(r"^extraction=(\d{4}-\d{2}-\d{2})$")
 
@@ -83,7 +84,7 @@ class _Job:
 def _run_chunk(job: _Job) -> dict[str, Any]:
     hospitals = build_hospitals(job.seed)
     date = day(job.date)
-    need_pharmacy = "er_pha_f" in job.sources
+    need_pharmacy = any(s in job.sources for s in DCIR)
     chunk = simulate_chunk(job.seed, job.number, job.start, job.size, hospitals, job.dirt_rate, need_pharmacy)
 
     def prev(source: str) -> int | None:
@@ -98,14 +99,17 @@ def _run_chunk(job: _Job) -> dict[str, Any]:
             built[source] = T.ki_cci_r(chunk, date)
         elif source == "registry_cases":
             built[source] = T.registry_cases(chunk, date)
+        elif source == "er_prs_f":
+            built[source] = T.er_prs_f(chunk, prev(source), date)
         elif source == "er_pha_f":
             built[source] = T.er_pha_f(chunk, prev(source), date)
     if any(s in job.sources for s in PMSI):
         # The four PMSI tables share one flux: the previous extraction of the first one written.
         pmsi = T.pmsi(chunk, hospitals, prev(next(s for s in PMSI if s in job.sources)), date, job.dirt_rate / 2)
         built.update({k: v for k, v in pmsi.items() if k in job.sources})
-    dirt = _dirt_counts(chunk, prev("er_pha_f"), date) if need_pharmacy else {}
-    built, fault_rows = apply_table_faults(built, job.faults, chunk, job.seed, date, prev("er_pha_f"), job.fmt)
+    dirt = _dirt_counts(chunk, prev(_dcir_flux(job.sources)), date) if need_pharmacy else {}
+    built, fault_rows = apply_table_faults(built, job.faults, chunk, job.seed, date,
+                                           prev(_dcir_flux(job.sources)), job.fmt)
     written: dict[str, tuple[int, int]] = {}
     for source, table in built.items():
         if table.num_rows == 0 and job.number > 0:
@@ -118,6 +122,11 @@ def _run_chunk(job: _Job) -> dict[str, Any]:
     return {"number": job.number, "written": written, "cases": cases, "groups": groups, "pdc_sums": pdc_sums,
             "pdc_counts": pdc_counts, "dirt": dirt, "fault_rows": fault_rows,
             "cohort": np.bincount(chunk.people.cohort, minlength=3)}
+
+
+def _dcir_flux(sources: tuple[str, ...]) -> str:
+    """The DCIR table whose previous extraction bounds the flux: the two tables share one flux."""
+    return next((s for s in DCIR if s in sources), "er_prs_f")
 
 
 def _dirt_counts(chunk, previous: int | None, date: int) -> dict[str, int]:

@@ -36,7 +36,7 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     FaultKind("missing_column", "ir_ben_r", "BEN_SEX_COD", "drops a column", "schema: column set", True),
     FaultKind("wrong_type", "er_pha_f", "PHA_ACT_QSN", "quantity written as text with non-numeric values",
               "schema: column types"),
-    FaultKind("unparsable_dates", "er_pha_f", "EXE_SOI_DTD", "date written as text, ~2% like '2021-13-45'",
+    FaultKind("unparsable_dates", "er_prs_f", "EXE_SOI_DTD", "date written as text, ~2% like '2021-13-45'",
               "date parse"),
     FaultKind("death_before_birth", "ir_ben_r", "BEN_DCD_DTE", "death date before birth for ~1%", "date order"),
     FaultKind("duplicated_keys", "ir_ben_r", None, "~1% of lines duplicated with different values",
@@ -49,13 +49,13 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     FaultKind("invalid_department", "ir_ben_r", "BEN_RES_DPT", "department '999' / 'XX' for ~5%",
               "department value set"),
     FaultKind("unknown_sex", "ir_ben_r", "BEN_SEX_COD", "sex code 7 for ~5%", "sex value set"),
-    FaultKind("invalid_dpn_qlf", "er_pha_f", "DPN_QLF", "DPN_QLF = 99 for ~5%", "DPN_QLF value set"),
-    FaultKind("negative_quantities", "er_pha_f", "PHA_ACT_QSN", "negative quantity on ~5% of DPN_QLF=0 lines",
+    FaultKind("invalid_dpn_qlf", "er_prs_f", "DPN_QLF", "DPN_QLF = 99 for ~5%", "DPN_QLF value set"),
+    FaultKind("negative_quantities", "er_pha_f", "PHA_ACT_QSN", "negative quantity on ~5% of the drug lines",
               "quantity range"),
-    FaultKind("null_mandatory", "er_pha_f", "BEN_NIR_PSA", "mandatory column null on ~2%", "not null", True),
-    FaultKind("future_dates", "er_pha_f", "EXE_SOI_DTD", "care date after the extraction date for ~2%",
+    FaultKind("null_mandatory", "er_prs_f", "BEN_NIR_PSA", "mandatory column null on ~2%", "not null", True),
+    FaultKind("future_dates", "er_prs_f", "EXE_SOI_DTD", "care date after the extraction date for ~2%",
               "date range"),
-    FaultKind("care_after_death", "er_pha_f", "EXE_SOI_DTD", "dispensings > 90 days after death for ~5% of the dead",
+    FaultKind("care_after_death", "er_prs_f", "EXE_SOI_DTD", "dispensings > 90 days after death for ~5% of the dead",
               "no care after death"),
     FaultKind("empty_file", "er_pha_f", None, "every part file has zero rows", "row count > 0", True),
     FaultKind("truncated_file", "er_pha_f", None, "one part file cut in the middle (unreadable)", "file readable",
@@ -63,13 +63,15 @@ FAULT_KINDS: tuple[FaultKind, ...] = (
     FaultKind("bad_encoding", "ir_pha_r", "PHA_NOM_PA", "labels written as Latin-1 bytes, not UTF-8", "encoding"),
     FaultKind("row_count_collapse", "er_pha_f", None, "keeps 10% of the lines",
               "row count vs previous accepted extraction", True),
-    FaultKind("month_gap", "er_pha_f", "EXE_SOI_DTD", "drops every line of one month of care",
+    FaultKind("month_gap", "er_prs_f", "EXE_SOI_DTD", "drops every line of one month of care",
               "share of lines per month"),
     FaultKind("orphan_stays", "t_mco_c", None, "~5% of stays of t_mco_b have no linkage line",
               "referential integrity"),
+    FaultKind("orphan_drug_lines", "er_pha_f", None, "~5% more drug lines under claim numbers ER_PRS_F does not hold",
+              "drug line has its claim line"),
 )
 FAULTS_BY_KIND = {f.kind: f for f in FAULT_KINDS}
-_DEFAULT_NULL_COLUMN = {"er_pha_f": "BEN_NIR_PSA"}
+_DEFAULT_NULL_COLUMN = {"er_prs_f": "BEN_NIR_PSA"}
 
 
 @dataclass(frozen=True)
@@ -213,8 +215,7 @@ def _apply(spec: FaultSpec, table: pa.Table, rng: np.random.Generator, chunk, da
         m = _mask(rng, n, 0.05)
         return _replace(table, col, m, np.full(n, 99)), int(m.sum())
     if k == "negative_quantities":
-        clean = table["DPN_QLF"].to_numpy() == 0
-        m = _mask(rng, n, 0.05) & clean
+        m = _mask(rng, n, 0.05)
         qty = table[col].to_numpy()
         return _replace(table, col, m, -np.abs(qty)), int(m.sum())
     if k == "null_mandatory":
@@ -236,6 +237,13 @@ def _apply(spec: FaultSpec, table: pa.Table, rng: np.random.Generator, chunk, da
         care = table[col].combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
         drop = care.astype("datetime64[M]") == month_first
         return table.filter(pa.array(~drop)), int(drop.sum())
+    if k == "orphan_drug_lines":
+        m = _mask(rng, n, 0.05)
+        orphans = table.filter(pa.array(m))
+        # Claim numbers of 9 digits per person: no claim line of ER_PRS_F has them.
+        orphans = _set(orphans, "DCT_ORD_NUM", pc.add(orphans["DCT_ORD_NUM"].combine_chunks(),
+                                                      pa.scalar(ORPHAN_CLAIM_OFFSET, pa.int64())))
+        return pa.concat_tables([table, orphans]), orphans.num_rows
     if k == "orphan_stays":
         m = _mask(rng, n, 0.05)
         return table.filter(pa.array(~m)), int(m.sum())
@@ -270,6 +278,7 @@ def _care_after_death(table: pa.Table, rng: np.random.Generator, chunk, date: in
 
 
 _FILE_LEVEL = ("truncated_file",)
+ORPHAN_CLAIM_OFFSET = 900_000_000_000
 
 
 def apply_table_faults(tables: dict[str, pa.Table], specs: tuple[FaultSpec, ...] | list[FaultSpec],

@@ -13,7 +13,7 @@ from oncopipe.contracts.sources import SOURCES_BY_NAME
 from oncopipe.synth import clinical_codes as C
 from oncopipe.synth import parameters as P
 from oncopipe.synth.chunk import Chunk
-from oncopipe.synth.dates import year_of
+from oncopipe.synth.dates import month_start_after, year_of
 from oncopipe.synth.drugs import catalogue
 from oncopipe.synth.geography import DEPARTMENT_CODES, REGISTRIES, communes
 from oncopipe.synth.hospitals import Hospitals
@@ -101,24 +101,105 @@ def registry_cases(chunk: Chunk, date: int) -> pa.Table:
     })
 
 
-def er_pha_f(chunk: Chunk, previous: int | None, date: int) -> pa.Table:
-    """DCIR pharmacy lines whose flux date is in ``(previous, date]`` (all flux up to ``date`` if None)."""
+# The DCIR emitter keys: a pharmacy flux and a doctors' flux come from different emitters of the same type, so a
+# consultation and a dispensing may share fund, claim and line numbers and differ only in FLX_EMT_NUM.
+EMITTER_TYPE = 1
+PHARMACY_EMITTER = 100
+DOCTOR_EMITTER = 200
+FLUX_SEQUENCE = 1
+REIMBURSED = 1  # REM_TYP_AFF of an ordinary reimbursement
+PHARMACY_NATURE = 3317
+GP_CONSULTATION = 1111
+GP_VISITS_PER_YEAR = 1.0
+
+
+def _dcir_keys(flux: np.ndarray, processed: np.ndarray, emitter: int, org: pa.Array, claim: np.ndarray,
+               line: np.ndarray) -> dict[str, object]:
+    n = len(flux)
+    return {
+        "FLX_DIS_DTD": dates(flux), "FLX_TRT_DTD": dates(processed),
+        "FLX_EMT_TYP": np.full(n, EMITTER_TYPE, dtype=np.int64), "FLX_EMT_NUM": np.full(n, emitter, dtype=np.int64),
+        "FLX_EMT_ORD": np.full(n, FLUX_SEQUENCE, dtype=np.int64), "ORG_CLE_NUM": org,
+        "DCT_ORD_NUM": np.asarray(claim, dtype=np.int64), "PRS_ORD_NUM": np.asarray(line, dtype=np.int64),
+        "REM_TYP_AFF": np.full(n, REIMBURSED, dtype=np.int64),
+    }
+
+
+def _funds(chunk: Chunk) -> np.ndarray:
+    return np.char.add(np.char.add("01", DEPARTMENT_CODES[chunk.people.dept].astype("U3")), "0001")
+
+
+def _pharmacy_cut(chunk: Chunk, previous: int | None, date: int) -> np.ndarray:
+    lines = chunk.pharmacy
+    lo = -(2**31) if previous is None else previous
+    return np.flatnonzero((lines.flux > lo) & (lines.flux <= date))
+
+
+def er_prs_f(chunk: Chunk, previous: int | None, date: int) -> pa.Table:
+    """DCIR claim lines whose flux date is in ``(previous, date]``: one per pharmacy line, then GP consultations."""
     lines = chunk.pharmacy
     p = chunk.people
-    cat = catalogue()
-    lo = -(2**31) if previous is None else previous
-    keep = np.flatnonzero((lines.flux > lo) & (lines.flux <= date))
+    keep = _pharmacy_cut(chunk, previous, date)
     person = lines.person[keep]
-    org = np.char.add(np.char.add("01", DEPARTMENT_CODES[p.dept].astype("U3")), "0001")
-    return _table("er_pha_f", {
+    org = _funds(chunk)
+    gp = gp_consultations(chunk, previous, date)
+    pharmacy = _table("er_prs_f", {
         "BEN_NIR_PSA": _take(p.nir, person), "BEN_RNG_GEM": np.ones(len(keep), dtype=np.int64),
-        "FLX_DIS_DTD": dates(lines.flux[keep]), "FLX_TRT_DTD": dates(lines.processed[keep]),
-        "ORG_CLE_NUM": _take(org, person), "DCT_ORD_NUM": lines.claim[keep], "PRS_ORD_NUM": lines.line[keep],
-        "EXE_SOI_DTD": dates(lines.day[keep]), "PRS_NAT_REF": np.full(len(keep), 3317, dtype=np.int64),
-        "PHA_PRS_C13": _take(cat.cip, lines.presentation[keep]), "PHA_ACT_QSN": lines.boxes[keep],
-        "PHA_ACT_PRU": cat.price[lines.presentation[keep]], "DPN_QLF": lines.dpn_qlf[keep],
-        "PSE_SPE_COD": lines.specialty[keep].astype(np.int64),
+        **_dcir_keys(lines.flux[keep], lines.processed[keep], PHARMACY_EMITTER, _take(org, person),
+                     lines.claim[keep], lines.line[keep]),
+        "EXE_SOI_DTD": dates(lines.day[keep]), "PRS_NAT_REF": np.full(len(keep), PHARMACY_NATURE, dtype=np.int64),
+        "DPN_QLF": lines.dpn_qlf[keep], "PSE_SPE_COD": lines.specialty[keep].astype(np.int64),
     })
+    n = len(gp["person"])
+    visits = _table("er_prs_f", {
+        "BEN_NIR_PSA": _take(p.nir, gp["person"]), "BEN_RNG_GEM": np.ones(n, dtype=np.int64),
+        **_dcir_keys(gp["flux"], gp["processed"], DOCTOR_EMITTER, _take(org, gp["person"]), gp["claim"],
+                     np.ones(n, dtype=np.int64)),
+        "EXE_SOI_DTD": dates(gp["day"]), "PRS_NAT_REF": np.full(n, GP_CONSULTATION, dtype=np.int64),
+        "DPN_QLF": np.zeros(n, dtype=np.int64), "PSE_SPE_COD": np.ones(n, dtype=np.int64),
+    })
+    return pa.concat_tables([pharmacy, visits])
+
+
+def er_pha_f(chunk: Chunk, previous: int | None, date: int) -> pa.Table:
+    """DCIR drug lines whose flux date is in ``(previous, date]``, each under its ER_PRS_F claim line's nine keys."""
+    lines = chunk.pharmacy
+    cat = catalogue()
+    keep = _pharmacy_cut(chunk, previous, date)
+    org = _funds(chunk)
+    return _table("er_pha_f", {
+        **_dcir_keys(lines.flux[keep], lines.processed[keep], PHARMACY_EMITTER, _take(org, lines.person[keep]),
+                     lines.claim[keep], lines.line[keep]),
+        "PHA_PRS_C13": _take(cat.cip, lines.presentation[keep]), "PHA_ACT_QSN": lines.boxes[keep],
+        "PHA_ACT_PRU": cat.price[lines.presentation[keep]],
+    })
+
+
+def gp_consultations(chunk: Chunk, previous: int | None, date: int) -> dict[str, np.ndarray]:
+    """GP consultations (claims with no drug line) whose flux date is in ``(previous, date]``.
+
+    About ``GP_VISITS_PER_YEAR`` a year of a person's coverage, from a random stream of their own (the pharmacy
+    lines and every planted truth are drawn as before). Claim numbers count from 1 per person, as the pharmacy
+    claims do, under another emitter (``DOCTOR_EMITTER``).
+    """
+    p = chunk.people
+    rng = stream(chunk.seed, chunk.number, "gp-consultations")
+    first = np.maximum(p.ins_day, P.HISTORY_START)
+    last = np.minimum(p.death_day, P.HISTORY_END)
+    years = np.maximum(last - first, 0) / 365.25
+    count = rng.poisson(GP_VISITS_PER_YEAR * years)
+    person = np.repeat(np.arange(len(p)), count)
+    day = first[person] + np.floor(rng.random(len(person)) * (last - first)[person]).astype(np.int64)
+    order = np.lexsort((day, person))
+    person, day = person[order], day[order]
+    processed = day + rng.integers(0, P.REIMBURSEMENT_DELAY_MAX_DAYS + 1, len(person))
+    flux = month_start_after(processed)
+    starts = np.concatenate([[0], np.cumsum(count)[:-1]]) if len(count) else np.array([], dtype=np.int64)
+    claim = p.index[person] * 10_000 + (np.arange(len(person)) - starts[person] + 1)
+    lo = -(2**31) if previous is None else previous
+    cut = (flux > lo) & (flux <= date)
+    return {"person": person[cut], "day": day[cut], "flux": flux[cut], "processed": processed[cut],
+            "claim": claim[cut]}
 
 
 def _stay_numbers(chunk: Chunk) -> np.ndarray:

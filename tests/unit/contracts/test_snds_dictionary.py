@@ -12,7 +12,7 @@ from pathlib import Path
 
 import oncopipe.contracts
 import pytest
-from oncopipe.contracts.sources import SOURCES, Source
+from oncopipe.contracts.sources import DCIR_KEY, DCIR_LINE, SOURCES, Source, source
 
 REFERENCE = Path(oncopipe.contracts.__file__).parent / "reference" / "snds"
 NOT_SNDS = {"registry_cases", "ir_geo_fdep"}
@@ -80,6 +80,13 @@ def test_vendored_dictionary_has_the_tables_and_its_licence():
     assert "fe17ef8348aeb74f38c29016f49e65f82a6168b6" in (REFERENCE / "README.md").read_text()
 
 
+def test_the_dcir_tables_carry_the_nine_join_keys():
+    dictionary = _dictionary()
+    for src in (source("er_prs_f"), source("er_pha_f")):
+        assert src.key == DCIR_KEY and set(DCIR_KEY) <= set(src.column_names) <= set(dictionary[src.snds_table])
+    assert len(DCIR_KEY) == 9 and set(DCIR_LINE) == set(DCIR_KEY) - {"FLX_DIS_DTD", "FLX_TRT_DTD"}
+
+
 def test_the_checker_sees_a_wrong_column_and_a_wrong_type():
     fields = _dictionary()["ER_PHA_F"]
     assert "PHA_ACT_QSN" in fields and "ASS_NUM" not in fields
@@ -87,12 +94,6 @@ def test_the_checker_sees_a_wrong_column_and_a_wrong_type():
     assert _readable_as(_dictionary()["IR_BEN_R"]["BEN_NAI_MOI"]) == {"string"}
 
 
-# The DCIR split (ER_PRS_F and ER_PHA_F landed separately, joined in staging) is issue #16's next step.
-_NOT_YET = {"er_pha_f": "issue #16: DCIR still lands pre-joined (ER_PRS_F x ER_PHA_F), not as its two tables"}
-
-
-@pytest.mark.parametrize("src", [
-    pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=_NOT_YET[s.name])) if s.name in _NOT_YET else s
-    for s in SOURCES if s.name not in NOT_SNDS], ids=lambda s: s.name)
+@pytest.mark.parametrize("src", [s for s in SOURCES if s.name not in NOT_SNDS], ids=lambda s: s.name)
 def test_every_column_the_platform_reads_is_in_the_dictionary_with_a_compatible_type(src):
     assert departures(src) == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from oncopipe.contracts.sources import SOURCES, SOURCES_BY_NAME
-from oncopipe.landing.importer import ExtractImportError, deliverable, delivered_name, import_extract, table_of
+from oncopipe.landing.importer import ExtractImportError, delivered_name, import_extract, table_of
 from support.delivered_extract import DATE, DELIVERED, P1, P2, deliver
 from typer.testing import CliRunner
 
@@ -21,8 +21,9 @@ def _landed(landing: Path, source: str) -> list[dict]:
 def test_a_hand_written_delivery_lands_in_the_contract_shape(tmp_path):
     report = import_extract(deliver(tmp_path / "delivery"), tmp_path / "landing", DATE)
     landing = tmp_path / "landing"
-    assert report.rows == {"ir_ben_r": 2, "ir_pha_r": 1, "t_mco_b": 2, "t_mco_c": 2, "t_mco_d": 1, "t_mco_a": 1,
-                           "ki_cci_r": 1}
+    assert report.rows == {"ir_ben_r": 2, "ir_pha_r": 1, "er_prs_f": 3, "er_pha_f": 2, "t_mco_b": 2, "t_mco_c": 2,
+                           "t_mco_d": 1, "t_mco_a": 1, "ki_cci_r": 1}
+    assert report.files["er_prs_f"] == ["ER_PRS_F_2023.csv", "ER_PRS_F_2024.csv"]
     assert report.files["t_mco_b"] == ["T_MCO22B.csv", "T_MCO23B.csv"]  # two years, one landing source
     assert report.skipped == ["LISEZMOI.txt"]
     for source in report.rows:
@@ -37,12 +38,20 @@ def test_a_hand_written_delivery_lands_in_the_contract_shape(tmp_path):
                                                                      (P2, dt.date(2023, 7, 10))]
     assert _landed(landing, "t_mco_b")[0]["DGN_REL"] is None  # empty field is null
     assert _landed(landing, "ki_cci_r")[0]["BEN_NIR_ANO"] == P2
+    claims = _landed(landing, "er_prs_f")
+    assert [(r["BEN_NIR_PSA"], r["EXE_SOI_DTD"], r["PRS_NAT_REF"]) for r in claims] == [
+        (P2, dt.date(2023, 3, 14), 3317), (P1, dt.date(2024, 1, 15), 3317), (P1, dt.date(2024, 1, 18), 1111)]
+    drugs = _landed(landing, "er_pha_f")
+    assert [(r["FLX_DIS_DTD"], r["DCT_ORD_NUM"], r["PHA_PRS_C13"], r["PHA_ACT_QSN"]) for r in drugs] == [
+        (dt.date(2024, 2, 1), 10001, "3400935955838", 1), (dt.date(2023, 4, 1), 20001, "3400935955838", 2)]
     assert _landed(landing, "ir_pha_r")[0]["PHA_NOM_PA"] == "TAMOXIFÈNE 20 mg, boîte de 30"
     assert not [p for p in landing.iterdir() if p.name.startswith(".")]  # no staging folder left
 
 
 @pytest.mark.parametrize(("name", "table", "year"), [
-    ("ER_PHA_F_2023.csv", None, None), ("T_MCO23B.csv", "t_mco_b", 2023), ("t_mco19a.parquet", "t_mco_a", 2019),
+    ("ER_PHA_F_2023.csv", "er_pha_f", 2023), ("er_prs_f.csv", "er_prs_f", None),
+    ("ER_PRS_F_23.parquet", "er_prs_f", 2023),
+    ("T_MCO23B.csv", "t_mco_b", 2023), ("t_mco19a.parquet", "t_mco_a", 2019),
     ("ki_cci_r_2023.sas7bdat", "ki_cci_r", 2023), ("IR_BEN_R.csv", "ir_ben_r", None),
     ("registry_cases.csv", "registry_cases", None), ("T_MCO23E.csv", None, None)])
 def test_the_table_is_read_from_the_file_name(name, table, year):
@@ -71,6 +80,9 @@ def _broken(tmp_path: Path, name: str, old: str, new: str) -> Path:
      "IR_BEN_R.csv, line 3, column BEN_DTE_INS: '1/1/2010' is not a date DD/MM/YYYY"),
     ("T_MCO22B.csv", "DGN_PAL;", "DP;", "T_MCO22B.csv: column(s) DGN_PAL of T_MCOaaB missing"),
     ("ki_cci_r_2023.csv", "BEN_IDT_ANO;NUM_ENQ", "BEN_NIR_PSA;NUM_ENQ", "several pseudonym columns"),
+    ("ER_PHA_F.csv", "3595583\n01/04/2023", "3595583\n1/4/2023",
+     "ER_PHA_F.csv, line 3, column FLX_DIS_DTD: '1/4/2023' is not a date DD/MM/YYYY"),
+    ("ER_PRS_F_2024.csv", "REM_TYP_AFF;", "REM_TYP;", "ER_PRS_F_2024.csv: column(s) REM_TYP_AFF of ER_PRS_F missing"),
 ])
 def test_bad_input_names_file_line_column_value_and_lands_nothing(tmp_path, name, old, new, message):
     landing = tmp_path / "landing"
@@ -186,7 +198,7 @@ def test_a_file_named_sas7bdat_that_is_not_sas_is_refused_by_name(tmp_path):
     assert list((tmp_path / "landing").iterdir()) == []
 
 
-@pytest.mark.parametrize("src", [s for s in SOURCES if deliverable(s)], ids=lambda s: s.name)
+@pytest.mark.parametrize("src", SOURCES, ids=lambda s: s.name)
 def test_the_delivered_name_is_what_table_of_reads(src):
     year = 2023 if src.year_column else None
     assert table_of(Path(delivered_name(src, year) + ".csv")) == (src, year)

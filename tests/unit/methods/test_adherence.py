@@ -335,6 +335,19 @@ def test_dispensings_from_claims_cleans_raw_lines():
     assert out["molecule"].tolist() == ["tamoxifen", "letrozole"]
 
 
+def test_join_dcir_gives_each_drug_line_its_claim_line_once():
+    keys = {"FLX_DIS_DTD": T("2024-02-01"), "FLX_TRT_DTD": T("2024-01-20"), "FLX_EMT_TYP": 1, "FLX_EMT_NUM": 100,
+            "FLX_EMT_ORD": 1, "ORG_CLE_NUM": "01", "PRS_ORD_NUM": 1, "REM_TYP_AFF": 1}
+    claims = pd.DataFrame([
+        {**keys, "DCT_ORD_NUM": 1, "BEN_NIR_PSA": "p1", "DPN_QLF": 0},
+        {**keys, "DCT_ORD_NUM": 1, "BEN_NIR_PSA": "p1", "DPN_QLF": 0},               # exact duplicate
+        {**keys, "DCT_ORD_NUM": 1, "FLX_EMT_NUM": 200, "BEN_NIR_PSA": "p2", "DPN_QLF": 0},  # GP: no drug line
+    ])
+    drugs = pd.DataFrame([{**keys, "DCT_ORD_NUM": 1, "PHA_ACT_QSN": 2}, {**keys, "DCT_ORD_NUM": 9, "PHA_ACT_QSN": 1}])
+    out = adh.join_dcir(claims, drugs, [*keys, "DCT_ORD_NUM"])
+    assert out[["BEN_NIR_PSA", "DCT_ORD_NUM", "PHA_ACT_QSN"]].values.tolist() == [["p1", 1, 2]]
+
+
 @pytest.mark.parametrize(("extraction", "end"), [
     ("2026-06-30", "2026-04-30"), ("2026-06-01", "2026-04-30"), ("2026-07-01", "2026-05-31"),
     ("2024-03-31", "2024-01-31"), ("2026-01-15", "2025-11-30"),

@@ -38,9 +38,11 @@ def test_one_bad_line_among_300000_is_counted_and_shown():
 def test_sql_cip13_check_agrees_with_the_python_definition():
     src = source("er_pha_f")
     con = duckdb.connect()
-    con.execute('create table t ("PHA_PRS_C13" varchar, "FLX_DIS_DTD" date, "ORG_CLE_NUM" varchar, '
-                '"DCT_ORD_NUM" bigint, "PRS_ORD_NUM" bigint)')
-    con.executemany("insert into t values (?, date '2024-01-01', 'O', ?, 1)", [[c, i] for i, c in enumerate(CIPS)])
+    con.execute('create table t ("PHA_PRS_C13" varchar, "FLX_DIS_DTD" date, "FLX_TRT_DTD" date, "FLX_EMT_TYP" int, '
+                '"FLX_EMT_NUM" int, "FLX_EMT_ORD" int, "ORG_CLE_NUM" varchar, "DCT_ORD_NUM" bigint, '
+                '"PRS_ORD_NUM" bigint, "REM_TYP_AFF" int)')
+    con.executemany("insert into t values (?, date '2024-01-01', date '2023-12-20', 1, 100, 1, 'O', ?, 1, 1)",
+                    [[c, i] for i, c in enumerate(CIPS)])
     rule = next(r for r in suites.raw_line_rules(src) if r.name == "PHA_PRS_C13.cip13_format")
     _, breaks = predicates(rule, src, "2024-12-31")
     got = dict(con.execute(f'select "PHA_PRS_C13", {breaks} from t').fetchall())
@@ -87,7 +89,7 @@ def test_nulls_are_judged_only_by_not_null_and_text_dates_must_parse():
 
 
 def test_flux_month_rule_compares_with_the_month_of_care():
-    src = source("er_pha_f")
+    src = source("er_prs_f")
     rule = next(r for r in suites.raw_line_rules(src) if r.name == "flux_after_care")
     _, breaks = predicates(rule, src, "2024-12-31")
     con = duckdb.connect()
@@ -104,7 +106,7 @@ def test_flux_month_rule_compares_with_the_month_of_care():
 
 
 def test_a_date_after_the_extraction_date_has_no_tolerance():
-    rules = {r.name: r for r in suites.raw_line_rules(source("er_pha_f"))}
+    rules = {r.name: r for r in suites.raw_line_rules(source("er_prs_f"))}
     flux = rules["FLX_DIS_DTD.not_after_extraction"]
     assert (flux.severity, flux.mostly, flux.basis) == ("critical", 1.0, suites.BASIS_LOGIC)
     # A dispensing dated after the extraction is excluded (any line), and quarantines above its ceiling.
@@ -114,8 +116,9 @@ def test_a_date_after_the_extraction_date_has_no_tolerance():
     assert (excluded.severity, excluded.mostly, excluded.consequence) == ("warning", 1.0, "exclude")
     con = duckdb.connect()
     con.execute('''create table t as select i as "DCT_ORD_NUM", 1 as "PRS_ORD_NUM", 'O' as "ORG_CLE_NUM",
-                   date '2024-01-01' as "FLX_DIS_DTD",
+                   date '2024-01-01' as "FLX_DIS_DTD", date '2023-12-20' as "FLX_TRT_DTD", 1 as "FLX_EMT_TYP",
+                   100 as "FLX_EMT_NUM", 1 as "FLX_EMT_ORD", 1 as "REM_TYP_AFF",
                    case when i < 3 then date '2090-01-01' else date '2024-05-01' end as "EXE_SOI_DTD"
                    from range(100000) r(i)''')
-    frame = rules_frame(con, "t", source("er_pha_f"), [rule], "2024-06-30", 100_000)
+    frame = rules_frame(con, "t", source("er_prs_f"), [rule], "2024-06-30", 100_000)
     assert _detail(frame, rule.name)["breaking"] == 3
