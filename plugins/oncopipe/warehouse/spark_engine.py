@@ -58,6 +58,11 @@ def session(settings: Settings) -> Any:
     return builder.getOrCreate()
 
 
+def gate_session(settings: Settings) -> Any:
+    """The session the raw gate runs its SQL on: this process's Spark session on the Spark engine, else None."""
+    return session(settings) if settings.engine == "spark" else None
+
+
 def _quote(path: Path) -> str:
     return str(path).replace("\\", "\\\\").replace("'", "\\'")
 
