@@ -109,13 +109,18 @@ def _smallest(arg_min: exp.ArgMin, where: exp.Where | None) -> exp.Expression:
     return exp.func("slice", values, exp.Literal.number(1), arg_min.args["count"])
 
 
-def _rewrite(node: exp.Expression, register: Register) -> exp.Expression:
-    """One node of the DuckDB tree as Spark needs it (see the module docstring); others unchanged."""
+def _view(node: exp.Expression, register: Register) -> exp.Expression:
+    """A ``read_parquet`` / ``read_csv`` table as a view over its files; other nodes unchanged."""
     if isinstance(node, exp.Table) and (read := _reader(node.this)) is not None:
         table = exp.to_table(register(*read))
         if node.alias:
             table.set("alias", node.args["alias"])
         return table
+    return node
+
+
+def _rewrite(node: exp.Expression, register: Register) -> exp.Expression:
+    """One node of the DuckDB tree (its file readers already views) as Spark needs it; others unchanged."""
     if isinstance(node, exp.Union) and node.args.get("by_name"):
         views = [_star_from_view(node.this), _star_from_view(node.expression)]
         if None in views or node.args.get("distinct"):
@@ -165,7 +170,8 @@ def translate(sql: str, register: Register) -> tuple[str, str | None]:
     describe = isinstance(tree, exp.Describe)
     if describe:
         tree = tree.this
-    tree = tree.transform(lambda node: _rewrite(node, register))
+    # Two passes: a union by name is rewritten once both its sides read views (transform goes top-down).
+    tree = tree.transform(lambda node: _view(node, register)).transform(lambda node: _rewrite(node, register))
     try:
         out = tree.sql(dialect="spark")
     except sqlglot.errors.UnsupportedError as exc:
