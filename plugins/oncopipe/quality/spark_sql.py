@@ -239,8 +239,10 @@ class SparkConnection:
             first, second = (self.spark.table(v) for v in paths)
             return _by_name([first, second])
         if reader == "csv":
-            frame = (self.spark.read.option("sep", options.get("delim", ",")).option("header", options.get(
-                "header", True)).option("mode", "PERMISSIVE").csv(paths))
+            # One read per file: Spark maps every CSV file to the first one's header by position, DuckDB's
+            # union_by_name by name (a file missing a column must not shift the others).
+            csv = self.spark.read.option("sep", options.get("delim", ",")).option("header", options.get("header", True))
+            frame = _by_name([csv.csv(path) for path in paths])
         else:
             frame = _read_parquet(self.spark, paths)
         extra = []
@@ -317,7 +319,7 @@ def _read_parquet(spark: Any, paths: list[str]) -> Any:
         for f in files:
             folders.setdefault(str(Path(f).parent), []).append(f)
         for folder, members in folders.items():
-            frames.append(spark.read.option("basePath", folder).option("mergeSchema", "true").parquet(*members))
+            frames.append(spark.read.option("basePath", folder).parquet(*members))
     return frames[0] if len(frames) == 1 else _by_name(frames)
 
 
