@@ -2,7 +2,13 @@
 
 Usage::
 
-    nice -n 10 .venv/bin/python benchmarks/engines.py [--patients 2000 20000 100000] [--cores 2]
+    nice -n 10 .venv/bin/python benchmarks/engines.py [--patients 2000 20000 100000] [--cores 2] [--stage build]
+    nice -n 10 .venv/bin/python benchmarks/engines.py --stage raw_gate --patients 8000 100000
+
+``--stage raw_gate`` measures the raw gate instead (every source of the extraction, GX included, no Data Docs, no
+quarantine): its facts and line rules in DuckDB, or the same SQL translated to Spark SQL on a local Spark session
+(``oncopipe.quality.spark_sql``), with the time of each phase (facts, line rules, GX) summed over the sources.
+Results: ``benchmarks/results/engines-raw_gate-<date>.json`` and ``engines-raw_gate-latest.md``.
 
 For each size, one cached extraction (``benchmarks/dbt_build.extraction``) is built from an empty warehouse by
 each engine in its own process (a Spark session and the DuckDB file each belong to one process): seeds and
@@ -69,6 +75,47 @@ def _one_build(engine: str, home: Path, landing: Path, cores: int) -> dict[str, 
     return out
 
 
+_GATE_CODE = (
+    "import json, time\n"
+    "from oncopipe.contracts.settings import get_settings\n"
+    "from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate\n"
+    "from oncopipe.warehouse.spark_engine import gate_session\n"
+    "s = get_settings().ensure()\n"
+    "t = time.perf_counter()\n"
+    "spark = gate_session(s)\n"
+    "started = time.perf_counter() - t\n"
+    "try:\n"
+    "    r = run_raw_gate('" + EXTRACTION + "', s, QualityConfig(quarantine=False, build_docs=False), spark=spark)\n"
+    "except GateFailed as exc:\n"
+    "    r = exc.report\n"
+    "phases = {}\n"
+    "for key, v in r.durations_s.items():\n"
+    "    phases[key.split(':')[1]] = phases.get(key.split(':')[1], 0.0) + v\n"
+    "print('RESULT ' + json.dumps({'success': r.passed, 'wall_s': time.perf_counter() - t, 'session_start_s': started,"
+    " 'phases_s': phases, 'outcomes': len(r.outcomes), 'summary': r.summary()[:2000]}))\n"
+)
+
+
+def _one_gate(engine: str, home: Path, landing: Path, cores: int) -> dict[str, Any]:
+    """Run the raw gate once in a child process (fresh engine, empty quality folder) and return its measures."""
+    env = {**os.environ, "ONCOPIPE_HOME": str(home), "ONCOPIPE_LANDING": str(landing), "ONCOPIPE_ENGINE": engine,
+           "ONCOPIPE_SPARK_CORES": str(cores), "ONCOPIPE_SPARK_SHUFFLE_PARTITIONS": str(2 * cores)}
+    for var in ("ONCOPIPE_WAREHOUSE", "ONCOPIPE_SPARK_WAREHOUSE", "ONCOPIPE_QUALITY"):
+        env.pop(var, None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _GATE_CODE], env=env, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"{engine} raw gate failed to run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    out = json.loads(line[len("RESULT "):])
+    out.update(process_wall_s=wall, cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+               children_peak_rss_mb=after.ru_maxrss / 1024)
+    return out
+
+
 def exponent(n1: int, t1: float, n2: int, t2: float) -> float:
     """b in t ~ n^b from two sizes."""
     return math.log(t2 / t1) / math.log(n2 / n1)
@@ -79,7 +126,9 @@ def main() -> None:
     parser.add_argument("--patients", type=int, nargs="+", default=[2_000, 20_000, 100_000])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stage", choices=("build", "raw_gate"), default="build")
     args = parser.parse_args()
+    measure, prefix = (_one_build, "engines") if args.stage == "build" else (_one_gate, "engines-raw_gate")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from dbt_build import BENCH, extraction
 
@@ -87,12 +136,12 @@ def main() -> None:
     for patients in sorted(args.patients):
         landing = extraction(patients, args.seed, EXTRACTION, [])
         for engine in ("duckdb", "spark"):
-            home = BENCH / f"engines-{engine}-{patients}"
+            home = BENCH / f"{prefix}-{engine}-{patients}"
             if home.exists():
                 import shutil
 
                 shutil.rmtree(home)
-            measured = _one_build(engine, home, landing, args.cores)
+            measured = measure(engine, home, landing, args.cores)
             rows.append({"engine": engine, "patients": patients, **measured})
             print(f"{engine:6} {patients:>9,} people: {measured['process_wall_s']:7.1f} s wall, "
                   f"{measured['cpu_s']:7.1f} s CPU", file=sys.stderr)
@@ -102,11 +151,12 @@ def main() -> None:
         exponents[engine] = [{"from": a[0], "to": b[0], "b": exponent(a[0], a[1], b[0], b[1])}
                              for a, b in zip(mine, mine[1:], strict=False)]
     load = os.getloadavg()
-    result = {"date": dt.date.today().isoformat(), "cores": args.cores, "load_average": load, "builds": rows,
-              "scaling_exponents": exponents}
+    result = {"date": dt.date.today().isoformat(), "stage": args.stage, "cores": args.cores, "load_average": load,
+              "builds": rows, "scaling_exponents": exponents}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"engines-{result['date']}.json").write_text(json.dumps(result, indent=2, default=str))
-    lines = [f"# dbt build (seeds + models) by engine, {result['date']}, local[{args.cores}], "
+    (RESULTS / f"{prefix}-{result['date']}.json").write_text(json.dumps(result, indent=2, default=str))
+    what = "dbt build (seeds + models)" if args.stage == "build" else "raw gate (every source, GX included)"
+    lines = [f"# {what} by engine, {result['date']}, local[{args.cores}], "
              f"load average at the end {load[0]:.1f}", "",
              "| people | DuckDB wall s | Spark wall s | Spark / DuckDB |", "|---:|---:|---:|---:|"]
     for patients in sorted(args.patients):
@@ -117,7 +167,12 @@ def main() -> None:
     lines += ["", "Scaling exponents b (t ~ n^b):"]
     for engine, pairs in exponents.items():
         lines += [f"- {engine}: " + ", ".join(f"{p['from']:,} -> {p['to']:,}: {p['b']:.2f}" for p in pairs)]
-    (RESULTS / "engines-latest.md").write_text("\n".join(lines) + "\n")
+    if args.stage == "raw_gate":
+        lines += ["", "Phases, summed over the sources (s): facts / line rules / GX; session start (s); passed:"]
+        lines += [f"- {r['engine']} {r['patients']:,}: " + " / ".join(
+            f"{r['phases_s'].get(p, 0.0):.1f}" for p in ("facts", "line_rules", "gx"))
+            + f"; {r['session_start_s']:.1f}; {r['success']}" for r in rows]
+    (RESULTS / f"{prefix}-latest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -7,6 +7,12 @@ and dates exactly, floats within 1e-12. The seed with apostrophes (department_re
 same on both. A landing source whose extraction reads no line makes the Spark build refuse to start. The same
 landing registered and built through a Spark Thrift server started by the project's script
 (``scripts/spark_thrift_server.sh``, as the README's walkthrough of a cluster does) reads back the same tables.
+
+The gates on Spark, in the same session: the raw gate's facts and line rules computed by Spark SQL (the DuckDB SQL
+translated, oncopipe.quality.spark_sql) over a hard-linked copy of the landing give the same GX outcomes as on
+DuckDB, for the clean extraction and for a later faulty one (a few generator faults covering line rules and
+extraction facts), on the three sources the faults touch (DCIR's two tables, checked against each other, and the
+beneficiaries); the marts gate judges the Spark candidate as it judges DuckDB's.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ import pytest
 from oncopipe.contracts.marts import MARTS
 from oncopipe.contracts.settings import Settings, get_settings
 from oncopipe.contracts.sources import SOURCES
+from oncopipe.quality import GateFailed, GateReport, QualityConfig, run_raw_gate
+from oncopipe.quality.suites import FAULT_EXPECTATIONS
 from oncopipe.warehouse.dbt_runner import run_dbt
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -32,6 +40,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 EXTRACTION = "2024-12-31"
 SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "spark_thrift_server.sh"
 PEOPLE = 1_500
+FAULTY = "2025-03-31"
+FAULTS = ("invalid_cip13", "invalid_dpn_qlf", "care_after_death", "duplicated_keys@ir_ben_r", "unknown_sex",
+          "death_before_birth")
+"""Line rules (CIP13 check digit per distinct value, a numeric value set, a value set, a date order) and extraction
+facts (a cross-source fact, key uniqueness), on er_prs_f, er_pha_f and ir_ben_r; with the previous extraction, the delivery
+profile, row count, flux and distribution facts run too."""
+GATE = QualityConfig(quarantine=False, build_docs=False)
 
 
 def _java() -> None:
@@ -187,3 +202,75 @@ def test_a_thrift_server_registers_the_landing_builds_and_reads_back_the_same(ho
     for name, table in in_session.items():
         assert table.num_rows > 0, name
         assert through_server[name].equals(table), f"{name} differs through the Thrift server"
+
+
+def test_marts_gate_passes_the_spark_candidate(homes) -> None:
+    """The marts gate stages the candidate from the Spark catalog and its GX suites pass it (nothing published).
+
+    Its verdict is DuckDB's: the staged Parquet is byte for byte DuckDB's (test_publish_stages_the_same_parquet),
+    and the gate reads only those files.
+    """
+    from oncopipe.quality.marts_gate import GATE_FILE
+    from oncopipe.warehouse.versions import current_version, gate_candidate, stage_candidate
+
+    _, spark = homes
+    report = gate_candidate(spark, build_docs=False)
+    assert report.passed, report.summary()
+    assert {o.suite for o in report.outcomes} >= {f"marts.{m.name}" for m in MARTS}
+    assert (stage_candidate(spark).path / GATE_FILE).is_file()
+    assert current_version(spark) is None
+
+
+def _raw_gate(home: Path, engine: str, date: str, sources: list[str] | None = None) -> GateReport:
+    """The raw gate of ``date`` in ``home`` on ``engine`` (one home for both: its profiles and history are shared)."""
+    from oncopipe.warehouse.spark_engine import gate_session
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ONCOPIPE_HOME", str(home))
+        mp.setenv("ONCOPIPE_ENGINE", engine)
+        settings = get_settings()
+        try:
+            return run_raw_gate(date, settings, GATE, sources=sources, spark=gate_session(settings))
+        except GateFailed as exc:
+            return exc.report
+
+
+def _outcomes(report: GateReport) -> dict[tuple[str, str], tuple[bool, str, str]]:
+    return {(o.suite, o.expectation): (o.success, o.severity, o.observed) for o in report.outcomes}
+
+
+def _assert_same_outcomes(duck: GateReport, spark: GateReport) -> None:
+    on_duckdb, on_spark = _outcomes(duck), _outcomes(spark)
+    assert on_duckdb.keys() == on_spark.keys(), sorted(on_duckdb.keys() ^ on_spark.keys())
+    differing = {k: (on_duckdb[k], on_spark[k]) for k in on_duckdb if on_duckdb[k] != on_spark[k]}
+    assert not differing, f"{len(differing)} outcomes differ (DuckDB, Spark): {differing}"
+    assert spark.passed == duck.passed and spark.skipped == duck.skipped
+
+
+def test_raw_gate_on_spark_judges_as_on_duckdb(homes, tmp_path: Path) -> None:
+    """A clean extraction passes on Spark as on DuckDB; a faulty one fails the same expectations on both.
+
+    Each gate runs on the profiles the previous one saved, so for the faulty extraction each engine meets the
+    accepted profile of the clean one made by the other engine's hash, and recomputes it.
+    """
+    from oncopipe.synth.extraction import generate
+
+    duck, _ = homes
+    home = tmp_path / "home"
+    shutil.copytree(duck.landing, home / "landing", copy_function=os.link)
+    # The sources the faults touch, the ones with the most rules (DCIR's two tables are also checked against each
+    # other); every other source's SQL translates (tests/unit/quality/test_spark_sql.py) and is the same SQL.
+    faulty_sources = ["er_prs_f", "er_pha_f", "ir_ben_r"]
+    clean = {engine: _raw_gate(home, engine, EXTRACTION, faulty_sources) for engine in ("duckdb", "spark")}
+    assert clean["duckdb"].passed, clean["duckdb"].summary()
+    assert {o.suite for o in clean["spark"].outcomes} >= {f"raw.{s}.rows" for s in faulty_sources}
+    _assert_same_outcomes(clean["duckdb"], clean["spark"])
+
+    generate(home / "landing", PEOPLE, 11, FAULTY, sources=faulty_sources, faults=list(FAULTS), workers=1)
+    faulty = {engine: _raw_gate(home, engine, FAULTY, faulty_sources) for engine in ("duckdb", "spark")}
+    planted = {FAULT_EXPECTATIONS[f.split("@")[0]] for f in FAULTS}
+    failed = {(o.suite.split(".")[1], o.expectation) for o in faulty["spark"].critical_failures}
+    assert planted <= failed, f"planted faults the Spark gate missed: {sorted(planted - failed)}"
+    _assert_same_outcomes(faulty["duckdb"], faulty["spark"])
+    profile = (home / "quality" / "deliveries" / "er_pha_f" / f"extraction={EXTRACTION}.json").read_text()
+    assert '"line_hash": "xxhash64"' in profile, "the Spark gate compared fingerprints made by DuckDB's hash"

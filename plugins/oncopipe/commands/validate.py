@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--stage must be one of {', '.join(_STAGES)}, not {stage!r}")
         from oncopipe.landing.layout import latest_extraction
         from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
+        from oncopipe.warehouse.spark_engine import gate_session
         from oncopipe.warehouse.versions import gate_candidate
 
         settings = get_settings().ensure()
@@ -83,7 +84,7 @@ def register(app: typer.Typer) -> None:
                     raise typer.BadParameter(f"no extraction in {settings.landing}; give --extraction")
                 with _spinner(f"raw gate on extraction {date}"):
                     report = run_raw_gate(date, settings, QualityConfig(quarantine=not no_quarantine),
-                                          sources=source or None)
+                                          sources=source or None, spark=gate_session(settings))
             else:
                 with _spinner("marts gate on the candidate marts"):
                     report = gate_candidate(settings)

@@ -18,7 +18,10 @@ first use: each profile records the names, sizes and modification times of the f
 Fingerprint: per line, a 64-bit hash of every contract column read as canonical text (so a Parquet and a CSV
 delivery of the same lines agree); the fingerprint is the line count with the sum of the line hashes modulo
 2**64. A sum, not a xor, so that a line present twice does not cancel out; order-free, so the same lines split
-differently across part files give the same fingerprint.
+differently across part files give the same fingerprint. The hash is the engine's (DuckDB's ``hash``, Spark's
+``xxhash64``: :mod:`oncopipe.quality.spark_sql`), so the same lines have a different fingerprint on each engine: a
+profile records its ``line_hash``, and an accepted profile made by the other engine is recomputed before it is
+compared (the line counts, flux months and value counts, being counts, are equal on both engines).
 """
 
 from __future__ import annotations
@@ -29,10 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from oncopipe.contracts.sources import Source
 from oncopipe.landing.layout import extraction_dates, extraction_dir, part_files, relation_sql
+from oncopipe.quality.spark_sql import SQL_ERRORS, GateConnection, line_hash
 
 TOP_VALUES = 30
 """Coded values kept per column (the others are pooled as one ``other`` bin)."""
@@ -51,6 +53,7 @@ class Profile:
     flux_months: dict[str, int] = field(default_factory=dict)  # YYYY-MM -> lines (delta sources with a flux)
     values: dict[str, dict[str, int]] = field(default_factory=dict)  # coded column -> value -> lines
     files: list[list[Any]] = field(default_factory=list)  # [name, size, mtime_ns] it was computed from
+    line_hash: str = "duckdb"  # the engine's line hash (spark_sql.line_hash); profiles before it were DuckDB's
 
     @property
     def empty(self) -> bool:
@@ -78,14 +81,15 @@ def _text(column: str, type_: str = "string") -> str:
     return text
 
 
-def compute_profile(con: duckdb.DuckDBPyConnection, paths: list[Path], src: Source, extraction: str,
+def compute_profile(con: GateConnection, paths: list[Path], src: Source, extraction: str,
                     flux_column: str | None) -> Profile:
     """Profile the lines of ``paths`` (one streaming pass for the fingerprint, one group-by per coded column)."""
     rel = relation_sql(paths)
-    line_hash = "hash(" + ", ".join(_text(c.name, c.type) for c in src.columns) + ")"
-    lines, total = con.execute(
-        f"select count(*), coalesce(sum({line_hash}::hugeint), 0) % 18446744073709551616 from {rel}").fetchone()
-    profile = Profile(src.name, extraction, int(lines), f"{int(lines)}:{int(total):016x}", files=file_stamps(paths))
+    hashed = "hash(" + ", ".join(_text(c.name, c.type) for c in src.columns) + ")"
+    lines, total = con.execute(f"select count(*), coalesce(sum({hashed}::hugeint), 0) from {rel}").fetchone()
+    # Modulo 2**64 here: DuckDB's hash is unsigned, Spark's xxhash64 signed (Python's % is never negative).
+    profile = Profile(src.name, extraction, int(lines), f"{int(lines)}:{int(total) % 2**64:016x}",
+                      files=file_stamps(paths), line_hash=line_hash(con))
     if flux_column:
         months = con.execute(f"""select strftime(date_trunc('month', try_cast({_q(flux_column)} as date)), '%Y-%m'),
                                         count(*) from {rel} group by 1 order by 1""").fetchall()
@@ -124,7 +128,7 @@ def _load(quality: Path, source: str, extraction: str) -> Profile | None:
     return Profile(**json.loads(path.read_text()))
 
 
-def accepted_profiles(con: duckdb.DuckDBPyConnection, landing: Path, quality: Path, src: Source,
+def accepted_profiles(con: GateConnection, landing: Path, quality: Path, src: Source,
                       extraction: str, flux_column: str | None) -> dict[str, Profile]:
     """Profiles of the accepted extractions of ``src`` other than ``extraction``, by date.
 
@@ -140,12 +144,15 @@ def accepted_profiles(con: duckdb.DuckDBPyConnection, landing: Path, quality: Pa
         if not paths:
             continue
         saved = _load(quality, src.name, date)
-        if saved is not None and saved.files == file_stamps(paths):
+        unchanged = saved is not None and saved.files == file_stamps(paths)
+        if unchanged and saved.line_hash == line_hash(con):
             out[date] = saved
-        elif date < extraction:
+        elif date < extraction or unchanged:
+            # Also an accepted profile of the same files whose fingerprint another engine's hash made: it is
+            # recomputed with this engine's, so fingerprints are only ever compared within one hash function.
             try:
                 profile = compute_profile(con, paths, src, date, flux_column)
-            except (duckdb.Error, ValueError):
+            except (*SQL_ERRORS, ValueError):
                 continue  # unreadable: it was refused or repaired by hand; nothing to compare with
             save(quality, profile)
             out[date] = profile

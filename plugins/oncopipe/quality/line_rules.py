@@ -1,4 +1,4 @@
-"""Line-level rules of the raw gate, checked exactly on every line by DuckDB.
+"""Line-level rules of the raw gate, checked exactly on every line by DuckDB (or Spark, translated).
 
 A rule (:class:`LineRule`) says what every line of a source must satisfy: a mandatory field, a date that
 parses and lies in range, a code format, a value set, a numeric range, a date order. The raw suite
@@ -21,11 +21,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import duckdb
 import pandas as pd
 
 from oncopipe.contracts.sources import Source
 from oncopipe.quality.frames import METRIC_COLUMNS
+from oncopipe.quality.spark_sql import GateConnection
 
 Kind = Literal["not_null", "date_parse", "date_range", "regex", "in_set", "range", "cip13", "date_order", "sql"]
 SAMPLE_ROWS = 5
@@ -168,7 +168,7 @@ PER_VALUE_KINDS = frozenset({"cip13"})
 check digit costs ~2 s of CPU per 9M lines, a count by code ~0.1 s (measured; a few hundred codes)."""
 
 
-def rules_frame(con: duckdb.DuckDBPyConnection, relation: str, src: Source, rules: list[LineRule],
+def rules_frame(con: GateConnection, relation: str, src: Source, rules: list[LineRule],
                 extraction_date: str, lines: int, text_dates: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Measure ``rules`` on every line of ``relation`` as a metric frame for GX.
 

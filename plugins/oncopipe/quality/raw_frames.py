@@ -28,6 +28,7 @@ from oncopipe.contracts.sources import DCIR_KEY, Source, source
 from oncopipe.landing.layout import extraction_dates, extraction_dir, part_files, previous_extraction, relation_sql
 from oncopipe.quality import deliveries, formats, line_rules, suites
 from oncopipe.quality.frames import METRIC_COLUMNS
+from oncopipe.quality.spark_sql import SQL_ERRORS, GateConnection
 
 SAMPLE_ROWS = 5
 MIN_MONTH_LINES = 20
@@ -120,7 +121,7 @@ def _check_parquet(facts: FileFacts) -> None:
         raise ValueError("no row group")
 
 
-def _check_csv(facts: FileFacts, con: duckdb.DuckDBPyConnection, src: Source) -> None:
+def _check_csv(facts: FileFacts, con: GateConnection, src: Source) -> None:
     decoder_errors = ""
     with facts.path.open("rb") as fh:
         import codecs
@@ -154,7 +155,7 @@ def _check_csv(facts: FileFacts, con: duckdb.DuckDBPyConnection, src: Source) ->
         facts.types[name] = ("string" if next(bad) else declared[name]) if cast else "string"
 
 
-def inspect_file(path: Path, src: Source, con: duckdb.DuckDBPyConnection) -> FileFacts:
+def inspect_file(path: Path, src: Source, con: GateConnection) -> FileFacts:
     """Readability, encoding, row count and column types of one part file (never raises)."""
     facts = FileFacts(path)
     try:
@@ -174,12 +175,12 @@ def _row(metric: str, subject: str, value: float, detail: Any = "") -> dict[str,
     return {"metric": metric, "subject": subject, "value": float(value), "detail": detail}
 
 
-def _records(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+def _records(con: GateConnection, sql: str) -> list[dict[str, Any]]:
     df = con.execute(sql).df()
     return json.loads(df.to_json(orient="records", date_format="iso"))
 
 
-def _key_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, columns: list[str],
+def _key_facts(con: GateConnection, rel: str, src: Source, columns: list[str],
                total: int) -> list[dict[str, Any]]:
     key = ", ".join(f'"{k}"' for k in src.key)
     every = ", ".join(f'"{c}"' for c in columns)
@@ -210,7 +211,7 @@ def _key_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, columns: l
     return out
 
 
-def _lines_per_unit(con: duckdb.DuckDBPyConnection, files: list[Path], src: Source) -> float | None:
+def _lines_per_unit(con: GateConnection, files: list[Path], src: Source) -> float | None:
     rel = relation_sql(files)
     flux = suites.DELTA_FLUX_MONTH.get(src.name)
     if src.delivery == "snapshot":
@@ -222,7 +223,7 @@ def _lines_per_unit(con: duckdb.DuckDBPyConnection, files: list[Path], src: Sour
     return n / months if months else None
 
 
-def _row_count_facts(con: duckdb.DuckDBPyConnection, landing: Path, src: Source, extraction_date: str,
+def _row_count_facts(con: GateConnection, landing: Path, src: Source, extraction_date: str,
                      files: list[Path]) -> list[dict[str, Any]]:
     previous = previous_extraction(landing, src.name, extraction_date)
     if previous is None or (src.delivery == "delta" and src.name not in suites.DELTA_FLUX_MONTH):
@@ -230,7 +231,7 @@ def _row_count_facts(con: duckdb.DuckDBPyConnection, landing: Path, src: Source,
     previous_files = part_files(extraction_dir(landing, src.name, previous))
     try:
         before = _lines_per_unit(con, previous_files, src)
-    except (duckdb.Error, ValueError):
+    except (*SQL_ERRORS, ValueError):
         return []
     now = _lines_per_unit(con, files, src) if files else 0.0
     if not before:
@@ -240,7 +241,7 @@ def _row_count_facts(con: duckdb.DuckDBPyConnection, landing: Path, src: Source,
                  {"unit": unit, "current": now, "previous": before, "previous_extraction": previous})]
 
 
-def _month_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, landing: Path,
+def _month_facts(con: GateConnection, rel: str, src: Source, landing: Path,
                  extraction_date: str, reference: float = 0.0) -> list[dict[str, Any]]:
     """Lines per month of care over the months this extraction must hold in full, relative to their median.
 
@@ -274,7 +275,7 @@ def _month_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, landing:
             for month, n in counts]
 
 
-def _care_after_death_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+def _care_after_death_facts(con: GateConnection, landing: Path, extraction_date: str,
                             rel: str) -> list[dict[str, Any]]:
     ben_files = part_files(extraction_dir(landing, "ir_ben_r", extraction_date))
     if not ben_files:
@@ -290,7 +291,7 @@ def _care_after_death_facts(con: duckdb.DuckDBPyConnection, landing: Path, extra
             select dead.*, care.last_care_date,
                    coalesce(care.last_care_date > dead.death_date + {lag}, false) as care_after_death
             from dead left join care using ("BEN_NIR_PSA")""")
-    except duckdb.Error:
+    except SQL_ERRORS:
         return []  # ir_ben_r unreadable: its own suite reports it
     n_dead, n_bad = con.execute("select count(*), count(*) filter (where care_after_death) from _after_death"
                                 ).fetchone()
@@ -300,7 +301,7 @@ def _care_after_death_facts(con: duckdb.DuckDBPyConnection, landing: Path, extra
     return [_row("care_after_death_share", f"{n_dead} dead in ir_ben_r", n_bad / n_dead if n_dead else 0.0, sample)]
 
 
-def _orphan_stay_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+def _orphan_stay_facts(con: GateConnection, landing: Path, extraction_date: str,
                        rel: str) -> list[dict[str, Any]]:
     stay_files = part_files(extraction_dir(landing, "t_mco_b", extraction_date))
     if not stay_files:
@@ -311,7 +312,7 @@ def _orphan_stay_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction
             select b."ETA_NUM", b."RSA_NUM", b."DGN_PAL"
             from {relation_sql(stay_files)} as b anti join {rel} as c using ("ETA_NUM", "RSA_NUM")""")
         n_stays = con.execute(f"select count(*) from {relation_sql(stay_files)}").fetchone()[0]
-    except duckdb.Error:
+    except SQL_ERRORS:
         return []
     n_orphans = con.execute("select count(*) from _orphans").fetchone()[0]
     sample = _records(con, f"select * from _orphans limit {SAMPLE_ROWS}") if n_orphans else ""
@@ -319,7 +320,7 @@ def _orphan_stay_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction
                  sample)]
 
 
-def _birth_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str, rel: str,
+def _birth_facts(con: GateConnection, landing: Path, extraction_date: str, rel: str,
                  src: Source) -> list[dict[str, Any]]:
     """Share of lines dated before the birth month of their person (ir_ben_r of the same extraction)."""
     person, when = suites.BIRTH_BOUND[src.name]
@@ -337,14 +338,14 @@ def _birth_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date:
             from {rel} as line join born on line."{person}" = born.__person
             where try_cast(line."{when}" as date) < born.birth_month""")
         n = con.execute(f'select count(*) from {rel} where "{person}" is not null').fetchone()[0]
-    except duckdb.Error:
+    except SQL_ERRORS:
         return []  # ir_ben_r unreadable: its own suite reports it
     bad = con.execute("select count(*) from _before_birth").fetchone()[0]
     sample = _records(con, f"select * from _before_birth order by {key} limit {SAMPLE_ROWS}") if bad else ""
     return [_row("care_before_birth_share", f"{bad} of {n} lines", bad / n if n else 0.0, sample)]
 
 
-def _cip13_referential_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+def _cip13_referential_facts(con: GateConnection, landing: Path, extraction_date: str,
                              rel: str) -> list[dict[str, Any]]:
     """Share of dispensing lines whose CIP13 is not in IR_PHA_R (same extraction, else the latest accepted)."""
     date = extraction_date if part_files(extraction_dir(landing, "ir_pha_r", extraction_date)) else \
@@ -360,7 +361,7 @@ def _cip13_referential_facts(con: duckdb.DuckDBPyConnection, landing: Path, extr
             left join (select distinct cast("PHA_CIP_C13" as varchar) as cip from {relation_sql(ref_files)}) as ref
                    on cast(line."PHA_PRS_C13" as varchar) = ref.cip
             where line."PHA_PRS_C13" is not null group by 1 order by 2 desc, 1""").fetchall()
-    except duckdb.Error:
+    except SQL_ERRORS:
         return []
     n = sum(r[1] for r in rows)
     unknown = [{"PHA_PRS_C13": c, "lines": k} for c, k, known in rows if not known]
@@ -416,7 +417,7 @@ def _claim_line_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_
                  other / n if n else 0.0, other_sample)]
 
 
-def _regularisation_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
+def _regularisation_facts(con: GateConnection, landing: Path, extraction_date: str,
                           rel: str) -> list[dict[str, Any]]:
     """Negative PHA_ACT_QSN lines with no positive line they cancel, in this or an earlier accepted extraction."""
     claims = _claim_files(landing, extraction_date)
@@ -441,14 +442,14 @@ def _regularisation_facts(con: duckdb.DuckDBPyConnection, landing: Path, extract
             order by {key}""")
         negative = con.execute(f'select count(*) from {rel} where try_cast("PHA_ACT_QSN" as double) < 0'
                                ).fetchone()[0]
-    except duckdb.Error:
+    except SQL_ERRORS:
         return []
     bad = con.execute("select count(*) from _unmatched").fetchone()[0]
     sample = _records(con, f"select * from _unmatched limit {SAMPLE_ROWS}") if bad else ""
     return [_row("unmatched_regularisations", f"{bad} of {negative} negative lines", bad, sample)]
 
 
-def _flux_facts(con: duckdb.DuckDBPyConnection, rel: str, src: Source, previous: str) -> list[dict[str, Any]]:
+def _flux_facts(con: GateConnection, rel: str, src: Source, previous: str) -> list[dict[str, Any]]:
     """Lines of a delta whose flux date is not after the previous accepted extraction, and its new flux months."""
     flux = suites.DELTA_FLUX_MONTH[src.name]
     when = f'try_cast("{flux}" as date)'
@@ -486,7 +487,7 @@ def _delivery_facts(profile: deliveries.Profile, accepted: dict[str, deliveries.
     return rows
 
 
-def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name: str,
+def extraction_frame(con: GateConnection, landing: Path, source_name: str,
                      extraction_date: str, quality: Path | None = None) -> SourceFrames:
     """Inspect every part file of the extraction and compute the extraction-level facts.
 
@@ -555,7 +556,7 @@ def extraction_frame(con: duckdb.DuckDBPyConnection, landing: Path, source_name:
     return SourceFrames(source_name, extraction_date, files, frame, total, profile)
 
 
-def rules_frame(con: duckdb.DuckDBPyConnection, frames: SourceFrames) -> pd.DataFrame:
+def rules_frame(con: GateConnection, frames: SourceFrames) -> pd.DataFrame:
     """Every line rule of the source measured on every readable line (see :mod:`oncopipe.quality.line_rules`)."""
     src = source(frames.source)
     dates = {c.name for c in src.columns if c.type == "date"}

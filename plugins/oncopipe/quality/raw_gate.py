@@ -6,6 +6,10 @@ column, wrong type, no line), the line-level suite is skipped, because its check
 failure. A critical failure anywhere quarantines the whole extraction (every source) and raises
 :class:`GateFailed`; nothing downstream runs, so nothing published changes. The lines an exclusion rule
 (:mod:`oncopipe.quality.exclusions`) finds are counted in the ledger of excluded lines, whatever the verdict.
+
+The facts and line rules run on the engine of the settings: DuckDB in memory, or with ``ONCOPIPE_ENGINE=spark`` the
+same SQL translated to Spark SQL on the platform's Spark session (:mod:`oncopipe.quality.spark_sql`); GX judges the
+same small frames either way.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from oncopipe.contracts.settings import Settings, get_settings
 from oncopipe.contracts.sources import SOURCES
@@ -23,6 +28,7 @@ from oncopipe.quality.frames import raw_suite_name
 from oncopipe.quality.outcomes import GateFailed, GateReport
 from oncopipe.quality.quarantine import quarantine_extraction
 from oncopipe.quality.runner import SuiteRunner
+from oncopipe.quality.spark_sql import GateConnection, SparkConnection
 
 BLOCKING = {"file_readable", "encoding_utf8", "column_set", "column_types", "row_count_nonzero"}
 
@@ -32,7 +38,8 @@ class QualityConfig:
     """Knobs of the raw gate.
 
     Attributes:
-        memory_limit: DuckDB memory limit for the aggregate queries (they spill to ``<quality>/tmp``).
+        memory_limit: DuckDB memory limit for the aggregate queries (they spill to ``<quality>/tmp``); on Spark,
+            the session's own settings apply.
         quarantine: move a failed extraction to the quarantine (off only for dry runs).
         build_docs: rebuild the Data Docs site after the run.
     """
@@ -43,7 +50,8 @@ class QualityConfig:
 
 
 def run_raw_gate(extraction_date: str, settings: Settings | None = None,
-                 config: QualityConfig | None = None, sources: Iterable[str] | None = None) -> GateReport:
+                 config: QualityConfig | None = None, sources: Iterable[str] | None = None,
+                 spark: Any = None) -> GateReport:
     """Validate the extraction ``extraction_date`` of every source in the landing.
 
     Args:
@@ -51,6 +59,9 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
         settings: locations (default: :func:`oncopipe.contracts.settings.get_settings`).
         config: gate knobs (default :class:`QualityConfig`).
         sources: check only these sources (default: all); a failure still quarantines every source.
+        spark: the Spark session the facts and line rules run on when ``settings.engine`` is ``spark``
+            (:func:`oncopipe.warehouse.spark_engine.session`, which the warehouse layer passes; the gate, a layer
+            below it, does not start one); ignored on DuckDB.
 
     Returns:
         The report (no critical failure).
@@ -59,14 +70,19 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
         GateFailed: a critical expectation failed; the extraction has been quarantined and the
             message names each failure (source, expectation, observed value, sample rows).
         FileNotFoundError: no source has a folder for this extraction.
+        ValueError: the engine is Spark and no session was given.
     """
     settings = settings or get_settings()
     config = config or QualityConfig()
     present = [s for s in SOURCES if extraction_dir(settings.landing, s.name, extraction_date).is_dir()]
     if not present:
         raise FileNotFoundError(f"no extraction={extraction_date} folder under {settings.landing}")
+    if settings.engine == "spark" and spark is None:
+        raise ValueError("the raw gate on Spark (ONCOPIPE_ENGINE=spark) needs the Spark session: "
+                         "run_raw_gate(..., spark=oncopipe.warehouse.spark_engine.session(settings))")
     runner = SuiteRunner(settings, "raw", extraction_date)
-    con = raw_frames.connect(config.memory_limit, settings.quality / "tmp")
+    con: GateConnection = (SparkConnection(spark) if settings.engine == "spark"
+                           else raw_frames.connect(config.memory_limit, settings.quality / "tmp"))
     profiles: list[deliveries.Profile] = []
     rules_by_source: dict = {}  # source -> its rules frame (the ledger reads the exclusion rules)
     try:

@@ -115,10 +115,12 @@ def recover(settings: Settings | None = None) -> list[str]:
 
 
 def raw_gate(extraction_date: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Run the raw gate on one extraction (a failure quarantines it and raises ``GateFailed``)."""
+    """Run the raw gate on one extraction (a failure quarantines it and raises ``GateFailed``), on the engine."""
     from oncopipe import quality
+    from oncopipe.warehouse.spark_engine import gate_session
 
-    report = quality.run_raw_gate(extraction_date, settings=settings)
+    settings = settings or get_settings()
+    report = quality.run_raw_gate(extraction_date, settings=settings, spark=gate_session(settings))
     return gate_summary(report)
 
 

@@ -166,6 +166,11 @@ def _table_type(sql: Sql, table: str) -> str | None:
     return next((str(r[1]).strip().upper() for r in described if str(r[0]).strip() == "Type"), "UNKNOWN")
 
 
+def gate_session(settings: Settings) -> Any:
+    """The session the raw gate runs its SQL on: this process's Spark session on the Spark engine, else None."""
+    return session(settings) if settings.engine == "spark" else None
+
+
 def _quote(path: Path) -> str:
     return str(path).replace("\\", "\\\\").replace("'", "\\'")
 

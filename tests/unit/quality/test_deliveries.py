@@ -78,3 +78,20 @@ def test_stale_profiles_are_recomputed_when_files_change(tmp_path):
     later.mkdir()
     pq.write_table(_table(ROWS), later / "part-00000.parquet")
     assert set(deliveries.accepted_profiles(con, landing, quality, SRC, "2024-04-01", None)) == {"2024-01-01"}
+
+
+def test_a_profile_made_by_the_other_engines_hash_is_recomputed_not_compared(tmp_path):
+    """Spark's xxhash64 and DuckDB's hash give the same lines different fingerprints: never compare across them."""
+    landing, quality = tmp_path / "landing", tmp_path / "quality"
+    for date in ("2024-01-01", "2024-07-01"):  # earlier and later than the extraction checked
+        folder = landing / SRC.name / f"extraction={date}"
+        folder.mkdir(parents=True)
+        pq.write_table(_table(ROWS), folder / "part-00000.parquet")
+        made_on_spark = _profile([folder / "part-00000.parquet"])
+        made_on_spark.extraction, made_on_spark.fingerprint, made_on_spark.line_hash = date, "4:1", "xxhash64"
+        deliveries.save(quality, made_on_spark)
+    accepted = deliveries.accepted_profiles(duckdb.connect(), landing, quality, SRC, "2024-04-01", None)
+    assert {d: (p.line_hash, p.fingerprint) for d, p in accepted.items()} == {
+        d: ("duckdb", _profile([landing / SRC.name / f"extraction={d}" / "part-00000.parquet"]).fingerprint)
+        for d in ("2024-01-01", "2024-07-01")}
+    assert '"line_hash": "duckdb"' in (quality / "deliveries" / SRC.name / "extraction=2024-07-01.json").read_text()
