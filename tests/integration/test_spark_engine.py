@@ -44,8 +44,8 @@ FAULTY = "2025-03-31"
 FAULTS = ("invalid_cip13", "invalid_dpn_qlf", "care_after_death", "duplicated_keys@ir_ben_r", "unknown_sex",
           "death_before_birth")
 """Line rules (CIP13 check digit per distinct value, a numeric value set, a value set, a date order) and extraction
-facts (a cross-source fact, key uniqueness), on er_prs_f, er_pha_f and ir_ben_r; with the previous extraction, the delivery
-profile, row count, flux and distribution facts run too."""
+facts (a cross-source fact, key uniqueness), on er_prs_f, er_pha_f and ir_ben_r; with the previous extraction, the
+delivery profile, row count, flux and distribution facts run too."""
 GATE = QualityConfig(quarantine=False, build_docs=False)
 
 
