@@ -59,6 +59,14 @@ def _one_build(engine: str, home: Path, landing: Path, cores: int) -> dict[str, 
         "print('RESULT ' + json.dumps({'success': r.success, 'wall_s': time.perf_counter() - t,"
         " 'layers_s': layers, 'nodes': len(r.nodes), 'summary': r.summary()[:2000]}))\n"
     )
+    out = _child(code, env, f"{engine} build")
+    if not out["success"]:
+        raise RuntimeError(f"{engine} build failed: {out['summary']}")
+    return out
+
+
+def _child(code: str, env: dict[str, str], what: str) -> dict[str, Any]:
+    """Run ``code`` in a child Python and return its ``RESULT`` line with wall, CPU and peak RSS of the child."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
@@ -66,10 +74,8 @@ def _one_build(engine: str, home: Path, landing: Path, cores: int) -> dict[str, 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"{engine} build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed to run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     out = json.loads(line[len("RESULT "):])
-    if not out["success"]:
-        raise RuntimeError(f"{engine} build failed: {out['summary']}")
     out.update(process_wall_s=wall, cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
                children_peak_rss_mb=after.ru_maxrss / 1024)
     return out
@@ -102,18 +108,7 @@ def _one_gate(engine: str, home: Path, landing: Path, cores: int) -> dict[str, A
            "ONCOPIPE_SPARK_CORES": str(cores), "ONCOPIPE_SPARK_SHUFFLE_PARTITIONS": str(2 * cores)}
     for var in ("ONCOPIPE_WAREHOUSE", "ONCOPIPE_SPARK_WAREHOUSE", "ONCOPIPE_QUALITY"):
         env.pop(var, None)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _GATE_CODE], env=env, capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"{engine} raw gate failed to run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    out = json.loads(line[len("RESULT "):])
-    out.update(process_wall_s=wall, cpu_s=(after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-               children_peak_rss_mb=after.ru_maxrss / 1024)
-    return out
+    return _child(_GATE_CODE, env, f"{engine} raw gate")
 
 
 def exponent(n1: int, t1: float, n2: int, t2: float) -> float:
