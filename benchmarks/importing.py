@@ -3,9 +3,10 @@
 Usage: ``nice -n 10 .venv/bin/python benchmarks/importing.py [--lines 10000000] [--table T_MCO23A]``.
 The delivered file is written first (not measured; a block of 1 M generated lines, repeated): ``;``-separated,
 the insurer's date format, NUM_ENQ as the pseudonym where the table has a person, plus columns the platform does
-not read. The tables are the PMSI ones (an ER_PHA_F block writer is not there yet); the default is the widest
-with dates and a person, T_MCOaaC (6 contract columns, 3 of them dates), as ``T_MCO23C.csv``; T_MCOaaA is the
-narrow one (5 columns, no date); T_MCOaaB carries SOR_ANN, checked on every line against the file name's year.
+not read. The default is the table a national extract holds most lines of, ER_PHA_F (the DCIR drug lines: the nine
+DCIR keys, two of them DD/MM/YYYY dates, CIP13, boxes, price); ER_PRS_F is its claim lines (the keys, the person as
+NUM_ENQ, the care date and five codes); T_MCOaaC (8 columns, 5 of them dates, a person) is the widest PMSI table,
+T_MCOaaA the narrow one (5 columns, no date), T_MCOaaB carries SOR_ANN, checked on every line against the name's year.
 Writes ``benchmarks/results/import-<table>-<lines>.json``; the files go to a
 temporary folder under var/ and are deleted afterwards.
 """
@@ -32,6 +33,8 @@ CHUNK = 1_000_000
 def _block(table: str, n: int, seed: int = 1) -> pa.Table:
     """``n`` delivered lines of ``table`` (text, the insurer's formats)."""
     rng = np.random.default_rng(seed)
+    if table.startswith("ER_"):
+        return _dcir_block(table, n, rng)
     frame = {"ETA_NUM": np.char.zfill(rng.integers(10_000_000, 999_999_999, n).astype(str), 9),
              "RSA_NUM": np.char.zfill(np.arange(n).astype(str), 10)}
     if table.endswith("C"):
@@ -54,6 +57,23 @@ def _block(table: str, n: int, seed: int = 1) -> pa.Table:
     return pa.Table.from_pandas(pd.DataFrame(frame).astype(str), preserve_index=False)
 
 
+def _dcir_block(table: str, n: int, rng: np.random.Generator) -> pa.Table:
+    flux = pd.Series(np.datetime64("2023-01-01") + 30 * rng.integers(0, 12, n).astype("timedelta64[D]"))
+    frame = {"FLX_DIS_DTD": flux.dt.strftime("%d/%m/%Y"), "FLX_TRT_DTD": flux.dt.strftime("%d/%m/%Y"),
+             "FLX_EMT_TYP": "1", "FLX_EMT_NUM": rng.integers(1, 200, n).astype(str), "FLX_EMT_ORD": "1",
+             "ORG_CLE_NUM": np.char.zfill(rng.integers(0, 10**8, n).astype(str), 9),
+             "DCT_ORD_NUM": np.arange(n).astype(str), "PRS_ORD_NUM": "1", "REM_TYP_AFF": "1"}
+    if table == "ER_PHA_F":
+        frame.update({"PHA_PRS_C13": "3400935955838", "PHA_ACT_QSN": rng.integers(1, 4, n).astype(str),
+                      "PHA_ACT_PRU": np.round(rng.uniform(1, 90, n), 2).astype(str)})
+    else:
+        care = flux - pd.to_timedelta(rng.integers(0, 28, n), unit="D")
+        frame.update({"NUM_ENQ": np.char.add("P", np.char.zfill(rng.integers(0, 10**9, n).astype(str), 16)),
+                      "BEN_RNG_GEM": "1", "EXE_SOI_DTD": care.dt.strftime("%d/%m/%Y"), "PRS_NAT_REF": "3317",
+                      "DPN_QLF": "0", "PSE_SPE_COD": rng.integers(1, 80, n).astype(str)})
+    return pa.Table.from_pandas(pd.DataFrame(frame).astype(str), preserve_index=False)
+
+
 def _write_delivery(path: Path, table: str, lines: int) -> int:
     """Write ``lines`` delivered lines: one generated block of ``CHUNK`` lines, repeated (the import reads every
     line the same way whatever its value; generating 100 M distinct lines would take longer than importing them)."""
@@ -72,7 +92,8 @@ def _write_delivery(path: Path, table: str, lines: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000_000)
-    parser.add_argument("--table", default="T_MCO23C", choices=["T_MCO23C", "T_MCO23B", "T_MCO23A"])
+    parser.add_argument("--table", default="ER_PHA_F",
+                        choices=["ER_PHA_F", "ER_PRS_F", "T_MCO23C", "T_MCO23B", "T_MCO23A"])
     parser.add_argument("--out", type=Path, default=None, help="work folder (default var/bench-import)")
     args = parser.parse_args(argv)
     work = args.out or get_settings().home / "bench-import"
