@@ -119,9 +119,16 @@ class AirflowApi:
 
     def log_events(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
         """The events of a task instance's whole log (structured lines as the api-server reads them back)."""
-        answer = self._call(f"get_log {dag_id} {run_id} {task_id}", self._tasks.get_log, dag_id, run_id, task_id,
-                            try_number, full_content=True, accept="application/json")
-        return [str(line.get("event", "")) if isinstance(line, dict) else str(line) for line in answer["content"]]
+        from airflow_client.client.exceptions import ApiException
+
+        try:
+            answer = self._tasks.get_log(dag_id, run_id, task_id, try_number, full_content=True,
+                                         accept="application/json", _request_timeout=self.timeout)
+        except ApiException as error:
+            raise TopologyError(f"get_log {dag_id} {run_id} {task_id}: HTTP {error.status}: {error.body}") from None
+        # The content is a oneOf: structured messages (an ``event`` each) or plain lines.
+        lines = answer.content.actual_instance or []
+        return [line if isinstance(line, str) else str(line.event) for line in lines]
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0, interval: float = 2.0) -> str:
         """Wait until a run finishes; returns its final state (success or failed).
