@@ -38,6 +38,10 @@ class _Recorder(BaseHTTPRequestHandler):
                               else (401, {"detail": "Invalid credentials"}))
         elif self.path.startswith("/api/v2/monitor/health"):
             status, answer = 200, HEALTHY
+        elif "/logs/" in self.path:
+            status, answer = 200, {"content": [{"event": "::group::Log message source details"},
+                                               {"event": "Task failed: raw gate failed", "timestamp": None,
+                                                "level": "error"}], "continuation_token": None}
         elif self.path.endswith("/dagRuns"):
             status, answer = 409, {"detail": "DAGRun with dag_run_id: 'manual__x' already exists"}
         else:
@@ -99,3 +103,11 @@ def test_a_get_is_retried_after_a_dropped_connection_a_post_is_not(server):
     with pytest.raises(TopologyError, match="trigger_dag_run platform_refresh: no answer"):
         api.trigger("platform_refresh")
     assert [m for m, *_ in _Recorder.seen].count("POST") == posts + 1
+
+
+def test_a_log_reads_back_as_its_events(server):
+    api = AirflowApi(server, "admin", "right", timeout=5)
+    events = api.log_events("platform_refresh", "manual__2024-12-31T00:00:00+00:00", "raw_gate")
+    assert events == ["::group::Log message source details", "Task failed: raw gate failed"]
+    assert _Recorder.seen[-1][1].startswith("/api/v2/dags/platform_refresh/dagRuns/manual__2024-12-31T00")
+    assert "/taskInstances/raw_gate/logs/1?full_content=true" in _Recorder.seen[-1][1]
