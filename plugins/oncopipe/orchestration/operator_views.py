@@ -258,7 +258,7 @@ def _classed(rows: Sequence[tuple], failed: Callable[[tuple], bool],
 
 
 def quality_page(path: Path, *, failed_only: bool, stage: str | None) -> str:
-    """The quality view: the source freshness of each refresh (error: red, warning: amber), the ledger of excluded
+    """The quality view: the source freshness of the latest refresh (error: red, warning: amber), the ledger of excluded
     lines (over the ceiling: red), the per-run gate summary (a run that did not pass: red) and the expectations
     checked (failed ones: red), newest first."""
     try:
@@ -272,14 +272,19 @@ def quality_page(path: Path, *, failed_only: bool, stage: str | None) -> str:
     passed = run_columns.index("passed") if "passed" in run_columns else None
     consequence = excluded_columns.index("consequence") if excluded_columns else None
     status = freshness_columns.index("status") if freshness_columns else None
+    # Where each source stands now: the latest refresh's check (rows come newest first); earlier ones are counted.
+    run_id = freshness_columns.index("run_id") if freshness_columns else None
+    latest = [row for row in freshness if row[run_id] == freshness[0][run_id]] if freshness else []
+    earlier = len({row[run_id] for row in freshness}) - 1 if freshness else 0
     return render(
         "quality.html.j2", "Quality gates", error=None, limit=HISTORY_LIMIT, stage=stage, failed_only=failed_only,
         failed=sum(1 for row in rows if not row[success]),
         history={"columns": columns, "rows": _classed(rows, lambda row: not row[success])},
         runs={"columns": run_columns, "rows": _classed(runs, lambda row: passed is not None and not row[passed])},
         freshness={"columns": freshness_columns[:-1],  # the last, ``failed``, is shown as the row's colour
-                   "rows": [(css, row[:-1]) for css, row in _classed(freshness, lambda row: bool(row[-1]),
-                                                                     lambda row: row[status] == "warn")]},
+                   "rows": [(css, row[:-1]) for css, row in _classed(latest, lambda row: bool(row[-1]),
+                                                                     lambda row: row[status] == "warn")],
+                   "earlier": earlier},
         excluded={"columns": excluded_columns,
                   "rows": _classed(excluded, lambda row: str(row[consequence]).startswith("quarantined"))})
 

@@ -234,3 +234,13 @@ def test_quality_view_shows_source_freshness_errors_red_and_warnings_amber(clien
     assert "snds.er_pha_f" in warned[:warned.index("</tr>")] and "60.0" in warned[:warned.index("</tr>")]
     assert "no &lt;table&gt;" in table  # messages are escaped
     assert page.index("id='source-freshness'") < page.index("id='gate-runs'")
+    # A later refresh's check replaces it on the view (one row a source: where each stands now); the earlier ones
+    # are counted, not listed (a dozen rows a refresh pushed the gate results off the screen).
+    with sqlite3.connect(path) as db:
+        db.execute("insert into source_freshness values ('inv-2', '2022-06-01', 'snds.ir_ben_r', 'pass', 0, "
+                   "'2022-06-01', '2022-06-01', 0.0, '400 days', null, null, '2022-06-01T06:00:00Z')")
+    page = client.get("/quality").text
+    table = page[page.index("<table id='source-freshness'>"):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr class=") == 1 and "2022-06-01" in table and "inv-1" not in table
+    assert "1 earlier check" in page
