@@ -374,7 +374,8 @@ def test_source_freshness_at_the_processed_extraction_errors_warns_and_is_shown(
     """dbt source freshness on the fixture's landing, at 2022-03-01 (two months after its newest extraction): the
     delta sources warn after 45 days and error after 120, the snapshots warn after 400 (sources YAML). The PMSI
     sources' newest lines are of 2021-06-30 (the second extraction brought no stay): error, the refresh stops; the
-    dispensings (newest 2021-12-31, 60 days) warn; the rest pass. The quality view shows each of them."""
+    dispensings' two DCIR tables (newest 2021-12-31, 60 days) warn; the rest pass. The quality view shows each of
+    them."""
     from oncopipe.orchestration.operator_views import quality_page
     from oncopipe.quality.freshness import FreshnessFailed
     from oncopipe.quality.history import history_path
@@ -384,13 +385,14 @@ def test_source_freshness_at_the_processed_extraction_errors_warns_and_is_shown(
     with pytest.raises(FreshnessFailed) as raised:
         refresh.source_freshness("2022-03-01", settings)
     lines = str(raised.value).splitlines()
-    assert lines[0].endswith("FAILED (10 sources, 4 errors, 1 warnings)"), lines[0]
+    assert lines[0].endswith("FAILED (11 sources, 4 errors, 2 warnings)"), lines[0]
     assert ("  pmsi_mco.t_mco_b [error]: newest extraction 2021-06-30, 244 days old at 2022-03-01 "
             "(warn after 45 days, error after 120 days)") in lines
-    assert ("  snds.er_pha_f [warn]: newest extraction 2021-12-31, 60 days old at 2022-03-01 "
-            "(warn after 45 days, error after 120 days)") in lines
+    for dcir in ("er_prs_f", "er_pha_f"):
+        assert (f"  snds.{dcir} [warn]: newest extraction 2021-12-31, 60 days old at 2022-03-01 "
+                "(warn after 45 days, error after 120 days)") in lines
     page = quality_page(history_path(settings.quality), failed_only=False, stage=None)
     table = page[page.index("<table id='source-freshness'>"):]
     table = table[:table.index("</table>")]
     assert (table.count("<tr class='failed'>"), table.count("<tr class='warned'>"),
-            table.count("<tr class='passed'>")) == (4, 1, 5)
+            table.count("<tr class='passed'>")) == (4, 2, 5)
