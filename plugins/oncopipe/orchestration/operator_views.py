@@ -232,22 +232,25 @@ def read_excluded_lines(path: Path, limit: int = 200) -> tuple[list[str], list[t
         connection.close()
 
 
-def read_freshness(path: Path, limit: int = 100) -> tuple[list[str], list[tuple]]:
-    """The source freshness of the refreshes (``source_freshness``: one row per run and source), newest first; the
-    last column, ``failed``, says whether that source stopped its refresh.
+def read_freshness(path: Path) -> tuple[list[str], list[tuple], int]:
+    """The source freshness of the latest refresh that checked it (``source_freshness``: one row per run and
+    source), and how many earlier refreshes checked it; the last column, ``failed``, says whether that source
+    stopped its refresh.
 
-    Returns empty lists when the history has no such table (no refresh has checked freshness yet).
+    Returns empty lists and 0 when the history has no such table (no refresh has checked freshness yet).
     """
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
         if "source_freshness" not in tables:
-            return [], []
+            return [], [], 0
         columns = ["extraction", "source", "status", "max_loaded_at", "age_days", "warn_after", "error_after",
                    "snapshotted_at", "message", "run_id", "failed"]
-        rows = connection.execute(f"select {', '.join(columns)} from source_freshness "
-                                  "order by time desc, rowid limit ?", (limit,)).fetchall()
-        return columns, rows
+        rows = connection.execute(
+            f"select {', '.join(columns)} from source_freshness where run_id = "
+            "(select run_id from source_freshness order by time desc, rowid desc limit 1) order by rowid").fetchall()
+        runs = connection.execute("select count(distinct run_id) from source_freshness").fetchone()[0]
+        return columns, rows, max(runs - 1, 0)
     finally:
         connection.close()
 
@@ -265,24 +268,20 @@ def quality_page(path: Path, *, failed_only: bool, stage: str | None) -> str:
         columns, rows = read_history(path, failed_only=failed_only, stage=stage)
         run_columns, runs = read_gate_runs(path)
         excluded_columns, excluded = read_excluded_lines(path)
-        freshness_columns, freshness = read_freshness(path)
+        freshness_columns, freshness, earlier = read_freshness(path)
     except (ValueError, sqlite3.Error) as error:
         return render("quality.html.j2", "Quality gates", error=str(error))
     success = columns.index("success")
     passed = run_columns.index("passed") if "passed" in run_columns else None
     consequence = excluded_columns.index("consequence") if excluded_columns else None
     status = freshness_columns.index("status") if freshness_columns else None
-    # Where each source stands now: the latest refresh's check (rows come newest first); earlier ones are counted.
-    run_id = freshness_columns.index("run_id") if freshness_columns else None
-    latest = [row for row in freshness if row[run_id] == freshness[0][run_id]] if freshness else []
-    earlier = len({row[run_id] for row in freshness}) - 1 if freshness else 0
     return render(
         "quality.html.j2", "Quality gates", error=None, limit=HISTORY_LIMIT, stage=stage, failed_only=failed_only,
         failed=sum(1 for row in rows if not row[success]),
         history={"columns": columns, "rows": _classed(rows, lambda row: not row[success])},
         runs={"columns": run_columns, "rows": _classed(runs, lambda row: passed is not None and not row[passed])},
         freshness={"columns": freshness_columns[:-1],  # the last, ``failed``, is shown as the row's colour
-                   "rows": [(css, row[:-1]) for css, row in _classed(latest, lambda row: bool(row[-1]),
+                   "rows": [(css, row[:-1]) for css, row in _classed(freshness, lambda row: bool(row[-1]),
                                                                      lambda row: row[status] == "warn")],
                    "earlier": earlier},
         excluded={"columns": excluded_columns,
