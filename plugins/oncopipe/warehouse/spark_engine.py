@@ -154,13 +154,15 @@ def _landing_columns(source: str, files: Sequence[Path]) -> str:
     return ", ".join(columns)
 
 
+def _table_exists(sql: Sql, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(sql.query(f"show databases like '{schema}'")[1]) and \
+        bool(sql.query(f"show tables in {schema} like '{name}'")[1])
+
+
 def _table_type(sql: Sql, table: str) -> str | None:
     """EXTERNAL or MANAGED when ``table`` exists, else None."""
-    schema, name = table.split(".")
-    if not sql.query(f"show databases like '{schema}'")[1]:
-        return None
-    _, rows = sql.query(f"show tables in {schema} like '{name}'")
-    if not rows:
+    if not _table_exists(sql, table):
         return None
     _, described = sql.query(f"describe table extended {table}")
     return next((str(r[1]).strip().upper() for r in described if str(r[0]).strip() == "Type"), "UNKNOWN")
@@ -262,7 +264,7 @@ def read_tables(settings: Settings, tables: dict[str, tuple[tuple[str, ...], dic
     out = {}
     with connect(settings) as sql:
         for name, (key, columns) in tables.items():
-            if _table_type(sql, name) is None:
+            if not _table_exists(sql, name):
                 raise KeyError(f"{name} is missing from the Spark catalog ({_catalog(settings)}): run dbt build")
             order = ", ".join(f"`{k}`" for k in key)
             statement = f"select * from {name} order by {order}"
