@@ -379,37 +379,64 @@ def _claim_files(landing: Path, extraction_date: str) -> list[Path]:
     return part_files(extraction_dir(landing, "er_prs_f", extraction_date))
 
 
-def _with_claims(drugs: str, claim_files: list[Path]) -> str:
+def _column_types(con: GateConnection, relation: str) -> dict[str, str]:
+    """{column: type} of a relation, as the engine reads it (``describe``)."""
+    return {str(r[0]): str(r[1]).upper() for r in con.execute(f"describe select * from {relation}").fetchall()}
+
+
+def _key_join(con: GateConnection, left: tuple[str, str], right: tuple[str, str], columns: tuple[str, ...]) -> str:
+    """The ``on`` condition matching ``columns`` of two ``(relation, alias)``: a column compared as it is read
+    when both sides read it with one type, as text otherwise (a CSV landing beside a Parquet one).
+
+    Comparing every key as text (the first version) made the ER_PHA_F x ER_PRS_F join build nine text keys per
+    line: at 1,000,000 people (91 M drug lines, 104 M claim lines) it spilled ~25 GB past the gate's memory limit.
+    """
+    types = [_column_types(con, relation) for relation, _ in (left, right)]
+    (_, a), (_, b) = left, right
+    return " and ".join(f'{a}."{c}" = {b}."{c}"' if types[0].get(c) == types[1].get(c)
+                        else f'cast({a}."{c}" as varchar) = cast({b}."{c}" as varchar)' for c in columns)
+
+
+def _claims_of(con: GateConnection, drugs: str, claim_files: list[Path]) -> str:
     """The drug lines of ``drugs`` with the person, care date and nature of their claim line (null: no claim line)."""
-    on = " and ".join(f'cast(pha."{k}" as varchar) = cast(prs."{k}" as varchar)' for k in DCIR_KEY)
+    claims = f"""(select {", ".join(f'"{c}"' for c in (*DCIR_KEY, "BEN_NIR_PSA", "EXE_SOI_DTD", "PRS_NAT_REF"))}
+                  from {relation_sql(claim_files)})"""
+    on = _key_join(con, (drugs, "pha"), (claims, "prs"), DCIR_KEY)
     return f"""(select pha.*, prs."BEN_NIR_PSA", prs."EXE_SOI_DTD", prs."PRS_NAT_REF", prs."DCT_ORD_NUM" is not null
                       as has_claim_line
-               from {drugs} as pha
-               left join (select {", ".join(f'"{c}"' for c in (*DCIR_KEY, "BEN_NIR_PSA", "EXE_SOI_DTD", "PRS_NAT_REF"))}
-                          from {relation_sql(claim_files)}) as prs on {on})"""
+               from {drugs} as pha left join {claims} as prs on {on})"""
 
 
-def _claim_line_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_date: str,
-                      rel: str) -> list[dict[str, Any]]:
-    """Drug lines with no ER_PRS_F claim line of the same nine keys in the extraction, or a non-pharmacy one."""
+def _claim_line_facts(con: GateConnection, landing: Path, extraction_date: str, rel: str) -> list[dict[str, Any]]:
+    """Drug lines with no ER_PRS_F claim line of the same nine keys in the extraction, or a non-pharmacy one.
+
+    One pass counts them over the join, reading only the keys and the nature; the sample lines are fetched by a
+    second join only when some line breaks the rule (a clean delivery pays for one join, no table is kept). A drug
+    line on a claim line delivered twice, identical, counts once as an orphan (it is not one) and twice as on a
+    non-pharmacy claim when that claim is one (the duplicate itself is the key facts' finding on er_prs_f).
+    """
     claims = _claim_files(landing, extraction_date)
     if not claims:
         return []
     natures = ", ".join(str(n) for n in formats.PHARMACY_NATURES)
     key = ", ".join(f'"{k}"' for k in DCIR_KEY)
+    not_pharmacy = f'has_claim_line and try_cast("PRS_NAT_REF" as bigint) not in ({natures})'
     try:
-        con.execute(f"create or replace temp table _drug_claims as select * from {_with_claims(rel, claims)}")
-        n, orphans, other = con.execute(f"""
-            select count(*), count(*) filter (where not has_claim_line),
-                   count(*) filter (where has_claim_line and try_cast("PRS_NAT_REF" as bigint) not in ({natures}))
-            from _drug_claims""").fetchone()
-    except duckdb.Error:
+        keys = f"(select {key} from {rel})"
+        joined = _claims_of(con, keys, claims)
+        # The drug lines are counted on their own: a claim line present twice (an exact duplicate, which the key
+        # facts of er_prs_f report) gives its drug lines two rows in the join.
+        n = con.execute(f"select count(*) from {rel}").fetchone()[0]
+        orphans, other = con.execute(f"""
+            select count(*) filter (where not has_claim_line), count(*) filter (where {not_pharmacy})
+            from {joined}""").fetchone()
+    except SQL_ERRORS:
         return []  # er_prs_f unreadable: its own suite reports it
     drug_columns = ", ".join(f'"{c}"' for c in source("er_pha_f").column_names)
-    orphan_sample = _records(con, f"select {drug_columns} from _drug_claims where not has_claim_line order by {key} "
+    full = _claims_of(con, rel, claims) if orphans or other else ""
+    orphan_sample = _records(con, f"select {drug_columns} from {full} where not has_claim_line order by {key} "
                                   f"limit {SAMPLE_ROWS}") if orphans else ""
-    other_sample = _records(con, f"""select {key}, "PRS_NAT_REF" from _drug_claims
-                                     where has_claim_line and try_cast("PRS_NAT_REF" as bigint) not in ({natures})
+    other_sample = _records(con, f"""select {key}, "PRS_NAT_REF" from {full} where {not_pharmacy}
                                      order by {key} limit {SAMPLE_ROWS}""") if other else ""
     return [_row("orphan_drug_line_share", f"{orphans} of {n} drug lines without a claim line in er_prs_f",
                  orphans / n if n else 0.0, orphan_sample),
@@ -419,29 +446,50 @@ def _claim_line_facts(con: duckdb.DuckDBPyConnection, landing: Path, extraction_
 
 def _regularisation_facts(con: GateConnection, landing: Path, extraction_date: str,
                           rel: str) -> list[dict[str, Any]]:
-    """Negative PHA_ACT_QSN lines with no positive line they cancel, in this or an earlier accepted extraction."""
+    """Negative PHA_ACT_QSN lines with no positive line they cancel, in this or an earlier accepted extraction.
+
+    Only the negative lines (a small share) and the positive lines sharing a negative one's organisation, document
+    and CIP13 (what a cancelled line must share with its regularisation, read from the drug line itself) are joined
+    to their claim lines, once per extraction, not every drug line of every extraction.
+    """
     claims = _claim_files(landing, extraction_date)
     if not claims:
         return []
-    on = " and ".join(f'cast(neg."{c}" as varchar) = cast(pos."{c}" as varchar)' for c in REGULARISATION_MATCH)
+    shared = ", ".join(f'"{c}"' for c in ("ORG_CLE_NUM", "DCT_ORD_NUM", "PHA_PRS_C13"))
     cols = ", ".join(f'"{c}"' for c in (*REGULARISATION_MATCH, "PHA_ACT_QSN"))
-    parts = [f"select {cols} from {_with_claims(rel, claims)}"]
-    for d in extraction_dates(landing, "er_pha_f"):
-        drugs, earlier_claims = part_files(extraction_dir(landing, "er_pha_f", d)), _claim_files(landing, d)
-        if d < extraction_date and drugs and earlier_claims:
-            parts.append(f"select {cols} from {_with_claims(relation_sql(drugs), earlier_claims)}")
-    history = "(" + " union all ".join(parts) + ")"
-    key = ", ".join(f'neg."{k}"' for k in source("er_pha_f").key)
     try:
+        con.execute(f'create or replace temp table _negatives as select * from {rel} '
+                    f'where try_cast("PHA_ACT_QSN" as double) < 0')
+        negative = con.execute("select count(*) from _negatives").fetchone()[0]
+        if not negative:
+            return [_row("unmatched_regularisations", "0 of 0 negative lines", 0, "")]
+        wanted = f"(select distinct {shared} from _negatives)"
+
+        def candidates(drugs: str) -> str:
+            on = _key_join(con, (drugs, "p"), (wanted, "n"), ("ORG_CLE_NUM", "DCT_ORD_NUM", "PHA_PRS_C13"))
+            return (f'(select p.* from {drugs} as p semi join {wanted} as n on {on} '
+                    f'where try_cast(p."PHA_ACT_QSN" as double) > 0)')
+
+        # This extraction's negative lines and candidates share one join to its claim lines.
+        lines = f"(select *, true as __negative from _negatives union all select *, false from {candidates(rel)})"
+        con.execute(f"create or replace temp table _regularisation_lines as select * from "
+                    f"{_claims_of(con, lines, claims)}")
+        history = [f"select {cols} from _regularisation_lines where not __negative"]
+        for d in extraction_dates(landing, "er_pha_f"):
+            drugs, earlier_claims = part_files(extraction_dir(landing, "er_pha_f", d)), _claim_files(landing, d)
+            if d < extraction_date and drugs and earlier_claims:
+                history.append(f"select {cols} from {_claims_of(con, candidates(relation_sql(drugs)), earlier_claims)}")
+        pos = "(" + " union all ".join(history) + ")"
+        neg = "(select * exclude (__negative) from _regularisation_lines where __negative)"
+        on = _key_join(con, (neg, "neg"), (pos, "pos"), REGULARISATION_MATCH)
+        key = ", ".join(f'neg."{k}"' for k in source("er_pha_f").key)
         con.execute(f"""
             create or replace temp table _unmatched as
             select neg.* exclude (has_claim_line)
-            from (select * from {_with_claims(rel, claims)} where try_cast("PHA_ACT_QSN" as double) < 0) as neg
-            anti join (select * from {history} where try_cast("PHA_ACT_QSN" as double) > 0) as pos
+            from {neg} as neg
+            anti join {pos} as pos
                  on {on} and try_cast(pos."PHA_ACT_QSN" as double) = -try_cast(neg."PHA_ACT_QSN" as double)
             order by {key}""")
-        negative = con.execute(f'select count(*) from {rel} where try_cast("PHA_ACT_QSN" as double) < 0'
-                               ).fetchone()[0]
     except SQL_ERRORS:
         return []
     bad = con.execute("select count(*) from _unmatched").fetchone()[0]
