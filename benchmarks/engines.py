@@ -116,6 +116,51 @@ def exponent(n1: int, t1: float, n2: int, t2: float) -> float:
     return math.log(t2 / t1) / math.log(n2 / n1)
 
 
+NATIONAL = 67_000_000
+"""People in the whole SNDS (the issue's figure): where the model is read."""
+
+
+def fit(rows: list[dict[str, Any]], engine: str) -> tuple[float, float] | None:
+    """``(F, w)`` of t = F + w * n through the two largest sizes of ``engine`` (fixed cost, cost per person)."""
+    mine = sorted((r["patients"], r["process_wall_s"]) for r in rows if r["engine"] == engine)
+    if len(mine) < 2:
+        return None
+    (n1, t1), (n2, t2) = mine[-2:]
+    w = (t2 - t1) / (n2 - n1)
+    return t1 - w * n1, w
+
+
+def model_lines(rows: list[dict[str, Any]], cores: int) -> list[str]:
+    """Where Spark starts to pay, read off a stated model fitted to the measures (not assumed).
+
+    Each engine: t(n) = F + w * n on ``cores`` cores (F: fixed cost per build, w: seconds per person), through the
+    two largest sizes. Spark on C cores (any number of nodes): t = F + w * n * cores / C, the data-bound part shared
+    perfectly (an optimistic bound for Spark: shuffles and stragglers only add). DuckDB is held to one machine
+    (here, ``cores`` cores). Spark beats it at n people from C* = cores * w_spark * n / (t_duckdb(n) - F_spark) cores;
+    for large n (fixed costs negligible) against DuckDB on a machine of M cores, from (w_spark / w_duckdb) * M cores.
+    """
+    duck, spark = fit(rows, "duckdb"), fit(rows, "spark")
+    if duck is None or spark is None:
+        return []
+    out = ["", f"Model t = F + w*n (two largest sizes, local[{cores}]):"]
+    for name, (f, w) in (("duckdb", duck), ("spark", spark)):
+        out.append(f"- {name}: F = {f:.1f} s, w = {w * 1e5:.2f} s per 100,000 people")
+    for n in (max(r["patients"] for r in rows), NATIONAL):
+        t_duck = duck[0] + duck[1] * n
+        if t_duck <= spark[0] or spark[1] <= 0:
+            out.append(f"- {n:,} people: DuckDB {t_duck:,.0f} s; Spark's fixed cost alone ({spark[0]:.0f} s) is more: "
+                       "no core count makes it pay")
+            continue
+        needed = cores * spark[1] * n / (t_duck - spark[0])
+        out.append(f"- {n:,} people: DuckDB {t_duck:,.0f} s on {cores} cores; Spark pays from {needed:,.0f} cores "
+                   f"({needed / cores:,.1f}x this machine)")
+    ratio = spark[1] / duck[1] if duck[1] > 0 else float("inf")
+    out.append(f"- per core, once fixed costs are paid: Spark needs {ratio:.1f}x DuckDB's cores for the same time, so "
+               f"against DuckDB on one machine of M cores (its data part scaling the same way) Spark pays from "
+               f"{ratio:.1f} * M cores: a cluster of more cores than that, or data a single machine cannot hold")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, nargs="+", default=[2_000, 20_000, 100_000])
@@ -137,9 +182,12 @@ def main() -> None:
 
                 shutil.rmtree(home)
             measured = measure(engine, home, landing, args.cores)
-            rows.append({"engine": engine, "patients": patients, **measured})
+            rows.append({"engine": engine, "patients": patients, "load_average_after": os.getloadavg(), **measured})
             print(f"{engine:6} {patients:>9,} people: {measured['process_wall_s']:7.1f} s wall, "
                   f"{measured['cpu_s']:7.1f} s CPU", file=sys.stderr)
+            # Each build is kept as soon as it is measured: a later, longer one may not finish.
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"{prefix}-partial.json").write_text(json.dumps(rows, indent=2, default=str))
     exponents = {}
     for engine in ("duckdb", "spark"):
         mine = sorted((r["patients"], r["process_wall_s"]) for r in rows if r["engine"] == engine)
@@ -162,12 +210,14 @@ def main() -> None:
     lines += ["", "Scaling exponents b (t ~ n^b):"]
     for engine, pairs in exponents.items():
         lines += [f"- {engine}: " + ", ".join(f"{p['from']:,} -> {p['to']:,}: {p['b']:.2f}" for p in pairs)]
+    lines += model_lines(rows, args.cores)
     if args.stage == "raw_gate":
         lines += ["", "Phases, summed over the sources (s): facts / line rules / GX; session start (s); passed:"]
         lines += [f"- {r['engine']} {r['patients']:,}: " + " / ".join(
             f"{r['phases_s'].get(p, 0.0):.1f}" for p in ("facts", "line_rules", "gx"))
             + f"; {r['session_start_s']:.1f}; {r['success']}" for r in rows]
     (RESULTS / f"{prefix}-latest.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{prefix}-partial.json").unlink(missing_ok=True)
     print("\n".join(lines))
 
 

@@ -1,0 +1,33 @@
+"""The engines benchmark's model of where Spark pays (benchmarks/engines.py), on measures of known times."""
+
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import engines  # noqa: E402  (a benchmark script, not part of the package)
+
+
+def _rows(times: dict[str, dict[int, float]]) -> list[dict]:
+    return [{"engine": e, "patients": n, "process_wall_s": t} for e, by_n in times.items() for n, t in by_n.items()]
+
+
+def test_the_line_goes_through_the_two_largest_sizes():
+    rows = _rows({"duckdb": {1_000: 99.0, 100_000: 40.0, 1_000_000: 310.0}, "spark": {100_000: 400.0}})
+    fixed, per_person = engines.fit(rows, "duckdb")
+    assert math.isclose(per_person, 270.0 / 900_000) and math.isclose(fixed, 40.0 - 30.0)
+    assert engines.fit(rows, "spark") is None
+
+
+def test_spark_pays_from_the_cores_where_its_time_meets_duckdb():
+    # DuckDB: 10 s + 30 s per 100k; Spark: 200 s + 200 s per 100k, on 2 cores.
+    rows = _rows({"duckdb": {100_000: 40.0, 1_000_000: 310.0}, "spark": {100_000: 400.0, 1_000_000: 2_200.0}})
+    text = "\n".join(engines.model_lines(rows, 2))
+    # At 1,000,000 people DuckDB takes 310 s: Spark needs 2 * 2,000 / (310 - 200) = 36.4 cores.
+    assert "1,000,000 people: DuckDB 310 s on 2 cores; Spark pays from 36 cores" in text
+    assert "Spark needs 6.7x DuckDB's cores" in text
+
+
+def test_a_fixed_cost_above_duckdbs_whole_time_never_pays():
+    rows = _rows({"duckdb": {100_000: 40.0, 200_000: 50.0}, "spark": {100_000: 400.0, 200_000: 410.0}})
+    assert "no core count makes it pay" in "\n".join(engines.model_lines(rows, 2))
