@@ -195,12 +195,14 @@ def main() -> None:
                              for a, b in zip(mine, mine[1:], strict=False)]
     load = os.getloadavg()
     result = {"date": dt.date.today().isoformat(), "stage": args.stage, "cores": args.cores, "load_average": load,
+              "settings": {k: os.environ[k] for k in sorted(os.environ) if k.startswith("ONCOPIPE_")},
               "builds": rows, "scaling_exponents": exponents}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{prefix}-{result['date']}.json").write_text(json.dumps(result, indent=2, default=str))
     what = "dbt build (seeds + models)" if args.stage == "build" else "raw gate (every source, GX included)"
     lines = [f"# {what} by engine, {result['date']}, local[{args.cores}], "
              f"load average at the end {load[0]:.1f}", "",
+             "Settings: " + (", ".join(f"{k}={v}" for k, v in result["settings"].items()) or "defaults"), "",
              "| people | DuckDB wall s | Spark wall s | Spark / DuckDB |", "|---:|---:|---:|---:|"]
     for patients in sorted(args.patients):
         d = next(r for r in rows if r["engine"] == "duckdb" and r["patients"] == patients)
