@@ -565,7 +565,7 @@ def recoverable(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int
 
 
 def pinned(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int], value: Mapping[int, float] | list[float],
-           *, candidates: Iterable[int] | None = None) -> dict[int, float]:
+           *, candidates: Iterable[int] | None = None, small_below: int | None = None) -> dict[int, float]:
     """Masked variables that the margin equations **and non-negativity** pin to one value (linear programming).
 
     Counts are never negative, and a reader knows it: a margin of 0 gives back every cell under it, and a
@@ -579,9 +579,13 @@ def pinned(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int], va
         masked: the unknown variables; every other variable is known, with its value in ``value``.
         value: variable id -> value (only the known ones are read).
         candidates: the masked variables to test (default: all of them).
+        small_below: also report a variable squeezed between 1 and ``small_below - 1`` (its bounds not meeting):
+            the reader then knows a small group of people is there, which the output check of a trusted research
+            environment refuses as it refuses the count itself (``differencing_*`` of
+            :mod:`oncopipe.delivery.output_check`, the same bounds).
 
     Returns:
-        Pinned variable -> the value it is pinned to.
+        Pinned (or squeezed) variable -> the value it is pinned to (squeezed: its least value).
     """
     masked = set(masked)
     wanted = masked if candidates is None else set(candidates) & masked
@@ -598,6 +602,9 @@ def pinned(lines: Iterable[tuple[int, Iterable[int]]], masked: Iterable[int], va
             high = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
             if high.status == 0 and -high.fun - low.fun < 0.5:
                 found[v] = float(round(low.fun))
+            elif (small_below is not None and high.status == 0 and low.fun >= 1 - 1e-6
+                  and -high.fun <= small_below - 1 + 1e-6):
+                found[v] = float(math.ceil(low.fun - 1e-6))
     return found
 
 
@@ -826,7 +833,8 @@ def _complementary(model: _Model, tables: list[ResultTable], masked_vars: set[in
         if not exposed:
             # Non-negativity too: a reader with a linear-programming solver squeezes cells between bounds.
             exposed = sorted(pinned(equations, masked_vars, model.value,
-                                    candidates=[v for v in masked_vars if model.value[v] != 0]))
+                                    candidates=[v for v in masked_vars if model.value[v] != 0],
+                                    small_below=model.threshold))
         if not exposed:
             return
         # Protect every exposed cell whose margins this pass has not touched yet, then check again: one
@@ -993,10 +1001,10 @@ def audit_published(tables: list[ResultTable], masks: Mapping[str, pd.DataFrame]
     equations = [(ln.total, ln.parts) for ln in model.lines]
     for var in sorted(recoverable(equations, masked_vars)):
         problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: determined by the margins")
-    for var, at in sorted(pinned(equations, masked_vars, model.value).items()):
+    for var, at in sorted(pinned(equations, masked_vars, model.value, small_below=limit).items()):
         if at != 0:
-            problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: pinned to {at:g} by the "
-                            "margins and non-negativity")
+            problems.append(f"{_describe(model, tables, var)}: rule {COMPLEMENTARY}: pinned to {at:g}, or squeezed "
+                            f"between 1 and {limit - 1}, by the margins and non-negativity")
     prior = list(history)
     for var in range(len(model.members)):
         if var in masked_vars:

@@ -241,6 +241,20 @@ def test_non_negativity_pins_cells_the_equations_alone_do_not_determine():
     assert pinned([(10, [0, 1]), (11, [0, 2])], {0, 1, 2}, {10: 10.0, 11: 12.0}) == {}
 
 
+def test_non_negativity_can_squeeze_a_masked_cell_into_a_small_count_without_pinning_it():
+    """x0 + x1 = 12 with x1 <= 10 (x1 + x2 = 10) gives x0 >= 2; x0 + x3 = 15 with x3 >= 7 (x3 + x4 = 17, x4 + x5 = 10)
+    gives x0 <= 8. Every visible total is 10 or more, x0 is not pinned, yet a reader knows 2 to 8 people are there:
+    the output check refuses that export (found at 1,000,000 people: the delays study's export was refused), so
+    disclosure control must treat it as exposed."""
+    value = {10: 12.0, 11: 10.0, 12: 15.0, 13: 17.0, 14: 10.0}
+    lines = [(10, [0, 1]), (11, [1, 2]), (12, [0, 3]), (13, [3, 4]), (14, [4, 5])]
+    masked = {0, 1, 2, 3, 4, 5}
+    assert pinned(lines, masked, value) == {}
+    assert pinned(lines, masked, value, small_below=10) == {0: 2.0}
+    # Wider bounds are no finding: x0 + x3 = 25 lets x0 reach 18.
+    assert pinned(lines, masked, {**value, 12: 25.0}, small_below=10) == {}
+
+
 def test_complementary_cells_are_not_given_back_by_zero_margins():
     """Found by the property test (hypothesis): zero columns made masked complements recoverable by LP."""
     rows = [("r0", [0, 0, 0, 10]), ("r1", [0, 0, 1, 10]), ("r2", [0, 0, 0, 10])]

@@ -3,7 +3,8 @@
 The attacker here is written independently of oncopipe.delivery.disclosure: it knows the true structure of the tables
 (it generated them), reads only what the CSV export would show, and tries to recover every masked cell by
 iterative differencing (solve any margin with one unknown, repeat) and by linear programming (the tightest
-bounds of each masked cell given every margin and non-negativity). A cell is recovered when its bounds meet.
+bounds of each masked cell given every margin and non-negativity). A cell is recovered when its bounds meet, or
+squeezed when they both lie between 1 and 9 (the reader knows a small group is there, as the output check does).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def attack(seen: dict, eqs) -> dict:
         assert lo.status == 0, "the published margins must stay consistent"
         if hi.status == 0 and -hi.fun - lo.fun < 0.5:
             recovered[cell] = round(lo.fun)
+        elif hi.status == 0 and lo.fun >= 1 - 1e-6 and -hi.fun <= 9 + 1e-6:
+            recovered[cell] = (round(lo.fun), round(-hi.fun))  # squeezed: a small group, its size within bounds
     return recovered
 
 
