@@ -12,7 +12,8 @@ The gates on Spark, in the same session: the raw gate's facts and line rules com
 translated, oncopipe.quality.spark_sql) over a hard-linked copy of the landing give the same GX outcomes as on
 DuckDB, for the clean extraction and for a later faulty one (a few generator faults covering line rules and
 extraction facts), on the three sources the faults touch (DCIR's two tables, checked against each other, and the
-beneficiaries); the marts gate judges the Spark candidate as it judges DuckDB's.
+beneficiaries); through the Thrift server too (ONCOPIPE_SPARK_METHOD=thrift: the same SQL run on the server, no
+local session), on the faulty beneficiaries; the marts gate judges the Spark candidate as it judges DuckDB's.
 """
 
 from __future__ import annotations
@@ -223,14 +224,15 @@ def test_marts_gate_passes_the_spark_candidate(homes) -> None:
 
 def _raw_gate(home: Path, engine: str, date: str, sources: list[str] | None = None) -> GateReport:
     """The raw gate of ``date`` in ``home`` on ``engine`` (one home for both: its profiles and history are shared)."""
-    from oncopipe.warehouse.spark_engine import gate_session
+    from oncopipe.warehouse.spark_engine import gate_engine
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ONCOPIPE_HOME", str(home))
         mp.setenv("ONCOPIPE_ENGINE", engine)
         settings = get_settings()
         try:
-            return run_raw_gate(date, settings, GATE, sources=sources, spark=gate_session(settings))
+            with gate_engine(settings) as engine:
+                return run_raw_gate(date, settings, GATE, sources=sources, spark=engine)
         except GateFailed as exc:
             return exc.report
 
@@ -274,3 +276,32 @@ def test_raw_gate_on_spark_judges_as_on_duckdb(homes, tmp_path: Path) -> None:
     _assert_same_outcomes(faulty["duckdb"], faulty["spark"])
     profile = (home / "quality" / "deliveries" / "er_pha_f" / f"extraction={EXTRACTION}.json").read_text()
     assert '"line_hash": "xxhash64"' in profile, "the Spark gate compared fingerprints made by DuckDB's hash"
+
+
+def test_raw_gate_through_the_thrift_server_judges_as_on_duckdb(homes, thrift_server, tmp_path: Path) -> None:
+    """The raw gate with ``ONCOPIPE_SPARK_METHOD=thrift`` runs its SQL on the server and judges as DuckDB does.
+
+    The faulty extraction's beneficiaries (duplicated keys: a cached temp table; an unknown sex: a line rule with
+    sample rows, nested values through HiveServer2; a death before birth: dates), no local Spark session allowed.
+    """
+    from oncopipe.synth.extraction import generate
+    from oncopipe.warehouse import spark_engine
+
+    home = tmp_path / "home"
+    generate(home / "landing", PEOPLE, 11, FAULTY, sources=["er_prs_f", "ir_ben_r"], faults=list(FAULTS), workers=1)
+    duck = _raw_gate(home, "duckdb", FAULTY, ["ir_ben_r"])
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in thrift_server.items():
+            mp.setenv(name, value)
+
+        def no_session(settings: Settings) -> None:
+            raise AssertionError("the raw gate through the Thrift server started a local Spark session")
+
+        mp.setattr(spark_engine, "session", no_session)
+        thrift = _raw_gate(home, "spark", FAULTY, ["ir_ben_r"])
+    planted = {FAULT_EXPECTATIONS[f.split("@")[0]] for f in FAULTS} & {
+        ("ir_ben_r", e) for e in ("key_unique", "BEN_SEX_COD.sex_value_set", "death_after_birth")}
+    assert len(planted) == 3, planted
+    failed = {(o.suite.split(".")[1], o.expectation) for o in thrift.critical_failures}
+    assert planted <= failed, f"planted faults the gate missed through the Thrift server: {sorted(planted - failed)}"
+    _assert_same_outcomes(duck, thrift)

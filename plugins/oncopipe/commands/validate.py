@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--stage must be one of {', '.join(_STAGES)}, not {stage!r}")
         from oncopipe.landing.layout import latest_extraction
         from oncopipe.quality import GateFailed, QualityConfig, run_raw_gate
-        from oncopipe.warehouse.spark_engine import gate_session
+        from oncopipe.warehouse.spark_engine import gate_engine
         from oncopipe.warehouse.versions import gate_candidate
 
         settings = get_settings().ensure()
@@ -82,9 +82,9 @@ def register(app: typer.Typer) -> None:
                 date = extraction or latest_extraction(settings.landing)
                 if date is None:
                     raise typer.BadParameter(f"no extraction in {settings.landing}; give --extraction")
-                with _spinner(f"raw gate on extraction {date}"):
+                with _spinner(f"raw gate on extraction {date}"), gate_engine(settings) as engine:
                     report = run_raw_gate(date, settings, QualityConfig(quarantine=not no_quarantine),
-                                          sources=source or None, spark=gate_session(settings))
+                                          sources=source or None, spark=engine)
             else:
                 with _spinner("marts gate on the candidate marts"):
                     report = gate_candidate(settings)

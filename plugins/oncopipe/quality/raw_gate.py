@@ -8,8 +8,8 @@ failure. A critical failure anywhere quarantines the whole extraction (every sou
 (:mod:`oncopipe.quality.exclusions`) finds are counted in the ledger of excluded lines, whatever the verdict.
 
 The facts and line rules run on the engine of the settings: DuckDB in memory, or with ``ONCOPIPE_ENGINE=spark`` the
-same SQL translated to Spark SQL on the platform's Spark session (:mod:`oncopipe.quality.spark_sql`); GX judges the
-same small frames either way.
+same SQL translated to Spark SQL on the platform's Spark session or through its Spark Thrift server
+(:mod:`oncopipe.quality.spark_sql`); GX judges the same small frames either way.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
         settings: locations (default: :func:`oncopipe.contracts.settings.get_settings`).
         config: gate knobs (default :class:`QualityConfig`).
         sources: check only these sources (default: all); a failure still quarantines every source.
-        spark: the Spark session the facts and line rules run on when ``settings.engine`` is ``spark``
-            (:func:`oncopipe.warehouse.spark_engine.session`, which the warehouse layer passes; the gate, a layer
-            below it, does not start one); ignored on DuckDB.
+        spark: what the facts and line rules run on when ``settings.engine`` is ``spark``: the Spark session, or
+            a DB-API connection to a Spark Thrift server (:func:`oncopipe.warehouse.spark_engine.gate_engine`,
+            which the warehouse layer passes; the gate, a layer below it, starts or opens none); ignored on DuckDB.
 
     Returns:
         The report (no critical failure).
@@ -78,8 +78,8 @@ def run_raw_gate(extraction_date: str, settings: Settings | None = None,
     if not present:
         raise FileNotFoundError(f"no extraction={extraction_date} folder under {settings.landing}")
     if settings.engine == "spark" and spark is None:
-        raise ValueError("the raw gate on Spark (ONCOPIPE_ENGINE=spark) needs the Spark session: "
-                         "run_raw_gate(..., spark=oncopipe.warehouse.spark_engine.session(settings))")
+        raise ValueError("the raw gate on Spark (ONCOPIPE_ENGINE=spark) needs the Spark session or Thrift connection: "
+                         "with oncopipe.warehouse.spark_engine.gate_engine(settings) as e: run_raw_gate(..., spark=e)")
     runner = SuiteRunner(settings, "raw", extraction_date)
     con: GateConnection = (SparkConnection(spark) if settings.engine == "spark"
                            else raw_frames.connect(config.memory_limit, settings.quality / "tmp"))

@@ -26,7 +26,9 @@ computed by the same engine (see :mod:`oncopipe.quality.deliveries`).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,7 +193,7 @@ def _plain(value: Any) -> Any:
 
 
 class SparkResult:
-    """The rows of one statement, with DuckDB's result calls."""
+    """The rows of one statement run on a Spark session, with DuckDB's result calls."""
 
     def __init__(self, frame: Any) -> None:
         self._frame = frame
@@ -214,113 +216,262 @@ class SparkResult:
         return frame
 
 
+#: HiveServer2 column types whose values come back as text in a form that is not JSON; they are fetched as
+#: ``to_json`` (nulls kept: ``spark.sql.jsonGenerator.ignoreNullFields=false``) and parsed.
+_NESTED = {"ARRAY_TYPE", "STRUCT_TYPE", "MAP_TYPE"}
+
+
+class ThriftResult:
+    """The rows of one statement run through a Spark Thrift server (HiveServer2), with DuckDB's result calls.
+
+    HiveServer2 sends dates as ISO text and nested values (arrays, structs, maps) as Spark's display text; dates
+    are typed back here, and a statement with nested columns is fetched again with those columns as JSON, so the
+    values are those the session gives (a struct as a dict, dates inside it as ISO text, as the gate's JSON has them).
+    """
+
+    def __init__(self, run: Callable[[str], Any], statement: str) -> None:
+        cursor = run(statement)
+        kinds = [(d[0], d[1]) for d in cursor.description or ()]
+        if any(kind in _NESTED for _, kind in kinds):
+            cursor.close()
+            columns = ", ".join(f"to_json(`{i}`) as `{i}`" if kind in _NESTED else f"`{i}`"
+                                for i, (_, kind) in enumerate(kinds))
+            renamed = ", ".join(f"`{i}`" for i in range(len(kinds)))
+            cursor = run(f"select {columns} from ({statement}) as __q ({renamed})")
+        self._cursor = cursor
+        self.columns = [name.split(".")[-1] for name, _ in kinds]
+        self._convert = [_thrift_converter(kind) for _, kind in kinds]
+
+    def _row(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(None if v is None else f(v) for f, v in zip(self._convert, row, strict=True))
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cursor.fetchone()
+        return None if row is None else self._row(row)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        while batch := self._cursor.fetchmany(50_000):
+            rows.extend(self._row(r) for r in batch)
+        return rows
+
+    def df(self) -> pd.DataFrame:
+        """A pandas frame, dates as ``datetime64`` as DuckDB's ``df()`` gives them."""
+        frame = pd.DataFrame.from_records(self.fetchall(), columns=self.columns)
+        for name, convert in zip(self.columns, self._convert, strict=True):
+            if convert is _iso_date:
+                frame[name] = pd.to_datetime(frame[name])
+        return frame
+
+
+class _NoRows:
+    """The result of a ``create temp table`` statement, as DuckDB's: no row to fetch."""
+
+    def fetchone(self) -> None:
+        return None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return []
+
+    def df(self) -> pd.DataFrame:
+        return pd.DataFrame()
+
+
+_NO_ROWS = _NoRows()
+
+
+def _iso_date(value: str) -> dt.date:
+    return dt.date.fromisoformat(value)
+
+
+def _thrift_converter(kind: str) -> Callable[[Any], Any]:
+    if kind == "DATE_TYPE":
+        return _iso_date
+    if kind in _NESTED:
+        return json.loads
+    return _same
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
 class SparkConnection:
     """The raw gate's connection on Spark: DuckDB statements in, Spark SQL run (see the module docstring).
 
-    Views over files and temporary tables are the session's temporary views, dropped by :meth:`close` (the
-    session itself is the process's, shared with dbt-spark, and stays up).
+    ``engine`` is a Spark session (``method: session``: the process's own, shared with dbt-spark) or a DB-API
+    connection to a Spark Thrift server (``method: thrift``: PyHive's, as dbt-spark's; the gate's SQL then runs on
+    the server's cluster, nothing is computed here). Both run the same SQL: views over files and temporary tables
+    are temporary views of the (server) session, made by SQL statements, and dropped by :meth:`close`.
     """
 
-    def __init__(self, spark: Any) -> None:
-        self.spark = spark
+    def __init__(self, engine: Any) -> None:
+        self._thrift = not hasattr(engine, "sql")
+        self.engine = engine
         self._views: dict[str, str] = {}  # key of a file set -> view name
-        self._cached: dict[str, Any] = {}  # temp table -> its cached frame
+        self._made: list[str] = []  # every view this connection made, in order
+        self._cached: set[str] = set()  # temp tables (cached views)
+        if self._thrift:
+            # The session's settings of dbt-spark and the local session (spark_engine.session_conf): ANSI off
+            # (a failed cast is null, as DuckDB's try_cast the gate relies on), UTC; nulls kept in to_json.
+            for setting in ("spark.sql.ansi.enabled=false", "spark.sql.session.timeZone=UTC",
+                            "spark.sql.jsonGenerator.ignoreNullFields=false"):
+                self._run(f"set {setting}")
+
+    # -- statements ------------------------------------------------------------------------------------------
+    def _cursor(self, statement: str) -> Any:
+        """Run ``statement`` through the Thrift server; its cursor (the failure as :class:`SparkSqlError`)."""
+        from pyhive import exc as hive_errors
+
+        cursor = self.engine.cursor()
+        try:
+            cursor.execute(statement)
+        except hive_errors.Error as error:
+            cursor.close()
+            status = error.args[0] if error.args else None
+            message = getattr(getattr(status, "status", status), "errorMessage", None) or str(error)
+            raise SparkSqlError(f"the Spark Thrift server refused a gate statement: {str(message).strip()[:800]}"
+                                f"\nstatement: {statement.strip()[:800]}") from error
+        return cursor
+
+    def _run(self, statement: str) -> None:
+        if self._thrift:
+            self._cursor(statement).close()
+        else:
+            self._session_sql(statement).collect()
+
+    def _result(self, statement: str) -> SparkResult | ThriftResult:
+        if self._thrift:
+            return ThriftResult(self._cursor, statement)
+        return SparkResult(self._session_sql(statement))
+
+    def _session_sql(self, statement: str) -> Any:
+        from pyspark.errors import PySparkException
+
+        try:
+            return self.engine.sql(statement)
+        except PySparkException as exc:
+            raise SparkSqlError(f"Spark refused a gate statement: {str(exc).strip()[:800]}\nstatement: "
+                                f"{statement.strip()[:800]}") from exc
+
+    def _columns(self, view: str) -> list[tuple[str, str]]:
+        """``(name, Spark type)`` of each column of ``view``, in order."""
+        rows = self._result(f"describe {view}").fetchall()
+        out = []
+        for name, kind, *_ in rows:
+            if not name or str(name).startswith("#"):  # describe's partition section, if any
+                break
+            out.append((str(name), str(kind)))
+        return out
+
+    # -- views over files ------------------------------------------------------------------------------------
+    def _view(self, prefix: str, key: str, query: str) -> str:
+        name = f"__gate_{prefix}_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+        self._run(f"create or replace temporary view {name} as {query}")
+        self._made.append(name)
+        return name
 
     def _register(self, reader: str, paths: list[str], options: dict[str, Any]) -> str:
         key = repr((reader, paths, sorted(options.items())))
         if key not in self._views:
-            name = f"__gate_{reader}_{hashlib.sha1(key.encode()).hexdigest()[:12]}"
-            self._read(reader, paths, options).createOrReplaceTempView(name)
-            self._views[key] = name
+            self._views[key] = self._view(reader, key, self._read(reader, paths, options, key))
         return self._views[key]
 
-    def _read(self, reader: str, paths: list[str], options: dict[str, Any]) -> Any:
+    def _read(self, reader: str, paths: list[str], options: dict[str, Any], key: str) -> str:
+        """The query of the view over ``paths``: the files read by name, unioned as DuckDB's union_by_name."""
         if reader == "union":
-            first, second = (self.spark.table(v) for v in paths)
-            return _by_name([first, second])
+            return self._by_name(paths)
+        extra = "".join([", _metadata.row_index as file_row_number" if options.get("file_row_number") else "",
+                         ", _metadata.file_path as filename" if options.get("filename") else ""])
         if reader == "csv":
             # One read per file: Spark maps every CSV file to the first one's header by position, DuckDB's
-            # union_by_name by name (a file missing a column must not shift the others).
-            csv = self.spark.read.option("sep", options.get("delim", ",")).option("header", options.get("header", True))
-            frame = _by_name([csv.csv(path) for path in paths])
+            # union_by_name by name (a file missing a column must not shift the others). Every column as text.
+            header = "true" if options.get("header", True) in (True, "true") else "false"
+            sep = str(options.get("delim", ",")).replace("\\", "\\\\").replace("'", "\\'")
+            reads = [f"select *{extra} from csv.{_file_literal(path)} with ('sep' = '{sep}', 'header' = '{header}')"
+                     for path in paths]
         else:
-            frame = _read_parquet(self.spark, paths)
-        extra = []
-        if options.get("file_row_number"):
-            extra.append("_metadata.row_index as file_row_number")
-        if options.get("filename"):
-            extra.append("_metadata.file_path as filename")
-        return frame.selectExpr("*", *extra) if extra else frame
+            reads = [f"select *{extra} from parquet.{_file_literal(files)}" for files in _parquet_sets(paths)]
+        if len(reads) == 1:
+            return reads[0]
+        parts = [self._view("part", f"{key}:{i}", read) for i, read in enumerate(reads)]
+        return self._by_name(parts)
 
-    def execute(self, sql: str) -> SparkResult:
+    def _by_name(self, views: list[str]) -> str:
+        """Views unioned by column name (a missing column null); a column typed differently across them as text."""
+        schemas = [self._columns(v) for v in views]
+        types: dict[str, set[str]] = {}
+        for schema in schemas:
+            for name, kind in schema:
+                types.setdefault(name, set()).add(kind)
+        selects = []
+        for view, schema in zip(views, schemas, strict=True):
+            has = dict(schema)
+            columns = []
+            for name, seen in types.items():
+                kind = "string" if len(seen) > 1 else next(iter(seen))
+                if name not in has:
+                    columns.append(f"cast(null as {kind}) as `{name}`")
+                elif has[name] != kind:
+                    columns.append(f"cast(`{name}` as string) as `{name}`")
+                else:
+                    columns.append(f"`{name}`")
+            selects.append(f"select {', '.join(columns)} from {view}")
+        return " union all ".join(selects)
+
+    # -- DuckDB's calls --------------------------------------------------------------------------------------
+    def execute(self, sql: str) -> SparkResult | ThriftResult | _NoRows:
         """Translate and run one DuckDB statement (``create or replace temp table`` is computed and cached now)."""
-        from pyspark.errors import PySparkException
-
-        try:
-            query, temp_table = translate(sql, self._register)
-            frame = self.spark.sql(query)
-            if temp_table is not None:
-                if temp_table in self._cached:
-                    self._cached.pop(temp_table).unpersist()
-                frame = frame.cache()
-                frame.count()
-                frame.createOrReplaceTempView(temp_table)
-                self._cached[temp_table] = frame
-        except PySparkException as exc:
-            raise SparkSqlError(f"Spark refused a gate statement: {str(exc).strip()[:800]}\nstatement: "
-                                f"{sql.strip()[:800]}") from exc
-        return SparkResult(frame)
+        query, temp_table = translate(sql, self._register)
+        if temp_table is None:
+            return self._result(query)
+        if temp_table in self._cached:
+            self._run(f"uncache table if exists {temp_table}")
+            self._run(f"drop view if exists {temp_table}")
+        self._run(f"cache table {temp_table} as {query}")  # eager, as DuckDB computes the table at once
+        self._cached.add(temp_table)
+        return _NO_ROWS
 
     def close(self) -> None:
-        """Drop the views and cached tables of this connection."""
-        for name, frame in self._cached.items():
-            frame.unpersist()
-            self.spark.catalog.dropTempView(name)
-        for name in self._views.values():
-            self.spark.catalog.dropTempView(name)
+        """Drop the views and cached tables of this connection (the session or server connection stays)."""
+        for name in sorted(self._cached):
+            self._run(f"uncache table if exists {name}")
+            self._run(f"drop view if exists {name}")
+        for name in reversed(self._made):
+            self._run(f"drop view if exists {name}")
         self._cached.clear()
+        self._made.clear()
         self._views.clear()
 
 
-def _by_name(frames: list[Any]) -> Any:
-    """Frames unioned by column name (missing columns null); a column typed differently across them as text."""
-    from pyspark.sql import functions as F  # noqa: N812 (pyspark's own convention)
-
-    types: dict[str, set[str]] = {}
-    for frame in frames:
-        for field in frame.schema.fields:
-            types.setdefault(field.name, set()).add(field.dataType.simpleString())
-    mixed = {name for name, seen in types.items() if len(seen) > 1}
-    out = None
-    for frame in frames:
-        if mixed:
-            frame = frame.select(*[F.col(f"`{c}`").cast("string").alias(c) if c in mixed else F.col(f"`{c}`")
-                                   for c in frame.columns])
-        out = frame if out is None else out.unionByName(frame, allowMissingColumns=True)
-    return out
+def _file_literal(path: str) -> str:
+    """A path (or Hadoop glob) as the backquoted identifier of Spark's ``format.`path``` file query."""
+    return "`" + path.replace("`", "``") + "`"
 
 
-def _read_parquet(spark: Any, paths: list[str]) -> Any:
-    """Parquet files as one frame, by column name (DuckDB's ``union_by_name``), no partition column from the path.
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\{}[]*?," else c for c in text)
 
-    Files of one schema are read together; files whose column types disagree are read per schema and unioned as
-    :func:`_by_name` does (a date column that one file holds as text reads as text, as in DuckDB).
+
+def _parquet_sets(paths: list[str]) -> list[str]:
+    """Parquet files as Hadoop globs, one per folder and schema: ``<folder>/{a.parquet,b.parquet}``.
+
+    Files of one schema in one folder are read together; files whose column types disagree are read apart and
+    unioned by :meth:`SparkConnection._by_name` (a date column that one file holds as text reads as text, as in
+    DuckDB). A file path, not its folder, is read, so no ``extraction=`` folder becomes a partition column.
     """
     import pyarrow.parquet as pq
 
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     for path in paths:
         schema = pq.read_schema(path)
-        groups.setdefault(str([(f.name, str(f.type)) for f in schema]), []).append(path)
-    frames = []
-    for files in groups.values():
-        # One base path per folder so Spark takes no ``extraction=`` folder for a partition column.
-        folders: dict[str, list[str]] = {}
-        for f in files:
-            folders.setdefault(str(Path(f).parent), []).append(f)
-        for folder, members in folders.items():
-            frames.append(spark.read.option("basePath", folder).parquet(*members))
-    return frames[0] if len(frames) == 1 else _by_name(frames)
+        groups.setdefault((str(Path(path).parent), str([(f.name, str(f.type)) for f in schema])), []).append(path)
+    out = []
+    for (folder, _), files in groups.items():
+        names = [_glob_escape(Path(f).name) for f in files]
+        out.append(f"{_glob_escape(folder)}/{names[0]}" if len(names) == 1
+                   else f"{_glob_escape(folder)}/{{{','.join(names)}}}")
+    return out
 
 
 GateConnection = duckdb.DuckDBPyConnection | SparkConnection

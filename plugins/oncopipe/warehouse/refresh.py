@@ -117,10 +117,11 @@ def recover(settings: Settings | None = None) -> list[str]:
 def raw_gate(extraction_date: str, settings: Settings | None = None) -> dict[str, Any]:
     """Run the raw gate on one extraction (a failure quarantines it and raises ``GateFailed``), on the engine."""
     from oncopipe import quality
-    from oncopipe.warehouse.spark_engine import gate_session
+    from oncopipe.warehouse.spark_engine import gate_engine
 
     settings = settings or get_settings()
-    report = quality.run_raw_gate(extraction_date, settings=settings, spark=gate_session(settings))
+    with gate_engine(settings) as engine:
+        report = quality.run_raw_gate(extraction_date, settings=settings, spark=engine)
     return gate_summary(report)
 
 

@@ -168,9 +168,22 @@ def _table_type(sql: Sql, table: str) -> str | None:
     return next((str(r[1]).strip().upper() for r in described if str(r[0]).strip() == "Type"), "UNKNOWN")
 
 
-def gate_session(settings: Settings) -> Any:
-    """The session the raw gate runs its SQL on: this process's Spark session on the Spark engine, else None."""
-    return session(settings) if settings.engine == "spark" else None
+@contextmanager
+def gate_engine(settings: Settings) -> Iterator[Any]:
+    """What the raw gate runs its SQL on (``run_raw_gate(..., spark=...)``), for the engine of the settings.
+
+    On the Spark engine: this process's Spark session (``ONCOPIPE_SPARK_METHOD=session``), or a connection to the
+    Spark Thrift server (``thrift``), closed on exit, so the gate's scans run where the marts are built, on the
+    cluster; on DuckDB, None (the gate opens its own in-memory DuckDB).
+    """
+    if settings.engine != "spark":
+        yield None
+        return
+    if settings.spark_method == "session":
+        yield session(settings)
+        return
+    with connect(settings) as sql:
+        yield sql.connection  # type: ignore[attr-defined]  (connect gives a _ThriftSql for thrift)
 
 
 def _quote(path: Path) -> str:

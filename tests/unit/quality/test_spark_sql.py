@@ -91,3 +91,83 @@ def test_every_line_rule_translates(src):
         judged, breaks = line_rules.predicates(rule, src, "2024-12-31", dates)
         out = spark(f"select count(*) filter (where case when {judged} then {breaks} end) from t")
         assert "REGEXP_FULL_MATCH" not in out and "STRPTIME" not in out and " HASH(" not in out, (rule.name, out)
+
+
+class FakeCursor:
+    """A PyHive cursor answering from a table {statement prefix: (description types, rows)}."""
+
+    def __init__(self, answers: dict[str, tuple[list[tuple[str, str]], list[tuple]]], log: list[str]) -> None:
+        self.answers, self.log, self.description, self.rows = answers, log, None, []
+
+    def execute(self, statement: str) -> None:
+        self.log.append(statement)
+        from pyhive import exc
+
+        for prefix, (kinds, rows) in self.answers.items():
+            if statement.startswith(prefix):
+                self.description = [(name, kind, None, None, None, None, True) for name, kind in kinds]
+                self.rows = list(rows)
+                return
+        raise exc.OperationalError("no such table (the server's message)")
+
+    def fetchone(self):
+        return self.rows.pop(0) if self.rows else None
+
+    def fetchmany(self, n: int):
+        out, self.rows = self.rows[:n], self.rows[n:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class FakeServer:
+    def __init__(self, answers) -> None:
+        self.answers, self.log = answers, []
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self.answers, self.log)
+
+
+def test_through_a_thrift_server_dates_are_typed_and_nested_values_fetched_as_json():
+    from oncopipe.quality.spark_sql import SparkConnection
+
+    server = FakeServer({
+        "set ": ([("key", "STRING_TYPE")], []),
+        "SELECT MIN": ([("m", "DATE_TYPE"), ("s", "ARRAY_TYPE"), ("n", "BIGINT_TYPE")],
+                       [("2024-01-02", '[{"k":2024-01-01,"v":"a"b"}]', 3)]),
+        "select `0`": ([("0", "DATE_TYPE"), ("1", "STRING_TYPE"), ("2", "BIGINT_TYPE")],
+                           [("2024-01-02", '[{"k":"2024-01-01","v":"a\\"b","n":null}]', 3)])})
+    con = SparkConnection(server)
+    assert {"set spark.sql.ansi.enabled=false", "set spark.sql.jsonGenerator.ignoreNullFields=false"} <= set(server.log)
+    row = con.execute("select min(d) as m, list(x) as s, count(*) as n from t").fetchone()
+    import datetime as dt
+
+    assert row == (dt.date(2024, 1, 2), [{"k": "2024-01-01", "v": 'a"b', "n": None}], 3)
+    assert server.log[-1] == ("select `0`, to_json(`1`) as `1`, `2` from (SELECT MIN(d) AS m, COLLECT_LIST(x) AS s, "
+                              "COUNT(*) AS n FROM t) as __q (`0`, `1`, `2`)")
+    frame = con.execute("select min(d) as m, list(x) as s, count(*) as n from t").df()
+    assert list(frame.columns) == ["m", "s", "n"] and str(frame["m"].dtype).startswith("datetime64")
+
+
+def test_a_statement_the_thrift_server_refuses_is_a_spark_sql_error_with_the_statement():
+    from oncopipe.quality.spark_sql import SparkConnection
+
+    con = SparkConnection(FakeServer({"set ": ([("key", "STRING_TYPE")], [])}))
+    with pytest.raises(SparkSqlError, match=r"(?s)refused a gate statement.*no such table.*statement: SELECT \* FROM gone"):
+        con.execute("select * from gone")
+
+
+def test_parquet_files_are_read_by_folder_and_schema_as_escaped_globs(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from oncopipe.quality.spark_sql import _parquet_sets
+
+    folder = tmp_path / "x{1}" / "extraction=2024-12-31"
+    folder.mkdir(parents=True)
+    for name, table in (("part-0.parquet", pa.table({"a": [1]})), ("part-1.parquet", pa.table({"a": [2]})),
+                        ("part-2.parquet", pa.table({"a": ["text"]}))):
+        pq.write_table(table, folder / name)
+    sets = _parquet_sets([str(folder / f"part-{i}.parquet") for i in range(3)])
+    escaped = str(folder).replace("{", "\\{").replace("}", "\\}")
+    assert sets == [f"{escaped}/{{part-0.parquet,part-1.parquet}}", f"{escaped}/part-2.parquet"]
