@@ -310,7 +310,7 @@ class SparkConnection:
         self.engine = engine
         self._views: dict[str, str] = {}  # key of a file set -> view name
         self._made: list[str] = []  # every view this connection made, in order
-        self._cached: set[str] = set()  # temp tables (cached views)
+        self._cached: list[str] = []  # temp tables (cached views), in the order made (one may read another)
         if self._thrift:
             # The session's settings of dbt-spark and the local session (spark_engine.session_conf): ANSI off
             # (a failed cast is null, as DuckDB's try_cast the gate relies on), UTC; nulls kept in to_json.
@@ -428,14 +428,18 @@ class SparkConnection:
         if temp_table in self._cached:
             self._run(f"uncache table if exists {temp_table}")
             self._run(f"drop view if exists {temp_table}")
+            self._cached.remove(temp_table)
         self._run(f"cache table {temp_table} as {query}")  # eager, as DuckDB computes the table at once
-        self._cached.add(temp_table)
+        self._cached.append(temp_table)
         return _NO_ROWS
 
     def close(self) -> None:
         """Drop the views and cached tables of this connection (the session or server connection stays)."""
-        for name in sorted(self._cached):
+        # Latest first: Spark resolves a cached view again when it is uncached, so the views it reads must still
+        # be there (``_regularisation_lines`` reads ``_negatives``).
+        for name in reversed(self._cached):
             self._run(f"uncache table if exists {name}")
+        for name in reversed(self._cached):
             self._run(f"drop view if exists {name}")
         for name in reversed(self._made):
             self._run(f"drop view if exists {name}")

@@ -171,3 +171,18 @@ def test_parquet_files_are_read_by_folder_and_schema_as_escaped_globs(tmp_path):
     sets = _parquet_sets([str(folder / f"part-{i}.parquet") for i in range(3)])
     escaped = str(folder).replace("{", "\\{").replace("}", "\\}")
     assert sets == [f"{escaped}/{{part-0.parquet,part-1.parquet}}", f"{escaped}/part-2.parquet"]
+
+
+def test_temp_tables_are_uncached_latest_first_so_the_ones_they_read_are_still_there():
+    """Spark resolves a cached view again when it is uncached: ``_regularisation_lines`` reads ``_negatives``, so
+    uncaching ``_negatives`` first failed (TABLE_OR_VIEW_NOT_FOUND) when the raw gate closed its connection."""
+    from oncopipe.quality.spark_sql import SparkConnection
+
+    done = ([("Result", "STRING_TYPE")], [])
+    server = FakeServer({"set ": done, "cache table": done, "uncache table": done, "drop view": done})
+    con = SparkConnection(server)
+    con.execute("create or replace temp table _negatives as select * from t where q < 0")
+    con.execute("create or replace temp table _regularisation_lines as select * from _negatives")
+    con.close()
+    uncached = [s.split()[-1] for s in server.log if s.startswith("uncache table")]
+    assert uncached == ["_regularisation_lines", "_negatives"]
