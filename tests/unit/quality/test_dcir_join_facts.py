@@ -23,8 +23,9 @@ ARROW = {"string": pa.string(), "int": pa.int64(), "float": pa.float64(), "date"
 
 
 def _claim(doc: int, nir: str = "A", nature: int = 3317, org: str = "01C000001", when=dt.date(2024, 3, 1)):
-    return {"BEN_NIR_PSA": nir, "BEN_RNG_GEM": 1, "FLX_DIS_DTD": dt.date(2024, 4, 1), "FLX_TRT_DTD": dt.date(2024, 3, 20),
-            "FLX_EMT_TYP": 1, "FLX_EMT_NUM": 7, "FLX_EMT_ORD": 0, "ORG_CLE_NUM": org, "DCT_ORD_NUM": doc,
+    return {"BEN_NIR_PSA": nir, "BEN_RNG_GEM": 1, "FLX_DIS_DTD": dt.date(2024, 4, 1),
+            "FLX_TRT_DTD": dt.date(2024, 3, 20), "FLX_EMT_TYP": 1, "FLX_EMT_NUM": 7, "FLX_EMT_ORD": 0,
+            "ORG_CLE_NUM": org, "DCT_ORD_NUM": doc,
             "PRS_ORD_NUM": 1, "REM_TYP_AFF": 0, "EXE_SOI_DTD": when, "PRS_NAT_REF": nature, "DPN_QLF": 0,
             "PSE_SPE_COD": 50}
 
@@ -73,7 +74,8 @@ def landing(tmp_path: Path) -> Path:
 
 def test_a_drug_line_without_its_claim_line_and_one_on_a_non_pharmacy_claim_are_counted(landing):
     facts = _facts(landing, LATER)
-    assert facts["orphan_drug_line_share"] == (pytest.approx(1 / 6), "1 of 6 drug lines without a claim line in er_prs_f")
+    assert facts["orphan_drug_line_share"] == (pytest.approx(1 / 6),
+                                               "1 of 6 drug lines without a claim line in er_prs_f")
     assert facts["non_pharmacy_claim_share"][0] == pytest.approx(1 / 6)
 
 

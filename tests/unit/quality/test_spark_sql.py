@@ -154,7 +154,8 @@ def test_a_statement_the_thrift_server_refuses_is_a_spark_sql_error_with_the_sta
     from oncopipe.quality.spark_sql import SparkConnection
 
     con = SparkConnection(FakeServer({"set ": ([("key", "STRING_TYPE")], [])}))
-    with pytest.raises(SparkSqlError, match=r"(?s)refused a gate statement.*no such table.*statement: SELECT \* FROM gone"):
+    refused = r"(?s)refused a gate statement.*no such table.*statement: SELECT \* FROM gone"
+    with pytest.raises(SparkSqlError, match=refused):
         con.execute("select * from gone")
 
 
