@@ -374,6 +374,9 @@ REGULARISATION_MATCH = ("BEN_NIR_PSA", "ORG_CLE_NUM", "DCT_ORD_NUM", "EXE_SOI_DT
 """What a regularisation line shares with the line it cancels (plus the opposite quantity): the person and the care
 date come from the drug line's claim line (ER_PRS_F)."""
 
+CANCELLED_LINE_SHARES = ("ORG_CLE_NUM", "DCT_ORD_NUM", "PHA_PRS_C13")
+"""What a regularisation shares with the line it cancels that the drug line itself holds (no claim line needed)."""
+
 
 def _claim_files(landing: Path, extraction_date: str) -> list[Path]:
     return part_files(extraction_dir(landing, "er_prs_f", extraction_date))
@@ -455,7 +458,7 @@ def _regularisation_facts(con: GateConnection, landing: Path, extraction_date: s
     claims = _claim_files(landing, extraction_date)
     if not claims:
         return []
-    shared = ", ".join(f'"{c}"' for c in ("ORG_CLE_NUM", "DCT_ORD_NUM", "PHA_PRS_C13"))
+    shared = ", ".join(f'"{c}"' for c in CANCELLED_LINE_SHARES)
     cols = ", ".join(f'"{c}"' for c in (*REGULARISATION_MATCH, "PHA_ACT_QSN"))
     try:
         con.execute(f'create or replace temp table _negatives as select * from {rel} '
@@ -466,7 +469,7 @@ def _regularisation_facts(con: GateConnection, landing: Path, extraction_date: s
         wanted = f"(select distinct {shared} from _negatives)"
 
         def candidates(drugs: str) -> str:
-            on = _key_join(con, (drugs, "p"), (wanted, "n"), ("ORG_CLE_NUM", "DCT_ORD_NUM", "PHA_PRS_C13"))
+            on = _key_join(con, (drugs, "p"), (wanted, "n"), CANCELLED_LINE_SHARES)
             return (f'(select p.* from {drugs} as p semi join {wanted} as n on {on} '
                     f'where try_cast(p."PHA_ACT_QSN" as double) > 0)')
 

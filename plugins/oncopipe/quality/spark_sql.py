@@ -1,4 +1,5 @@
-"""The raw gate's SQL on Spark (``ONCOPIPE_ENGINE=spark``): the DuckDB SQL of the gate, translated, on a Spark session.
+"""The raw gate's SQL on Spark (``ONCOPIPE_ENGINE=spark``): the DuckDB SQL of the gate, translated, on a Spark session
+or through a Spark Thrift server.
 
 The gate's facts and line rules are written once, in DuckDB SQL (:mod:`oncopipe.quality.raw_frames`,
 :mod:`oncopipe.quality.line_rules`, :mod:`oncopipe.quality.deliveries`). On Spark, :class:`SparkConnection` takes the
