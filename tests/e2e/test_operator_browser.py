@@ -40,7 +40,7 @@ from oncopipe.commands.ui import all_healthy, port_in_use
 from oncopipe.orchestration.native import TopologyError, free_port
 from oncopipe.orchestration.processes import live_processes
 from oncopipe.studies.registry import scan_registry
-from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_view, settle
+from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_log_at, open_view, settle
 from support.embedded_scenario import FAULTY, FIRST
 from support.native_harness import AirflowApi
 
@@ -284,13 +284,7 @@ def test_a_task_log_of_every_dag_is_readable_and_a_failed_gate_says_why_first(em
     assert len(checks) >= 3, checks
     for dag_id, run_id, task_id, expected in checks:
         assert any(expected in line for line in _log_lines(api, dag_id, run_id, task_id)), (dag_id, task_id)
-        page.goto(f"/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{task_id}")
-        page.locator("button[aria-label='Log Settings']").first.wait_for()
-        page.wait_for_timeout(1000)
-        to_top = page.locator("button[aria-label*='scroll to top']")
-        if to_top.count():  # a log longer than the view opens at its end
-            to_top.first.click()
-        page.get_by_text(expected).first.wait_for()
+        open_log_at(page, f"/dags/{dag_id}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/{task_id}", expected)
         assert page.get_by_text("Could not read served logs").count() == 0
         settle(page)
         _shot(embedded_ui, page, f"07_log_{dag_id}_{task_id}")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from native_topology import ADMIN, PASSWORD
-from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_view, settle
+from support.browser import CHROMIUM, CHROMIUM_ARGS, BrowserWatch, open_log_at, open_view, settle
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "topology"
 REFRESH = "platform_refresh"
@@ -130,16 +130,6 @@ def test_exports_list_every_study_exported_by_the_topology(browser_page, data):
     watch.assert_clean("Exports")
 
 
-def _open_log(page, url: str) -> None:
-    page.goto(url)
-    page.locator("button[aria-label='Log Settings']").first.wait_for()
-    page.wait_for_timeout(1500)
-    to_top = page.locator("button[aria-label*='scroll to top']")
-    if to_top.count():  # a log longer than the view opens at its end
-        to_top.first.click()
-        page.wait_for_timeout(500)
-
-
 def test_a_task_log_of_the_refresh_is_readable_under_celery(browser_page, airflow_api):
     """Tasks ran in the Celery worker (no log server: --skip-serve-logs); the api-server reads their log files."""
     api = airflow_api
@@ -160,9 +150,8 @@ def test_a_task_log_of_the_refresh_is_readable_under_celery(browser_page, airflo
             shown.append(event)
     assert shown, events[:20]
     page, watch = browser_page
-    _open_log(page, f"/dags/{REFRESH}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/publish")
     try:
-        page.get_by_text(shown[-1], exact=False).first.wait_for(timeout=20_000)
+        open_log_at(page, f"/dags/{REFRESH}/runs/{urllib.parse.quote(run_id, safe='')}/tasks/publish", shown[-1])
         assert page.get_by_text("Could not read served logs").count() == 0
     finally:
         shot(page, "08_log_publish")
@@ -175,10 +164,8 @@ def test_the_failure_mail_link_opens_the_failed_gate_log_with_its_message_first(
     link = re.search(r"^Log: (\S+)", mail, re.MULTILINE).group(1)
     assert link.startswith(f"{native_airflow.api_url}/dags/{REFRESH}/runs/"), link
     page, watch = browser_page
-    _open_log(page, link)
     try:
-        first = page.get_by_text(f"Task failed: raw gate failed for extraction {FAULTY}").first
-        first.wait_for(timeout=20_000)
+        first = open_log_at(page, link, f"Task failed: raw gate failed for extraction {FAULTY}")
         assert first.is_visible()
         assert page.get_by_text("Could not read served logs").count() == 0
     finally:

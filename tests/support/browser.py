@@ -54,3 +54,28 @@ def open_view(page, name: str):
     # Playwright calls hidden); every caller then waits for the content it checks.
     frame.locator("body").wait_for(state="attached")
     return frame
+
+
+def open_log_at(page, url: str, text: str, timeout_s: float = 60.0, exact: bool = False):
+    """Open a task's log page and bring ``text`` into view; return its locator.
+
+    A log longer than the view opens at its end, and the viewer draws only the lines in view, so a line near the top
+    exists in the page only after "scroll to top". That button appears once the log has loaded, which on a loaded
+    machine is later than any fixed wait (a clean-clone run waited 1 s, found no button, and then waited 60 s for a
+    line never drawn): poll until the line shows, clicking the button whenever it is there.
+    """
+    import time
+
+    page.goto(url)
+    page.locator("button[aria-label='Log Settings']").first.wait_for()
+    line = page.get_by_text(text, exact=exact).first
+    to_top = page.locator("button[aria-label*='scroll to top']")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if line.is_visible():
+            return line
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url}: the log never showed {text!r} within {timeout_s:.0f} s")
+        if to_top.count() and to_top.first.is_visible():
+            to_top.first.click()
+        page.wait_for_timeout(500)

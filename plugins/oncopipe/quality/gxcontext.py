@@ -60,6 +60,9 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place:
     os.environ[QUALITY_DIR_VARIABLE] = str(settings.quality)
     import great_expectations as gx
 
+    from oncopipe.quality import gxspeed
+
+    gxspeed.install()  # the same judgements, a third faster (quality/gxspeed.py)
     return gx.get_context(mode="file", context_root_dir=str(root))
 
 

@@ -115,10 +115,15 @@ class SuiteRunner:
         """Run the checkpoint ``suite_name`` on ``frame`` and add its outcomes to the report."""
         from great_expectations.core.run_identifier import RunIdentifier
 
+        from oncopipe.quality import gxspeed
+
         checkpoint = self.context.checkpoints.get(suite_name)
-        result = checkpoint.run(batch_parameters={"dataframe": gx_frame(frame)},
-                                expectation_parameters=parameters or {},
-                                run_id=RunIdentifier(run_name=self.report.run_id))
+        try:
+            result = checkpoint.run(batch_parameters={"dataframe": gx_frame(frame)},
+                                    expectation_parameters=parameters or {},
+                                    run_id=RunIdentifier(run_name=self.report.run_id))
+        finally:
+            gxspeed.forget()  # no batch frame outlives its checkpoint run in the filter memo
         outcomes = []
         self._result_ids.extend(result.run_results.keys())
         for validation in result.run_results.values():
