@@ -59,10 +59,27 @@ def _one_build(engine: str, home: Path, landing: Path, cores: int) -> dict[str, 
         "print('RESULT ' + json.dumps({'success': r.success, 'wall_s': time.perf_counter() - t,"
         " 'layers_s': layers, 'nodes': len(r.nodes), 'summary': r.summary()[:2000]}))\n"
     )
-    out = _child(code, env, f"{engine} build")
+    out = _measured(code, env, f"{engine} build")
     if not out["success"]:
         raise RuntimeError(f"{engine} build failed: {out['summary']}")
     return out
+
+
+_LOCATIONS = ("ONCOPIPE_HOME", "ONCOPIPE_LANDING", "ONCOPIPE_ENV_FILE")  # where a run reads and writes, not its engine
+
+
+def _measured(code: str, env: dict[str, str], what: str) -> dict[str, Any]:
+    """:func:`_child`'s measures, with the ``ONCOPIPE_`` settings the child ran with (not the caller's)."""
+    out = _child(code, env, what)
+    out["settings"] = {k: env[k] for k in sorted(env) if k.startswith("ONCOPIPE_") and k not in _LOCATIONS}
+    return out
+
+
+def settings_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per run: the settings of its process."""
+    return ["Settings of each run (those of its process):"] + [
+        f"- {r['engine']} {r['patients']:,}: " + (", ".join(f"{k}={v}" for k, v in r["settings"].items()) or "defaults")
+        for r in rows]
 
 
 def _child(code: str, env: dict[str, str], what: str) -> dict[str, Any]:
@@ -109,7 +126,7 @@ def _one_gate(engine: str, home: Path, landing: Path, cores: int) -> dict[str, A
            "ONCOPIPE_SPARK_CORES": str(cores), "ONCOPIPE_SPARK_SHUFFLE_PARTITIONS": str(2 * cores)}
     for var in ("ONCOPIPE_WAREHOUSE", "ONCOPIPE_SPARK_WAREHOUSE", "ONCOPIPE_QUALITY"):
         env.pop(var, None)
-    return _child(_GATE_CODE, env, f"{engine} raw gate")
+    return _measured(_GATE_CODE, env, f"{engine} raw gate")
 
 
 def exponent(n1: int, t1: float, n2: int, t2: float) -> float:
@@ -196,14 +213,13 @@ def main() -> None:
                              for a, b in zip(mine, mine[1:], strict=False)]
     load = os.getloadavg()
     result = {"date": dt.date.today().isoformat(), "stage": args.stage, "cores": args.cores, "load_average": load,
-              "settings": {k: os.environ[k] for k in sorted(os.environ) if k.startswith("ONCOPIPE_")},
               "builds": rows, "scaling_exponents": exponents}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{prefix}-{result['date']}.json").write_text(json.dumps(result, indent=2, default=str))
     what = "dbt build (seeds + models)" if args.stage == "build" else "raw gate (every source, GX included)"
     lines = [f"# {what} by engine, {result['date']}, local[{args.cores}], "
              f"load average at the end {load[0]:.1f}", "",
-             "Settings: " + (", ".join(f"{k}={v}" for k, v in result["settings"].items()) or "defaults"), "",
+             *settings_lines(rows), "",
              "| people | DuckDB wall s | Spark wall s | Spark / DuckDB |", "|---:|---:|---:|---:|"]
     for patients in sorted(args.patients):
         d = next(r for r in rows if r["engine"] == "duckdb" and r["patients"] == patients)

@@ -31,3 +31,25 @@ def test_spark_pays_from_the_cores_where_its_time_meets_duckdb():
 def test_a_fixed_cost_above_duckdbs_whole_time_never_pays():
     rows = _rows({"duckdb": {100_000: 40.0, 200_000: 50.0}, "spark": {100_000: 400.0, 200_000: 410.0}})
     assert "no core count makes it pay" in "\n".join(engines.model_lines(rows, 2))
+
+
+def test_the_settings_recorded_are_those_the_gate_ran_with(monkeypatch, tmp_path):
+    """The raw-gate stage sets its own shuffle partitions (2 x cores): the results must say so, not repeat the
+    caller's environment (a run with ONCOPIPE_SPARK_SHUFFLE_PARTITIONS=32 recorded 32 while its gates used 4)."""
+    monkeypatch.setenv("ONCOPIPE_SPARK_SHUFFLE_PARTITIONS", "32")
+    monkeypatch.setenv("ONCOPIPE_SPARK_DRIVER_MEMORY", "8g")
+    seen = {}
+
+    def fake_child(code, env, what):
+        seen.update(env)
+        return {"success": True}
+
+    monkeypatch.setattr(engines, "_child", fake_child)
+    out = engines._one_gate("spark", tmp_path / "home", tmp_path / "landing", 2)
+    assert out["settings"]["ONCOPIPE_SPARK_SHUFFLE_PARTITIONS"] == seen["ONCOPIPE_SPARK_SHUFFLE_PARTITIONS"] == "4"
+    assert out["settings"]["ONCOPIPE_SPARK_DRIVER_MEMORY"] == "8g"
+    assert "ONCOPIPE_HOME" not in out["settings"]  # where it ran is not a setting of the engine
+    lines = engines.settings_lines([{"engine": "spark", "patients": 100_000, **out}])
+    assert lines == ["Settings of each run (those of its process):",
+                     "- spark 100,000: ONCOPIPE_ENGINE=spark, ONCOPIPE_SPARK_CORES=2, ONCOPIPE_SPARK_DRIVER_MEMORY=8g, "
+                     "ONCOPIPE_SPARK_SHUFFLE_PARTITIONS=4"]
