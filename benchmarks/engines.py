@@ -65,7 +65,8 @@ def _one_build(engine: str, home: Path, landing: Path, cores: int) -> dict[str, 
     return out
 
 
-_LOCATIONS = ("ONCOPIPE_HOME", "ONCOPIPE_LANDING", "ONCOPIPE_ENV_FILE")  # where a run reads and writes, not its engine
+# Where a run reads and writes (GX's quality folder is set by the gate itself), not how its engine runs.
+_LOCATIONS = ("ONCOPIPE_HOME", "ONCOPIPE_LANDING", "ONCOPIPE_ENV_FILE", "ONCOPIPE_GX_QUALITY_DIR")
 
 
 def _measured(code: str, env: dict[str, str], what: str) -> dict[str, Any]:

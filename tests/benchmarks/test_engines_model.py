@@ -36,6 +36,10 @@ def test_a_fixed_cost_above_duckdbs_whole_time_never_pays():
 def test_the_settings_recorded_are_those_the_gate_ran_with(monkeypatch, tmp_path):
     """The raw-gate stage sets its own shuffle partitions (2 x cores): the results must say so, not repeat the
     caller's environment (a run with ONCOPIPE_SPARK_SHUFFLE_PARTITIONS=32 recorded 32 while its gates used 4)."""
+    import os
+
+    for var in [v for v in os.environ if v.startswith("ONCOPIPE_")]:  # what earlier tests of this process set
+        monkeypatch.delenv(var)
     monkeypatch.setenv("ONCOPIPE_SPARK_SHUFFLE_PARTITIONS", "32")
     monkeypatch.setenv("ONCOPIPE_SPARK_DRIVER_MEMORY", "8g")
     seen = {}
