@@ -40,7 +40,8 @@ demo: $(STAMP)
 # the live Airflow UI browser test share one native topology and go to one worker, in order (tests/conftest.py).
 # --no-loadscope-reorder keeps the order tests/conftest.py gives (longest groups first; xdist's default orders
 # them by how many tests they hold). The 30 slowest tests are listed at the end, so the log shows where the 20-minute budget goes.
-# PYTEST_WORKERS=0 runs it in one process.
+# PYTEST_WORKERS=0 runs it in one process. Three workers measured (2026-12-07): 1,036 s against 1,104 s for two, with
+# every long test slower (the embedded scenario's set-up 342 -> 609 s): not worth the waits nearer their timeouts.
 PYTEST_WORKERS ?= 2
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=30
