@@ -139,7 +139,13 @@ def end_process(code: int) -> NoReturn:
     if Path(sys.argv[0]).name != "oncopipe":
         raise typer.Exit(code)
     import atexit
+    import threading
 
+    # What a normal exit runs before atexit: threading's exit callbacks, which shut down concurrent.futures'
+    # executors. Without them multiprocessing's exit handler waits forever on a worker of a pool left open (Airflow's
+    # OpenLineage listener keeps one for its DAG-run events: `oncopipe run` on Spark hung after its summary).
+    for callback in reversed(getattr(threading, "_threading_atexits", [])):
+        callback()
     atexit._run_exitfuncs()  # noqa: SLF001 - the documented handlers, run as a normal exit would
     sys.stdout.flush()
     sys.stderr.flush()
