@@ -56,7 +56,7 @@ def open_view(page, name: str):
     return frame
 
 
-def open_log_at(page, url: str, text: str, timeout_s: float = 60.0, exact: bool = False):
+def open_log_at(page, url: str, text: str, timeout_s: float = 60.0):
     """Open a task's log page and bring ``text`` into view; return its locator.
 
     A log longer than the view opens at its end, and the viewer draws only the lines in view, so a line near the top
@@ -68,7 +68,7 @@ def open_log_at(page, url: str, text: str, timeout_s: float = 60.0, exact: bool 
 
     page.goto(url)
     page.locator("button[aria-label='Log Settings']").first.wait_for()
-    line = page.get_by_text(text, exact=exact).first
+    line = page.get_by_text(text).first
     to_top = page.locator("button[aria-label*='scroll to top']")
     deadline = time.monotonic() + timeout_s
     while True:

@@ -62,7 +62,7 @@ def open_context(settings: Settings, root: Path = EXPECTATIONS_DIR, *, in_place:
 
     from oncopipe.quality import gxspeed
 
-    gxspeed.install()  # the same judgements, a third faster (quality/gxspeed.py)
+    gxspeed.install()  # the same judgements, faster (quality/gxspeed.py)
     return gx.get_context(mode="file", context_root_dir=str(root))
 
 

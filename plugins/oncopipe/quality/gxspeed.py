@@ -1,4 +1,4 @@
-"""Two exact shortcuts in Great Expectations 1.24's pandas validation: the same judgements, in a third less time.
+"""Two exact shortcuts in Great Expectations 1.24's pandas validation: the same judgements, in 40% less time.
 
 The gates hand GX small frames of facts (one row a metric) and each expectation picks its row with a
 ``row_condition`` (``metric=="..."``): 476 expectations over 22 checkpoints in the raw gate. At 1,000 people the
@@ -17,7 +17,8 @@ checkpoints, at the load of the test suite). Two of its costs are repeated work 
 
 Both are pure functions of state the validation does not change while they run, so the results are the same
 object for object (tests/integration/test_gx_speed.py runs gates with and without the shortcuts and compares every
-outcome). They replace private GX methods: :data:`VERIFIED` holds the SHA-256 of each replaced method's source as
+outcome). Raw gate at 1,000 people, quiet machine: 14.6 s -> 8.7 s (three runs each). They replace private GX
+methods: :data:`VERIFIED` holds the SHA-256 of each replaced method's source as
 read from GX 1.24.1, and :func:`install` leaves GX untouched (and says so in the log) when the installed GX differs,
 so an upgrade is slower, never wrong; the test fails on it, which says to re-verify.
 """

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from oncopipe.contracts.settings import Settings
-from oncopipe.quality import history
+from oncopipe.quality import gxspeed, history
 from oncopipe.quality.gxcontext import DATA_DOCS_SITE, open_context
 from oncopipe.quality.outcomes import ExpectationOutcome, GateReport
 
@@ -114,8 +114,6 @@ class SuiteRunner:
             parameters: dict[str, Any] | None = None) -> list[ExpectationOutcome]:
         """Run the checkpoint ``suite_name`` on ``frame`` and add its outcomes to the report."""
         from great_expectations.core.run_identifier import RunIdentifier
-
-        from oncopipe.quality import gxspeed
 
         checkpoint = self.context.checkpoints.get(suite_name)
         try:
