@@ -14,7 +14,7 @@ from oncopipe.quality import GateFailed, QualityConfig, gxspeed, run_raw_gate
 from oncopipe.synth.extraction import generate
 
 DATE = "2025-03-31"
-FAST = QualityConfig(build_docs=False)
+FAST = QualityConfig(build_docs=False, quarantine=False)  # the landings are judged more than once
 # Faults the raw gate stops (critical) and dirt it only warns about, so both kinds of outcome are compared.
 FAULTS = "null_mandatory,invalid_cip13,unknown_codes,orphan_stays,care_after_death"
 
@@ -116,3 +116,18 @@ def test_the_marts_gate_judges_the_same_with_and_without_the_shortcuts(tmp_path)
     assert not fast_refused.passed
     assert ("endocrine_adherence_monthly", "pdc.unit_interval") in fast_refused.failed_names("critical")
     assert _judged(fast_refused) == _judged(slow_refused)
+
+
+def test_the_samples_of_a_refused_extraction_are_the_first_offenders_by_key(landings):
+    """Two gates on the same extraction name the same offending lines: each sample is the first by key (it was the
+    first the join happened to return, which differed between two gates on copies of one landing)."""
+    import json
+
+    report = _gate(landings[0])
+    samples = {o.expectation: o.sample for o in report.outcomes if not o.success}
+    after_death = json.loads(samples["no_care_after_death"][0]["detail"])
+    people = [row["BEN_NIR_PSA"] for row in after_death]
+    assert len(people) > 1 and people == sorted(people), people
+    stays = json.loads(samples["stay_has_linkage"][0]["detail"])
+    keys = [(row["ETA_NUM"], row["RSA_NUM"]) for row in stays]
+    assert len(keys) > 1 and keys == sorted(keys), keys

@@ -297,7 +297,8 @@ def _care_after_death_facts(con: GateConnection, landing: Path, extraction_date:
                                 ).fetchone()
     sample = _records(con, f"""select "BEN_NIR_PSA", death_date, last_care_date,
                                       datediff('day', death_date, last_care_date) as days_after_death
-                               from _after_death where care_after_death limit {SAMPLE_ROWS}""") if n_bad else ""
+                               from _after_death where care_after_death order by "BEN_NIR_PSA"
+                               limit {SAMPLE_ROWS}""") if n_bad else ""
     return [_row("care_after_death_share", f"{n_dead} dead in ir_ben_r", n_bad / n_dead if n_dead else 0.0, sample)]
 
 
@@ -315,7 +316,8 @@ def _orphan_stay_facts(con: GateConnection, landing: Path, extraction_date: str,
     except SQL_ERRORS:
         return []
     n_orphans = con.execute("select count(*) from _orphans").fetchone()[0]
-    sample = _records(con, f"select * from _orphans limit {SAMPLE_ROWS}") if n_orphans else ""
+    sample = (_records(con, f'select * from _orphans order by "ETA_NUM", "RSA_NUM" limit {SAMPLE_ROWS}')
+              if n_orphans else "")
     return [_row("orphan_stay_share", f"{n_stays} stays in t_mco_b", n_orphans / n_stays if n_stays else 0.0,
                  sample)]
 
@@ -496,7 +498,8 @@ def _regularisation_facts(con: GateConnection, landing: Path, extraction_date: s
     except SQL_ERRORS:
         return []
     bad = con.execute("select count(*) from _unmatched").fetchone()[0]
-    sample = _records(con, f"select * from _unmatched limit {SAMPLE_ROWS}") if bad else ""
+    ordered = ", ".join(f'"{k}"' for k in source("er_pha_f").key)
+    sample = _records(con, f"select * from _unmatched order by {ordered} limit {SAMPLE_ROWS}") if bad else ""
     return [_row("unmatched_regularisations", f"{bad} of {negative} negative lines", bad, sample)]
 
 
