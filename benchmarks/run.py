@@ -3,12 +3,18 @@
 Usage::
 
     nice -n 10 .venv/bin/python benchmarks/run.py [--scales 10000,100000,1000000] [--pandas-patients 100000]
-                                                 [--update-readme]
+                                                 [--delivered] [--update-readme]
 
 For each scale (number of generated people; ~100 dispensing lines each):
 
 1. ``generate``: the extraction is generated once and cached under ``var/bench/extraction-<N>-...`` (its
    generation measure is saved beside it and reported again, marked ``cached``, on later runs);
+   with ``--delivered``, the extraction then goes through the real SNDS shapes as an insurer delivers them:
+   ``deliver`` writes it as delivered CSV (``;``, DD/MM/YYYY and DDMMYYYY dates, NUM_ENQ, one T_MCOaaX file per
+   PMSI year; cached like the generation, it is the insurer's work, not the platform's) and ``import`` lands
+   it with ``oncopipe import``'s code (every file checked and converted by the contract, lines counted against
+   the generation's, ``seconds_per_100M_lines`` recorded); every later stage reads that imported landing, and
+   ``import_to_exports`` is the import plus ``end_to_end``;
 2. ``scan_floor``: DuckDB reads every landing file once (``count(*)`` and a sum over every column): the
    least any pipeline reading these files could cost; ``copy_floor``: DuckDB copies every landing file
    unchanged into a new database file: the least any pipeline keeping a warehouse of them could cost;
@@ -276,11 +282,67 @@ def adherence_comparison(landing: Path, date: str) -> list[StageMeasure]:
     return [vectorised_m, straightforward_m, parse_m, dbt_m, step_m, dbt_step_m]
 
 
+def cached_delivery(landing: Path, patients: int, seed: int, date: str) -> tuple[Path, StageMeasure]:
+    """The generated extraction written as the insurer delivers it (CSV), and the measure of that writing."""
+    from oncopipe.synth.delivered import write_delivered
+
+    delivery = dbt_build.BENCH / f"delivered-{patients}-seed{seed}-{date}"
+    record = delivery.with_name(delivery.name + ".json")
+    if record.exists() and delivery.is_dir():
+        print(f"reusing {delivery}", file=sys.stderr)
+        saved = json.loads(record.read_text())
+        saved.pop("rows_per_s", None)
+        measured = StageMeasure(**saved)
+        measured.extra = {**measured.extra, "cached": True}
+        return delivery, measured
+    if delivery.exists():
+        shutil.rmtree(delivery)
+    with measure("deliver") as m:
+        report = write_delivered(landing, date, delivery, fmt="csv")
+        m.rows = sum(report.rows.values())
+    m.extra = {"files": len(report.rows), "csv_bytes": sum(p.stat().st_size for p in delivery.iterdir()),
+               "lines_per_file": report.rows}
+    record.write_text(json.dumps(m.as_dict(), default=str))
+    return delivery, m
+
+
+def import_delivery(delivery: Path, landing: Path, date: str, generated_rows: dict[str, int] | None) -> StageMeasure:
+    """``oncopipe import``'s code on the delivered folder, into ``landing``; the run stops if a source's lines
+    differ from the generation's."""
+    from oncopipe.landing.importer import import_extract
+
+    gc.collect()
+    with measure("import") as m:
+        report = import_extract(delivery, landing, date, fmt="csv")
+        m.rows = sum(report.rows.values())
+    if generated_rows:
+        differ = {name: (generated_rows.get(name), report.rows.get(name))
+                  for name in set(generated_rows) | set(report.rows)
+                  if generated_rows.get(name) != report.rows.get(name)}
+        if differ:
+            raise SystemExit(f"the import landed other line counts than the generation (generated, imported): "
+                             f"{differ}")
+    m.extra = {"seconds_per_100M_lines": round(m.wall_s / m.rows * 1e8, 1) if m.rows else None,
+               "cpu_seconds_per_100M_lines": round(m.cpu_s / m.rows * 1e8, 1) if m.rows else None,
+               "rows_per_source": report.rows,
+               "landed_parquet_bytes": sum(p.stat().st_size for p in landing.rglob("*.parquet"))}
+    return m
+
+
 def bench_scale(patients: int, seed: int, date: str, pandas_patients: int | None,
-                results_dir: Path = RESULTS) -> dict[str, Any]:
+                results_dir: Path = RESULTS, delivered: bool = False) -> dict[str, Any]:
     landing, generation = cached_extraction(patients, seed, date)
-    measures = [generation, scan_floor(landing), copy_floor(landing, dbt_build.BENCH / f"copy-{patients}")]
-    use_home(dbt_build.BENCH / f"run-{patients}", landing)
+    measures = [generation]
+    home = dbt_build.BENCH / f"run-{patients}"
+    if delivered:
+        delivery, deliver = cached_delivery(landing, patients, seed, date)
+        use_home(home, home / "landing")
+        landing = home / "landing"
+        imported = import_delivery(delivery, landing, date, generation.extra.get("rows_per_source"))
+        measures += [deliver, imported]
+    else:
+        use_home(home, landing)
+    measures += [scan_floor(landing), copy_floor(landing, dbt_build.BENCH / f"copy-{patients}")]
     stages: list[StageMeasure] = []
     with measure("end_to_end") as e2e:
         refresh_and_studies(date, stages)
@@ -290,6 +352,11 @@ def bench_scale(patients: int, seed: int, date: str, pandas_patients: int | None
                              cpu_s=sum(s.cpu_s for s in stages if s.stage.startswith("dbt_")),
                              peak_rss_mb=max(s.peak_rss_mb for s in stages if s.stage.startswith("dbt_")))
     measures += [dbt_total, e2e]
+    if delivered:
+        imported = next(s for s in measures if s.stage == "import")
+        measures.append(StageMeasure("import_to_exports", wall_s=imported.wall_s + e2e.wall_s,
+                                     cpu_s=imported.cpu_s + e2e.cpu_s, rows=imported.rows,
+                                     peak_rss_mb=max(imported.peak_rss_mb, e2e.peak_rss_mb)))
     if pandas_patients == patients:
         use_home(dbt_build.BENCH / f"adherence-{patients}", landing)
         measures += adherence_comparison(landing, date)
@@ -299,7 +366,8 @@ def bench_scale(patients: int, seed: int, date: str, pandas_patients: int | None
                  "ratio_to_copy_floor": round(e2e.wall_s / copy.wall_s, 1) if copy.wall_s else None,
                  "copy_floor_over_scan_floor": round(copy.wall_s / floor.wall_s, 1) if floor.wall_s else None}
     path = write_results(results_dir / f"{dt.date.today().isoformat()}-{patients}.json", measures,
-                         patients=patients, seed=seed, extraction_date=date, load_average=os.getloadavg())
+                         patients=patients, seed=seed, extraction_date=date, load_average=os.getloadavg(),
+                         landing="delivered CSV through oncopipe import" if delivered else "generated Parquet")
     print(f"{patients:,} people: end to end {e2e.wall_s:.1f} s -> {path}", file=sys.stderr)
     return json.loads(path.read_text())
 
@@ -396,12 +464,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the JSON and Markdown results")
     parser.add_argument("--bench-dir", type=Path, default=dbt_build.BENCH,
                         help="cache of generated extractions and platform homes (default var/bench)")
+    parser.add_argument("--delivered", action="store_true",
+                        help="land each extraction through the insurer's delivered CSV and oncopipe import")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
     dbt_build.BENCH = args.bench_dir
     scales = [int(s) for s in args.scales.split(",") if s.strip()]
-    results = [bench_scale(n, args.seed, args.extraction_date, args.pandas_patients or None, args.results)
-               for n in scales]
+    results = [bench_scale(n, args.seed, args.extraction_date, args.pandas_patients or None, args.results,
+                           delivered=args.delivered) for n in scales]
     table = markdown(results)
     (args.results / "latest.md").write_text(f"# Benchmarks ({dt.date.today().isoformat()})\n\n" + table)
     print(table)
