@@ -21,3 +21,12 @@
         and row_number() over (partition by {{ line_key }}, extraction_date order by {{ order_by }}) = 1
     {%- endif %}
 {%- endmacro %}
+
+
+{% macro pmsi_stay_id() -%}
+    {#- The stay a PMSI MCO line belongs to: its PMSI year, hospital and RSA number (2023-750000001-0000000001).
+        ETA_NUM + RSA_NUM identify a stay within one year's tables only (T_MCO22B and T_MCO23B may both number a
+        stay 0000000001 of one hospital); the year of the table (PMSI_ANN) makes the key. A stay belongs to the
+        year it ended in, so a re-sent stay comes in the same year's table and keeps its stay_id. -#}
+    cast(PMSI_ANN as string) || '-' || cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string)
+{%- endmacro %}
