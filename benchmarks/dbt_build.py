@@ -150,12 +150,13 @@ def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     ht["days_supply"] = ht["boxes"] * ht["units"].astype(int)
     ht = ht.rename(columns={"BEN_NIR_PSA": "person_id", "EXE_SOI_DTD": "dispensing_date", "PHA_PRS_C13": "cip13"})
     # Stays with their patient.
-    stays_b = _read(landing, "t_mco_b", ["ETA_NUM", "RSA_NUM", "DGN_PAL", "DGN_REL", "extraction"])
-    stays_c = _read(landing, "t_mco_c", ["ETA_NUM", "RSA_NUM", "NIR_ANO_17", "EXE_SOI_DTD", "EXE_SOI_DTF",
+    stay = ["PMSI_ANN", "ETA_NUM", "RSA_NUM"]  # ETA_NUM + RSA_NUM number a stay within one PMSI year only
+    stays_b = _read(landing, "t_mco_b", [*stay, "DGN_PAL", "DGN_REL", "extraction"])
+    stays_c = _read(landing, "t_mco_c", [*stay, "NIR_ANO_17", "EXE_SOI_DTD", "EXE_SOI_DTF",
                                          "NIR_RET", "extraction"])
-    stays_b = stays_b.sort_values("extraction").drop_duplicates(["ETA_NUM", "RSA_NUM"], keep="last")
-    stays_c = stays_c.sort_values("extraction").drop_duplicates(["ETA_NUM", "RSA_NUM"], keep="last")
-    stays = stays_b.drop(columns="extraction").merge(stays_c[stays_c["NIR_RET"] == "0"], on=["ETA_NUM", "RSA_NUM"])
+    stays_b = stays_b.sort_values("extraction").drop_duplicates(stay, keep="last")
+    stays_c = stays_c.sort_values("extraction").drop_duplicates(stay, keep="last")
+    stays = stays_b.drop(columns="extraction").merge(stays_c[stays_c["NIR_RET"] == "0"], on=stay)
     stays = stays[stays["EXE_SOI_DTF"] >= stays["EXE_SOI_DTD"]].rename(columns={
         "NIR_ANO_17": "person_id", "EXE_SOI_DTD": "entry_date", "EXE_SOI_DTF": "exit_date"})
     # Breast cases: registry first, then the claims algorithm where no registry covers the department.

@@ -396,3 +396,20 @@ def test_source_freshness_at_the_processed_extraction_errors_warns_and_is_shown(
     table = table[:table.index("</table>")]
     assert (table.count("<tr class='failed'>"), table.count("<tr class='warned'>"),
             table.count("<tr class='passed'>")) == (4, 2, 5)
+
+
+def test_stays_keyed_before_the_pmsi_year_stop_an_incremental_run(tmp_path, monkeypatch):
+    """A warehouse whose stays were keyed ETA_NUM-RSA_NUM (before the PMSI year was part of stay_id) is not
+    appended to: a re-sent stay would be kept twice, under each key. The run names the table and the full refresh
+    that re-keys it; the full refresh then succeeds."""
+    settings = settings_for(tmp_path / "home", monkeypatch)
+    write_landing(settings.landing)
+    assert_built(run_dbt("run", select=["stg_pmsi_mco__stays"], quiet=True))
+    with duckdb.connect(str(settings.warehouse)) as con:
+        con.execute("update staging.stg_pmsi_mco__stays set stay_id = substr(stay_id, 6)")  # the old key
+    stale = run_dbt("run", select=["stg_pmsi_mco__stays"], quiet=True)
+    assert not stale.success
+    assert "holds stays keyed without their PMSI year" in stale.summary() and "full refresh" in stale.summary()
+    assert_built(run_dbt("run", select=["stg_pmsi_mco__stays"], full_refresh=True, quiet=True))
+    keys = query(settings, "select stay_id, pmsi_year from staging.stg_pmsi_mco__stays")
+    assert len(keys) and (keys["stay_id"].str[:4].astype(int) == keys["pmsi_year"]).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 
 import pytest
 from gates_landing import extraction_tables, write_extraction, write_table
@@ -131,3 +132,41 @@ def test_an_imported_hand_written_delivery_passes_the_raw_gate(settings, tmp_pat
     assert {"er_prs_f", "er_pha_f"} <= set(report.rows)
     gate = run_raw_gate(DELIVERED_DATE, settings, FAST, sources=sorted(report.rows))
     assert gate.passed, gate.summary()
+
+
+def test_two_pmsi_years_may_number_their_stays_alike(settings):
+    """ETA_NUM + RSA_NUM identify a stay within one PMSI year: each year's T_MCOaaB/C/D/A numbers its stays from
+    the start again, so T_MCO22B and T_MCO23B may both hold RSA 0000000001 of one hospital for two stays. The key
+    of a PMSI line holds its year (PMSI_ANN): such lines are not one key carried by different lines, and a stay of
+    one year without linkage is an orphan even when the other year has a linkage line under its number."""
+    tables = extraction_tables(DATE, n=60)  # 120 stays: one orphan is a warning (at most 1% is tolerated)
+    pmsi = ("t_mco_b", "t_mco_c", "t_mco_d", "t_mco_a")
+    for name in pmsi:
+        table = tables[name] = {col: list(values) for col, values in tables[name].items()}  # lists are shared
+        n = len(table["PMSI_ANN"])
+        for col, values in table.items():
+            if col == "PMSI_ANN":
+                values += [y + 1 for y in values[:n]]
+            elif col == "SOR_ANN":
+                values += [str(int(y) + 1) for y in values[:n]]
+            elif col in ("EXE_SOI_DTD", "EXE_SOI_DTF", "ENT_DAT", "SOR_DAT"):
+                values += [d.replace(year=d.year + 1) for d in values[:n]]
+            else:
+                values += values[:n]
+    linkage = tables["t_mco_c"]
+    orphan = len(linkage["PMSI_ANN"]) - 1  # the second year's last stay loses its linkage line
+    for values in linkage.values():
+        del values[orphan]
+    for source, columns in tables.items():
+        write_table(settings.landing, source, DATE, columns)
+
+    report = run_raw_gate(DATE, settings, FAST, sources=list(pmsi))
+
+    failed = report.failed_names("critical") | report.failed_names("warning")
+    assert not {f for f in failed if f[1] == "key_unique"}, report.summary()
+    assert report.passed, report.summary()
+    linked = next(o for o in report.outcomes if o.subject == "t_mco_c" and o.expectation == "stay_has_linkage.any")
+    assert not linked.success, linked
+    orphans = json.loads(linked.sample[0]["detail"])
+    stays = tables["t_mco_b"]
+    assert [(o["PMSI_ANN"], o["RSA_NUM"]) for o in orphans] == [(stays["PMSI_ANN"][-1], stays["RSA_NUM"][-1])]

@@ -40,7 +40,8 @@ def test_kaplan_meier_by_hand():
 
 
 def _observed_five_year_survival(out, date: str, codes: dict[str, list[str]]) -> dict[str, tuple[int, float]]:
-    stays = read_source(out, "t_mco_b", date).merge(read_source(out, "t_mco_c", date), on=["ETA_NUM", "RSA_NUM"])
+    stays = read_source(out, "t_mco_b", date).merge(read_source(out, "t_mco_c", date),
+                                                       on=["PMSI_ANN", "ETA_NUM", "RSA_NUM"])
     deaths = read_source(out, "ir_ben_r", date).set_index("BEN_NIR_PSA")["BEN_DCD_DTE"]
     result = {}
     for site, site_codes in codes.items():

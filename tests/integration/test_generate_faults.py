@@ -84,7 +84,8 @@ def detect(kind: str, out, clean_rows: dict[str, int]) -> bool:
         return _share(~_read(out, "ir_pha_r")["PHA_ATC_C07"].str.match(ATC)) > 0
     if kind == "orphan_stays":
         b, c = _read(out, "t_mco_b"), _read(out, "t_mco_c")
-        linked = b.merge(c[["ETA_NUM", "RSA_NUM"]], on=["ETA_NUM", "RSA_NUM"], how="left", indicator=True)
+        stay = ["PMSI_ANN", "ETA_NUM", "RSA_NUM"]
+        linked = b.merge(c[stay], on=stay, how="left", indicator=True)
         return _share(linked["_merge"] == "left_only") > 0.02
     drugs, disp = _read(out, "er_pha_f"), _read(out, "er_prs_f")
     if kind == "invalid_cip13":

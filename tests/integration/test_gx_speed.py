@@ -129,5 +129,5 @@ def test_the_samples_of_a_refused_extraction_are_the_first_offenders_by_key(land
     people = [row["BEN_NIR_PSA"] for row in after_death]
     assert len(people) > 1 and people == sorted(people), people
     stays = json.loads(samples["stay_has_linkage"][0]["detail"])
-    keys = [(row["ETA_NUM"], row["RSA_NUM"]) for row in stays]
+    keys = [(row["PMSI_ANN"], row["ETA_NUM"], row["RSA_NUM"]) for row in stays]
     assert len(keys) > 1 and keys == sorted(keys), keys

@@ -37,6 +37,7 @@ from oncopipe.methods.net_survival import excess_hazard_regression, pohar_perme
 pytestmark = pytest.mark.slow
 
 PATIENTS = 60_000
+STAY = ["PMSI_ANN", "ETA_NUM", "RSA_NUM"]  # a PMSI stay: its year, hospital and number within that year
 EXTRACTION = "2025-06-30"
 REPORTING_LAG_DAYS = 400
 SITE_PREFIXES = {"C15": "oesophagus", "C16": "stomach", "C22": "liver", "C25": "pancreas", "C33": "lung",
@@ -78,7 +79,7 @@ def assembled(landing, truth) -> pd.DataFrame:
     ben = _read(landing, "ir_ben_r").drop_duplicates("BEN_NIR_PSA")
     cci = _read(landing, "ki_cci_r").drop_duplicates("BEN_NIR_ANO")
     fdep = _read(landing, "ir_geo_fdep")
-    stays = _read(landing, "t_mco_b").merge(_read(landing, "t_mco_c"), on=["ETA_NUM", "RSA_NUM"])
+    stays = _read(landing, "t_mco_b").merge(_read(landing, "t_mco_c"), on=STAY)
     stays["date"] = pd.to_datetime(stays["EXE_SOI_DTD"])
     acts = _read(landing, "t_mco_a")
     registry = _read(landing, "registry_cases")
@@ -98,10 +99,10 @@ def assembled(landing, truth) -> pd.DataFrame:
 
     codes = truth["code_lists"]
     surgery = {c for k, v in codes["surgery_ccam"].items() if not k.startswith("breast") for c in v}
-    surg_stays = acts[acts["CDC_ACT"].isin(surgery)][["ETA_NUM", "RSA_NUM"]].drop_duplicates()
+    surg_stays = acts[acts["CDC_ACT"].isin(surgery)][STAY].drop_duplicates()
     treat = pd.concat([
         stays[stays["DGN_PAL"].isin([codes["chemotherapy"]["dgn_pal"], codes["radiotherapy"]["dgn_pal"]])],
-        stays.merge(surg_stays, on=["ETA_NUM", "RSA_NUM"]),
+        stays.merge(surg_stays, on=STAY),
     ])[["NIR_ANO_17", "date"]].rename(columns={"NIR_ANO_17": "person", "date": "treatment_date"})
     first_treat = (cases[["person", "site", "diagnosis_date"]].merge(treat, on="person")
                    .query("treatment_date >= diagnosis_date")

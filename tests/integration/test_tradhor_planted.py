@@ -55,8 +55,8 @@ def breast_cohort(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     from_registry = breast[["BEN_NIR_PSA", "DAT_DIAG"]].rename(columns={"DAT_DIAG": "date"})
     # Claims-identified cases (outside registry areas): first MCO stay with a C50 principal diagnosis.
     stays_b, stays_c = _read(landing, "t_mco_b"), _read(landing, "t_mco_c")
-    c50 = stays_b[stays_b["DGN_PAL"].str.startswith("C50", na=False)][["ETA_NUM", "RSA_NUM"]]
-    from_claims = c50.merge(stays_c, on=["ETA_NUM", "RSA_NUM"])[["NIR_ANO_17", "EXE_SOI_DTD"]]
+    c50 = stays_b[stays_b["DGN_PAL"].str.startswith("C50", na=False)][["PMSI_ANN", "ETA_NUM", "RSA_NUM"]]
+    from_claims = c50.merge(stays_c, on=["PMSI_ANN", "ETA_NUM", "RSA_NUM"])[["NIR_ANO_17", "EXE_SOI_DTD"]]
     from_claims.columns = ["BEN_NIR_PSA", "date"]
     cases = pd.concat([from_registry, from_claims], ignore_index=True)
     diagnosis = pd.to_datetime(cases.groupby("BEN_NIR_PSA")["date"].min()).rename("diagnosis_date")

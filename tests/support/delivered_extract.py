@@ -75,7 +75,9 @@ def deliver(folder: Path, files: dict[str, str] = DELIVERED) -> Path:
 # The files are written line by line by the explicit loops below (not by the generator), in the delivered shape:
 # insurer file names, DD/MM/YYYY dates (DDMMYYYY in the PMSI), NUM_ENQ, one PMSI file per table and year (2020 to
 # 2022; T_MCO21A and T_MCO22A, with no act, header-only), an empty field for null (T_MCOaaC's ENT_DAT / SOR_DAT on
-# one stay in four). Every one of its people lives in Calvados (department 014, the general registry GEN14):
+# one stay in four), each hospital numbering its stays from 1 again every year (so T_MCO20B and T_MCO21B both hold
+# RSA 0000000001 of a hospital, for two people's stays: only the year tells them apart). Every one of its people
+# lives in Calvados (department 014, the general registry GEN14):
 # - BREAST women B00..B39, registry breast cancer (C50.4) diagnosed in January 2019; tamoxifen (one box of 30
 #   tablets a dispensing) from 30 days after the diagnosis. Even-numbered women refill every 30 to 33 days until
 #   the data end; odd-numbered ones take 6 to 12 boxes, then stop: two adherence trajectories.
@@ -188,7 +190,7 @@ def platform_delivery(folder: Path) -> Path:
                                      f"01/01/2010;{_dmy(diagnosis)};0")
         files["registry_cases.csv"].append(f"GEN14;B{i:05d};{person};{diagnosis.isoformat()};C50.4;8500/3;C504;"
                                            f"{'I' if i % 3 else 'II'};7")
-    rsa = 0
+    rsa: dict[tuple[str, int], int] = {}  # each hospital numbers its stays from 1 again every PMSI year
     for i in range(LUNG):
         person, diagnosis, death = _person("L", i), _lung_diagnosis(i), lung_death(i)
         # The commune (hence the FDep quintile) by pairs of cases: independent of the delay group, set by i % 5.
@@ -203,16 +205,16 @@ def platform_delivery(folder: Path) -> Path:
         delay = lung_chemo_delay(i)
         treated = [] if delay is None else [("Z511", "C341", diagnosis + _dt.timedelta(days=delay), 0)]
         for dp, dr, start, nights in [("C341", "", entry, 2), *treated]:
-            rsa += 1
             end = start + _dt.timedelta(days=nights)
-            stay("B", end.year, f"{hospital};{rsa:010d};{dp};{dr};{'04M05T' if nights else '28Z07Z'};{nights};8;8;"
+            number = rsa[hospital, end.year] = rsa.get((hospital, end.year), 0) + 1
+            stay("B", end.year, f"{hospital};{number:010d};{dp};{dr};{'04M05T' if nights else '28Z07Z'};{nights};8;8;"
                                 f"{end.year}")
-            stay("C", end.year, f"{hospital};{rsa:010d};{person};{_pmsi(start)};{_pmsi(end)};0;"
+            stay("C", end.year, f"{hospital};{number:010d};{person};{_pmsi(start)};{_pmsi(end)};0;"
                                 f"{_pmsi(start) if i % 4 else ''};{_pmsi(end) if i % 4 else ''}")
             if dp == "C341" and i % 2:
-                stay("D", end.year, f"{hospital};{rsa:010d};1;C780")
+                stay("D", end.year, f"{hospital};{number:010d};1;C780")
             if dp == "C341" and end.year == 2020:  # a chest CT scan (not a treatment), in 2020's T_MCOaaA only
-                stay("A", end.year, f"{hospital};{rsa:010d};ZBQH001;1;1")
+                stay("A", end.year, f"{hospital};{number:010d};ZBQH001;1;1")
     years = sorted({int(name[5:7]) for name in pmsi})
     assert len(years) >= 2, years  # two PMSI years at least, as the insurer delivers them
     for year in years:  # no act after 2020: a header-only T_MCO21A.csv lands as an empty part

@@ -66,7 +66,9 @@ class Source:
     name: str           # landing folder name and dbt source table name
     snds_table: str     # the SNDS (or registry) table it mirrors
     delivery: Delivery
-    key: tuple[str, ...]  # unique key of a line within one extraction
+    key: tuple[str, ...]
+    """The unique key of a line within one extraction. A PMSI key starts with the year of its table (``PMSI_ANN``):
+    ETA_NUM + RSA_NUM number a stay within one PMSI year only."""
     description: str
     columns: tuple[Column, ...]
     max_volume_drop: float = 0.5
@@ -187,7 +189,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.3,
     ),
     Source(
-        "t_mco_b", "T_MCOaaB", "delta", ("ETA_NUM", "RSA_NUM"),
+        "t_mco_b", "T_MCOaaB", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM"),
         "PMSI MCO stay summary: one line per stay (RSA).",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital (9 characters)."),
@@ -204,7 +206,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
-        "t_mco_c", "T_MCOaaC", "delta", ("ETA_NUM", "RSA_NUM"),
+        "t_mco_c", "T_MCOaaC", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM"),
         "PMSI MCO linkage: the patient and the dates of each stay.",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
@@ -222,7 +224,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5, person="NIR_ANO_17", delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
-        "t_mco_d", "T_MCOaaD", "delta", ("ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
+        "t_mco_d", "T_MCOaaD", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
         "PMSI MCO associated diagnoses.",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
@@ -234,7 +236,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
-        "t_mco_a", "T_MCOaaA", "delta", ("ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
+        "t_mco_a", "T_MCOaaA", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
         "PMSI MCO CCAM medical acts performed during a stay (T_MCOaaA numbers no act: an act is its code, day and "
         "activity within the stay).",
         (

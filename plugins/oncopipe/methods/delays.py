@@ -154,6 +154,10 @@ def landmark_delay_survival(cases: pd.DataFrame, *, landmark_days: int = 90) -> 
 
     Returns:
         (HR table with group, n, events, hazard_ratio, CI, p; counts: n_landmark, excluded_before_landmark).
+
+    Raises:
+        ValueError: no case of the reference group (treated between day 31 and the landmark).
+        ConvergenceError: the Cox model cannot be fitted.
     """
     alive = cases[cases["follow_up_days"] >= landmark_days].copy()
     excluded = int(len(cases) - len(alive))
@@ -162,10 +166,14 @@ def landmark_delay_survival(cases: pd.DataFrame, *, landmark_days: int = 90) -> 
                      np.where(delay.notna() & (delay <= landmark_days), f"treated_31_{landmark_days}",
                               f"untreated_by_{landmark_days}"))
     alive["delay_group"] = group
+    reference = f"treated_31_{landmark_days}"
+    if not (group == reference).any():
+        raise ValueError(f"no case alive at the {landmark_days}-day landmark was treated between day "
+                         f"{WITHIN_DAYS + 1} and {landmark_days} (the reference group of the hazard ratios)")
     mix = _case_mix(alive)
     mix["delay_group"] = alive["delay_group"]
     refs = {c: mix[c].value_counts().index[0] for c in mix.columns if c != "delay_group"}
-    refs["delay_group"] = f"treated_31_{landmark_days}"
+    refs["delay_group"] = reference
     design, terms = design_matrix(mix, categorical=refs)
     design = design.loc[:, design.std() > 0]
     fit = fit_cox(design, alive["follow_up_days"] - landmark_days, alive["event"])

@@ -310,13 +310,13 @@ def _orphan_stay_facts(con: GateConnection, landing: Path, extraction_date: str,
     try:
         con.execute(f"""
             create or replace temp table _orphans as
-            select b."ETA_NUM", b."RSA_NUM", b."DGN_PAL"
-            from {relation_sql(stay_files)} as b anti join {rel} as c using ("ETA_NUM", "RSA_NUM")""")
+            select b."PMSI_ANN", b."ETA_NUM", b."RSA_NUM", b."DGN_PAL"
+            from {relation_sql(stay_files)} as b anti join {rel} as c using ("PMSI_ANN", "ETA_NUM", "RSA_NUM")""")
         n_stays = con.execute(f"select count(*) from {relation_sql(stay_files)}").fetchone()[0]
     except SQL_ERRORS:
         return []
     n_orphans = con.execute("select count(*) from _orphans").fetchone()[0]
-    sample = (_records(con, f'select * from _orphans order by "ETA_NUM", "RSA_NUM" limit {SAMPLE_ROWS}')
+    sample = (_records(con, f'select * from _orphans order by "PMSI_ANN", "ETA_NUM", "RSA_NUM" limit {SAMPLE_ROWS}')
               if n_orphans else "")
     return [_row("orphan_stay_share", f"{n_stays} stays in t_mco_b", n_orphans / n_stays if n_stays else 0.0,
                  sample)]

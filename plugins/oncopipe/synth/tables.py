@@ -203,12 +203,19 @@ def gp_consultations(chunk: Chunk, previous: int | None, date: int) -> dict[str,
 
 
 def _stay_numbers(chunk: Chunk) -> np.ndarray:
+    """RSA_NUM of each stay: the person's number and the stay's rank among that person's stays of its PMSI year.
+
+    Each PMSI year numbers its stays from the start again, as the hospitals' yearly files do: the first stay of a
+    person in 2022 and in 2023 carry the same number, so in one hospital T_MCO22B and T_MCO23B hold one RSA_NUM
+    for two stays and only the year (PMSI_ANN) tells them apart, which the key must keep (a real extract's trap).
+    """
     s = chunk.stays
-    order = np.lexsort((s.kind, s.entry, s.person))
+    year = year_of(s.exit)
+    order = np.lexsort((s.kind, s.entry, year, s.person))
     seq = np.empty(len(order), dtype=np.int64)
-    person_sorted = s.person[order]
+    person_sorted, year_sorted = s.person[order], year[order]
     new = np.ones(len(order), dtype=bool)
-    new[1:] = person_sorted[1:] != person_sorted[:-1]
+    new[1:] = (person_sorted[1:] != person_sorted[:-1]) | (year_sorted[1:] != year_sorted[:-1])
     start = np.maximum.accumulate(np.where(new, np.arange(len(order)), 0))
     seq[order] = np.arange(len(order)) - start + 1
     return np.char.zfill((chunk.people.index[s.person] * 1000 + seq).astype(str), 10)

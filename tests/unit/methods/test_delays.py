@@ -62,6 +62,21 @@ def test_landmark_excludes_early_deaths_and_recovers_no_effect(cohort):
     assert within["hr_lower"] < 1 < within["hr_upper"]
 
 
+def test_landmark_with_no_case_in_the_reference_group_names_it(cohort):
+    """Hazard ratios are against the cases treated between day 31 and the landmark; when there is none (every case
+    treated early, or not by the landmark), the analysis says so instead of failing on a missing row (it raised a
+    bare KeyError, which the study did not turn into "not enough data")."""
+    cases = cohort.cases.merge(cohort.delays[["case_id", "delay_days"]], on="case_id")
+    cases.loc[cases["delay_days"] > 30, "delay_days"] = np.nan
+    with pytest.raises(ValueError, match="no case alive at the 90-day landmark was treated between day 31 and 90"):
+        landmark_delay_survival(cases, landmark_days=90)
+    delays = cohort.delays.copy()
+    delays.loc[delays["delay_days"] > 30, "delay_days"] = np.nan
+    with pytest.raises(NotEnoughData, match="study cpd: .*landmark analysis not estimable: no case alive"):
+        kinds.run("care_pathway_delays", {"care_pathway_delays": delays, "poor_prognosis_cases": cohort.cases}, {},
+                  study_id="cpd")
+
+
 def test_care_pathway_analysis_tables_and_disclosure(cohort):
     result = kinds.run("care_pathway_delays", {"care_pathway_delays": cohort.delays,
                                                   "poor_prognosis_cases": cohort.cases}, {}, study_id="cpd")

@@ -15,9 +15,9 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) || '-' || upper(trim(cast(CDC_ACT as string)))
+        {{ pmsi_stay_id() }} || '-' || upper(trim(cast(CDC_ACT as string)))
             || '-' || cast(ENT_DAT_DEL as string) || '-' || cast(ACV_ACT as string) as act_id,
-        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        {{ pmsi_stay_id() }} as stay_id,
         cast(ETA_NUM as string) as hospital_id,
         upper(trim(cast(CDC_ACT as string))) as ccam_code,
         cast(ENT_DAT_DEL as integer) as days_after_entry,

@@ -14,9 +14,9 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) || '-' || cast(DGN_ASS_NUM as string)
+        {{ pmsi_stay_id() }} || '-' || cast(DGN_ASS_NUM as string)
             as associated_diagnosis_id,
-        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        {{ pmsi_stay_id() }} as stay_id,
         cast(ETA_NUM as string) as hospital_id,
         cast(DGN_ASS_NUM as integer) as diagnosis_rank,
         upper(trim(cast(ASS_DGN as string))) as diagnosis_code,

@@ -14,7 +14,7 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        {{ pmsi_stay_id() }} as stay_id,
         cast(ETA_NUM as string) as hospital_id,
         cast(NIR_ANO_17 as string) as person_id,
         coalesce(cast(ENT_DAT as date), cast(EXE_SOI_DTD as date)) as entry_date,

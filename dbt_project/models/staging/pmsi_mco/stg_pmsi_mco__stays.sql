@@ -1,7 +1,8 @@
 -- Steps
 -- 1. Read the PMSI extractions not loaded yet (all of them on a full refresh).
 -- 2. Rename, cast, flag diagnoses that are not ICD-10 shaped.
--- 3. One line per stay (hospital FINESS + RSA number = stay_id), from the latest extraction that sent it:
+-- 3. One line per stay (PMSI year + hospital FINESS + RSA number = stay_id), from the latest extraction that
+--    sent it:
 --    a re-sent stay replaces the loaded one (delete+insert on stay_id).
 with
 
@@ -14,7 +15,7 @@ source as (
 renamed as (
 
     select
-        cast(ETA_NUM as string) || '-' || cast(RSA_NUM as string) as stay_id,
+        {{ pmsi_stay_id() }} as stay_id,
         cast(ETA_NUM as string) as hospital_id,
         cast(RSA_NUM as string) as rsa_number,
         upper(trim(cast(DGN_PAL as string))) as principal_diagnosis_code,
