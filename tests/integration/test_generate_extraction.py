@@ -54,6 +54,10 @@ def test_codes_are_valid(extraction):
     assert bad.mean() < 0.02 and set(b.loc[bad, "DGN_PAL"]) <= {"ZZZ9"}  # planted dirt only
     assert b["DGN_REL"].dropna().str.match(ICD10).all()
     assert (b["ETA_NUM"].str.len() == 9).all() and (b["RSA_NUM"].str.len() == 10).all()
+    # Each PMSI year numbers its stays again, as a hospital's yearly files do: one hospital's RSA_NUM recurs in
+    # several years (for other stays), never twice in one year, so the synthetic path meets the real key's trap.
+    years = b.groupby(["ETA_NUM", "RSA_NUM"])["PMSI_ANN"].agg(["nunique", "size"])
+    assert (years["nunique"] > 1).sum() > 10 and (years["nunique"] == years["size"]).all()
     assert read_source(out, "t_mco_d", DATE)["ASS_DGN"].str.match(ICD10).all()
     assert read_source(out, "t_mco_a", DATE)["CDC_ACT"].str.match(CCAM).all()
     pha = read_source(out, "ir_pha_r", DATE)
