@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
             "--map", help="Rename a delivered column to its contract name, OLD=NEW (repeatable).")] = None,
         landing: Annotated[Path | None, typer.Option(
             "--landing", help="Landing folder (default: ONCOPIPE_LANDING, see `oncopipe paths`).")] = None,
+        encoding: Annotated[str, typer.Option(
+            "--encoding", help="Text encoding of the CSV files, e.g. cp1252 (Windows-1252 / Latin-1).")] = "utf-8",
     ) -> None:
         """Check each file against the landing contract, convert types and dates by it, land atomically."""
         from oncopipe.contracts.settings import get_settings
@@ -26,7 +28,8 @@ def register(app: typer.Typer) -> None:
 
         target = landing or get_settings().landing
         try:
-            report = import_extract(src, target, extraction_date, fmt=fmt, mapping=parse_mapping(mapping or []))
+            report = import_extract(src, target, extraction_date, fmt=fmt, mapping=parse_mapping(mapping or []),
+                                    encoding=encoding)
         except ExtractImportError as exc:
             typer.echo(f"import refused: {exc}", err=True)
             raise typer.Exit(1) from exc

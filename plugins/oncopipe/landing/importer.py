@@ -12,7 +12,9 @@ A delivery is a folder of files, one per table (and per year for the PMSI), name
    value stops the import with the file, line, column and value;
 4. a per-year table (``Source.year_column``: the PMSI) keeps the year of its file's name in its year column
    (``PMSI_ANN``), and a line whose ``SOR_ANN`` is another year stops the import;
-5. the file streams in batches (pyarrow's CSV streaming reader, Parquet row groups, pandas ``read_sas`` chunks),
+5. CSV is read as UTF-8 unless ``--encoding`` names another (``cp1252``: Windows-1252 / Latin-1, which SAS-based
+   environments often export); a byte the encoding cannot read stops the import with the file and line;
+6. the file streams in batches (pyarrow's CSV streaming reader, Parquet row groups, pandas ``read_sas`` chunks),
    written as typed Parquet; a header-only file lands as an empty table, a file named ``.sas7bdat`` that is no
    SAS table is refused by name.
 
@@ -24,6 +26,7 @@ writing anything. A failure removes the hidden folder and leaves the landing as 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import re
@@ -228,11 +231,11 @@ class _Delivered:
         self.batches = batches
 
 
-def _open_csv(path: Path) -> _Delivered:
+def _open_csv(path: Path, encoding: str = "utf-8") -> _Delivered:
     """Batches of text columns and the file line of their first row (line 1 is the header)."""
-    header = _all_text(path)
+    header = _all_text(path, encoding)
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding="utf8"),
+        path, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding=encoding),
         parse_options=pacsv.ParseOptions(delimiter=";"),
         convert_options=pacsv.ConvertOptions(column_types=header, null_values=[""], strings_can_be_null=True))
 
@@ -245,10 +248,11 @@ def _open_csv(path: Path) -> _Delivered:
     return _Delivered(reader.schema.names, batches())
 
 
-def _all_text(path: Path) -> dict[str, pa.DataType]:
+def _all_text(path: Path, encoding: str = "utf-8") -> dict[str, pa.DataType]:
     """Every column of the header as text: types come from the contract, never from pyarrow's inference (which
     reads the FINESS 010000024 or the date 09122023 as a number and drops the leading zero)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with path.open(encoding="utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding,
+                   newline="") as fh:
         header = next(csv.reader(fh, delimiter=";"), [])
     return {name: pa.string() for name in header}
 
@@ -288,7 +292,21 @@ def _open_sas(path: Path) -> _Delivered:
 _READERS = {".csv": _open_csv, ".parquet": _open_parquet, ".sas7bdat": _open_sas}
 
 
-def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str], out: Path) -> int:
+def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+    """(line, byte) of the first byte of ``path`` that ``encoding`` cannot read, or None. Line by line, streamed (the
+    error path, for a file of any size); the encodings of a delivery are ASCII-compatible, so no character of a line
+    holds its newline byte."""
+    with path.open("rb") as fh:
+        for line, raw in enumerate(fh, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError as exc:
+                return line, raw[exc.start]
+    return None
+
+
+def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str], out: Path,
+               encoding: str = "utf-8") -> int:
     """Convert one delivered file into the Parquet part ``out``; returns its lines.
 
     ``year`` is the year the file's name gives (T_MCO23B: 2023), if any: a per-year source's year column is filled
@@ -300,7 +318,8 @@ def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str
     named_year = year if src.year_column is not None else None
     rows = 0
     try:
-        delivered = _READERS[path.suffix.lower()](path)
+        suffix = path.suffix.lower()
+        delivered = _open_csv(path, encoding) if suffix == ".csv" else _READERS[suffix](path)
         renames = _renames(mapping, delivered.names, src, path, named_year)
         by_target = {new: old for old, new in renames.items()}
         checked = next((n for n in delivered.names if mapping.get(n, n) == YEAR_CHECKED), None)
@@ -316,6 +335,13 @@ def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str
                 writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
                 rows += batch.num_rows
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        bad = _first_undecodable(path, encoding) if path.suffix.lower() == ".csv" else None
+        if bad is not None:
+            line, byte = bad
+            hint = ("; if the delivery is Windows-1252 / Latin-1 (as SAS-based environments export), import it with "
+                    "--encoding cp1252") if codecs.lookup(encoding).name == "utf-8" else ""
+            raise ExtractImportError(f"{path.name}, line {line}: byte 0x{byte:02X} is not {encoding} text{hint}") \
+                from exc
         raise ExtractImportError(f"{path.name}: unreadable as {path.suffix.lstrip('.')}: {exc}") from exc
     return rows
 
@@ -330,7 +356,7 @@ def _check_year(values: pa.Array, year: int, path: Path, first_line: int) -> Non
 
 
 def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: str | None = None,
-                   mapping: dict[str, str] | None = None) -> ImportReport:
+                   mapping: dict[str, str] | None = None, encoding: str = "utf-8") -> ImportReport:
     """Land the delivered extract in ``src_dir`` as extraction ``extraction_date`` of ``landing``.
 
     Args:
@@ -339,6 +365,7 @@ def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: s
         extraction_date: the extraction date, ``YYYY-MM-DD``.
         fmt: take only the files of this format (``csv``, ``parquet``, ``sas``); default: every data file.
         mapping: delivered column -> contract column renames (``--map OLD=NEW``).
+        encoding: the text encoding of the CSV files (``--encoding``; a Python codec name, e.g. ``cp1252``).
 
     Returns:
         An :class:`ImportReport`.
@@ -350,6 +377,11 @@ def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: s
         dt.date.fromisoformat(extraction_date)
     except ValueError:
         raise ExtractImportError(f"extraction date {extraction_date!r} is not YYYY-MM-DD") from None
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ExtractImportError(f"unknown encoding {encoding!r} (a Python codec name: utf-8, cp1252, latin-1)") \
+            from None
     if fmt is not None and fmt not in FORMATS:
         raise ExtractImportError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     src_dir, landing = Path(src_dir), Path(landing)
@@ -382,7 +414,7 @@ def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: s
             folder.mkdir(parents=True, exist_ok=True)
             part = parts.get(src.name, 0)
             parts[src.name] = part + 1
-            rows = _land_file(path, src, year, mapping or {}, folder / f"part-{part:05d}.parquet")
+            rows = _land_file(path, src, year, mapping or {}, folder / f"part-{part:05d}.parquet", encoding)
             report.files.setdefault(src.name, []).append(path.name)
             report.rows[src.name] = report.rows.get(src.name, 0) + rows
         for name in targets:

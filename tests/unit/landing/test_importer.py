@@ -202,3 +202,30 @@ def test_a_file_named_sas7bdat_that_is_not_sas_is_refused_by_name(tmp_path):
 def test_the_delivered_name_is_what_table_of_reads(src):
     year = 2023 if src.year_column else None
     assert table_of(Path(delivered_name(src, year) + ".csv")) == (src, year)
+
+
+LATIN1 = ("PHA_CIP_C13;PHA_ATC_C07;PHA_ATC_L07;PHA_UNT_NBR_DSES;PHA_NOM_PA\n"
+          "3400935955838;L02BA01;TAMOXIFENE;30;TAMOXIFENE 20 mg\n"
+          "3400930000014;L02BG04;LETROZOLE;30;LÉTROZOLE 2,5 mg, boîte de 30\n")
+
+
+def test_a_delivery_in_another_encoding_is_named_by_line_and_lands_with_encoding(tmp_path):
+    """Files a SAS-based environment exports are often Windows-1252 (Latin-1), not UTF-8: read as UTF-8 the first
+    byte that is not UTF-8 stops the import with its file and line, and the option to give; with ``--encoding
+    cp1252`` the file lands with its accents."""
+    from oncopipe.cli import app
+
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    (delivery / "IR_PHA_R.csv").write_bytes(LATIN1.encode("cp1252"))
+    with pytest.raises(ExtractImportError, match=r"IR_PHA_R\.csv, line 3: byte 0xC9 is not utf-8 text.*"
+                                                 r"--encoding cp1252"):
+        import_extract(delivery, tmp_path / "landing", DATE)
+    assert not (tmp_path / "landing" / "ir_pha_r").exists()
+    result = CliRunner().invoke(app, ["import", str(delivery), "--extraction-date", DATE, "--encoding", "cp1252",
+                                      "--landing", str(tmp_path / "landing")])
+    assert result.exit_code == 0, result.output
+    assert [r["PHA_NOM_PA"] for r in _landed(tmp_path / "landing", "ir_pha_r")] == [
+        "TAMOXIFENE 20 mg", "LÉTROZOLE 2,5 mg, boîte de 30"]
+    with pytest.raises(ExtractImportError, match="unknown encoding 'klingon'"):
+        import_extract(delivery, tmp_path / "landing2", DATE, encoding="klingon")
