@@ -231,8 +231,8 @@ class _Delivered:
         self.batches = batches
 
 
-def _open_csv(path: Path, encoding: str = "utf-8") -> _Delivered:
-    """Batches of text columns and the file line of their first row (line 1 is the header)."""
+def _open_csv(path: Path, encoding: str) -> _Delivered:
+    """Batches of text columns and the file line of their first row (line 1 is the header), read as ``encoding``."""
     header = _all_text(path, encoding)
     reader = pacsv.open_csv(
         path, read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding=encoding),
@@ -248,16 +248,16 @@ def _open_csv(path: Path, encoding: str = "utf-8") -> _Delivered:
     return _Delivered(reader.schema.names, batches())
 
 
-def _all_text(path: Path, encoding: str = "utf-8") -> dict[str, pa.DataType]:
+def _all_text(path: Path, encoding: str) -> dict[str, pa.DataType]:
     """Every column of the header as text: types come from the contract, never from pyarrow's inference (which
     reads the FINESS 010000024 or the date 09122023 as a number and drops the leading zero)."""
-    with path.open(encoding="utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding,
-                   newline="") as fh:
+    with path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as fh:
         header = next(csv.reader(fh, delimiter=";"), [])
     return {name: pa.string() for name in header}
 
 
-def _open_parquet(path: Path) -> _Delivered:
+def _open_parquet(path: Path, encoding: str) -> _Delivered:
+    """Row groups as batches (``encoding`` is for text files: Parquet strings are UTF-8)."""
     file = pq.ParquetFile(path)
 
     def batches() -> Iterator[tuple[pa.RecordBatch, int]]:
@@ -269,7 +269,8 @@ def _open_parquet(path: Path) -> _Delivered:
     return _Delivered(file.schema_arrow.names, batches())
 
 
-def _open_sas(path: Path) -> _Delivered:
+def _open_sas(path: Path, encoding: str) -> _Delivered:
+    """Chunks of ``SAS_CHUNK_ROWS`` lines (``encoding`` is for text files: a SAS table names its own encoding)."""
     import pandas as pd
 
     try:
@@ -290,6 +291,7 @@ def _open_sas(path: Path) -> _Delivered:
 
 
 _READERS = {".csv": _open_csv, ".parquet": _open_parquet, ".sas7bdat": _open_sas}
+"""Suffix -> reader(path, encoding) of a delivered file."""
 
 
 def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
@@ -306,7 +308,7 @@ def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
 
 
 def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str], out: Path,
-               encoding: str = "utf-8") -> int:
+               encoding: str) -> int:
     """Convert one delivered file into the Parquet part ``out``; returns its lines.
 
     ``year`` is the year the file's name gives (T_MCO23B: 2023), if any: a per-year source's year column is filled
@@ -318,8 +320,7 @@ def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str
     named_year = year if src.year_column is not None else None
     rows = 0
     try:
-        suffix = path.suffix.lower()
-        delivered = _open_csv(path, encoding) if suffix == ".csv" else _READERS[suffix](path)
+        delivered = _READERS[path.suffix.lower()](path, encoding)
         renames = _renames(mapping, delivered.names, src, path, named_year)
         by_target = {new: old for old, new in renames.items()}
         checked = next((n for n in delivered.names if mapping.get(n, n) == YEAR_CHECKED), None)
@@ -339,7 +340,7 @@ def _land_file(path: Path, src: Source, year: int | None, mapping: dict[str, str
         if bad is not None:
             line, byte = bad
             hint = ("; if the delivery is Windows-1252 / Latin-1 (as SAS-based environments export), import it with "
-                    "--encoding cp1252") if codecs.lookup(encoding).name == "utf-8" else ""
+                    "--encoding cp1252") if encoding == "utf-8" else ""
             raise ExtractImportError(f"{path.name}, line {line}: byte 0x{byte:02X} is not {encoding} text{hint}") \
                 from exc
         raise ExtractImportError(f"{path.name}: unreadable as {path.suffix.lstrip('.')}: {exc}") from exc
@@ -378,7 +379,7 @@ def import_extract(src_dir: Path, landing: Path, extraction_date: str, *, fmt: s
     except ValueError:
         raise ExtractImportError(f"extraction date {extraction_date!r} is not YYYY-MM-DD") from None
     try:
-        codecs.lookup(encoding)
+        encoding = codecs.lookup(encoding).name  # one spelling (utf8, UTF-8 -> utf-8) for the readers' checks
     except LookupError:
         raise ExtractImportError(f"unknown encoding {encoding!r} (a Python codec name: utf-8, cp1252, latin-1)") \
             from None
