@@ -36,9 +36,11 @@
 {% macro pmsi_refuse_stays_keyed_without_year() -%}
     {#- An incremental run on a table whose stays were keyed before the PMSI year was part of stay_id
         (ETA_NUM-RSA_NUM) would add every re-sent stay a second time under its new key: it stops and asks for the
-        one full refresh that re-keys them all. -#}
+        one full refresh that re-keys them all. A table is keyed one way throughout (this stops the first append
+        of new keys to old ones), so one line tells, not a scan of every stay at each run. -#}
     {%- if is_incremental() and execute -%}
-        {%- set old = run_query('select stay_id from ' ~ this ~ " where substr(stay_id, 5, 1) <> '-' limit 1") -%}
+        {%- set old = run_query('select stay_id from (select stay_id from ' ~ this ~ ' where stay_id is not null '
+                                ~ "limit 1) as one where substr(stay_id, 5, 1) <> '-'") -%}
         {%- if old.rows | length > 0 -%}
             {{ exceptions.raise_compiler_error(this ~ " holds stays keyed without their PMSI year (stay_id '"
                ~ old.columns[0][0] ~ "', before PMSI_ANN-ETA_NUM-RSA_NUM): build it once with a full refresh "
