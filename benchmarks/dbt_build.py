@@ -35,7 +35,7 @@ import duckdb
 import pandas as pd
 from measure import StageMeasure, measure, write_results
 from oncopipe.contracts.settings import DBT_PROJECT_DIR, PROJECT_ROOT, get_settings
-from oncopipe.contracts.sources import DCIR_KEY, SOURCES_BY_NAME
+from oncopipe.contracts.sources import DCIR_KEY, PMSI_STAY, SOURCES_BY_NAME
 from oncopipe.methods import adherence
 from oncopipe.warehouse.dbt_runner import run_dbt
 
@@ -150,7 +150,7 @@ def _adherence_inputs(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     ht["days_supply"] = ht["boxes"] * ht["units"].astype(int)
     ht = ht.rename(columns={"BEN_NIR_PSA": "person_id", "EXE_SOI_DTD": "dispensing_date", "PHA_PRS_C13": "cip13"})
     # Stays with their patient.
-    stay = ["PMSI_ANN", "ETA_NUM", "RSA_NUM"]  # ETA_NUM + RSA_NUM number a stay within one PMSI year only
+    stay = list(PMSI_STAY)
     stays_b = _read(landing, "t_mco_b", [*stay, "DGN_PAL", "DGN_REL", "extraction"])
     stays_c = _read(landing, "t_mco_c", [*stay, "NIR_ANO_17", "EXE_SOI_DTD", "EXE_SOI_DTF",
                                          "NIR_RET", "extraction"])

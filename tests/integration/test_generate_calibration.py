@@ -14,7 +14,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from oncopipe.contracts.sources import DCIR_KEY
+from oncopipe.contracts.sources import DCIR_KEY, PMSI_STAY
 from oncopipe.methods.adherence import join_dcir
 from oncopipe.synth import parameters as P
 from oncopipe.synth.extraction import generate
@@ -41,7 +41,7 @@ def test_kaplan_meier_by_hand():
 
 def _observed_five_year_survival(out, date: str, codes: dict[str, list[str]]) -> dict[str, tuple[int, float]]:
     stays = read_source(out, "t_mco_b", date).merge(read_source(out, "t_mco_c", date),
-                                                       on=["PMSI_ANN", "ETA_NUM", "RSA_NUM"])
+                                                       on=list(PMSI_STAY))
     deaths = read_source(out, "ir_ben_r", date).set_index("BEN_NIR_PSA")["BEN_DCD_DTE"]
     result = {}
     for site, site_codes in codes.items():

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from oncopipe.cli import app
-from oncopipe.contracts.sources import DCIR_KEY, SOURCES
+from oncopipe.contracts.sources import DCIR_KEY, PMSI_STAY, SOURCES
 from oncopipe.methods.adherence import join_dcir
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
@@ -104,7 +104,7 @@ def test_content_is_linked_and_plausible(extraction):
     pha = read_source(out, "ir_pha_r", DATE)
     ht_cips = set(pha.loc[pha["PHA_ATC_C07"].str.startswith("L02B"), "PHA_CIP_C13"])
     ht = disp[disp["PHA_PRS_C13"].isin(ht_cips)]
-    b = read_source(out, "t_mco_b", DATE).merge(stays, on=["PMSI_ANN", "ETA_NUM", "RSA_NUM"])
+    b = read_source(out, "t_mco_b", DATE).merge(stays, on=list(PMSI_STAY))
     breast = b[b["DGN_PAL"].str.startswith("C50")].groupby("NIR_ANO_17")["EXE_SOI_DTD"].min()
     assert len(ht) > 0 and set(ht["BEN_NIR_PSA"]) <= set(breast.index)
     first_ht = ht.groupby("BEN_NIR_PSA")["EXE_SOI_DTD"].min()

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from oncopipe.contracts.sources import DCIR_KEY, SOURCES, SOURCES_BY_NAME
+from oncopipe.contracts.sources import DCIR_KEY, PMSI_STAY, SOURCES, SOURCES_BY_NAME
 from oncopipe.synth.drugs import is_valid_cip13
 from oncopipe.synth.extraction import generate
 from oncopipe.synth.faults import FAULT_KINDS, parse_faults
@@ -84,8 +84,7 @@ def detect(kind: str, out, clean_rows: dict[str, int]) -> bool:
         return _share(~_read(out, "ir_pha_r")["PHA_ATC_C07"].str.match(ATC)) > 0
     if kind == "orphan_stays":
         b, c = _read(out, "t_mco_b"), _read(out, "t_mco_c")
-        stay = ["PMSI_ANN", "ETA_NUM", "RSA_NUM"]
-        linked = b.merge(c[stay], on=stay, how="left", indicator=True)
+        linked = b.merge(c[list(PMSI_STAY)], on=list(PMSI_STAY), how="left", indicator=True)
         return _share(linked["_merge"] == "left_only") > 0.02
     drugs, disp = _read(out, "er_pha_f"), _read(out, "er_prs_f")
     if kind == "invalid_cip13":

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from oncopipe.contracts.sources import PMSI_STAY
 from oncopipe.landing.lifetables import build_life_table
 from oncopipe.methods.cox import design_matrix
 from oncopipe.methods.delays import hospital_comparison
@@ -37,7 +38,7 @@ from oncopipe.methods.net_survival import excess_hazard_regression, pohar_perme
 pytestmark = pytest.mark.slow
 
 PATIENTS = 60_000
-STAY = ["PMSI_ANN", "ETA_NUM", "RSA_NUM"]  # a PMSI stay: its year, hospital and number within that year
+STAY = list(PMSI_STAY)
 EXTRACTION = "2025-06-30"
 REPORTING_LAG_DAYS = 400
 SITE_PREFIXES = {"C15": "oesophagus", "C16": "stomach", "C22": "liver", "C25": "pancreas", "C33": "lung",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from oncopipe.contracts.sources import DCIR_KEY
+from oncopipe.contracts.sources import DCIR_KEY, PMSI_STAY
 from oncopipe.methods import adherence as adh
 from oncopipe.methods.trajectories import group_summary, panel_from_long, select_gbtm
 from oncopipe.studies.kinds.tradhor import DEFAULTS
@@ -55,8 +55,8 @@ def breast_cohort(landing: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     from_registry = breast[["BEN_NIR_PSA", "DAT_DIAG"]].rename(columns={"DAT_DIAG": "date"})
     # Claims-identified cases (outside registry areas): first MCO stay with a C50 principal diagnosis.
     stays_b, stays_c = _read(landing, "t_mco_b"), _read(landing, "t_mco_c")
-    c50 = stays_b[stays_b["DGN_PAL"].str.startswith("C50", na=False)][["PMSI_ANN", "ETA_NUM", "RSA_NUM"]]
-    from_claims = c50.merge(stays_c, on=["PMSI_ANN", "ETA_NUM", "RSA_NUM"])[["NIR_ANO_17", "EXE_SOI_DTD"]]
+    c50 = stays_b[stays_b["DGN_PAL"].str.startswith("C50", na=False)][list(PMSI_STAY)]
+    from_claims = c50.merge(stays_c, on=list(PMSI_STAY))[["NIR_ANO_17", "EXE_SOI_DTD"]]
     from_claims.columns = ["BEN_NIR_PSA", "date"]
     cases = pd.concat([from_registry, from_claims], ignore_index=True)
     diagnosis = pd.to_datetime(cases.groupby("BEN_NIR_PSA")["date"].min()).rename("diagnosis_date")

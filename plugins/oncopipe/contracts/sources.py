@@ -67,8 +67,7 @@ class Source:
     snds_table: str     # the SNDS (or registry) table it mirrors
     delivery: Delivery
     key: tuple[str, ...]
-    """The unique key of a line within one extraction. A PMSI key starts with the year of its table (``PMSI_ANN``):
-    ETA_NUM + RSA_NUM number a stay within one PMSI year only."""
+    """The unique key of a line within one extraction (a PMSI key starts with its stay, ``PMSI_STAY``)."""
     description: str
     columns: tuple[Column, ...]
     max_volume_drop: float = 0.5
@@ -115,6 +114,11 @@ FLX_TRT_DTD) and the same seven others (``DCIR_LINE``)."""
 
 DCIR_LINE: tuple[str, ...] = tuple(k for k in DCIR_KEY if k not in ("FLX_DIS_DTD", "FLX_TRT_DTD"))
 """A DCIR line across fluxes: the nine keys but the flux dates (a re-sent version supersedes the earlier one)."""
+
+PMSI_STAY: tuple[str, ...] = ("PMSI_ANN", "ETA_NUM", "RSA_NUM")
+"""A PMSI MCO stay across the four T_MCOaaB/C/D/A tables: its PMSI year, hospital (FINESS) and RSA number. ETA_NUM +
+RSA_NUM number a stay within one PMSI year only (each year's tables number their stays again), so the year is part
+of the key."""
 
 _DCIR_KEY_COLUMNS: tuple[Column, ...] = (
     _c("FLX_DIS_DTD", "date", "Date the flux was made available (first day of a month)."),
@@ -189,7 +193,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.3,
     ),
     Source(
-        "t_mco_b", "T_MCOaaB", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM"),
+        "t_mco_b", "T_MCOaaB", "delta", PMSI_STAY,
         "PMSI MCO stay summary: one line per stay (RSA).",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital (9 characters)."),
@@ -206,7 +210,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
-        "t_mco_c", "T_MCOaaC", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM"),
+        "t_mco_c", "T_MCOaaC", "delta", PMSI_STAY,
         "PMSI MCO linkage: the patient and the dates of each stay.",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
@@ -224,7 +228,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5, person="NIR_ANO_17", delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
-        "t_mco_d", "T_MCOaaD", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM", "DGN_ASS_NUM"),
+        "t_mco_d", "T_MCOaaD", "delta", (*PMSI_STAY, "DGN_ASS_NUM"),
         "PMSI MCO associated diagnoses.",
         (
             _c("ETA_NUM", "string", "FINESS number of the hospital."),
@@ -236,7 +240,7 @@ SOURCES: tuple[Source, ...] = (
         max_volume_drop=0.5, delivered_dates="%d%m%Y", year_column="PMSI_ANN",
     ),
     Source(
-        "t_mco_a", "T_MCOaaA", "delta", ("PMSI_ANN", "ETA_NUM", "RSA_NUM", "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
+        "t_mco_a", "T_MCOaaA", "delta", (*PMSI_STAY, "CDC_ACT", "ENT_DAT_DEL", "ACV_ACT"),
         "PMSI MCO CCAM medical acts performed during a stay (T_MCOaaA numbers no act: an act is its code, day and "
         "activity within the stay).",
         (

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from oncopipe.contracts.sources import DCIR_KEY, Source, source
+from oncopipe.contracts.sources import DCIR_KEY, PMSI_STAY, Source, source
 from oncopipe.landing.layout import extraction_dates, extraction_dir, part_files, previous_extraction, relation_sql
 from oncopipe.quality import deliveries, formats, line_rules, suites
 from oncopipe.quality.frames import METRIC_COLUMNS
@@ -307,16 +307,17 @@ def _orphan_stay_facts(con: GateConnection, landing: Path, extraction_date: str,
     stay_files = part_files(extraction_dir(landing, "t_mco_b", extraction_date))
     if not stay_files:
         return []
+    stay = ", ".join(f'"{k}"' for k in PMSI_STAY)
     try:
         con.execute(f"""
             create or replace temp table _orphans as
-            select b."PMSI_ANN", b."ETA_NUM", b."RSA_NUM", b."DGN_PAL"
-            from {relation_sql(stay_files)} as b anti join {rel} as c using ("PMSI_ANN", "ETA_NUM", "RSA_NUM")""")
+            select {", ".join(f'b."{k}"' for k in PMSI_STAY)}, b."DGN_PAL"
+            from {relation_sql(stay_files)} as b anti join {rel} as c using ({stay})""")
         n_stays = con.execute(f"select count(*) from {relation_sql(stay_files)}").fetchone()[0]
     except SQL_ERRORS:
         return []
     n_orphans = con.execute("select count(*) from _orphans").fetchone()[0]
-    sample = (_records(con, f'select * from _orphans order by "PMSI_ANN", "ETA_NUM", "RSA_NUM" limit {SAMPLE_ROWS}')
+    sample = (_records(con, f'select * from _orphans order by {stay} limit {SAMPLE_ROWS}')
               if n_orphans else "")
     return [_row("orphan_stay_share", f"{n_stays} stays in t_mco_b", n_orphans / n_stays if n_stays else 0.0,
                  sample)]
